@@ -1,0 +1,40 @@
+# Everyday entry points. Each target installs what it needs, so these work on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv run cluster cluster-down test lint bench-intake clean
+
+$(BIN)/mergeway: pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/mergeway
+
+## Start the local Kubernetes cluster (built once, cached under ~/.cache/mergeway); prints KUBECONFIG=...
+cluster: venv
+	@$(BIN)/python tools/cluster/localcluster.py up
+
+## Stop every process the local cluster started and remove its state.
+cluster-down: venv
+	@$(BIN)/python tools/cluster/localcluster.py down
+
+## Run Redis, the web service and a worker on built-in defaults, against the local cluster.
+run: venv
+	@bash tools/run.sh
+
+## The test suite, against real Redis and the real local cluster.
+test: venv
+	@bash tools/redis/ensure.sh
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,202 @@
+"""Typed settings read from the environment, validated once at start-up.
+
+Both edges (the Flask web service and the Celery worker) load :class:`Settings` when they start and
+refuse to run with a clear message when something required is missing or malformed: a webhook
+receiver without its secret would either accept forged deliveries or reject every real one, and
+neither should be discovered at the first delivery. Every variable is documented in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Role = Literal["web", "worker", "cli"]
+FORGES = ("github", "gitlab")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid. The message names the variable, never its value."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false")
+
+
+def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """A secret given inline or, with the ``_FILE`` suffix, as a path (for Kubernetes Secret mounts)."""
+    path = env.get(f"{name}_FILE", "").strip()
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE cannot be read: {exc.strerror}") from None
+    return env.get(name, "").strip()
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """Everything Mergeway reads from its environment.
+
+    ``repr`` is disabled so that a settings object printed in a traceback or log never shows a
+    secret; use :meth:`describe` for a safe summary.
+    """
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    forges: tuple[str, ...] = FORGES
+    github_webhook_secret: str = ""
+    gitlab_webhook_secret: str = ""
+    dedupe_ttl_seconds: int = 72 * 3600
+    max_body_bytes: int = 25 * 1024 * 1024
+    bot_logins: tuple[str, ...] = ()
+
+    github_api_url: str = "https://api.github.com"
+    github_token: str = ""
+    github_app_id: str = ""
+    github_app_private_key: str = ""
+    gitlab_url: str = "https://gitlab.com"
+    gitlab_token: str = ""
+
+    kubeconfig: str = ""
+    clusters: Mapping[str, str] = field(default_factory=dict)
+    policy_file: str = ""
+    allow_fork_previews: bool = False
+    cache_dir: Path = Path.home() / ".cache" / "mergeway"
+    public_url: str = ""
+    health_timeout_seconds: float = 300.0
+    dry_run_concurrency: int = 16
+    forge_retries: int = 5
+    log_level: str = "INFO"
+
+    def __repr__(self) -> str:
+        return f"Settings({self.describe()})"
+
+    def describe(self) -> str:
+        """A one-line summary that is safe to log: it names which secrets are set, not their values."""
+        return (
+            f"redis={_redact_url(self.redis_url)} forges={','.join(self.forges)} "
+            f"github_secret={'set' if self.github_webhook_secret else 'unset'} "
+            f"gitlab_secret={'set' if self.gitlab_webhook_secret else 'unset'} "
+            f"github_auth={'app' if self.github_app_id else ('token' if self.github_token else 'none')} "
+            f"gitlab_auth={'token' if self.gitlab_token else 'none'} clusters={sorted(self.clusters)}"
+        )
+
+    def webhook_secret(self, forge: str) -> str:
+        return self.github_webhook_secret if forge == "github" else self.gitlab_webhook_secret
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, role: Role = "cli") -> Settings:
+        """Read and validate settings; raises :class:`ConfigError` naming the first problem found."""
+        env = os.environ if env is None else env
+        forges = _list(env, "MERGEWAY_FORGES", FORGES)
+        unknown = [f for f in forges if f not in FORGES]
+        if unknown:
+            raise ConfigError(f"MERGEWAY_FORGES names unknown forges: {', '.join(unknown)}")
+        if not forges:
+            raise ConfigError("MERGEWAY_FORGES must name at least one of: github, gitlab")
+        clusters: dict[str, str] = {}
+        for item in _list(env, "MERGEWAY_CLUSTERS", ()):
+            name, sep, context = item.partition("=")
+            if not sep or not name.strip() or not context.strip():
+                raise ConfigError("MERGEWAY_CLUSTERS entries must look like name=kubeconfig-context")
+            clusters[name.strip()] = context.strip()
+        settings = cls(
+            redis_url=env.get("REDIS_URL", "").strip() or cls.redis_url,
+            forges=forges,
+            github_webhook_secret=_secret(env, "GITHUB_WEBHOOK_SECRET"),
+            gitlab_webhook_secret=_secret(env, "GITLAB_WEBHOOK_SECRET"),
+            dedupe_ttl_seconds=_int(env, "MERGEWAY_DEDUPE_TTL_SECONDS", cls.dedupe_ttl_seconds, minimum=60),
+            max_body_bytes=_int(env, "MERGEWAY_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            bot_logins=_list(env, "MERGEWAY_BOT_LOGINS", ()),
+            github_api_url=(env.get("GITHUB_API_URL", "").strip() or cls.github_api_url).rstrip("/"),
+            github_token=_secret(env, "GITHUB_TOKEN"),
+            github_app_id=env.get("GITHUB_APP_ID", "").strip(),
+            github_app_private_key=_secret(env, "GITHUB_APP_PRIVATE_KEY"),
+            gitlab_url=(env.get("GITLAB_URL", "").strip() or cls.gitlab_url).rstrip("/"),
+            gitlab_token=_secret(env, "GITLAB_TOKEN"),
+            kubeconfig=env.get("KUBECONFIG", "").strip(),
+            clusters=clusters,
+            policy_file=env.get("MERGEWAY_POLICY_FILE", "").strip(),
+            allow_fork_previews=_bool(env, "MERGEWAY_ALLOW_FORK_PREVIEWS", False),
+            cache_dir=Path(env.get("MERGEWAY_CACHE_DIR", "").strip() or cls.cache_dir),
+            public_url=env.get("MERGEWAY_PUBLIC_URL", "").strip().rstrip("/"),
+            health_timeout_seconds=_float(env, "MERGEWAY_HEALTH_TIMEOUT_SECONDS", 300.0, minimum=1.0),
+            dry_run_concurrency=_int(env, "MERGEWAY_DRY_RUN_CONCURRENCY", 16, minimum=1),
+            forge_retries=_int(env, "MERGEWAY_FORGE_RETRIES", 5, minimum=0),
+            log_level=(env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
+        )
+        settings.validate(role)
+        return settings
+
+    def validate(self, role: Role) -> None:
+        """Refuse configurations that would fail later, at the worst moment."""
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if role == "web":
+            for forge in self.forges:
+                if not self.webhook_secret(forge):
+                    var = f"{forge.upper()}_WEBHOOK_SECRET"
+                    raise ConfigError(
+                        f"{var} is required while {forge} is enabled (MERGEWAY_FORGES); "
+                        f"set it, or remove {forge} from MERGEWAY_FORGES"
+                    )
+        if role == "worker":
+            if "github" in self.forges and not (self.github_token or self.github_app_id):
+                raise ConfigError("GITHUB_TOKEN or GITHUB_APP_ID is required while github is enabled")
+            if self.github_app_id and not self.github_app_private_key:
+                raise ConfigError("GITHUB_APP_PRIVATE_KEY is required with GITHUB_APP_ID")
+            if "gitlab" in self.forges and not self.gitlab_token:
+                raise ConfigError("GITLAB_TOKEN is required while gitlab is enabled")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+
+def _redact_url(url: str) -> str:
+    """Drop a password from a URL before it is shown anywhere."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"

@@ -1,0 +1,136 @@
+"""Forge-neutral events: what a webhook means, independent of who sent it.
+
+Intake turns a GitHub or GitLab delivery into one of these; workers receive them as plain JSON
+(Celery is configured for JSON only), so every event round-trips through :func:`to_dict` and
+:func:`from_dict` without pickling. Keeping them small and typed is what lets the preview, deploy
+and rollback jobs never care which forge a pull request lives on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Forge = Literal["github", "gitlab"]
+
+
+@dataclass(frozen=True)
+class Repository:
+    """Where the code lives.
+
+    ``full_name`` is ``owner/name`` on GitHub and ``path_with_namespace`` on GitLab; ``project_id``
+    is GitLab's numeric id (the API prefers it) and ``None`` on GitHub. ``clone_url`` never carries
+    credentials: they are supplied at fetch time.
+    """
+
+    forge: Forge
+    full_name: str
+    clone_url: str
+    default_branch: str = "main"
+    project_id: int | None = None
+    web_url: str = ""
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """The parts of a pull/merge request every job needs.
+
+    ``is_fork`` matters for security: a fork's manifests are untrusted, so previews of them do not
+    reach the cluster unless the operator allows it.
+    """
+
+    number: int
+    title: str
+    head_sha: str
+    head_ref: str
+    base_ref: str
+    author: str
+    url: str = ""
+    is_fork: bool = False
+    merge_commit_sha: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A slash command parsed from a comment, e.g. ``/rollback`` or ``/preview staging``."""
+
+    name: Literal["rollback", "preview", "help"]
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event. ``delivery_id`` is the forge's id for the delivery (stable on redelivery)."""
+
+    kind: str = field(init=False)
+    delivery_id: str
+    repo: Repository
+
+
+@dataclass(frozen=True)
+class PullRequestUpdated(Event):
+    """Opened, reopened, or new commits pushed: the preview job runs."""
+
+    kind: str = field(init=False, default="pr_updated")
+    pr: PullRequest
+    action: str = ""
+
+
+@dataclass(frozen=True)
+class PullRequestMerged(Event):
+    """Merged into its base branch: the deploy job runs."""
+
+    kind: str = field(init=False, default="pr_merged")
+    pr: PullRequest
+    merged_by: str = ""
+
+
+@dataclass(frozen=True)
+class PullRequestClosed(Event):
+    """Closed without merging: nothing runs, but intake still reports what it saw."""
+
+    kind: str = field(init=False, default="pr_closed")
+    pr: PullRequest
+
+
+@dataclass(frozen=True)
+class CommentCommand(Event):
+    """A command in a comment on a pull/merge request."""
+
+    kind: str = field(init=False, default="comment_command")
+    pr: PullRequest
+    command: Command
+    comment_id: int
+    author: str
+    #: GitLab notes and GitHub comments need the PR to react to; the body is not kept on purpose,
+    #: since anything beyond the command is untrusted text no job needs.
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    "pr_updated": PullRequestUpdated,
+    "pr_merged": PullRequestMerged,
+    "pr_closed": PullRequestClosed,
+    "comment_command": CommentCommand,
+}
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """Serialise an event to JSON-safe data (tuples become lists)."""
+    return dataclasses.asdict(event)
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from :func:`to_dict` output; raises ``ValueError`` on an unknown kind."""
+    kind = data.get("kind")
+    cls = EVENT_TYPES.get(str(kind))
+    if cls is None:
+        raise ValueError(f"unknown event kind {kind!r}")
+    kwargs: dict[str, Any] = {k: v for k, v in data.items() if k != "kind"}
+    kwargs["repo"] = Repository(**kwargs["repo"])
+    if "pr" in kwargs:
+        kwargs["pr"] = PullRequest(**kwargs["pr"])
+    if "command" in kwargs:
+        cmd = kwargs["command"]
+        kwargs["command"] = Command(name=cmd["name"], args=tuple(cmd.get("args", ())))
+    return cls(**kwargs)
