@@ -109,7 +109,13 @@ class Settings:
     health_timeout_seconds: float = 300.0
     dry_run_concurrency: int = 16
     forge_retries: int = 5
+    forge_backoff_seconds: float = 0.5
+    forge_max_wait_seconds: float = 60.0
+    forge_timeout_seconds: float = 30.0
+    github_write_interval_seconds: float = 1.0
+    git_timeout_seconds: float = 600.0
     log_level: str = "INFO"
+    worker_metrics_port: int = 0
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
@@ -166,7 +172,13 @@ class Settings:
             health_timeout_seconds=_float(env, "MERGEWAY_HEALTH_TIMEOUT_SECONDS", 300.0, minimum=1.0),
             dry_run_concurrency=_int(env, "MERGEWAY_DRY_RUN_CONCURRENCY", 16, minimum=1),
             forge_retries=_int(env, "MERGEWAY_FORGE_RETRIES", 5, minimum=0),
+            forge_backoff_seconds=_float(env, "MERGEWAY_FORGE_BACKOFF_SECONDS", 0.5),
+            forge_max_wait_seconds=_float(env, "MERGEWAY_FORGE_MAX_WAIT_SECONDS", 60.0),
+            forge_timeout_seconds=_float(env, "MERGEWAY_FORGE_TIMEOUT_SECONDS", 30.0, minimum=1.0),
+            github_write_interval_seconds=_float(env, "MERGEWAY_GITHUB_WRITE_INTERVAL_SECONDS", 1.0),
+            git_timeout_seconds=_float(env, "MERGEWAY_GIT_TIMEOUT_SECONDS", 600.0, minimum=1.0),
             log_level=(env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
+            worker_metrics_port=_int(env, "MERGEWAY_WORKER_METRICS_PORT", 0, minimum=0),
         )
         settings.validate(role)
         return settings

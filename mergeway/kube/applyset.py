@@ -1,0 +1,192 @@
+"""ApplySets (KEP-3659): know exactly which live objects Mergeway applied, so pruning is safe.
+
+Labels and annotations follow kubectl's implementation so the set is legible to kubectl and other
+ApplySet-aware tools: a parent ConfigMap per (repository, environment) carries
+``applyset.kubernetes.io/id`` (``applyset-<base64url(sha256(name.namespace.Kind.group))>-v1``), the
+tooling and the group-kinds it contains; every member carries ``applyset.kubernetes.io/part-of``.
+Pruning lists only members of *our* set, so objects created by hand or by another tool in the same
+namespace are never touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mergeway import __version__
+from mergeway.events import Repository
+from mergeway.kube.client import KubeClient, KubeError
+from mergeway.kube.discovery import Discovery, Resource, UnknownKind
+from mergeway.render.manifests import Manifest
+from mergeway.repoconfig import Environment
+
+ID_LABEL = "applyset.kubernetes.io/id"
+PART_OF_LABEL = "applyset.kubernetes.io/part-of"
+TOOLING = "applyset.kubernetes.io/tooling"
+GROUP_KINDS = "applyset.kubernetes.io/contains-group-kinds"
+NAMESPACES = "applyset.kubernetes.io/additional-namespaces"
+#: Users keep an object out of pruning with this annotation (as Flux's ``prune: disabled``).
+KEEP_ANNOTATION = "mergeway.io/prune"
+KEEP_VALUE = "disabled"
+#: The parent lives here when the environment names no namespace.
+DEFAULT_PARENT_NAMESPACE = "default"
+
+
+def applyset_id(name: str, namespace: str, kind: str = "ConfigMap", group: str = "") -> str:
+    digest = hashlib.sha256(f"{name}.{namespace}.{kind}.{group}".encode()).digest()
+    return "applyset-" + base64.urlsafe_b64encode(digest).decode().rstrip("=") + "-v1"
+
+
+@dataclass(frozen=True)
+class ApplySet:
+    name: str
+    namespace: str
+
+    @property
+    def id(self) -> str:
+        return applyset_id(self.name, self.namespace)
+
+    @classmethod
+    def for_environment(cls, repo: Repository, env: Environment) -> ApplySet:
+        slug = re.sub(r"[^a-z0-9]+", "-", f"{repo.forge}-{repo.full_name}".lower()).strip("-")
+        name = f"mergeway-{slug}"[:200].rstrip("-") + f".{env.name}"
+        return cls(name=name, namespace=env.namespace or DEFAULT_PARENT_NAMESPACE)
+
+
+def group_kind(group: str, kind: str) -> str:
+    """kubectl's ``Kind.group`` spelling (core kinds have an empty group: ``Service``)."""
+    return f"{kind}.{group}" if group else kind
+
+
+def label_members(manifests: Sequence[Manifest], applyset: ApplySet) -> list[Manifest]:
+    """Copies of ``manifests`` carrying the part-of label (the same objects preview and deploy send)."""
+    out = []
+    for m in manifests:
+        obj = copy.deepcopy(m.obj)
+        labels = obj.setdefault("metadata", {}).setdefault("labels", {}) or {}
+        labels[PART_OF_LABEL] = applyset.id
+        obj["metadata"]["labels"] = labels
+        out.append(Manifest(obj=obj, source=m.source))
+    return out
+
+
+def parent_object(applyset: ApplySet, group_kinds: Iterable[str], namespaces: Iterable[str]) -> dict[str, Any]:
+    extra = sorted({ns for ns in namespaces if ns and ns != applyset.namespace})
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": applyset.name,
+            "namespace": applyset.namespace,
+            "labels": {ID_LABEL: applyset.id},
+            "annotations": {
+                TOOLING: f"mergeway/v{__version__}",
+                GROUP_KINDS: ",".join(sorted(set(group_kinds))),
+                NAMESPACES: ",".join(extra),
+            },
+        },
+    }
+
+
+def read_parent(client: KubeClient, applyset: ApplySet) -> dict[str, Any] | None:
+    try:
+        parent = client.request("GET", f"/api/v1/namespaces/{applyset.namespace}/configmaps/{applyset.name}")
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return parent if isinstance(parent, dict) else None
+
+
+def _split_gk(text: str) -> tuple[str, str]:
+    kind, _, group = text.partition(".")
+    return group, kind
+
+
+def members(
+    client: KubeClient, discovery: Discovery, applyset: ApplySet, parent: dict[str, Any]
+) -> list[tuple[Resource, dict[str, Any]]]:
+    """Every live object labelled as part of the set, found via the group-kinds the parent lists."""
+    annotations = (parent.get("metadata") or {}).get("annotations") or {}
+    gks = [gk for gk in str(annotations.get(GROUP_KINDS, "")).split(",") if gk]
+    namespaces = [applyset.namespace] + [ns for ns in str(annotations.get(NAMESPACES, "")).split(",") if ns]
+    found: list[tuple[Resource, dict[str, Any]]] = []
+    for gk in gks:
+        group, kind = _split_gk(gk)
+        resource = discovery.by_group_kind(group, kind)
+        if resource is None:
+            continue  # the kind is gone (CRD deleted): nothing of it can be left to prune
+        scopes = namespaces if resource.namespaced else [""]
+        for ns in dict.fromkeys(scopes):
+            try:
+                listing = client.request(
+                    "GET", resource.collection_path(ns), query={"labelSelector": f"{PART_OF_LABEL}={applyset.id}"}
+                )
+            except KubeError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            for item in (listing or {}).get("items") or []:
+                item.setdefault("apiVersion", resource.api_version)
+                item.setdefault("kind", resource.kind)
+                found.append((resource, item))
+    return found
+
+
+def _identity(group: str, kind: str, namespace: str, name: str) -> tuple[str, str, str, str]:
+    return (group, kind, namespace, name)
+
+
+def stale_members(
+    client: KubeClient, discovery: Discovery, applyset: ApplySet, desired: Sequence[tuple[Resource, dict[str, Any]]]
+) -> list[tuple[Resource, dict[str, Any]]]:
+    """Members that are no longer desired and not annotated to be kept."""
+    parent = read_parent(client, applyset)
+    if parent is None:
+        return []
+    wanted = {
+        _identity(r.group, r.kind, o["metadata"].get("namespace", "") if r.namespaced else "", o["metadata"]["name"])
+        for r, o in desired
+    }
+    stale = []
+    for resource, live in members(client, discovery, applyset, parent):
+        meta = live.get("metadata") or {}
+        ident = _identity(resource.group, resource.kind, meta.get("namespace", ""), meta.get("name", ""))
+        if ident in wanted:
+            continue
+        if (meta.get("annotations") or {}).get(KEEP_ANNOTATION) == KEEP_VALUE:
+            continue
+        stale.append((resource, live))
+    return stale
+
+
+def resolve_desired(
+    discovery: Discovery, manifests: Sequence[Manifest], default_namespace: str
+) -> list[tuple[Resource, dict[str, Any]]]:
+    """(resource, object) for each manifest whose kind the cluster serves, namespace defaulted."""
+    out = []
+    for m in manifests:
+        try:
+            resource = discovery.resource(m.api_version, m.kind)
+        except UnknownKind:
+            continue
+        obj = copy.deepcopy(m.obj)
+        if resource.namespaced:
+            obj["metadata"]["namespace"] = obj["metadata"].get("namespace") or default_namespace or "default"
+        out.append((resource, obj))
+    return out
+
+
+def prune_candidates(
+    client: KubeClient, repo: Repository, env: Environment, manifests: Sequence[Manifest]
+) -> list[tuple[Resource, dict[str, Any]]]:
+    """What a deploy of ``manifests`` would prune: the preview shows these as removed."""
+    discovery = Discovery(client)
+    applyset = ApplySet.for_environment(repo, env)
+    desired = resolve_desired(discovery, manifests, env.namespace)
+    return stale_members(client, discovery, applyset, desired)

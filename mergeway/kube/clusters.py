@@ -1,0 +1,51 @@
+"""Map the cluster names repositories use to kubeconfig contexts the operator controls.
+
+Repositories say ``cluster: staging``; only the server knows what that means. With
+``MERGEWAY_CLUSTERS=staging=ctx-a,prod=ctx-b`` exactly those names exist; without it, every context
+in the kubeconfig is a cluster under its own name (the single-cluster and local-demo case).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from kubernetes import config as k8s_config
+
+from mergeway.config import Settings
+from mergeway.kube.client import KubeClient
+
+
+class UnknownCluster(LookupError):
+    pass
+
+
+class ClusterRegistry:
+    """One shared, thread-safe :class:`KubeClient` per cluster name."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: dict[str, KubeClient] = {}
+        self._lock = threading.Lock()
+
+    def contexts(self) -> dict[str, str]:
+        if self.settings.clusters:
+            return dict(self.settings.clusters)
+        try:
+            contexts, _ = k8s_config.list_kube_config_contexts(config_file=self.settings.kubeconfig or None)
+        except (k8s_config.ConfigException, OSError):
+            return {}
+        return {c["name"]: c["name"] for c in contexts or []}
+
+    def known(self) -> set[str]:
+        return set(self.contexts())
+
+    def client(self, name: str) -> KubeClient:
+        with self._lock:
+            if name not in self._clients:
+                context = self.contexts().get(name)
+                if context is None:
+                    raise UnknownCluster(f"cluster {name!r} is not configured on this Mergeway server")
+                self._clients[name] = KubeClient.from_kubeconfig(
+                    self.settings.kubeconfig or None, context, pool_size=max(4, self.settings.dry_run_concurrency * 2)
+                )
+            return self._clients[name]

@@ -1,0 +1,255 @@
+"""Server-side dry-run diffs: what the API server *would* store, compared with what it stores now.
+
+Each object is sent as a server-side apply with ``dryRun=All`` and Mergeway's own field manager,
+exactly as the real apply will be, so defaulting, admission webhooks, validation and field
+ownership are all the server's: fields removed from Git show as removed, and invalid manifests fail
+here with the server's own message, before anyone merges. Requests run concurrently (bounded), so
+one slow object does not serialise the rest.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from mergeway.kube.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, KubeError
+from mergeway.kube.discovery import Discovery, Resource, UnknownKind
+from mergeway.kube.normalize import normalize
+from mergeway.kube.secrets import mask_pair, scrub, secret_values
+from mergeway.render.manifests import Manifest
+
+Action = Literal["create", "update", "unchanged", "delete", "error"]
+
+
+@dataclass(frozen=True, order=True)
+class ObjectRef:
+    """The identity of an object: group, kind, namespace and name (version is not identity)."""
+
+    group: str
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{where}{self.name}"
+
+
+@dataclass
+class ObjectDiff:
+    ref: ObjectRef
+    action: Action
+    source: str = ""
+    #: The object to apply, namespace defaulted. Holds raw Secret data: never render it.
+    desired: dict[str, Any] | None = None
+    resource: Resource | None = None
+    diff: str = ""
+    message: str = ""
+    #: True when the API server has not validated this object (its namespace or CRD is new).
+    unvalidated: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.action in ("create", "update", "delete")
+
+
+@dataclass
+class Plan:
+    items: list[ObjectDiff] = field(default_factory=list)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for item in self.items if item.action == action)
+
+    @property
+    def errors(self) -> list[ObjectDiff]:
+        return [i for i in self.items if i.action == "error"]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(i.changed for i in self.items)
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.count('create')} to add",
+            f"{self.count('update')} to change",
+            f"{self.count('delete')} to prune",
+            f"{self.count('unchanged')} unchanged",
+        ]
+        if self.errors:
+            parts.append(f"{len(self.errors)} failed")
+        return ", ".join(parts)
+
+
+def to_yaml(obj: dict[str, Any] | None) -> str:
+    if obj is None:
+        return ""
+    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000)
+
+
+def unified(ref: ObjectRef, before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    """A unified diff of two (already normalised and masked) objects."""
+    lines = difflib.unified_diff(
+        to_yaml(before).splitlines(keepends=True),
+        to_yaml(after).splitlines(keepends=True),
+        fromfile=f"live/{ref}" if before is not None else "/dev/null",
+        tofile=f"planned/{ref}" if after is not None else "/dev/null",
+        n=3,
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _crd_kinds(manifests: Iterable[Manifest]) -> set[tuple[str, str]]:
+    """(group, kind) of every CRD in the change: their custom resources cannot be dry-run yet."""
+    kinds = set()
+    for m in manifests:
+        if m.kind == "CustomResourceDefinition" and m.group == "apiextensions.k8s.io":
+            spec = m.obj.get("spec") or {}
+            kinds.add((str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))))
+    return kinds
+
+
+class Differ:
+    """Plans one environment against one cluster."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        discovery: Discovery | None = None,
+        *,
+        concurrency: int = 16,
+        field_manager: str = FIELD_MANAGER,
+    ) -> None:
+        self.client = client
+        self.discovery = discovery or Discovery(client)
+        self.concurrency = concurrency
+        self.field_manager = field_manager
+
+    def prepare(self, manifest: Manifest, default_namespace: str) -> tuple[Resource, dict[str, Any]]:
+        """Resolve the resource and default the namespace, as ``kubectl apply -n`` would."""
+        resource = self.discovery.resource(manifest.api_version, manifest.kind)
+        obj = copy.deepcopy(manifest.obj)
+        metadata = obj.setdefault("metadata", {})
+        if resource.namespaced:
+            metadata["namespace"] = metadata.get("namespace") or default_namespace or "default"
+        else:
+            metadata.pop("namespace", None)
+        return resource, obj
+
+    def get(self, resource: Resource, name: str, namespace: str) -> dict[str, Any] | None:
+        try:
+            live = self.client.request("GET", resource.object_path(name, namespace))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return live if isinstance(live, dict) else None
+
+    def apply(self, resource: Resource, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
+        """Server-side apply (or its dry run) with our field manager, taking ownership (force)."""
+        metadata = obj["metadata"]
+        query = {"fieldManager": self.field_manager, "force": "true"}
+        if dry_run:
+            query["dryRun"] = "All"
+        result = self.client.request(
+            "PATCH",
+            resource.object_path(metadata["name"], metadata.get("namespace", "")),
+            body=obj,
+            query=query,
+            content_type=APPLY_PATCH,
+        )
+        return result if isinstance(result, dict) else {}
+
+    def diff_one(
+        self, manifest: Manifest, default_namespace: str, *, new_namespaces: set[str], new_kinds: set[tuple[str, str]]
+    ) -> ObjectDiff:
+        secrets = secret_values(manifest.obj)
+        ref = ObjectRef(manifest.group, manifest.kind, manifest.namespace, manifest.name)
+        try:
+            resource, desired = self.prepare(manifest, default_namespace)
+        except UnknownKind as exc:
+            if (manifest.group, manifest.kind) in new_kinds:
+                obj = copy.deepcopy(manifest.obj)
+                if not manifest.namespace and default_namespace:
+                    obj["metadata"]["namespace"] = default_namespace
+                ref = ObjectRef(manifest.group, manifest.kind, obj["metadata"].get("namespace", ""), manifest.name)
+                _, shown = mask_pair(None, normalize(obj))
+                return ObjectDiff(
+                    ref,
+                    "create",
+                    manifest.source,
+                    desired=obj,
+                    diff=unified(ref, None, shown),
+                    message="its CustomResourceDefinition is added by this change, so the API "
+                    "server validates it at apply time",
+                    unvalidated=True,
+                )
+            return ObjectDiff(ref, "error", manifest.source, message=str(exc))
+        except KubeError as exc:
+            return ObjectDiff(ref, "error", manifest.source, message=scrub(str(exc), secrets))
+        metadata = desired["metadata"]
+        ref = ObjectRef(resource.group, resource.kind, metadata.get("namespace", ""), metadata["name"])
+        try:
+            live = self.get(resource, ref.name, ref.namespace)
+            try:
+                planned: dict[str, Any] | None = self.apply(resource, desired, dry_run=True)
+                unvalidated, note = False, ""
+            except KubeError as exc:
+                if live is None and exc.status == 404 and ref.namespace in new_namespaces:
+                    planned, unvalidated = desired, True
+                    note = (
+                        f"namespace {ref.namespace} is created by this change, so the API server "
+                        "validates this object at apply time"
+                    )
+                else:
+                    raise
+        except KubeError as exc:
+            return ObjectDiff(
+                ref, "error", manifest.source, desired=desired, resource=resource, message=scrub(str(exc), secrets)
+            )
+        before, after = mask_pair(normalize(live), normalize(planned))
+        if live is None:
+            action: Action = "create"
+        else:
+            action = "unchanged" if before == after else "update"
+        text = "" if action == "unchanged" else unified(ref, before, after)
+        return ObjectDiff(
+            ref,
+            action,
+            manifest.source,
+            desired=desired,
+            resource=resource,
+            diff=scrub(text, secrets),
+            message=note,
+            unvalidated=unvalidated,
+        )
+
+    def plan(
+        self,
+        manifests: Sequence[Manifest],
+        *,
+        default_namespace: str = "",
+        prune: Sequence[tuple[Resource, dict[str, Any]]] = (),
+    ) -> Plan:
+        """Diff every manifest, plus objects to prune (live objects that left Git)."""
+        self.discovery.known("v1", "Namespace")  # warm discovery once, before the threads start
+        new_namespaces = {m.name for m in manifests if m.kind == "Namespace" and m.api_version == "v1"}
+        new_kinds = _crd_kinds(manifests)
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="dry-run") as pool:
+            items = list(
+                pool.map(
+                    lambda m: self.diff_one(m, default_namespace, new_namespaces=new_namespaces, new_kinds=new_kinds),
+                    manifests,
+                )
+            )
+        for resource, live in prune:
+            metadata = live.get("metadata") or {}
+            ref = ObjectRef(resource.group, resource.kind, metadata.get("namespace", ""), metadata.get("name", ""))
+            before, _ = mask_pair(normalize(live), None)
+            items.append(ObjectDiff(ref, "delete", "", resource=resource, diff=unified(ref, before, None)))
+        return Plan(items)

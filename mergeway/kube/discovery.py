@@ -1,0 +1,143 @@
+"""Map ``apiVersion``/``kind`` to REST paths, using aggregated discovery (two requests in all).
+
+kubectl fetches discovery per group and the OpenAPI schema before its first diff; aggregated
+discovery (GA since Kubernetes 1.30) gives every group, version, resource and scope in one response
+each for ``/api`` and ``/apis``, which is most of why a Mergeway preview starts faster.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from mergeway.kube.client import KubeClient, KubeError
+
+_AGGREGATED = (
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+    "application/json"
+)
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def collection_path(self, namespace: str = "") -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            return f"{base}/namespaces/{namespace}/{self.plural}"
+        return f"{base}/{self.plural}"
+
+    def object_path(self, name: str, namespace: str = "") -> str:
+        return f"{self.collection_path(namespace)}/{name}"
+
+
+class UnknownKind(LookupError):
+    """The cluster serves no such kind (a CRD not installed yet, or a typo)."""
+
+
+class Discovery:
+    """A cached view of the cluster's resources; refreshed when an unknown kind is asked for."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._by_kind: dict[tuple[str, str], Resource] | None = None
+
+    def refresh(self) -> None:
+        by_kind: dict[tuple[str, str], Resource] = {}
+        for root in ("/api", "/apis"):
+            doc = self.client.request("GET", root, accept=_AGGREGATED)
+            if isinstance(doc, dict) and doc.get("kind") == "APIGroupDiscoveryList":
+                self._read_aggregated(doc, by_kind)
+            else:
+                self._read_legacy(root, doc, by_kind)
+        with self._lock:
+            self._by_kind = by_kind
+
+    @staticmethod
+    def _read_aggregated(doc: dict[str, Any], out: dict[tuple[str, str], Resource]) -> None:
+        for group in doc.get("items") or []:
+            gname = (group.get("metadata") or {}).get("name", "")
+            for version in group.get("versions") or []:
+                vname = version.get("version", "")
+                api_version = f"{gname}/{vname}" if gname else vname
+                for res in version.get("resources") or []:
+                    kind = (res.get("responseKind") or {}).get("kind", "")
+                    if not kind or "/" in res.get("resource", ""):
+                        continue
+                    out.setdefault(
+                        (api_version, kind),
+                        Resource(
+                            group=gname,
+                            version=vname,
+                            kind=kind,
+                            plural=res["resource"],
+                            namespaced=res.get("scope") == "Namespaced",
+                        ),
+                    )
+
+    def _read_legacy(self, root: str, doc: Any, out: dict[tuple[str, str], Resource]) -> None:
+        if root == "/api":
+            group_versions = [("", v) for v in (doc or {}).get("versions", [])]
+        else:
+            group_versions = [
+                (g["name"], v["version"]) for g in (doc or {}).get("groups", []) for v in g.get("versions", [])
+            ]
+        for group, version in group_versions:
+            path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            try:
+                listing = self.client.request("GET", path)
+            except KubeError:
+                continue
+            for res in (listing or {}).get("resources", []):
+                if "/" in res.get("name", ""):
+                    continue
+                api_version = f"{group}/{version}" if group else version
+                out.setdefault(
+                    (api_version, res["kind"]),
+                    Resource(
+                        group=group,
+                        version=version,
+                        kind=res["kind"],
+                        plural=res["name"],
+                        namespaced=bool(res.get("namespaced")),
+                    ),
+                )
+
+    def resource(self, api_version: str, kind: str) -> Resource:
+        """Find the resource for a kind; one refresh is tried before giving up (new CRDs)."""
+        if self._by_kind is None:
+            self.refresh()
+        assert self._by_kind is not None
+        found = self._by_kind.get((api_version, kind))
+        if found is None:
+            self.refresh()
+            found = self._by_kind.get((api_version, kind))
+        if found is None:
+            raise UnknownKind(f"the cluster does not serve {kind} in {api_version}")
+        return found
+
+    def known(self, api_version: str, kind: str) -> Resource | None:
+        """Like :meth:`resource` but without a refresh: for cheap scope checks."""
+        if self._by_kind is None:
+            self.refresh()
+        assert self._by_kind is not None
+        return self._by_kind.get((api_version, kind))
+
+    def by_group_kind(self, group: str, kind: str) -> Resource | None:
+        """The preferred version's resource for a group and kind (pruning lists by group-kind)."""
+        if self._by_kind is None:
+            self.refresh()
+        assert self._by_kind is not None
+        return next((r for r in self._by_kind.values() if r.group == group and r.kind == kind), None)

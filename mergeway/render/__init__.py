@@ -1,0 +1,96 @@
+"""Render an environment's manifests from a checkout: plain YAML, kustomize, or a Helm chart.
+
+The renderer is chosen by what the directory holds (a ``kustomization.yaml`` → kustomize, a
+``Chart.yaml`` → Helm, anything else → plain YAML), the way users already lay repositories out for
+kubectl, Flux and Argo CD, so no extra configuration is needed for the common cases.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mergeway.binaries import MissingTool
+from mergeway.proc import ToolError
+from mergeway.render.helm import render_helm
+from mergeway.render.kustomize import kustomization_file, render_kustomize
+from mergeway.render.manifests import Manifest, ManifestError
+from mergeway.render.paths import PathError, check_tree, confine
+from mergeway.render.plain import render_plain
+
+__all__ = ["Manifest", "RenderError", "Rendered", "render"]
+
+
+class RenderError(Exception):
+    """Rendering failed; the message is meant for the PR comment (the tool's own words)."""
+
+
+@dataclass
+class Rendered:
+    renderer: str
+    manifests: list[Manifest]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _identity(m: Manifest) -> tuple[str, str, str, str]:
+    return (m.group, m.kind, m.namespace, m.name)
+
+
+def _dedupe(manifests: list[Manifest], warnings: list[str]) -> list[Manifest]:
+    """Keep one object per identity, as applying the files in order would leave the last one.
+
+    Identical repeats are common (an all-in-one file beside split files) and dropped silently;
+    repeats that differ are flagged, because only the last one would take effect.
+    """
+    by_id: dict[tuple[str, str, str, str], Manifest] = {}
+    for m in manifests:
+        key = _identity(m)
+        previous = by_id.get(key)
+        if previous is not None and json.dumps(previous.obj, sort_keys=True) != json.dumps(m.obj, sort_keys=True):
+            warnings.append(
+                f"{m.kind} {m.name} is defined more than once with different content "
+                f"({previous.source}, {m.source}); the last one ({m.source}) is used"
+            )
+        by_id.pop(key, None)
+        by_id[key] = m
+    return list(by_id.values())
+
+
+def render(
+    root: Path,
+    path: str,
+    *,
+    namespace: str = "",
+    release: str = "",
+    values: Sequence[str] = (),
+) -> Rendered:
+    """Render ``path`` (relative to the checkout ``root``) into objects; raise :class:`RenderError`."""
+    warnings: list[str] = []
+    try:
+        directory = confine(root, path, what="environment path")
+        if not directory.exists():
+            raise RenderError(f"environment path {path!r} does not exist in this commit")
+        if directory.is_file():
+            from mergeway.render.manifests import parse_manifests
+
+            manifests = parse_manifests(directory.read_text(encoding="utf-8"), path)
+            return Rendered("plain", _dedupe(manifests, warnings), warnings)
+        check_tree(root, directory)
+        if kustomization_file(directory) is not None:
+            renderer, manifests = "kustomize", render_kustomize(root, directory)
+        elif (directory / "Chart.yaml").is_file():
+            renderer = "helm"
+            manifests = render_helm(
+                root, directory, release=release or directory.name, namespace=namespace, values=values
+            )
+        else:
+            renderer, manifests = "plain", render_plain(root, directory, warnings)
+    except (PathError, ManifestError) as exc:
+        raise RenderError(str(exc)) from None
+    except ToolError as exc:
+        raise RenderError(f"{exc.tool} failed: {exc.message}") from None
+    except MissingTool as exc:
+        raise RenderError(str(exc)) from None
+    return Rendered(renderer, _dedupe(manifests, warnings), warnings)

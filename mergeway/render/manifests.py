@@ -1,0 +1,124 @@
+"""Turn YAML text into Kubernetes objects the way the API server's own tooling would read it.
+
+PyYAML differs from the Go YAML reader that kubectl uses in two ways that bite real repositories:
+it turns unquoted dates into ``datetime`` objects (Kubernetes keeps them as strings), and it
+rejects tab characters at the end of lines that Go accepts. Both are handled here so a manifest
+that ``kubectl apply`` accepts is never refused by Mergeway.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+
+class ManifestError(ValueError):
+    """A manifest cannot be read. The message names the source file and, when known, the line."""
+
+
+class _KubeLoader(yaml.SafeLoader):
+    """SafeLoader without the timestamp resolver: ``2024-01-01`` stays the string Kubernetes expects."""
+
+
+_KubeLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
+}
+
+_TRAILING_WS = re.compile(r"[ \t]+$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One object from a rendered environment, with where it came from for error messages."""
+
+    obj: dict[str, Any]
+    source: str
+
+    @property
+    def api_version(self) -> str:
+        return str(self.obj.get("apiVersion", ""))
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return str((self.obj.get("metadata") or {}).get("name", ""))
+
+    @property
+    def namespace(self) -> str:
+        return str((self.obj.get("metadata") or {}).get("namespace") or "")
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
+
+
+def _load_all(text: str) -> list[Any]:
+    return list(yaml.load_all(text, Loader=_KubeLoader))
+
+
+def load_documents(text: str, source: str) -> list[Any]:
+    """Parse every YAML document in ``text``; empty documents are dropped."""
+    try:
+        docs = _load_all(text)
+    except yaml.YAMLError as first:
+        # Go's YAML accepts trailing tabs that PyYAML refuses; trailing blanks never carry meaning
+        # in a manifest, so strip them and try once more before reporting the original error.
+        try:
+            docs = _load_all(_TRAILING_WS.sub("", text))
+        except yaml.YAMLError:
+            raise ManifestError(f"{source}: {_describe_yaml_error(first)}") from None
+    return [doc for doc in docs if doc is not None]
+
+
+def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return str(problem)
+
+
+def iter_objects(docs: list[Any], source: str) -> Iterator[Manifest]:
+    """Yield Kubernetes objects, expanding ``kind: List`` wrappers as kubectl does."""
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise ManifestError(f"{source}: a document is a {type(doc).__name__}, not a Kubernetes object")
+        kind = doc.get("kind")
+        if isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list):
+            yield from iter_objects(doc["items"], source)
+            continue
+        if not doc.get("apiVersion") or not kind:
+            raise ManifestError(f"{source}: an object is missing apiVersion or kind")
+        metadata = doc.get("metadata")
+        if not isinstance(metadata, dict) or not metadata.get("name"):
+            raise ManifestError(f"{source}: a {kind} has no metadata.name")
+        yield Manifest(obj=doc, source=source)
+
+
+def parse_manifests(text: str, source: str) -> list[Manifest]:
+    """Parse a YAML stream into objects."""
+    return list(iter_objects(load_documents(text, source), source))
+
+
+def looks_like_kubernetes(doc: Any) -> bool:
+    """Whether a YAML document is a cluster object rather than tool config living beside manifests.
+
+    Repositories keep kustomize transformer configs (``apiVersion: builtin``), Helm values and CI
+    files next to manifests; applying those would fail or, worse, succeed as something unintended.
+    """
+    if not isinstance(doc, dict):
+        return False
+    api_version, kind = doc.get("apiVersion"), doc.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str) or not kind:
+        return False
+    if api_version == "builtin" or api_version.startswith(("kustomize.config.k8s.io/", "config.kubernetes.io/")):
+        return False
+    return isinstance(doc.get("metadata"), dict) or kind.endswith("List")

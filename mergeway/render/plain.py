@@ -1,0 +1,45 @@
+"""Render a directory of plain YAML/JSON manifests, as ``kubectl apply -R -f DIR`` reads it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mergeway.render.manifests import Manifest, ManifestError, iter_objects, load_documents, looks_like_kubernetes
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+#: Files that sit beside manifests but are tool config, not cluster objects.
+SKIPPED_NAMES = frozenset(
+    {"kustomization.yaml", "kustomization.yml", "Kustomization", ".mergeway.yaml", "Chart.yaml", "values.yaml"}
+)
+
+
+def render_plain(root: Path, directory: Path, warnings: list[str]) -> list[Manifest]:
+    """Read every manifest file below ``directory`` in a stable (sorted) order.
+
+    Documents that are not Kubernetes objects (CI config, Helm values, kustomize transformer
+    config) are skipped with a warning rather than failing the render, since repositories keep
+    such files next to manifests.
+    """
+    files = sorted(
+        p
+        for p in directory.rglob("*")
+        if p.is_file()
+        and p.suffix in MANIFEST_SUFFIXES
+        and p.name not in SKIPPED_NAMES
+        and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+    )
+    manifests: list[Manifest] = []
+    for path in files:
+        source = str(path.relative_to(root))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ManifestError(f"{source}: not UTF-8 text") from None
+        docs = load_documents(text, source)
+        kube_docs = [d for d in docs if looks_like_kubernetes(d)]
+        if len(kube_docs) != len(docs):
+            warnings.append(
+                f"{source}: skipped {len(docs) - len(kube_docs)} document(s) that are not Kubernetes objects"
+            )
+        manifests.extend(iter_objects(kube_docs, source))
+    return manifests

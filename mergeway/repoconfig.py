@@ -1,0 +1,146 @@
+"""Read ``.mergeway.yaml``: which environments a repository deploys, from which paths.
+
+The file is written by whoever opens a pull request, so it is validated strictly and every error
+names the field at fault: a typo must produce a clear message on the PR rather than a silently
+skipped environment. It can name clusters but never carries credentials; what a repository may
+actually reach is decided by the operator's policy (:mod:`mergeway.policy`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch"}
+
+
+class RepoConfigError(ValueError):
+    """The repository config is missing or invalid; the message is shown on the PR."""
+
+
+@dataclass(frozen=True)
+class HelmOptions:
+    release: str = ""
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One deploy target: a path rendered and applied to a namespace on a named cluster."""
+
+    name: str
+    path: str
+    cluster: str
+    namespace: str = ""
+    helm: HelmOptions = HelmOptions()
+    #: Merges into this branch deploy; empty means the repository's default branch.
+    branch: str = ""
+    auto_deploy: bool = True
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    environments: tuple[Environment, ...]
+    source: str = ".mergeway.yaml"
+
+    def environment(self, name: str) -> Environment | None:
+        return next((e for e in self.environments if e.name == name), None)
+
+
+def _str(value: Any, where: str, *, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise RepoConfigError(f"{where} must be a non-empty string")
+    return value.strip()
+
+
+def _dns_name(value: str, where: str) -> str:
+    if not _NAME.match(value):
+        raise RepoConfigError(f"{where} {value!r} must be a lowercase DNS label (a-z, 0-9, '-')")
+    return value
+
+
+def parse(text: str, source: str = ".mergeway.yaml") -> RepoConfig:
+    """Validate config text; raise :class:`RepoConfigError` naming the first problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise RepoConfigError(f"{source} is not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise RepoConfigError(f"{source} must be a mapping with an 'environments' list")
+    unknown = set(data) - {"environments", "version"}
+    if unknown:
+        raise RepoConfigError(f"{source}: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
+    envs = data.get("environments")
+    if not isinstance(envs, list) or not envs:
+        raise RepoConfigError(f"{source}: 'environments' must be a non-empty list")
+    parsed: list[Environment] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(envs):
+        where = f"{source}: environments[{i}]"
+        if not isinstance(raw, dict):
+            raise RepoConfigError(f"{where} must be a mapping")
+        extra = set(raw) - _KNOWN_ENV_KEYS
+        if extra:
+            raise RepoConfigError(f"{where}: unknown key(s): {', '.join(sorted(map(str, extra)))}")
+        name = _dns_name(_str(raw.get("name"), f"{where}.name"), f"{where}.name")
+        where = f"{source}: environment {name!r}"
+        if name in seen:
+            raise RepoConfigError(f"{where} is declared twice")
+        seen.add(name)
+        path = _str(raw.get("path"), f"{where}.path")
+        if path.startswith("/") or ".." in Path(path).parts:
+            raise RepoConfigError(f"{where}.path must be relative to the repository root, without '..'")
+        cluster = _str(raw.get("cluster"), f"{where}.cluster")
+        namespace = _str(raw.get("namespace"), f"{where}.namespace", required=False)
+        if namespace:
+            _dns_name(namespace, f"{where}.namespace")
+        helm_raw = raw.get("helm") or {}
+        if not isinstance(helm_raw, dict):
+            raise RepoConfigError(f"{where}.helm must be a mapping")
+        values = helm_raw.get("values") or []
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise RepoConfigError(f"{where}.helm.values must be a list of paths")
+        release = _str(helm_raw.get("release"), f"{where}.helm.release", required=False)
+        if release:
+            _dns_name(release, f"{where}.helm.release")
+        auto = raw.get("auto_deploy", True)
+        if not isinstance(auto, bool):
+            raise RepoConfigError(f"{where}.auto_deploy must be true or false")
+        parsed.append(
+            Environment(
+                name=name,
+                path=path,
+                cluster=cluster,
+                namespace=namespace,
+                helm=HelmOptions(release=release, values=tuple(values)),
+                branch=_str(raw.get("branch"), f"{where}.branch", required=False),
+                auto_deploy=auto,
+            )
+        )
+    return RepoConfig(environments=tuple(parsed), source=source)
+
+
+def load(root: Path) -> RepoConfig:
+    """Read the config from a checkout's root."""
+    for name in CONFIG_FILES:
+        path = root / name
+        if path.is_symlink():
+            raise RepoConfigError(f"{name} must be a regular file, not a symlink")
+        if path.is_file():
+            return parse(path.read_text(encoding="utf-8"), name)
+    raise RepoConfigError(
+        "no .mergeway.yaml in the repository root; add one that lists your environments "
+        "(name, path, cluster, namespace)"
+    )

@@ -1,0 +1,167 @@
+"""Render a preview as the one sticky PR comment per environment.
+
+The layout is fixed so reviewers learn it once: a heading with the environment and head SHA, a
+summary line, a table of changed objects, one collapsible diff per object, and the API server's
+message for every object that failed. Forges cap comment size (65,536 characters on GitHub), so the
+summary and table are always kept and object diffs are cut, longest first, with a note saying what
+was cut -- a truncated comment that hides *which* objects change would be worse than none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from mergeway.kube.diff import ObjectDiff, Plan
+
+_ICONS = {"create": "➕ add", "update": "✏️ change", "delete": "🗑️ prune", "error": "❌ failed", "unchanged": "unchanged"}
+_ORDER = {"error": 0, "create": 1, "update": 2, "delete": 3, "unchanged": 4}
+_MAX_MESSAGE = 2_000
+
+
+def marker(kind: str, env: str) -> str:
+    """The hidden marker that lets the same comment be found and edited on every push."""
+    return f"<!-- mergeway:{kind}:{env} -->"
+
+
+@dataclass
+class PreviewReport:
+    environment: str
+    head_sha: str
+    plan: Plan | None = None
+    #: Set when the environment could not be previewed at all (config, policy, render, cluster).
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    renderer: str = ""
+    namespace: str = ""
+    cluster: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or bool(self.plan and self.plan.errors)
+
+    def status(self) -> tuple[str, str]:
+        """(state, description) for the commit status; the description stays under 140 chars."""
+        if self.error:
+            return "failure", _clip(f"Preview failed: {self.error}", 139)
+        if self.plan is None:
+            return "success", _clip(self.notes[0] if self.notes else "Nothing to preview", 139)
+        if self.plan.errors:
+            return "failure", _clip(
+                f"{len(self.plan.errors)} object(s) rejected by the API server; {self.plan.summary()}", 139
+            )
+        return "success", _clip(self.plan.summary(), 139)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fence(text: str, lang: str = "") -> str:
+    """A code fence longer than any backtick run inside, so content cannot close it early."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    body = text if text.endswith("\n") else text + "\n"
+    return f"{ticks}{lang}\n{body}{ticks}\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _details(item: ObjectDiff, diff: str, note: str = "") -> str:
+    summary = f"{_ICONS[item.action]} <code>{_cell(str(item.ref))}</code>"
+    parts = [f"<details><summary>{summary}</summary>\n\n"]
+    if item.message:
+        parts.append(f"{_cell(item.message)}\n\n")
+    if diff:
+        parts.append(_fence(diff, "diff"))
+    if note:
+        parts.append(f"\n_{note}_\n")
+    parts.append("</details>\n")
+    return "".join(parts)
+
+
+def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway preview") -> str:
+    """The comment body, never longer than ``limit`` characters."""
+    head = [
+        marker("preview", report.environment),
+        f"### {title} · `{report.environment}` · `{report.head_sha[:12]}`",
+        "",
+    ]
+    where = ", ".join(
+        x
+        for x in (
+            f"cluster `{report.cluster}`" if report.cluster else "",
+            f"namespace `{report.namespace}`" if report.namespace else "",
+            f"rendered with {report.renderer}" if report.renderer else "",
+        )
+        if x
+    )
+    if where:
+        head += [where, ""]
+    for note in report.notes:
+        head += [f"> {note}", ""]
+    if report.error:
+        head += ["**Preview failed.**", "", _fence(report.error[: _MAX_MESSAGE * 4])]
+        return _fit("\n".join(head), [], limit)
+    plan = report.plan or Plan()
+    head += [f"**{plan.summary()}**", ""]
+    for warning in report.warnings:
+        head.append(f"> ⚠️ {_cell(warning)}")
+    if report.warnings:
+        head.append("")
+    items = sorted((i for i in plan.items if i.action != "unchanged"), key=lambda i: (_ORDER[i.action], i.ref))
+    if items:
+        head += ["| | object | source |", "|---|---|---|"]
+        head += [f"| {_ICONS[i.action]} | `{_cell(str(i.ref))}` | {_cell(i.source)} |" for i in items]
+        head.append("")
+    errors = [i for i in items if i.action == "error"]
+    if errors:
+        head += ["#### Rejected by the API server", ""]
+        for item in errors:
+            head += [f"**`{_cell(str(item.ref))}`** ({_cell(item.source)})", "", _fence(item.message[:_MAX_MESSAGE])]
+    if not items:
+        head.append("No changes: the cluster already matches this commit.")
+    blocks = [(i, i.diff) for i in items if i.action != "error"]
+    return _fit("\n".join(head), blocks, limit)
+
+
+def _fit(head: str, blocks: list[tuple[ObjectDiff, str]], limit: int) -> str:
+    """Keep ``head`` whole; add diffs, cutting the longest first until the body fits ``limit``."""
+    footer_reserve = 400
+    if len(head) + footer_reserve > limit:  # pathological: thousands of objects; cut the table itself
+        keep = head[: max(0, limit - footer_reserve)]
+        keep = keep[: keep.rfind("\n") + 1]
+        return keep + "\n_The table was cut to fit the forge's comment size limit._\n"
+    budget = limit - len(head) - footer_reserve
+    rendered = [_details(item, diff) for item, diff in blocks]
+    cut: dict[int, str] = {}
+    total = sum(len(r) for r in rendered)
+    for index in sorted(range(len(rendered)), key=lambda k: len(rendered[k]), reverse=True):
+        if total <= budget:
+            break
+        item, diff = blocks[index]
+        lines = diff.count("\n")
+        placeholder = _details(item, "", f"diff of {lines} lines cut to fit the comment size limit")
+        room = len(rendered[index]) - (total - budget)
+        keep_chars = room - len(placeholder) - 200
+        if keep_chars > 500:  # keep the start of the diff when a useful part fits
+            partial = diff[:keep_chars]
+            partial = partial[: partial.rfind("\n") + 1]
+            placeholder = _details(
+                item, partial, f"diff cut after {partial.count(chr(10))} of {lines} lines to fit the comment size limit"
+            )
+        total += len(placeholder) - len(rendered[index])
+        rendered[index] = placeholder
+        cut[index] = str(item.ref)
+    body = head + "\n" + "".join(rendered)
+    if cut:
+        names = ", ".join(f"`{cut[k]}`" for k in sorted(cut))
+        note = f"\n_{len(cut)} diff(s) were cut to fit the comment size limit: {names}_\n"
+        if len(body) + len(note) > limit:
+            note = f"\n_{len(cut)} diff(s) were cut to fit the comment size limit._\n"
+        body += note
+    return body[:limit]

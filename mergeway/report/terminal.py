@@ -1,0 +1,27 @@
+"""Print a plan in the terminal, like ``kubectl diff`` but with a summary and per-object status."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from mergeway.kube.diff import Plan
+
+_COLORS = {"+": "\033[32m", "-": "\033[31m", "@": "\033[36m"}
+_RESET = "\033[0m"
+_BOLD = "\033[1m"
+
+
+def print_plan(plan: Plan, out: TextIO, *, color: bool, warnings: list[str] | None = None) -> None:
+    for warning in warnings or []:
+        out.write(f"warning: {warning}\n")
+    for item in sorted(plan.items, key=lambda i: i.ref):
+        if item.action == "unchanged":
+            continue
+        title = f"{item.action}: {item.ref}"
+        out.write(f"{_BOLD}{title}{_RESET}\n" if color else f"{title}\n")
+        if item.message:
+            out.write(f"  {item.message}\n")
+        for line in item.diff.splitlines():
+            code = _COLORS.get(line[:1]) if color and not line.startswith(("+++", "---")) else None
+            out.write(f"{code}{line}{_RESET}\n" if code else f"{line}\n")
+    out.write(f"{plan.summary()}\n")

@@ -1,0 +1,86 @@
+from pathlib import Path
+
+import pytest
+
+from mergeway import policy, repoconfig
+from mergeway.repoconfig import Environment, RepoConfigError
+
+GOOD = """
+environments:
+  - name: staging
+    path: deploy/staging
+    cluster: staging
+    namespace: shop
+  - name: production
+    path: deploy/production
+    cluster: prod
+    helm: {values: [deploy/prod-values.yaml]}
+"""
+
+
+def test_design_example_parses():
+    config = repoconfig.parse(GOOD)
+    assert [e.name for e in config.environments] == ["staging", "production"]
+    assert config.environment("staging") == Environment("staging", "deploy/staging", "staging", "shop")
+    assert config.environment("production").helm.values == ("deploy/prod-values.yaml",)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("environments: []", "non-empty list"),
+        ("environments:\n  - name: Staging\n    path: x\n    cluster: c", "lowercase DNS label"),
+        ("environments:\n  - name: a\n    path: ../x\n    cluster: c", "without '..'"),
+        ("environments:\n  - name: a\n    path: /etc\n    cluster: c", "relative"),
+        ("environments:\n  - name: a\n    path: x\n    cluster: c\n    kubeconfig: /x", "unknown key(s): kubeconfig"),
+        ("environments:\n  - name: a\n    path: x\n  - name: a\n    path: y\n    cluster: c", "cluster"),
+        ("environments:\n  - {name: a, path: x, cluster: c}\n  - {name: a, path: y, cluster: c}", "declared twice"),
+        ("environments: [", "not valid YAML"),
+        ("envs: []", "unknown top-level key"),
+    ],
+)
+def test_invalid_configs_name_the_problem(text, message):
+    with pytest.raises(RepoConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        repoconfig.parse(text)
+
+
+def test_missing_config_explains_what_to_add(tmp_path: Path):
+    with pytest.raises(RepoConfigError, match="no .mergeway.yaml"):
+        repoconfig.load(tmp_path)
+
+
+def test_symlinked_config_is_refused(tmp_path: Path):
+    (tmp_path / "real.yaml").write_text(GOOD)
+    (tmp_path / ".mergeway.yaml").symlink_to(tmp_path / "real.yaml")
+    with pytest.raises(RepoConfigError, match="symlink"):
+        repoconfig.load(tmp_path)
+
+
+POLICY = """
+rules:
+  - repositories: ["github:acme/shop"]
+    clusters: [staging]
+    namespaces: ["shop", "shop-*"]
+  - repositories: ["gitlab:acme/*"]
+    clusters: [staging, prod]
+    namespaces: ["*"]
+"""
+
+
+def test_policy_limits_clusters_and_namespaces():
+    p = policy.parse(POLICY)
+    known = {"staging", "prod"}
+    ok = Environment("s", "x", "staging", "shop-eu")
+    assert p.check("github", "acme/shop", ok, known).allowed
+    denied = p.check("github", "acme/shop", Environment("p", "x", "prod", "shop"), known)
+    assert not denied.allowed and "may not deploy to cluster 'prod'" in denied.reason
+    other_ns = p.check("github", "acme/shop", Environment("s", "x", "staging", "kube-system"), known)
+    assert not other_ns.allowed and "namespace 'kube-system'" in other_ns.reason
+    assert p.check("gitlab", "acme/anything", Environment("p", "x", "prod", "x"), known).allowed
+    stranger = p.check("github", "evil/repo", ok, known)
+    assert not stranger.allowed and "not allowed to deploy anywhere" in stranger.reason
+
+
+def test_unknown_cluster_is_refused_even_without_policy():
+    decision = policy.load("").check("github", "a/b", Environment("s", "x", "nowhere"), {"staging"})
+    assert not decision.allowed and "not configured" in decision.reason
