@@ -64,14 +64,6 @@ class JobContext:
     def target_url(self, event: Event) -> str:
         return self.settings.public_url
 
-    def prune_candidates(
-        self, client: KubeClient, repo: Repository, env: repoconfig.Environment, manifests: Sequence[Manifest]
-    ) -> list[tuple[Resource, dict[str, Any]]]:
-        """Live objects Mergeway applied for this environment that are no longer in Git."""
-        from mergeway.kube.applyset import prune_candidates
-
-        return prune_candidates(client, repo, env, manifests)
-
 
 def context_from_settings(settings: Settings) -> JobContext:
     from mergeway.forge import forge_for

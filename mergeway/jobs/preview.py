@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
 from mergeway.jobs.context import JobContext, default_context
-from mergeway.kube.applyset import ApplySet, label_members
+from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeError
 from mergeway.kube.clusters import UnknownCluster
 from mergeway.kube.diff import Differ
@@ -114,10 +114,8 @@ def _preview_environment(
     try:
         client = ctx.clusters.client(env.cluster)
         differ = Differ(client, concurrency=ctx.settings.dry_run_concurrency)
-        # Preview sends exactly what deploy will apply, ApplySet label included.
-        manifests = label_members(rendered.manifests, ApplySet.for_environment(event.repo, env))
-        prune = ctx.prune_candidates(client, event.repo, env, manifests)
-        report.plan = differ.plan(manifests, default_namespace=env.namespace, prune=prune)
+        applyset = ApplySet.for_environment(event.repo, env)
+        report.plan = differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace)
     except UnknownCluster as exc:
         report.error = str(exc)
     except KubeError as exc:

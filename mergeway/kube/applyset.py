@@ -180,13 +180,3 @@ def resolve_desired(
             obj["metadata"]["namespace"] = obj["metadata"].get("namespace") or default_namespace or "default"
         out.append((resource, obj))
     return out
-
-
-def prune_candidates(
-    client: KubeClient, repo: Repository, env: Environment, manifests: Sequence[Manifest]
-) -> list[tuple[Resource, dict[str, Any]]]:
-    """What a deploy of ``manifests`` would prune: the preview shows these as removed."""
-    discovery = Discovery(client)
-    applyset = ApplySet.for_environment(repo, env)
-    desired = resolve_desired(discovery, manifests, env.namespace)
-    return stale_members(client, discovery, applyset, desired)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from mergeway.kube import applyset as aset
 from mergeway.kube.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.discovery import Discovery, Resource, UnknownKind
 from mergeway.kube.normalize import normalize
@@ -253,3 +254,13 @@ class Differ:
             before, _ = mask_pair(normalize(live), None)
             items.append(ObjectDiff(ref, "delete", "", resource=resource, diff=unified(ref, before, None)))
         return Plan(items)
+
+    def plan_for(self, manifests: Sequence[Manifest], applyset: aset.ApplySet, *, default_namespace: str = "") -> Plan:
+        """The plan a deploy would execute: members labelled for ``applyset``, stale members pruned.
+
+        Preview and deploy both call this, so what a pull request shows is what merging it applies.
+        """
+        labeled = aset.label_members(manifests, applyset)
+        desired = aset.resolve_desired(self.discovery, labeled, default_namespace)
+        stale = aset.stale_members(self.client, self.discovery, applyset, desired)
+        return self.plan(labeled, default_namespace=default_namespace, prune=stale)

@@ -65,6 +65,7 @@ def render(
     namespace: str = "",
     release: str = "",
     values: Sequence[str] = (),
+    kube_version: str = "",
 ) -> Rendered:
     """Render ``path`` (relative to the checkout ``root``) into objects; raise :class:`RenderError`."""
     warnings: list[str] = []
@@ -83,7 +84,12 @@ def render(
         elif (directory / "Chart.yaml").is_file():
             renderer = "helm"
             manifests = render_helm(
-                root, directory, release=release or directory.name, namespace=namespace, values=values
+                root,
+                directory,
+                release=release or directory.name,
+                namespace=namespace,
+                values=values,
+                kube_version=kube_version,
             )
         else:
             renderer, manifests = "plain", render_plain(root, directory, warnings)

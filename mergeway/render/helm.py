@@ -14,6 +14,9 @@ from mergeway import binaries, proc
 from mergeway.render.manifests import Manifest, parse_manifests
 from mergeway.render.paths import confine
 
+#: Used when the target cluster's version is not known (the local cluster's version).
+DEFAULT_KUBE_VERSION = "v1.36.0"
+
 
 def render_helm(
     root: Path,
@@ -22,12 +25,15 @@ def render_helm(
     release: str,
     namespace: str,
     values: Sequence[str] = (),
+    kube_version: str = "",
     timeout: float = 120.0,
 ) -> list[Manifest]:
     helm = binaries.find("helm")
     argv = [helm, "template", release, str(chart), "--skip-tests", "--include-crds"]
     if namespace:
         argv += ["--namespace", namespace]
+    # Charts gate templates on .Capabilities.KubeVersion; without this helm assumes its own default.
+    argv += ["--kube-version", kube_version or DEFAULT_KUBE_VERSION]
     for value_file in values:
         argv += ["--values", str(confine(root, value_file, what="helm values file"))]
     with tempfile.TemporaryDirectory(prefix="mergeway-helm-") as home:
