@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import redis
 
@@ -22,10 +21,8 @@ from mergeway import repoconfig
 from mergeway.config import Settings
 from mergeway.events import Event, Repository
 from mergeway.forge.base import Forge, LockFactory
-from mergeway.kube.client import KubeClient
+from mergeway.git import CheckoutCache
 from mergeway.kube.clusters import ClusterRegistry
-from mergeway.kube.discovery import Resource
-from mergeway.render.manifests import Manifest
 
 Checkout = Callable[[Repository, str, int | None], AbstractContextManager[Path]]
 ForgeFactory = Callable[[Repository], Forge]
@@ -35,12 +32,16 @@ ForgeFactory = Callable[[Repository], Forge]
 class JobContext:
     settings: Settings
     forge_factory: ForgeFactory
-    checkout: Checkout
+    git: CheckoutCache
     clusters: ClusterRegistry
     policy: policy_mod.Policy
     redis: redis.Redis | None = None
     _forges: dict[tuple[str, str], Forge] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def checkout(self) -> Checkout:
+        return self.git.checkout
 
     def forge(self, repo: Repository) -> Forge:
         key = (repo.forge, repo.full_name)
@@ -61,19 +62,26 @@ class JobContext:
         client = self.redis
         return lambda: client.lock(key, timeout=120, blocking_timeout=120)
 
+    def env_lock(self, cluster: str, environment: str) -> AbstractContextManager[object]:
+        """One deploy per (cluster, environment) at a time, across all workers."""
+        from mergeway.jobs.locks import held_lock
+
+        if self.redis is None:
+            raise RuntimeError("deploys need Redis for their per-environment lock")
+        return held_lock(self.redis, f"mergeway:lock:deploy:{cluster}:{environment}")
+
     def target_url(self, event: Event) -> str:
         return self.settings.public_url
 
 
 def context_from_settings(settings: Settings) -> JobContext:
     from mergeway.forge import forge_for
-    from mergeway.git import CheckoutCache
 
     cache = CheckoutCache.from_settings(settings)
     return JobContext(
         settings=settings,
         forge_factory=lambda repo: forge_for(repo, settings),
-        checkout=cache.checkout_for_job,
+        git=cache,
         clusters=ClusterRegistry(settings),
         policy=policy_mod.load(settings.policy_file),
         redis=redis.Redis.from_url(settings.redis_url),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
@@ -87,11 +88,8 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
 
 
 def _preview_environment(
-    ctx: JobContext, event: Event, pr: PullRequestInfo, env: Environment, root: object
+    ctx: JobContext, event: Event, pr: PullRequestInfo, env: Environment, root: Path
 ) -> PreviewReport:
-    from pathlib import Path
-
-    assert isinstance(root, Path)
     report = PreviewReport(env.name, pr.head_sha, namespace=env.namespace, cluster=env.cluster)
     decision = ctx.policy.check(event.repo.forge, event.repo.full_name, env, ctx.clusters.known())
     if not decision.allowed:
@@ -104,22 +102,33 @@ def _preview_environment(
         )
         return report
     try:
+        client = ctx.clusters.client(env.cluster)
+        kube_version = client.server_version()
+    except UnknownCluster as exc:
+        report.error = str(exc)
+        return report
+    except KubeError as exc:
+        report.error = f"The cluster {env.cluster!r} could not be reached: {exc}"
+        return report
+    try:
         rendered = render(
-            root, env.path, namespace=env.namespace, release=env.helm.release or env.name, values=env.helm.values
+            root,
+            env.path,
+            namespace=env.namespace,
+            release=env.helm.release or env.name,
+            values=env.helm.values,
+            kube_version=kube_version,
         )
     except RenderError as exc:
         report.error = f"Rendering {env.path} failed:\n{exc}"
         return report
     report.renderer, report.warnings = rendered.renderer, rendered.warnings
     try:
-        client = ctx.clusters.client(env.cluster)
         differ = Differ(client, concurrency=ctx.settings.dry_run_concurrency)
         applyset = ApplySet.for_environment(event.repo, env)
         report.plan = differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace)
-    except UnknownCluster as exc:
-        report.error = str(exc)
     except KubeError as exc:
-        report.error = f"The cluster {env.cluster!r} could not be reached or refused the preview: {exc}"
+        report.error = f"The cluster {env.cluster!r} refused the preview: {exc}"
     return report
 
 

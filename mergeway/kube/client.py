@@ -64,11 +64,18 @@ class KubeClient:
         cls, path: str | None = None, context: str | None = None, *, pool_size: int = 32, **kwargs: Any
     ) -> KubeClient:
         configuration = k8s_client.Configuration()
-        k8s_config.load_kube_config(
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=path or None, context=context or None, client_configuration=configuration
         )
         configuration.connection_pool_maxsize = pool_size
         return cls(k8s_client.ApiClient(configuration), **kwargs)
+
+    def server_version(self) -> str:
+        """The API server's version (``v1.36.3``), which Helm charts see as ``.Capabilities.KubeVersion``."""
+        if not getattr(self, "_version", ""):
+            info = self.request("GET", "/version")
+            self._version = str((info or {}).get("gitVersion", ""))
+        return self._version
 
     @property
     def host(self) -> str:

@@ -31,7 +31,7 @@ class ClusterRegistry:
         if self.settings.clusters:
             return dict(self.settings.clusters)
         try:
-            contexts, _ = k8s_config.list_kube_config_contexts(config_file=self.settings.kubeconfig or None)
+            contexts, _ = k8s_config.list_kube_config_contexts(config_file=self.settings.kubeconfig or None)  # type: ignore[no-untyped-call]
         except (k8s_config.ConfigException, OSError):
             return {}
         return {c["name"]: c["name"] for c in contexts or []}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mergeway.forge.base import StatusState
 from mergeway.kube.diff import ObjectDiff, Plan
 
 _ICONS = {"create": "➕ add", "update": "✏️ change", "delete": "🗑️ prune", "error": "❌ failed", "unchanged": "unchanged"}
@@ -41,7 +42,7 @@ class PreviewReport:
     def failed(self) -> bool:
         return bool(self.error) or bool(self.plan and self.plan.errors)
 
-    def status(self) -> tuple[str, str]:
+    def status(self) -> tuple[StatusState, str]:
         """(state, description) for the commit status; the description stays under 140 chars."""
         if self.error:
             return "failure", _clip(f"Preview failed: {self.error}", 139)

@@ -1,0 +1,164 @@
+"""The deploy job: on merge, put each environment in exactly the state of the target branch.
+
+Three rules make piled-up merges safe:
+
+* One deploy per (cluster, environment) at a time, by a Redis lock that expires quickly if its
+  worker dies, so a redelivered job is not blocked for long.
+* Under the lock, deploy the *current head* of the target branch, not the SHA in the event: when
+  merges pile up, the newest wins, and older jobs report that they were superseded.
+* Never apply a commit older than the one applied. The applied commit is recorded on the
+  environment's ApplySet parent in the cluster itself (so it survives Redis being flushed), and git
+  ancestry decides what is older.
+
+Re-running a deploy is harmless: server-side apply of an unchanged commit changes nothing, and the
+same comment and status are written again. That is what makes Celery's redelivery after a killed
+worker safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mergeway.events import Event, PullRequestMerged
+from mergeway.git import GitError
+from mergeway.jobs.context import JobContext, default_context
+from mergeway.kube.apply import COMMIT_ANNOTATION, Applier
+from mergeway.kube.applyset import ApplySet, read_parent
+from mergeway.kube.client import KubeError
+from mergeway.kube.clusters import UnknownCluster
+from mergeway.render import RenderError, render
+from mergeway.repoconfig import Environment, RepoConfigError
+from mergeway.report.deploy import DeployReport, failures_of, render_deploy
+from mergeway.report.preview import marker
+
+log = logging.getLogger("mergeway.jobs.deploy")
+
+
+def status_context(env: str) -> str:
+    return f"mergeway/deploy/{env}"
+
+
+def run(event: Event) -> None:
+    """Celery entry point (see :mod:`mergeway.jobs`)."""
+    deploy(event, default_context())
+
+
+def deploy(event: Event, ctx: JobContext) -> list[DeployReport]:
+    if not isinstance(event, PullRequestMerged):
+        raise TypeError(f"the deploy job does not handle {event.kind} events")
+    repo, pr = event.repo, event.pr
+    forge = ctx.forge(repo)
+    merge_sha = pr.merge_commit_sha or forge.get_pull_request(pr.number).merge_commit_sha or ""
+    if not merge_sha:
+        raise RuntimeError(f"{repo.full_name}#{pr.number} has no merge commit yet")
+    head = ctx.git.branch_head(repo, pr.base_ref)
+    with ctx.checkout(repo, head, None) as root:
+        try:
+            config = ctx.load_repo_config(root)
+        except RepoConfigError as exc:
+            report = DeployReport("config", merge_sha, head, state="failure", error=str(exc))
+            _publish(ctx, event, report)
+            return [report]
+    envs = [e for e in config.environments if e.auto_deploy and (e.branch or repo.default_branch) == pr.base_ref]
+    reports = []
+    for env in envs:
+        queued = DeployReport(env.name, merge_sha)
+        _publish(ctx, event, queued)
+        with ctx.env_lock(env.cluster, env.name):
+            report = _deploy_environment(ctx, event, env, merge_sha)
+        _publish(ctx, event, report)
+        reports.append(report)
+    return reports
+
+
+def _is_ancestor(ctx: JobContext, event: Event, worktree: Path, older: str, newer: str) -> bool:
+    try:
+        ctx.git.git(event.repo, worktree, "merge-base", "--is-ancestor", older, newer)
+    except GitError as exc:
+        if exc.returncode == 1:
+            return False
+        raise
+    return True
+
+
+def _deploy_environment(ctx: JobContext, event: PullRequestMerged, env: Environment, merge_sha: str) -> DeployReport:
+    repo = event.repo
+    head = ctx.git.branch_head(repo, event.pr.base_ref)  # re-read under the lock: the newest merge wins
+    report = DeployReport(env.name, merge_sha, head, state="failure")
+    if head != merge_sha:
+        report.note = f"Deploying `{head[:12]}`, the head of `{event.pr.base_ref}`, which includes this merge."
+    decision = ctx.policy.check(repo.forge, repo.full_name, env, ctx.clusters.known())
+    if not decision.allowed:
+        report.error = f"Not allowed by this server's policy: {decision.reason}"
+        return report
+    try:
+        client = ctx.clusters.client(env.cluster)
+        applyset = ApplySet.for_environment(repo, env)
+        parent = read_parent(client, applyset)
+        applied = str((((parent or {}).get("metadata") or {}).get("annotations") or {}).get(COMMIT_ANNOTATION, ""))
+        with ctx.checkout(repo, head, None) as root:
+            if applied and applied != head and not ctx.git.has_commit(repo, applied):
+                report.error = (
+                    f"the environment is at {applied[:12]}, which is not in {repo.full_name}; "
+                    "refusing to deploy over it"
+                )
+                return report
+            if applied and applied != head:
+                if _is_ancestor(ctx, event, root, head, applied):
+                    report.state, report.deployed_sha = "superseded", applied
+                    return report
+                if not _is_ancestor(ctx, event, root, applied, head):
+                    report.error = (
+                        f"the history of {event.pr.base_ref} was rewritten: the applied commit "
+                        f"{applied[:12]} is not an ancestor of {head[:12]}; refusing to deploy. "
+                        "Deploy by hand with `mergeway apply` once you have checked the branch."
+                    )
+                    return report
+            try:
+                current = ctx.load_repo_config(root).environment(env.name)
+            except RepoConfigError as exc:
+                report.error = str(exc)
+                return report
+            if current is None:
+                report.error = f"environment {env.name!r} is no longer in .mergeway.yaml at {head[:12]}"
+                return report
+            env = current
+            _publish(ctx, event, DeployReport(env.name, merge_sha, head, state="applying", note=report.note))
+            rendered = render(
+                root,
+                env.path,
+                namespace=env.namespace,
+                release=env.helm.release or env.name,
+                values=env.helm.values,
+                kube_version=client.server_version(),
+            )
+            result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
+                rendered.manifests,
+                applyset=applyset,
+                default_namespace=env.namespace,
+                commit=head,
+                health_timeout=ctx.settings.health_timeout_seconds,
+            )
+    except UnknownCluster as exc:
+        report.error = str(exc)
+        return report
+    except RenderError as exc:
+        report.error = f"Rendering {env.path} failed:\n{exc}"
+        return report
+    except KubeError as exc:
+        report.error = f"The cluster {env.cluster!r} refused the deploy: {exc}"
+        return report
+    report.result = result
+    report.failures = failures_of(result)
+    report.state = "success" if result.ok else "failure"
+    log.info("deploy of %s to %s: %s", head[:12], env.name, report.state)
+    return report
+
+
+def _publish(ctx: JobContext, event: PullRequestMerged, report: DeployReport) -> None:
+    forge = ctx.forge(event.repo)
+    body = render_deploy(report, limit=forge.comment_limit)
+    forge.upsert_comment(event.pr.number, marker("deploy", report.environment), body, lock=ctx.comment_lock(event))
+    state, description = report.status()
+    forge.set_status(report.merge_sha, state, status_context(report.environment), description, ctx.target_url(event))

@@ -1,0 +1,44 @@
+"""A Redis lock that lives only as long as its holder.
+
+A deploy can take minutes (rollouts), but a worker killed mid-deploy must not block the
+redelivered job for that long. So the lock has a short TTL and a heartbeat thread extends it while
+the holder is alive: a dead worker's lock expires within ``ttl`` seconds and the retry proceeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import redis
+from redis.exceptions import LockError
+
+
+class LockUnavailable(RuntimeError):
+    """Another job held the lock for longer than we were willing to wait."""
+
+
+@contextlib.contextmanager
+def held_lock(client: redis.Redis, key: str, *, ttl: float = 20.0, wait: float = 900.0) -> Iterator[None]:
+    lock = client.lock(key, timeout=ttl, blocking_timeout=wait, thread_local=False)
+    if not lock.acquire():
+        raise LockUnavailable(f"{key} is held by another job (waited {wait:g}s)")
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(ttl / 3):
+            try:
+                lock.reacquire()
+            except (LockError, redis.RedisError):
+                return
+
+    beat = threading.Thread(target=heartbeat, name=f"lock-heartbeat:{key}", daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beat.join(timeout=5)
+        with contextlib.suppress(LockError, redis.RedisError):
+            lock.release()
