@@ -2,6 +2,8 @@
 
 ``mergeway preview PATH`` prints what merging would change, with ``kubectl diff``'s exit codes
 (0 no changes, 1 changes, 2 error) so it drops into scripts that already use kubectl.
+``mergeway apply PATH`` runs a deploy's engine (staged apply, prune by ApplySet, health wait):
+0 applied and healthy, 1 applied but failed or unhealthy, 2 error before applying.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mergeway.kube.apply import Applier
+from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.kube.diff import Differ
 from mergeway.render import RenderError, render
+from mergeway.report.deploy import failures_of
 from mergeway.report.terminal import print_plan
 
 
@@ -39,6 +44,35 @@ def _preview(args: argparse.Namespace) -> int:
     return 1 if plan.has_changes else 0
 
 
+def _apply(args: argparse.Namespace) -> int:
+    target = Path(args.path).resolve()
+    root = target if target.is_dir() else target.parent
+    try:
+        rendered = render(root, "." if target.is_dir() else target.name, namespace=args.namespace)
+        client = KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency)
+        applyset = ApplySet(args.applyset or f"mergeway-cli.{target.name}", args.namespace or "default")
+        result = Applier(client, concurrency=args.concurrency).deploy(
+            rendered.manifests,
+            applyset=applyset,
+            default_namespace=args.namespace,
+            health_timeout=args.timeout,
+            wait=args.wait,
+            progress=lambda line: print(line, file=sys.stderr),
+        )
+    except (RenderError, KubeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for item in result.applied:
+        print(f"{item.ref} {'created' if item.action == 'create' else 'configured'}")
+    for item in result.pruned:
+        print(f"{item.ref} pruned")
+    for line in failures_of(result):
+        print(f"failed: {line}", file=sys.stderr)
+    counts = ", ".join(f"{v} {k}" for k, v in result.counts().items())
+    print(f"{counts}; applied in {result.apply_seconds:.2f}s, rollout {result.rollout_seconds:.2f}s")
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mergeway", description=__doc__.splitlines()[0] if __doc__ else "")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--concurrency", type=int, default=16, help="parallel dry-run requests")
     preview.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     preview.set_defaults(func=_preview)
+
+    apply = sub.add_parser("apply", help="apply PATH like a deploy: staged server-side apply, prune, wait")
+    apply.add_argument("path", help="a directory of manifests, a kustomization or a Helm chart")
+    apply.add_argument("--context", default="", help="kubeconfig context (default: current)")
+    apply.add_argument("--kubeconfig", default="", help="kubeconfig file (default: $KUBECONFIG)")
+    apply.add_argument("-n", "--namespace", default="", help="namespace for objects without one")
+    apply.add_argument("--applyset", default="", help="ApplySet parent ConfigMap name (prune scope)")
+    apply.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a healthy rollout")
+    apply.add_argument("--concurrency", type=int, default=16, help="parallel requests")
+    apply.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="wait for the rollout to become healthy (default: yes)",
+    )
+    apply.set_defaults(func=_apply)
     return parser
 
 

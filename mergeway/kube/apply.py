@@ -156,6 +156,7 @@ class Applier:
         default_namespace: str,
         commit: str = "",
         health_timeout: float = 300.0,
+        wait: bool = True,
         progress: Callable[[str], None] | None = None,
     ) -> DeployResult:
         started = time.monotonic()
@@ -198,7 +199,7 @@ class Applier:
         if not result.failed:
             self._write_parent(applyset, new_gks, new_ns, commit)
         result.apply_seconds = time.monotonic() - started
-        if result.failed:
+        if result.failed or not wait:
             return result
         if progress:
             progress("waiting for the rollout")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import time
 from collections.abc import Mapping
@@ -64,9 +65,13 @@ class KubeClient:
         cls, path: str | None = None, context: str | None = None, *, pool_size: int = 32, **kwargs: Any
     ) -> KubeClient:
         configuration = k8s_client.Configuration()
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=path or None, context=context or None, client_configuration=configuration
-        )
+        try:
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=path or None, context=context or None, client_configuration=configuration
+            )
+        except (k8s_config.ConfigException, OSError) as exc:
+            where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise KubeError(status=0, reason="Config", message=f"cannot load kubeconfig {where}: {exc}") from None
         configuration.connection_pool_maxsize = pool_size
         return cls(k8s_client.ApiClient(configuration), **kwargs)
 

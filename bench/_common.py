@@ -1,0 +1,97 @@
+"""Shared by the benchmarks: the local cluster, generated manifest sets, timing helpers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def launcher() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("localcluster", ROOT / "tools" / "cluster" / "localcluster.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["localcluster"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def cluster_env() -> tuple[dict[str, str], bool]:
+    """KUBECONFIG for the local cluster (started for this run when it is not up)."""
+    kubeconfig, started = launcher().ensure_up(owner_pid=os.getpid())
+    return {**os.environ, "KUBECONFIG": str(kubeconfig)}, started
+
+
+def write_set(directory: Path, objects: int, *, generation: int = 1) -> None:
+    """A realistic mix: per app a Deployment, a Service and a ConfigMap (and a Secret every 5th)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.yaml"):
+        old.unlink()
+    made, app = 0, 0
+    while made < objects:
+        name = f"app-{app:04d}"
+        docs = [
+            f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, labels: {{app: {name}}}}}
+spec:
+  replicas: {1 + generation % 2}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: web
+        image: example.com/{name}:v{generation}
+        ports: [{{containerPort: 8080}}]
+        env: [{{name: MODE, value: bench}}]
+""",
+            f"""apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  selector: {{app: {name}}}
+  ports: [{{port: 80, targetPort: 8080}}]
+""",
+            f"""apiVersion: v1
+kind: ConfigMap
+metadata: {{name: {name}-config}}
+data: {{generation: "{generation}", level: info}}
+""",
+        ]
+        if app % 5 == 0:
+            docs.append(f"""apiVersion: v1
+kind: Secret
+metadata: {{name: {name}-secret}}
+stringData: {{token: "t-{generation}-{name}"}}
+""")
+        docs = docs[: objects - made]
+        (directory / f"{name}.yaml").write_text("---\n".join(docs))
+        made += len(docs)
+        app += 1
+
+
+def kubectl(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.run([str(BIN / "kubectl"), *args], env=env, capture_output=True, timeout=600)
+    if check and proc.returncode not in (0, 1):
+        raise RuntimeError(proc.stderr.decode()[-2000:])
+    return proc
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall time of ``repeat`` runs."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)

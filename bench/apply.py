@@ -1,0 +1,87 @@
+"""bench/apply: `mergeway apply` vs `kubectl apply --server-side` on 50, 200 and 500 objects.
+
+For each size, both tools create the set in a fresh namespace of their own, then apply a changed
+version of it (new image, replicas and config for every app). Neither waits for rollouts (``--no-wait``
+for Mergeway; kubectl never waits), so this measures applying. Prints seconds and the ratio
+kubectl/mergeway for both phases.
+
+The merge-to-applied latency (webhook received → all objects applied) through the whole chain is
+measured by bench/merge_latency.py.
+
+Run: .venv/bin/python bench/apply.py [--sizes 50,200,500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from _common import BIN, cluster_env, kubectl, launcher, write_set
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="50,200,500")
+    args = parser.parse_args()
+    env, started = cluster_env()
+    rows = []
+    try:
+        for size in [int(s) for s in args.sizes.split(",")]:
+            result = {}
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = Path(tmp) / "set"
+                for tool in ("mergeway", "kubectl"):
+                    ns = f"bench-apply-{tool}-{size}"
+                    kubectl(env, "delete", "namespace", ns, "--ignore-not-found", "--wait=true")
+                    kubectl(env, "create", "namespace", ns)
+                    for phase, generation in (("create", 1), ("update", 2)):
+                        write_set(folder, size, generation=generation)
+                        if tool == "mergeway":
+                            argv = [
+                                str(BIN / "mergeway"),
+                                "apply",
+                                str(folder),
+                                "-n",
+                                ns,
+                                "--no-wait",
+                                "--applyset",
+                                f"bench-{size}",
+                            ]
+                        else:
+                            argv = [
+                                str(BIN / "kubectl"),
+                                "apply",
+                                "--server-side",
+                                "--field-manager=kubectl-bench",
+                                "-n",
+                                ns,
+                                "-f",
+                                str(folder),
+                            ]
+                        began = time.perf_counter()
+                        proc = subprocess.run(argv, env=env, capture_output=True, timeout=900)
+                        result[(tool, phase)] = time.perf_counter() - began
+                        if proc.returncode != 0:
+                            raise RuntimeError(f"{tool} {phase} failed: {proc.stderr.decode()[-1000:]}")
+                    kubectl(env, "delete", "namespace", ns, "--wait=false")
+            rows.append((size, result))
+            parts = []
+            for phase in ("create", "update"):
+                m, k = result[("mergeway", phase)], result[("kubectl", phase)]
+                parts.append(f"{phase}: mergeway {m:.2f}s kubectl {k:.2f}s ({k / m:.2f}x)")
+            print(f"{size:>4} objects: " + "; ".join(parts), flush=True)
+    finally:
+        if started:
+            launcher().down()
+    print("\nsize  phase   mergeway_s  kubectl_s  kubectl/mergeway")
+    for size, result in rows:
+        for phase in ("create", "update"):
+            m, k = result[("mergeway", phase)], result[("kubectl", phase)]
+            print(f"{size:>4}  {phase:<6} {m:10.2f}  {k:9.2f}  {k / m:16.2f}")
+
+
+if __name__ == "__main__":
+    main()
