@@ -36,5 +36,10 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## The intake benchmark (20,000+ signed webhooks through gunicorn as in the Procfile).
+bench-intake: venv
+	@bash tools/redis/ensure.sh
+	$(BIN)/python bench/intake.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

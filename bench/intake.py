@@ -199,10 +199,10 @@ def load(port: int, requests: int, procs: int, conns: int, run_tag: str) -> dict
     ]
     for w in workers:
         w.start()
-    out = [results.get(timeout=600) for _ in workers]
+    out: list[ClientResult] = [results.get(timeout=600) for _ in workers]
     for w in workers:
         w.join(timeout=30)
-    latencies = sorted(x for r in out for x in r.latencies)
+    latencies: list[float] = sorted(x for r in out for x in r.latencies)
     statuses: dict[str, int] = {}
     for r in out:
         for k, v in r.statuses.items():

@@ -32,8 +32,16 @@ def find(name: str) -> str:
     if found:
         return found
     candidates = [Path(sys.prefix) / "bin" / name]
-    cache = Path(os.environ.get("MERGEWAY_CACHE_DIR", "") or Path.home() / ".cache" / "mergeway")
-    candidates += sorted(cache.glob(f"*/bin/{name}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    # tools/cluster/build.sh builds into the user's cache; a worker may point MERGEWAY_CACHE_DIR
+    # (its git cache) elsewhere, so both places are searched.
+    caches = dict.fromkeys(
+        [
+            Path(os.environ.get("MERGEWAY_CACHE_DIR", "") or Path.home() / ".cache" / "mergeway"),
+            Path.home() / ".cache" / "mergeway",
+        ]
+    )
+    for cache in caches:
+        candidates += sorted(cache.glob(f"*/bin/{name}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)

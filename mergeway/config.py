@@ -163,7 +163,7 @@ class Settings:
             github_app_private_key=_secret(env, "GITHUB_APP_PRIVATE_KEY"),
             gitlab_url=(env.get("GITLAB_URL", "").strip() or cls.gitlab_url).rstrip("/"),
             gitlab_token=_secret(env, "GITLAB_TOKEN"),
-            kubeconfig=env.get("KUBECONFIG", "").strip(),
+            kubeconfig=env.get("KUBECONFIG", "").strip() or _local_cluster_kubeconfig(env),
             clusters=clusters,
             policy_file=env.get("MERGEWAY_POLICY_FILE", "").strip(),
             allow_fork_previews=_bool(env, "MERGEWAY_ALLOW_FORK_PREVIEWS", False),
@@ -212,3 +212,15 @@ def _redact_url(url: str) -> str:
     if not sep or "@" not in rest:
         return url
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def _local_cluster_kubeconfig(env: Mapping[str, str]) -> str:
+    """The local cluster's kubeconfig (``make cluster``) when it exists: the built-in default target.
+
+    Only used when ``KUBECONFIG`` is unset, so a configured cluster always wins; and only when the
+    local cluster has been started, so a production worker never silently targets a stale file.
+    """
+    state = env.get("MERGEWAY_CLUSTER_DIR", "").strip()
+    path = Path(state) if state else Path.home() / ".cache" / "mergeway" / "cluster-state"
+    kubeconfig = path / "kubeconfig"
+    return str(kubeconfig) if kubeconfig.is_file() else ""

@@ -9,5 +9,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 pytest_plugins = [
+    "tests.fixtures.forgesim",
     "tests.fixtures.redis_server",
+    "tests.fixtures.services",
+    "tests.fixtures.cluster",
+    "tests.fixtures.e2e",
 ]

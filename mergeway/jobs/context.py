@@ -62,13 +62,15 @@ class JobContext:
         client = self.redis
         return lambda: client.lock(key, timeout=120, blocking_timeout=120)
 
-    def env_lock(self, cluster: str, environment: str) -> AbstractContextManager[object]:
+    def env_lock(
+        self, cluster: str, environment: str, on_wait: Callable[[], None] | None = None
+    ) -> AbstractContextManager[None]:
         """One deploy per (cluster, environment) at a time, across all workers."""
         from mergeway.jobs.locks import held_lock
 
         if self.redis is None:
             raise RuntimeError("deploys need Redis for their per-environment lock")
-        return held_lock(self.redis, f"mergeway:lock:deploy:{cluster}:{environment}")
+        return held_lock(self.redis, f"mergeway:lock:deploy:{cluster}:{environment}", on_wait=on_wait)
 
     def target_url(self, event: Event) -> str:
         return self.settings.public_url

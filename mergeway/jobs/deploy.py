@@ -17,7 +17,9 @@ worker safe.
 
 from __future__ import annotations
 
+import functools
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from mergeway.events import Event, PullRequestMerged
@@ -62,14 +64,49 @@ def deploy(event: Event, ctx: JobContext) -> list[DeployReport]:
             return [report]
     envs = [e for e in config.environments if e.auto_deploy and (e.branch or repo.default_branch) == pr.base_ref]
     reports = []
-    for env in envs:
-        queued = DeployReport(env.name, merge_sha)
-        _publish(ctx, event, queued)
-        with ctx.env_lock(env.cluster, env.name):
-            report = _deploy_environment(ctx, event, env, merge_sha)
-        _publish(ctx, event, report)
-        reports.append(report)
+    with Reporter(ctx, event) as reporter:
+        for env in envs:
+            queued = DeployReport(env.name, merge_sha)
+            with ctx.env_lock(env.cluster, env.name, on_wait=functools.partial(reporter.progress, queued)):
+                report = _deploy_environment(ctx, event, env, merge_sha, reporter)
+            reporter.final(report)
+            reports.append(report)
     return reports
+
+
+class Reporter:
+    """Publishes progress in the background and outcomes in order.
+
+    Progress ("queued", "applying") must not delay the apply itself: forges pace writes (GitHub asks
+    for a second between them), and merge-to-applied latency is what users feel. Outcomes wait for
+    earlier progress to be written, so the comment never goes back from an outcome to "applying".
+    """
+
+    def __init__(self, ctx: JobContext, event: PullRequestMerged) -> None:
+        self.ctx, self.event = ctx, event
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deploy-report")
+        self.pending: list[Future[None]] = []
+
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True)
+
+    def progress(self, report: DeployReport) -> None:
+        self.pending.append(self.pool.submit(self._publish_quietly, report))
+
+    def final(self, report: DeployReport) -> None:
+        for future in self.pending:
+            future.result()
+        self.pending.clear()
+        _publish(self.ctx, self.event, report)
+
+    def _publish_quietly(self, report: DeployReport) -> None:
+        try:
+            _publish(self.ctx, self.event, report)
+        except Exception:  # progress is best effort; the outcome is published (and raised) by final()
+            log.warning("could not publish deploy progress for %s", report.environment, exc_info=True)
 
 
 def _is_ancestor(ctx: JobContext, event: Event, worktree: Path, older: str, newer: str) -> bool:
@@ -82,7 +119,9 @@ def _is_ancestor(ctx: JobContext, event: Event, worktree: Path, older: str, newe
     return True
 
 
-def _deploy_environment(ctx: JobContext, event: PullRequestMerged, env: Environment, merge_sha: str) -> DeployReport:
+def _deploy_environment(
+    ctx: JobContext, event: PullRequestMerged, env: Environment, merge_sha: str, reporter: Reporter
+) -> DeployReport:
     repo = event.repo
     head = ctx.git.branch_head(repo, event.pr.base_ref)  # re-read under the lock: the newest merge wins
     report = DeployReport(env.name, merge_sha, head, state="failure")
@@ -124,7 +163,7 @@ def _deploy_environment(ctx: JobContext, event: PullRequestMerged, env: Environm
                 report.error = f"environment {env.name!r} is no longer in .mergeway.yaml at {head[:12]}"
                 return report
             env = current
-            _publish(ctx, event, DeployReport(env.name, merge_sha, head, state="applying", note=report.note))
+            reporter.progress(DeployReport(env.name, merge_sha, head, state="applying", note=report.note))
             rendered = render(
                 root,
                 env.path,

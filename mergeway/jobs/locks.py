@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 from redis.exceptions import LockError
@@ -20,10 +20,21 @@ class LockUnavailable(RuntimeError):
 
 
 @contextlib.contextmanager
-def held_lock(client: redis.Redis, key: str, *, ttl: float = 20.0, wait: float = 900.0) -> Iterator[None]:
+def held_lock(
+    client: redis.Redis,
+    key: str,
+    *,
+    ttl: float = 20.0,
+    wait: float = 900.0,
+    on_wait: Callable[[], None] | None = None,
+) -> Iterator[None]:
+    """Hold ``key`` for the ``with`` block; ``on_wait`` runs once if another job holds it first."""
     lock = client.lock(key, timeout=ttl, blocking_timeout=wait, thread_local=False)
-    if not lock.acquire():
-        raise LockUnavailable(f"{key} is held by another job (waited {wait:g}s)")
+    if not lock.acquire(blocking=False):
+        if on_wait is not None:
+            on_wait()
+        if not lock.acquire():
+            raise LockUnavailable(f"{key} is held by another job (waited {wait:g}s)")
     stop = threading.Event()
 
     def heartbeat() -> None:

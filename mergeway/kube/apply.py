@@ -11,7 +11,7 @@ Order of a deploy, and why:
    resources in the same change can be applied.
 4. Prune members of the set that left Git, in reverse stage order, with background propagation.
 5. Write the final group-kinds and the applied commit to the parent.
-6. Wait for what changed to become healthy (:mod:`mergeway.kube.health`).
+6. Wait for the environment's objects to become healthy (:mod:`mergeway.kube.health`).
 """
 
 from __future__ import annotations
@@ -203,8 +203,10 @@ class Applier:
             return result
         if progress:
             progress("waiting for the rollout")
+        # Every object of the environment, not only what this run changed: a redelivered deploy (its
+        # first run was killed after applying) must still wait for the rollout that run started.
         targets: dict[Target, str] = {}
-        for item in result.applied:
+        for item in [*result.applied, *(i for i in plan.items if i.action == "unchanged")]:
             if item.resource is not None:
                 targets[(item.resource, item.ref.namespace, item.ref.name)] = str(item.ref)
         rollout_started = time.monotonic()

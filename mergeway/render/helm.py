@@ -33,7 +33,10 @@ def render_helm(
     if namespace:
         argv += ["--namespace", namespace]
     # Charts gate templates on .Capabilities.KubeVersion; without this helm assumes its own default.
-    argv += ["--kube-version", kube_version or DEFAULT_KUBE_VERSION]
+    # A development build of Kubernetes reports v0.0.0-...; charts would refuse it, so assume the default.
+    if not kube_version or kube_version.startswith("v0."):
+        kube_version = DEFAULT_KUBE_VERSION
+    argv += ["--kube-version", kube_version]
     for value_file in values:
         argv += ["--values", str(confine(root, value_file, what="helm values file"))]
     with tempfile.TemporaryDirectory(prefix="mergeway-helm-") as home:

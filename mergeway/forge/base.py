@@ -1,0 +1,260 @@
+"""The forge interface every job talks to, whichever of GitHub or GitLab hosts the repository.
+
+Only the operations Mergeway needs are here, each phrased in Mergeway's terms (a pull request is a
+"pull request" on both forges; GitLab's ``iid`` is its ``number``). Implementations translate to the
+client libraries and turn their exceptions into :mod:`mergeway.forge.errors`.
+
+The sticky-comment algorithm lives here rather than in each implementation because its correctness
+argument (converging to exactly one comment even when jobs race without a lock) must not diverge
+between forges.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import enum
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from mergeway.events import PullRequest, Repository
+from mergeway.forge.errors import CommentTooLongError, ForgeNotFoundError, ForgeValidationError
+
+log = logging.getLogger("mergeway.forge")
+
+StatusState = Literal["pending", "success", "failure", "error"]
+MergeMethod = Literal["merge", "squash", "rebase"]
+Reaction = Literal["eyes", "+1", "-1", "rocket", "confused", "heart", "hooray", "laugh"]
+#: A factory returning a context manager that holds a lock for the duration of a ``with`` block,
+#: e.g. ``lambda: redis_client.lock(key, timeout=60)``. Called once per locked section.
+LockFactory = Callable[[], AbstractContextManager[object]]
+
+STATUS_STATES: tuple[StatusState, ...] = ("pending", "success", "failure", "error")
+#: Both forges cap the description; GitHub documents 140 characters.
+STATUS_DESCRIPTION_LIMIT = 140
+
+
+class Permission(enum.Enum):
+    """A user's effective permission on a repository, reduced to what Mergeway decides on.
+
+    GitHub: ``admin`` → ADMIN; ``maintain``/``write`` → WRITE (the API's legacy ``permission`` field
+    already folds maintain into write); ``triage``/``read`` → READ. GitLab: Maintainer/Owner (40/50) →
+    ADMIN, Developer (30) → WRITE, Guest/Planner/Reporter (10-20) → READ, none/minimal → NONE.
+    """
+
+    NONE = "none"
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+    @property
+    def can_write(self) -> bool:
+        """True when the user may push to the repository: who may run ``/rollback``."""
+        return self in (Permission.WRITE, Permission.ADMIN)
+
+
+@dataclass(frozen=True)
+class CommentRef:
+    """A comment (GitHub issue comment / GitLab MR note). ``id`` orders comments by creation."""
+
+    id: int
+    body: str
+    url: str = ""
+    author: str = ""
+
+
+@dataclass(frozen=True)
+class PullRequestInfo:
+    """A pull/merge request as the forge reports it now.
+
+    ``merge_method`` is a hint for reverting, derived from the commits: ``merge`` (a commit with two
+    parents: ``git revert -m 1``), ``squash`` (one new commit: revert as is) or ``rebase`` (the
+    ``commit_count`` commits ending at ``merge_commit_sha``: revert the range). It is ``None`` while
+    the pull request is not merged. On GitLab a fast-forward merge reports the head SHA as
+    ``merge_commit_sha`` and ``rebase`` as the method.
+    """
+
+    number: int
+    title: str
+    url: str
+    author: str
+    state: Literal["open", "closed", "merged"]
+    base_ref: str
+    head_ref: str
+    head_sha: str
+    merged: bool = False
+    merge_commit_sha: str | None = None
+    merge_method: MergeMethod | None = None
+    commit_count: int = 0
+    is_fork: bool = False
+    body: str = ""
+
+    def as_event(self) -> PullRequest:
+        """The forge-neutral :class:`~mergeway.events.PullRequest` jobs pass around."""
+        return PullRequest(
+            number=self.number,
+            title=self.title,
+            head_sha=self.head_sha,
+            head_ref=self.head_ref,
+            base_ref=self.base_ref,
+            author=self.author,
+            url=self.url,
+            is_fork=self.is_fork,
+            merge_commit_sha=self.merge_commit_sha,
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class GitCredentials:
+    """HTTP credentials for git, fetched fresh per use (GitHub App tokens expire hourly)."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"GitCredentials(username={self.username!r}, password=***)"
+
+
+class Forge(abc.ABC):
+    """One repository on one forge. Construct with :func:`mergeway.forge.forge_for`."""
+
+    #: ``"github"`` or ``"gitlab"``
+    name: ClassVar[str]
+    #: Display name used in error messages.
+    display_name: ClassVar[str]
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+
+    # -- limits ---------------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def comment_limit(self) -> int:
+        """Longest comment body the forge accepts, in characters; the report layer fits to it."""
+
+    def check_comment_length(self, body: str) -> None:
+        """Raise :class:`CommentTooLongError` rather than let the forge reject (or truncate) a body."""
+        if len(body) > self.comment_limit:
+            raise CommentTooLongError(self.display_name, len(body), self.comment_limit)
+
+    # -- comments -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_comments(self, number: int) -> list[CommentRef]:
+        """All comments on the pull request, oldest first."""
+
+    @abc.abstractmethod
+    def create_comment(self, number: int, body: str) -> CommentRef:
+        """Post a new comment (checks the length first)."""
+
+    @abc.abstractmethod
+    def edit_comment(self, number: int, comment_id: int, body: str) -> CommentRef:
+        """Replace a comment's body (checks the length first)."""
+
+    @abc.abstractmethod
+    def delete_comment(self, number: int, comment_id: int) -> None:
+        """Delete a comment; raises :class:`ForgeNotFoundError` if it is already gone."""
+
+    def upsert_comment(self, number: int, marker: str, body: str, *, lock: LockFactory | None = None) -> CommentRef:
+        """Create or edit *the* comment carrying ``marker`` (e.g. ``<!-- mergeway:preview:prod -->``).
+
+        With ``lock`` (workers pass a Redis lock keyed by PR and marker), jobs take turns and there is
+        never a duplicate. Without it, two racing jobs may each create a comment, but both then list
+        again, agree on the oldest (lowest id) as the survivor, edit it and delete the others, so the
+        pull request converges to one comment. The marker is prepended when ``body`` lacks it.
+        """
+        if not marker.strip():
+            raise ValueError("upsert_comment needs a non-empty marker")
+        text = body if marker in body else f"{marker}\n{body}"
+        self.check_comment_length(text)
+        guard: AbstractContextManager[object] = lock() if lock is not None else contextlib.nullcontext()
+        with guard:
+            matching = self._marked(number, marker)
+            if not matching:
+                created = self.create_comment(number, text)
+                matching = self._marked(number, marker) or [created]
+            keep, *others = sorted(matching, key=lambda c: c.id)
+            if keep.body != text:
+                keep = self.edit_comment(number, keep.id, text)
+            for other in others:
+                log.info(
+                    "removing duplicate comment %s on %s#%s (keeping %s)",
+                    other.id,
+                    self.repo.full_name,
+                    number,
+                    keep.id,
+                )
+                with contextlib.suppress(ForgeNotFoundError):  # a racing job deleted it first
+                    self.delete_comment(number, other.id)
+            return keep
+
+    def _marked(self, number: int, marker: str) -> list[CommentRef]:
+        return [c for c in self.list_comments(number) if marker in c.body]
+
+    # -- statuses and reactions -------------------------------------------------------------------
+
+    def set_status(
+        self, sha: str, state: StatusState, context: str, description: str = "", target_url: str = ""
+    ) -> None:
+        """Set commit status ``context`` on ``sha``. Descriptions are cut to 140 characters."""
+        if state not in STATUS_STATES:
+            raise ValueError(f"status state must be one of {', '.join(STATUS_STATES)}, not {state!r}")
+        if not context.strip():
+            raise ValueError("status context must not be empty")
+        if len(description) > STATUS_DESCRIPTION_LIMIT:
+            description = description[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
+        self._set_status(sha, state, context, description, target_url)
+
+    @abc.abstractmethod
+    def _set_status(self, sha: str, state: StatusState, context: str, description: str, target_url: str) -> None: ...
+
+    @abc.abstractmethod
+    def add_reaction(self, number: int, comment_id: int, reaction: Reaction = "eyes") -> None:
+        """React to a comment (GitHub reaction / GitLab award emoji); repeating it is harmless."""
+
+    # -- people -----------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_permission(self, username: str) -> Permission:
+        """The user's permission on this repository; NONE for strangers and unknown users."""
+
+    # -- pull requests ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_pull_request(self, number: int) -> PullRequestInfo:
+        """The pull request with its merge commit and merge-method hint."""
+
+    @abc.abstractmethod
+    def find_open_pull_request(self, head: str) -> PullRequestInfo | None:
+        """The open pull request whose source branch is ``head`` in this repository, if any."""
+
+    @abc.abstractmethod
+    def _create_pull_request(self, head: str, base: str, title: str, body: str) -> PullRequestInfo: ...
+
+    def open_pull_request(self, head: str, base: str, title: str, body: str = "") -> PullRequestInfo:
+        """Open a pull request from the pushed branch ``head`` into ``base``.
+
+        Idempotent: when one is already open for ``head`` (a re-run job, or a retried POST whose
+        first attempt succeeded), that one is returned instead of failing.
+        """
+        self.check_comment_length(body)
+        existing = self.find_open_pull_request(head)
+        if existing is not None:
+            return existing
+        try:
+            return self._create_pull_request(head, base, title, body)
+        except ForgeValidationError:
+            existing = self.find_open_pull_request(head)
+            if existing is not None:
+                return existing
+            raise
+
+    # -- git --------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def git_credentials(self) -> GitCredentials:
+        """Username and token for git over HTTPS; refreshed when the token is near expiry."""

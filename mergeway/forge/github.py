@@ -1,0 +1,338 @@
+"""GitHub through PyGithub.
+
+The client is created lazy (``Github(lazy=True)``): objects are addressed by URL without fetching
+them first, so upserting a comment costs one list plus one write rather than four round trips.
+Installation tokens for a GitHub App are minted and refreshed by PyGithub's ``AppInstallationAuth``
+(it renews a token 20 s before ``expires_at``); we keep one auth object per installation per process so
+jobs share a token instead of minting one each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+import requests
+from github import Auth, Github, GithubException, GithubIntegration
+from github.IssueComment import IssueComment
+from github.PullRequest import PullRequest as GhPullRequest
+
+from mergeway.events import Repository
+from mergeway.forge.base import (
+    CommentRef,
+    Forge,
+    GitCredentials,
+    MergeMethod,
+    Permission,
+    PullRequestInfo,
+    Reaction,
+    StatusState,
+)
+from mergeway.forge.errors import (
+    ForgeAuthError,
+    ForgeError,
+    ForgeNotFoundError,
+    ForgePermissionError,
+    ForgeRateLimitError,
+    ForgeUnavailableError,
+    ForgeValidationError,
+)
+from mergeway.forge.redaction import install_log_redaction, register_secret
+from mergeway.forge.retry import RetryPolicy, github_retry, rate_limit_wait
+
+log = logging.getLogger("mergeway.forge.github")
+
+GITHUB_COMMENT_LIMIT = 65_536
+_PERMISSIONS = {
+    "admin": Permission.ADMIN,
+    "maintain": Permission.WRITE,
+    "write": Permission.WRITE,
+    "triage": Permission.READ,
+    "read": Permission.READ,
+}
+
+
+def translate_github_error(exc: Exception, action: str, repo: str) -> ForgeError:
+    """Turn a PyGithub / requests exception into a :class:`ForgeError` naming what failed."""
+    if isinstance(exc, ForgeError):
+        return exc
+    if isinstance(exc, requests.RequestException):
+        return ForgeUnavailableError(f"GitHub: could not {action} in {repo}: {type(exc).__name__} talking to the API")
+    if not isinstance(exc, GithubException):
+        return ForgeError(f"GitHub: could not {action} in {repo}: {type(exc).__name__}")
+    status = exc.status
+    data = exc.data if isinstance(exc.data, dict) else {}
+    message = str(data.get("message") or exc.message or "").strip()
+    errors = data.get("errors")
+    if isinstance(errors, list):
+        details = [str(e.get("message") or e.get("code")) for e in errors if isinstance(e, dict)]
+        if details:
+            message = f"{message}: {'; '.join(details)}"
+    headers = dict(exc.headers or {})
+    where = f"GitHub: could not {action} in {repo}"
+    wait = rate_limit_wait(headers)
+    if status == 429 or (status == 403 and (wait is not None or "rate limit" in message.lower())):
+        return ForgeRateLimitError(f"{where}: rate limited (HTTP {status})", status=status, retry_after=wait)
+    if status == 404:
+        return ForgeNotFoundError(
+            f"{where}: not found (HTTP 404). Check that it exists and that the token or GitHub App "
+            f"installation has access to {repo}",
+            status=status,
+        )
+    if status == 401:
+        return ForgeAuthError(
+            f"{where}: GitHub rejected the credentials (HTTP 401: {message or 'Bad credentials'})",
+            status=status,
+        )
+    if status == 403:
+        return ForgePermissionError(
+            f"{where}: permission denied (HTTP 403: {message or 'Forbidden'}); the token or app needs "
+            "read/write access to pull requests, issues and commit statuses",
+            status=status,
+        )
+    if status in (400, 409, 422):
+        return ForgeValidationError(f"{where}: GitHub refused the request (HTTP {status}: {message})", status=status)
+    if status >= 500:
+        return ForgeUnavailableError(f"{where}: GitHub failed (HTTP {status}) after retries", status=status)
+    return ForgeError(f"{where}: HTTP {status}: {message}", status=status)
+
+
+class GitHubForge(Forge):
+    name = "github"
+    display_name = "GitHub"
+
+    def __init__(self, repo: Repository, client: Github, token: Callable[[], str]) -> None:
+        super().__init__(repo)
+        self._client = client
+        self._token = token
+        self._repo = client.get_repo(repo.full_name)
+        self._owner = repo.full_name.split("/", 1)[0]
+
+    @property
+    def comment_limit(self) -> int:
+        return GITHUB_COMMENT_LIMIT
+
+    @contextlib.contextmanager
+    def _api(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (GithubException, requests.RequestException) as exc:
+            raise translate_github_error(exc, action, self.repo.full_name) from None
+
+    # -- comments -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _ref(comment: IssueComment) -> CommentRef:
+        return CommentRef(
+            id=comment.id,
+            body=comment.body or "",
+            url=comment.html_url or "",
+            author=comment.user.login if comment.user else "",
+        )
+
+    def list_comments(self, number: int) -> list[CommentRef]:
+        with self._api(f"list comments of pull request #{number}"):
+            comments = [self._ref(c) for c in self._repo.get_issue(number).get_comments()]
+        return sorted(comments, key=lambda c: c.id)
+
+    def create_comment(self, number: int, body: str) -> CommentRef:
+        self.check_comment_length(body)
+        with self._api(f"comment on pull request #{number}"):
+            return self._ref(self._repo.get_issue(number).create_comment(body))
+
+    def edit_comment(self, number: int, comment_id: int, body: str) -> CommentRef:
+        self.check_comment_length(body)
+        with self._api(f"edit comment {comment_id} on pull request #{number}"):
+            comment = self._repo.get_issue(number).get_comment(comment_id)
+            comment.edit(body)
+            return CommentRef(
+                id=comment_id,
+                body=body,
+                url=comment.html_url or "",
+                author=comment.user.login if comment.user else "",
+            )
+
+    def delete_comment(self, number: int, comment_id: int) -> None:
+        with self._api(f"delete comment {comment_id} on pull request #{number}"):
+            self._repo.get_issue(number).get_comment(comment_id).delete()
+
+    # -- statuses and reactions -------------------------------------------------------------------
+
+    def _set_status(self, sha: str, state: StatusState, context: str, description: str, target_url: str) -> None:
+        with self._api(f"set status {context} on commit {sha[:12]}"):
+            commit = self._repo.get_commit(sha)
+            if target_url:
+                commit.create_status(state=state, target_url=target_url, description=description, context=context)
+            else:
+                commit.create_status(state=state, description=description, context=context)
+
+    def add_reaction(self, number: int, comment_id: int, reaction: Reaction = "eyes") -> None:
+        with self._api(f"react to comment {comment_id} on pull request #{number}"):
+            self._repo.get_issue(number).get_comment(comment_id).create_reaction(reaction)
+
+    # -- people -----------------------------------------------------------------------------------
+
+    def get_permission(self, username: str) -> Permission:
+        try:
+            with self._api(f"read the permission of {username}"):
+                level = self._repo.get_collaborator_permission(username)
+        except ForgeNotFoundError:
+            # The endpoint 404s both for an unknown user and for a missing repository; only the
+            # latter is an error. Reading the repository tells them apart.
+            with self._api("read the repository"):
+                self._client.get_repo(self.repo.full_name).complete()
+            return Permission.NONE
+        return _PERMISSIONS.get(str(level), Permission.NONE)
+
+    # -- pull requests ----------------------------------------------------------------------------
+
+    def get_pull_request(self, number: int) -> PullRequestInfo:
+        with self._api(f"read pull request #{number}"):
+            pr = self._repo.get_pull(number)
+            return self._info(pr)
+
+    def find_open_pull_request(self, head: str) -> PullRequestInfo | None:
+        with self._api(f"find the open pull request for branch {head}"):
+            for pr in self._repo.get_pulls(state="open", head=f"{self._owner}:{head}"):
+                if pr.head.ref == head:
+                    return self._info(pr)
+        return None
+
+    def _create_pull_request(self, head: str, base: str, title: str, body: str) -> PullRequestInfo:
+        with self._api(f"open a pull request from {head} into {base}"):
+            return self._info(self._repo.create_pull(base=base, head=head, title=title, body=body))
+
+    def _info(self, pr: GhPullRequest) -> PullRequestInfo:
+        merged = bool(pr.merged)
+        state: Literal["open", "closed", "merged"] = (
+            "merged" if merged else ("open" if pr.state == "open" else "closed")
+        )
+        merge_sha = pr.merge_commit_sha if merged else None
+        method: MergeMethod | None = self._merge_method(pr, merge_sha) if merged and merge_sha else None
+        head_repo = pr.head.repo.full_name if pr.head.repo is not None else None
+        return PullRequestInfo(
+            number=pr.number,
+            title=pr.title or "",
+            url=pr.html_url or "",
+            author=pr.user.login if pr.user else "",
+            state=state,
+            base_ref=pr.base.ref,
+            head_ref=pr.head.ref,
+            head_sha=pr.head.sha,
+            merged=merged,
+            merge_commit_sha=merge_sha,
+            merge_method=method,
+            commit_count=int(pr.commits or 0),
+            is_fork=head_repo is not None and head_repo != pr.base.repo.full_name,
+            body=pr.body or "",
+        )
+
+    def _merge_method(self, pr: GhPullRequest, merge_sha: str) -> MergeMethod:
+        """Infer how GitHub merged: parents of the merge commit, then commit messages.
+
+        Two parents: a merge commit. One parent: squash or rebase. A rebase replays each PR commit,
+        so the commit at ``merge_commit_sha`` carries the PR's last commit message; a squash has a
+        message of its own ("Title (#N)" plus a list). A one-commit PR is reverted the same way
+        either way, so it is reported as ``squash``.
+        """
+        commit = self._repo.get_commit(merge_sha)
+        if len(commit.parents) > 1:
+            return "merge"
+        if int(pr.commits or 0) <= 1:
+            return "squash"
+        pr_commits = list(pr.get_commits())
+        if pr_commits and pr_commits[-1].commit.message == commit.commit.message:
+            return "rebase"
+        return "squash"
+
+    # -- git --------------------------------------------------------------------------------------
+
+    def git_credentials(self) -> GitCredentials:
+        with self._api("obtain a token for git"):
+            token = self._token()
+        register_secret(token)
+        return GitCredentials(username="x-access-token", password=token)
+
+
+# ---- clients ---------------------------------------------------------------------------------------
+
+_app_lock = threading.Lock()
+_installation_ids: dict[tuple[str, str, str], int] = {}
+_installation_auths: dict[tuple[str, str, int], Auth.AppInstallationAuth] = {}
+
+
+def _client_kwargs(api_url: str, policy: RetryPolicy, write_interval: float) -> dict[str, Any]:
+    return {
+        "base_url": api_url,
+        "timeout": int(policy.timeout),
+        "retry": github_retry(policy),
+        "per_page": 100,
+        "seconds_between_requests": None,
+        # GitHub asks integrators to space out content-creating requests to avoid secondary limits.
+        "seconds_between_writes": write_interval or None,
+    }
+
+
+def github_client_for_token(
+    token: str, api_url: str, policy: RetryPolicy, write_interval: float = 1.0
+) -> tuple[Github, Callable[[], str]]:
+    install_log_redaction()
+    register_secret(token)
+    client = Github(auth=Auth.Token(token), lazy=True, **_client_kwargs(api_url, policy, write_interval))
+    return client, lambda: token
+
+
+def github_client_for_app(
+    app_id: str,
+    private_key: str,
+    full_name: str,
+    api_url: str,
+    policy: RetryPolicy,
+    write_interval: float = 1.0,
+) -> tuple[Github, Callable[[], str]]:
+    """A client authenticated as the app's installation on ``full_name``.
+
+    The installation id is looked up once (``GET /repos/{o}/{r}/installation`` with the app's JWT) and
+    the installation auth object is shared per process, so its token is reused until it nears expiry.
+    """
+    install_log_redaction()
+    register_secret(private_key)
+    owner, _, name = full_name.partition("/")
+    kwargs = _client_kwargs(api_url, policy, write_interval)
+    app_auth = Auth.AppAuth(app_id, private_key)
+    key = (api_url, app_id, full_name.lower())
+    with _app_lock:
+        installation_id = _installation_ids.get(key)
+    if installation_id is None:
+        integration = GithubIntegration(
+            auth=app_auth, base_url=api_url, timeout=kwargs["timeout"], retry=github_retry(policy)
+        )
+        try:
+            installation_id = int(integration.get_repo_installation(owner, name).id)
+        except (GithubException, requests.RequestException) as exc:
+            raise translate_github_error(exc, "find the GitHub App installation", full_name) from None
+        with _app_lock:
+            _installation_ids[key] = installation_id
+    with _app_lock:
+        auth = _installation_auths.get((api_url, app_id, installation_id))
+        if auth is None:
+            auth = Auth.AppInstallationAuth(app_auth, installation_id)
+            _installation_auths[(api_url, app_id, installation_id)] = auth
+    client = Github(auth=auth, lazy=True, **kwargs)
+
+    def token() -> str:
+        value = auth.token  # refreshes via POST /app/installations/{id}/access_tokens when near expiry
+        register_secret(value)
+        return value
+
+    return client, token
+
+
+def forget_app_installations() -> None:
+    """Drop cached installation ids and tokens (after an app is reinstalled; and between tests)."""
+    with _app_lock:
+        _installation_ids.clear()
+        _installation_auths.clear()

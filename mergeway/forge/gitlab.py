@@ -1,0 +1,293 @@
+"""GitLab through python-gitlab.
+
+Projects and merge requests are addressed lazily (``lazy=True``) by numeric id when the event gave
+one, else by ``path_with_namespace``. python-gitlab's own retry loop is switched off (see
+:class:`_Gitlab`); :mod:`mergeway.forge.retry` retries at the transport instead, with a cap on
+rate-limit waits that python-gitlab lacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import gitlab
+import requests
+from gitlab.exceptions import GitlabAuthenticationError, GitlabError
+from gitlab.v4.objects import Project, ProjectMergeRequest
+
+from mergeway.events import Repository
+from mergeway.forge.base import (
+    CommentRef,
+    Forge,
+    GitCredentials,
+    MergeMethod,
+    Permission,
+    PullRequestInfo,
+    Reaction,
+    StatusState,
+)
+from mergeway.forge.errors import (
+    ForgeAuthError,
+    ForgeError,
+    ForgeNotFoundError,
+    ForgePermissionError,
+    ForgeRateLimitError,
+    ForgeUnavailableError,
+    ForgeValidationError,
+)
+from mergeway.forge.redaction import install_log_redaction, register_secret
+from mergeway.forge.retry import RetryPolicy, retrying_session
+
+log = logging.getLogger("mergeway.forge.gitlab")
+
+GITLAB_COMMENT_LIMIT = 1_000_000
+#: GitLab has no "error" commit status; both failures become "failed" (the description says which).
+_STATUS = {"pending": "pending", "success": "success", "failure": "failed", "error": "failed"}
+#: GitHub reaction names → GitLab award emoji names.
+_AWARDS = {
+    "eyes": "eyes",
+    "+1": "thumbsup",
+    "-1": "thumbsdown",
+    "rocket": "rocket",
+    "confused": "confused",
+    "heart": "heart",
+    "hooray": "tada",
+    "laugh": "laughing",
+}
+DEVELOPER, MAINTAINER = 30, 40
+
+
+def permission_for_access_level(level: int) -> Permission:
+    if level >= MAINTAINER:
+        return Permission.ADMIN
+    if level >= DEVELOPER:
+        return Permission.WRITE
+    if level >= 10:  # Guest, Planner (15), Reporter (20)
+        return Permission.READ
+    return Permission.NONE
+
+
+class _Gitlab(gitlab.Gitlab):
+    """python-gitlab with its per-request retry loop disabled: the session's adapter retries."""
+
+    def http_request(self, verb: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["obey_rate_limit"] = False
+        kwargs["retry_transient_errors"] = False
+        kwargs["max_retries"] = 0
+        return super().http_request(verb, path, *args, **kwargs)
+
+
+def translate_gitlab_error(exc: Exception, action: str, repo: str) -> ForgeError:
+    """Turn a python-gitlab / requests exception into a :class:`ForgeError` naming what failed."""
+    if isinstance(exc, ForgeError):
+        return exc
+    if isinstance(exc, requests.RequestException):
+        return ForgeUnavailableError(f"GitLab: could not {action} in {repo}: {type(exc).__name__} talking to the API")
+    if not isinstance(exc, GitlabError):
+        return ForgeError(f"GitLab: could not {action} in {repo}: {type(exc).__name__}")
+    status = exc.response_code or 0
+    message = str(exc.error_message or "").strip()
+    where = f"GitLab: could not {action} in {repo}"
+    if isinstance(exc, GitlabAuthenticationError) or status == 401:
+        return ForgeAuthError(f"{where}: GitLab rejected the token (HTTP 401)", status=status)
+    if status == 429:
+        return ForgeRateLimitError(f"{where}: rate limited (HTTP 429)", status=status)
+    if status == 404:
+        return ForgeNotFoundError(
+            f"{where}: not found (HTTP 404: {message or 'Not Found'}). Check that it exists and that the "
+            f"access token is a member of {repo}",
+            status=status,
+        )
+    if status == 403:
+        return ForgePermissionError(
+            f"{where}: permission denied (HTTP 403: {message or 'Forbidden'}); the token needs the api scope "
+            "and at least the Developer role",
+            status=status,
+        )
+    if status in (400, 409, 422):
+        return ForgeValidationError(f"{where}: GitLab refused the request (HTTP {status}: {message})", status=status)
+    if status >= 500:
+        return ForgeUnavailableError(f"{where}: GitLab failed (HTTP {status}) after retries", status=status)
+    return ForgeError(f"{where}: HTTP {status}: {message}", status=status)
+
+
+class GitLabForge(Forge):
+    name = "gitlab"
+    display_name = "GitLab"
+
+    def __init__(self, repo: Repository, client: gitlab.Gitlab, token: str) -> None:
+        super().__init__(repo)
+        self._client = client
+        self._token = token
+        ident: int | str = repo.project_id if repo.project_id is not None else repo.full_name
+        self._project: Project = client.projects.get(ident, lazy=True)
+
+    @property
+    def comment_limit(self) -> int:
+        return GITLAB_COMMENT_LIMIT
+
+    @contextlib.contextmanager
+    def _api(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (GitlabError, requests.RequestException) as exc:
+            raise translate_gitlab_error(exc, action, self.repo.full_name) from None
+
+    def _mr(self, number: int) -> ProjectMergeRequest:
+        return self._project.mergerequests.get(number, lazy=True)
+
+    # -- comments -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _ref(note: Any, url: str = "") -> CommentRef:
+        author = note.author.get("username", "") if isinstance(getattr(note, "author", None), dict) else ""
+        return CommentRef(id=int(note.id), body=str(note.body or ""), url=url, author=author)
+
+    def _note_url(self, number: int, note_id: int) -> str:
+        web = self.repo.web_url.rstrip("/")
+        return f"{web}/-/merge_requests/{number}#note_{note_id}" if web else ""
+
+    def list_comments(self, number: int) -> list[CommentRef]:
+        with self._api(f"list notes of merge request !{number}"):
+            notes = self._mr(number).notes.list(iterator=True, sort="asc", order_by="created_at")
+            refs = [self._ref(n, self._note_url(number, int(n.id))) for n in notes if not getattr(n, "system", False)]
+        return sorted(refs, key=lambda c: c.id)
+
+    def create_comment(self, number: int, body: str) -> CommentRef:
+        self.check_comment_length(body)
+        with self._api(f"comment on merge request !{number}"):
+            note = self._mr(number).notes.create({"body": body})
+        return self._ref(note, self._note_url(number, int(note.id)))
+
+    def edit_comment(self, number: int, comment_id: int, body: str) -> CommentRef:
+        self.check_comment_length(body)
+        with self._api(f"edit note {comment_id} on merge request !{number}"):
+            note = self._mr(number).notes.update(comment_id, {"body": body})
+        author = note.get("author", {}).get("username", "") if isinstance(note, dict) else ""
+        return CommentRef(id=comment_id, body=body, url=self._note_url(number, comment_id), author=author)
+
+    def delete_comment(self, number: int, comment_id: int) -> None:
+        with self._api(f"delete note {comment_id} on merge request !{number}"):
+            self._mr(number).notes.delete(comment_id)
+
+    # -- statuses and reactions -------------------------------------------------------------------
+
+    def _set_status(self, sha: str, state: StatusState, context: str, description: str, target_url: str) -> None:
+        data = {"state": _STATUS[state], "name": context, "description": description}
+        if target_url:
+            data["target_url"] = target_url
+        try:
+            with self._api(f"set status {context} on commit {sha[:12]}"):
+                self._project.commits.get(sha, lazy=True).statuses.create(data)
+        except ForgeValidationError as exc:
+            # GitLab refuses a transition to the state a status already has ("Cannot transition
+            # status via :enqueue from :pending"); for an idempotent job that is success.
+            if "cannot transition status" in exc.message.lower():
+                log.debug("status %s on %s already %s", context, sha[:12], state)
+                return
+            raise
+
+    def add_reaction(self, number: int, comment_id: int, reaction: Reaction = "eyes") -> None:
+        name = _AWARDS.get(reaction, reaction)
+        try:
+            with self._api(f"award {name} to note {comment_id} on merge request !{number}"):
+                self._mr(number).notes.get(comment_id, lazy=True).awardemojis.create({"name": name})
+        except ForgeError as exc:
+            if exc.status in (400, 404, 409, 422) and "already been taken" in exc.message:
+                return  # awarded before: repeating a reaction is harmless
+            raise
+
+    # -- people -----------------------------------------------------------------------------------
+
+    def get_permission(self, username: str) -> Permission:
+        with self._api(f"look up user {username}"):
+            users = self._client.users.list(username=username, get_all=False)
+        if not users:
+            return Permission.NONE
+        user_id = int(users[0].id)
+        try:
+            with self._api(f"read the membership of {username}"):
+                member = self._project.members_all.get(user_id)
+        except ForgeNotFoundError as exc:
+            if "project" in exc.message.lower():
+                raise
+            return Permission.NONE
+        return permission_for_access_level(int(member.access_level))
+
+    # -- pull requests ----------------------------------------------------------------------------
+
+    def get_pull_request(self, number: int) -> PullRequestInfo:
+        with self._api(f"read merge request !{number}"):
+            mr = self._project.mergerequests.get(number)
+            return self._info(mr)
+
+    def find_open_pull_request(self, head: str) -> PullRequestInfo | None:
+        with self._api(f"find the open merge request for branch {head}"):
+            for mr in self._project.mergerequests.list(state="opened", source_branch=head, iterator=True):
+                if mr.source_branch == head:
+                    return self._info(mr)
+        return None
+
+    def _create_pull_request(self, head: str, base: str, title: str, body: str) -> PullRequestInfo:
+        with self._api(f"open a merge request from {head} into {base}"):
+            mr = self._project.mergerequests.create(
+                {"source_branch": head, "target_branch": base, "title": title, "description": body}
+            )
+            return self._info(mr)
+
+    def _info(self, mr: ProjectMergeRequest) -> PullRequestInfo:
+        """Map an MR; the merge method comes from which SHA GitLab filled in.
+
+        ``merge_commit_sha`` set: a merge commit (also when squashed first: the merge commit's first
+        parent is still the old target). Else ``squash_commit_sha``: squashed and fast-forwarded.
+        Else a fast-forward of the MR's own commits, ending at ``sha``: a rebase-style range.
+        """
+        raw_state = str(mr.state)
+        state: Literal["open", "closed", "merged"] = (
+            "merged" if raw_state == "merged" else ("open" if raw_state == "opened" else "closed")
+        )
+        merged = state == "merged"
+        merge_sha: str | None = None
+        method: MergeMethod | None = None
+        count = 0
+        if merged:
+            if getattr(mr, "merge_commit_sha", None):
+                merge_sha, method = str(mr.merge_commit_sha), "merge"
+            elif getattr(mr, "squash_commit_sha", None):
+                merge_sha, method = str(mr.squash_commit_sha), "squash"
+            else:
+                merge_sha, method = str(mr.sha), "rebase"
+            count = len(list(mr.commits()))
+        author = mr.author.get("username", "") if isinstance(mr.author, dict) else ""
+        return PullRequestInfo(
+            number=int(mr.iid),
+            title=str(mr.title or ""),
+            url=str(mr.web_url or ""),
+            author=author,
+            state=state,
+            base_ref=str(mr.target_branch),
+            head_ref=str(mr.source_branch),
+            head_sha=str(mr.sha or ""),
+            merged=merged,
+            merge_commit_sha=merge_sha,
+            merge_method=method,
+            commit_count=count,
+            is_fork=mr.source_project_id != mr.target_project_id,
+            body=str(getattr(mr, "description", "") or ""),
+        )
+
+    # -- git --------------------------------------------------------------------------------------
+
+    def git_credentials(self) -> GitCredentials:
+        # GitLab checks the password as a personal/project/group access token whatever the user name
+        # is; "oauth2" also covers OAuth tokens.
+        return GitCredentials(username="oauth2", password=self._token)
+
+
+def gitlab_client(url: str, token: str, policy: RetryPolicy) -> gitlab.Gitlab:
+    install_log_redaction()
+    register_secret(token)
+    return _Gitlab(url, private_token=token, timeout=policy.timeout, per_page=100, session=retrying_session(policy))

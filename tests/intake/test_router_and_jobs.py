@@ -1,0 +1,88 @@
+"""Events go to the right job queue; jobs without an implementation fail loudly."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+from mergeway import jobs
+from mergeway.events import (
+    Command,
+    CommentCommand,
+    PullRequest,
+    PullRequestClosed,
+    PullRequestMerged,
+    PullRequestUpdated,
+    Repository,
+)
+from mergeway.intake.router import JOB_KINDS, QUEUES, TASK_NAMES, route
+
+REPO = Repository(forge="github", full_name="o/r", clone_url="https://github.com/o/r.git")
+PR = PullRequest(number=1, title="t", head_sha="a" * 40, head_ref="f", base_ref="main", author="me")
+
+
+def test_routes() -> None:
+    assert route(PullRequestUpdated(delivery_id="d", repo=REPO, pr=PR, action="opened")) == "preview"
+    assert route(PullRequestMerged(delivery_id="d", repo=REPO, pr=PR)) == "deploy"
+    assert route(PullRequestClosed(delivery_id="d", repo=REPO, pr=PR)) is None
+    for name in ("rollback", "preview", "help"):
+        event = CommentCommand(delivery_id="d", repo=REPO, pr=PR, command=Command(name), comment_id=1, author="me")  # type: ignore[arg-type]
+        assert route(event) == name
+
+
+def test_one_queue_and_task_per_job_kind() -> None:
+    assert set(QUEUES.values()) == {"preview", "deploy", "rollback", "help"}
+    assert len(set(TASK_NAMES.values())) == len(JOB_KINDS)
+
+
+@pytest.mark.parametrize("kind", JOB_KINDS)
+def test_a_job_without_its_module_raises(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes the import fail exactly as a module that does not exist yet.
+    monkeypatch.setitem(sys.modules, f"mergeway.jobs.{kind}", None)
+    event = PullRequestMerged(delivery_id="d", repo=REPO, pr=PR)
+    with pytest.raises(jobs.JobNotImplementedError, match=f"the {kind} job is not implemented yet"):
+        jobs.dispatch(kind, event)  # type: ignore[arg-type]
+
+
+def test_a_job_module_with_a_broken_import_is_not_reported_as_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mergeway.jobs.help", None)
+    real_import = importlib.import_module
+
+    def broken(name: str) -> object:
+        if name == "mergeway.jobs.rollback":
+            raise ModuleNotFoundError("No module named 'gitpython'", name="gitpython")
+        return real_import(name)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    with pytest.raises(ModuleNotFoundError, match="gitpython"):
+        jobs.handler("rollback")
+
+
+def test_fast_event_serialisation_equals_to_dict() -> None:
+    import json as _json
+
+    from mergeway.events import to_dict
+    from mergeway.intake import github, gitlab
+    from mergeway.intake.publish import event_data
+    from tests.fixtures.services import FIXTURES, event_header, fixture_files
+
+    events = [
+        CommentCommand(
+            delivery_id="d", repo=REPO, pr=PR, command=Command("preview", ("a", "b")), comment_id=1, author="me"
+        )
+    ]
+    for path in fixture_files():
+        payload = _json.loads(path.read_bytes())
+        if path.parent.name == "github":
+            parsed = github.parse(event_header(path), "d", payload)
+        else:
+            parsed = gitlab.parse(gitlab.event_kind(event_header(path)), "d", payload)
+        if isinstance(parsed, PullRequestUpdated | PullRequestMerged | PullRequestClosed | CommentCommand):
+            events.append(parsed)
+    assert len(events) > 6
+    assert FIXTURES.exists()
+    for event in events:
+        # Identical JSON (to_dict keeps tuples, which JSON writes as lists anyway).
+        assert _json.dumps(event_data(event)) == _json.dumps(to_dict(event))

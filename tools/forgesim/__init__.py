@@ -1,0 +1,22 @@
+"""A forge simulator for tests: GitHub and GitLab APIs, git over HTTP, and signed webhooks.
+
+Test tooling only (see README.md); Mergeway's product code never imports it.
+"""
+
+from tools.forgesim.server import BOT, ForgeSim, SimError, running
+from tools.forgesim.state import SimApp, SimComment, SimPR, SimRepo, SimStatus
+from tools.forgesim.webhooks import Delivery, github_signature
+
+__all__ = [
+    "BOT",
+    "Delivery",
+    "ForgeSim",
+    "SimApp",
+    "SimComment",
+    "SimError",
+    "SimPR",
+    "SimRepo",
+    "SimStatus",
+    "github_signature",
+    "running",
+]

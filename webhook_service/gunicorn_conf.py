@@ -1,0 +1,116 @@
+"""Gunicorn settings for the webhook service, tuned for a small (2-core) pod.
+
+Why these values:
+
+- ``gthread`` workers: deliveries spend part of their time waiting on Redis, and threads overlap
+  that wait; keep-alive (load balancers, the benchmark) needs a non-``sync`` worker class.
+- ``WEB_CONCURRENCY`` processes (default: the CPU count) times ``MERGEWAY_WEB_THREADS`` threads
+  (default 4). Python threads do not add CPU, so processes track cores; see bench/README.md for
+  the measurements behind the defaults.
+- ``reuse_port``: each worker listens on its own ``SO_REUSEPORT`` socket, so the kernel spreads
+  connections evenly. With one shared socket, whichever worker wakes first accepts a burst of
+  keep-alive connections (from an ingress or load balancer) and keeps them, leaving the other
+  core idle: measured at 2/3 vs 1/3 of the work, and sometimes all of it on one worker.
+- ``timeout`` 30 s is far above a normal request (milliseconds) and bounds a stuck worker.
+- Prometheus multiprocess mode: every worker writes its metrics to a shared directory so
+  ``/metrics`` reports the sum. The directory is created here when ``PROMETHEUS_MULTIPROC_DIR`` is
+  not set, and stale files from an earlier run are removed at start.
+- Gunicorn's own log lines are JSON with the same redaction as the app's; its access log is off
+  unless ``MERGEWAY_ACCESS_LOG`` is set (intake logs each delivery anyway).
+
+Environment: ``PORT`` (default 8080) or ``MERGEWAY_BIND`` (e.g. ``127.0.0.1:9000``),
+``WEB_CONCURRENCY``, ``MERGEWAY_WEB_THREADS``, ``PROMETHEUS_MULTIPROC_DIR``, ``MERGEWAY_ACCESS_LOG``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return max(1, int(raw)) if raw else default
+    except ValueError:
+        sys.exit(f"{name} must be a whole number")
+
+
+_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+bind = os.environ.get("MERGEWAY_BIND", "").strip() or f"0.0.0.0:{_int_env('PORT', 8080)}"
+worker_class = "gthread"
+workers = _int_env("WEB_CONCURRENCY", _cpus)
+threads = _int_env("MERGEWAY_WEB_THREADS", 4)
+keepalive = 5
+timeout = 30
+graceful_timeout = 20
+backlog = 2048
+reuse_port = True
+# Headers are small for webhooks; these are gunicorn's defaults, stated so nobody loosens them by accident.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
+accesslog = None
+errorlog = "-"
+proc_name = "mergeway-web"
+# Gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), which
+# several instances on one machine (tests, benchmarks, sidecars) would fight over; nothing uses it.
+control_socket_disable = True
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mergeway-metrics-")
+
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "context": {"()": "mergeway.logs.ContextFilter"},
+        "redact": {"()": "mergeway.logs.RedactionFilter"},
+    },
+    "formatters": {"json": {"()": "mergeway.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["context", "redact"],
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        # Off unless MERGEWAY_ACCESS_LOG is set: intake already logs every delivery with its delivery
+        # id, and a line per probe or scrape costs CPU and says nothing.
+        "gunicorn.access": {
+            "level": "INFO" if os.environ.get("MERGEWAY_ACCESS_LOG") else "WARNING",
+            "handlers": ["console"],
+            "propagate": False,
+        },
+    },
+    "root": {"level": "INFO", "handlers": []},
+}
+
+
+def on_starting(server: Any) -> None:
+    """Refuse to start, with a clear one-line reason, before any worker is forked."""
+    from mergeway.config import ConfigError, Settings
+
+    try:
+        Settings.from_env(role="web")
+    except ConfigError as exc:
+        server.log.error("mergeway-web refuses to start: %s", exc)
+        raise SystemExit(2) from None
+    metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A dead worker's live gauges must stop counting in /metrics."""
+    from mergeway.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
