@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv run cluster cluster-down test lint bench-intake clean
+.PHONY: venv demo run cluster cluster-down test lint bench-intake clean
 
 $(BIN)/mergeway: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(BIN)/mergeway: pyproject.toml
 	@touch $@
 
 venv: $(BIN)/mergeway
+
+## The whole flow end to end on built-in defaults: PR → preview → merge → deploy → /rollback.
+demo: venv
+	@bash tools/redis/ensure.sh
+	$(BIN)/python tools/demo.py
 
 ## Start the local Kubernetes cluster (built once, cached under ~/.cache/mergeway); prints KUBECONFIG=...
 cluster: venv

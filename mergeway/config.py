@@ -167,7 +167,7 @@ class Settings:
             clusters=clusters,
             policy_file=env.get("MERGEWAY_POLICY_FILE", "").strip(),
             allow_fork_previews=_bool(env, "MERGEWAY_ALLOW_FORK_PREVIEWS", False),
-            cache_dir=Path(env.get("MERGEWAY_CACHE_DIR", "").strip() or cls.cache_dir),
+            cache_dir=Path(env.get("MERGEWAY_CACHE_DIR", "").strip() or cls.cache_dir).expanduser(),
             public_url=env.get("MERGEWAY_PUBLIC_URL", "").strip().rstrip("/"),
             health_timeout_seconds=_float(env, "MERGEWAY_HEALTH_TIMEOUT_SECONDS", 300.0, minimum=1.0),
             dry_run_concurrency=_int(env, "MERGEWAY_DRY_RUN_CONCURRENCY", 16, minimum=1),

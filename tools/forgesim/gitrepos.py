@@ -164,7 +164,8 @@ class BareRepo:
                 self.git(["read-tree", parent], env=index_env)
             for name, content in files.items():
                 if content is None:
-                    self.git(["update-index", "--force-remove", "--", name], env=index_env)
+                    # Mode 0 removes the entry; unlike --force-remove it needs no work tree (bare repo).
+                    self.git(["update-index", "--index-info"], env=index_env, stdin=f"0 {'0' * 40}\t{name}\n".encode())
                     continue
                 data = content.encode() if isinstance(content, str) else content
                 blob = self.git(["hash-object", "-w", "--stdin"], stdin=data).strip()

@@ -1,0 +1,213 @@
+"""Deploy on merge, end to end: merge in the forge simulator → webhook → worker → local cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes import watch
+
+from mergeway.kube.applyset import PART_OF_LABEL, ApplySet
+from mergeway.kube.apply import COMMIT_ANNOTATION
+from mergeway.events import Repository
+from mergeway.repoconfig import Environment
+from tests.conftest import SHARED
+from tests.fixtures.cluster import SIMULATE_ANNOTATION
+from tests.fixtures.e2e import Stack
+from tests.fixtures.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+GUESTBOOK = SHARED / "manifests" / "kubernetes-examples" / "web" / "guestbook"
+DEPLOY = "mergeway/deploy/staging"
+MARKER = "<!-- mergeway:deploy:staging -->"
+
+
+def guestbook_files() -> dict[str, str | None]:
+    return {f"deploy/{p.name}": p.read_text() for p in sorted(GUESTBOOK.glob("*.yaml"))}
+
+
+def merge(stack: Stack, repo, pr, method: str = "merge") -> str:
+    stack.sim.merge(repo, pr, method=method)
+    sha = stack.sim.pr(repo, pr.number).merge_commit_sha
+    assert sha
+    return sha
+
+
+def applyset_of(stack: Stack, repo) -> ApplySet:
+    env = Environment("staging", "deploy", "local", stack.namespace)
+    return ApplySet.for_environment(stack.sim.repository(repo), env)
+
+
+def test_merging_the_guestbook_deploys_it(stack: Stack):
+    repo = stack.repo()
+    pr = stack.sim.open_pr(repo, "guestbook", files=guestbook_files(), title="Add the guestbook")
+    sha = merge(stack, repo, pr)
+    status = stack.status(repo, sha, DEPLOY)
+    assert status.state == "success", status.description
+    assert "6 created" in status.description
+    body = stack.only_comment(repo, pr.number, MARKER).body
+    assert "✅ Deployed" in body and "**6 created, 0 configured, 0 pruned, 0 unchanged**" in body
+
+    api = stack.cluster.api_client()
+    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    applyset = applyset_of(stack, repo)
+    for name in ("frontend", "redis-master", "redis-replica"):
+        dep = apps.read_namespaced_deployment(name, stack.namespace)
+        assert dep.metadata.labels[PART_OF_LABEL] == applyset.id
+        assert any(m.manager == "mergeway" and m.operation == "Apply" for m in dep.metadata.managed_fields)
+        assert dep.status.available_replicas == dep.spec.replicas
+        assert any(c.type == "Available" and c.status == "True" for c in dep.status.conditions)
+    for name in ("frontend", "redis-master", "redis-replica"):
+        assert core.read_namespaced_service(name, stack.namespace).metadata.labels[PART_OF_LABEL] == applyset.id
+    parent = core.read_namespaced_config_map(applyset.name, stack.namespace)
+    assert parent.metadata.annotations[COMMIT_ANNOTATION] == sha
+
+
+def test_removing_an_object_prunes_exactly_that_object(stack: Stack):
+    repo = stack.repo(guestbook_files())
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    core.create_namespaced_service(stack.namespace, k8s.V1Service(
+        metadata=k8s.V1ObjectMeta(name="hand-made"), spec=k8s.V1ServiceSpec(ports=[k8s.V1ServicePort(port=80)])))
+    first = stack.sim.open_pr(repo, "touch", files={"README.md": "touched\n"})
+    assert stack.status(repo, merge(stack, repo, first), DEPLOY).state == "success"
+
+    pr = stack.sim.open_pr(repo, "drop-replica-svc", files={"deploy/redis-replica-service.yaml": None})
+    preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")
+    assert preview.description.startswith("0 to add, 0 to change, 1 to prune")
+    sha = merge(stack, repo, pr)
+    status = stack.status(repo, sha, DEPLOY)
+    assert status.state == "success" and "1 pruned" in status.description
+    names = {s.metadata.name for s in core.list_namespaced_service(stack.namespace).items}
+    assert names == {"frontend", "redis-master", "hand-made"}
+    assert f"`Service/{stack.namespace}/redis-replica`" in stack.only_comment(repo, pr.number, MARKER).body
+
+
+def test_crd_and_custom_resource_apply_in_one_deploy(stack: Stack):
+    group = f"{stack.namespace}.mergeway.test"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"gadgets.{group}"},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                     "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+    }
+    gadget = {"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g1"}, "spec": {"color": "red"}}
+    repo = stack.repo()
+    pr = stack.sim.open_pr(repo, "gadgets", files={"deploy/crd.yaml": yaml.safe_dump(crd),
+                                                   "deploy/gadget.yaml": yaml.safe_dump(gadget)})
+    try:
+        preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")
+        assert preview.state == "success" and preview.description.startswith("2 to add")
+        status = stack.status(repo, merge(stack, repo, pr), DEPLOY)
+        assert status.state == "success", status.description
+        custom = k8s.CustomObjectsApi(stack.cluster.api_client())
+        assert custom.get_namespaced_custom_object(group, "v1", stack.namespace, "gadgets", "g1")["spec"] == {
+            "color": "red"}
+    finally:
+        k8s.ApiextensionsV1Api(stack.cluster.api_client()).delete_custom_resource_definition(f"gadgets.{group}")
+
+
+def test_bad_rollout_fails_and_names_the_deployment(stack: Stack):
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "checkout"},
+        "spec": {"replicas": 2, "progressDeadlineSeconds": 8, "selector": {"matchLabels": {"app": "checkout"}},
+                 "template": {"metadata": {"labels": {"app": "checkout"},
+                                           "annotations": {SIMULATE_ANNOTATION: "crash"}},
+                              "spec": {"containers": [{"name": "app", "image": "example.com/checkout:2"}]}}},
+    }
+    repo = stack.repo()
+    pr = stack.sim.open_pr(repo, "checkout", files={"deploy/checkout.yaml": yaml.safe_dump(deployment)})
+    sha = merge(stack, repo, pr)
+    status = stack.status(repo, sha, DEPLOY, timeout=90)
+    assert status.state == "failure"
+    assert f"Deployment/{stack.namespace}/checkout" in status.description
+    body = stack.only_comment(repo, pr.number, MARKER).body
+    assert "❌ Deploy failed" in body and "ProgressDeadlineExceeded" in body
+    assert "`/rollback`" in body
+
+
+def _applied_commits(stack: Stack, applyset: ApplySet, seen: list[str], stop: threading.Event) -> None:
+    """Record every commit the environment's ApplySet parent ever says was applied, in order."""
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    while not stop.is_set():
+        stream = watch.Watch()
+        for event in stream.stream(core.list_namespaced_config_map, stack.namespace,
+                                   field_selector=f"metadata.name={applyset.name}", timeout_seconds=2):
+            commit = ((event["object"].metadata.annotations or {}).get(COMMIT_ANNOTATION))
+            if commit and (not seen or seen[-1] != commit):
+                seen.append(commit)
+            if stop.is_set():
+                stream.stop()
+
+
+def is_ancestor(repo, older: str, newer: str) -> bool:
+    proc = subprocess.run(["git", "--git-dir", str(repo.git.path), "merge-base", "--is-ancestor", older, newer],
+                          capture_output=True, timeout=30)
+    return proc.returncode == 0
+
+
+def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack):
+    stack.workers.append(stack.services.worker(stack.env, concurrency=2))  # four deploys can race
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  round: \"{round}\"\n"
+    repo = stack.repo({"deploy/a.yaml": cm.format(name="a", round=0), "deploy/b.yaml": cm.format(name="b", round=0)})
+    applyset = applyset_of(stack, repo)
+    seen: list[str] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_applied_commits, args=(stack, applyset, seen, stop), daemon=True)
+    watcher.start()
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    try:
+        for round_ in range(1, 21):
+            a = stack.sim.open_pr(repo, f"a-{round_}", files={"deploy/a.yaml": cm.format(name="a", round=round_)})
+            b = stack.sim.open_pr(repo, f"b-{round_}", files={"deploy/b.yaml": cm.format(name="b", round=round_)})
+            merge(stack, repo, a)
+            merge(stack, repo, b)
+        head = stack.sim.head(repo)
+        wait_for(lambda: seen and seen[-1] == head, timeout=240, message="the newest merge to be applied")
+        assert core.read_namespaced_config_map("a", stack.namespace).data == {"round": "20"}
+        assert core.read_namespaced_config_map("b", stack.namespace).data == {"round": "20"}
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    for older, newer in zip(seen, seen[1:]):
+        assert is_ancestor(repo, older, newer), f"{newer[:12]} was applied after the newer {older[:12]}"
+
+
+def _pool_children(worker_pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(worker_pid)], capture_output=True, text=True, timeout=10).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def test_killed_worker_deploy_is_redelivered_and_completes(stack: Stack):
+    slow = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "slow"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "slow"}},
+                 "template": {"metadata": {"labels": {"app": "slow"},
+                                           "annotations": {"mergeway.test/ready-after": "12s"}},
+                              "spec": {"containers": [{"name": "app", "image": "example.com/slow:1"}]}}},
+    }
+    repo = stack.repo()
+    pr = stack.sim.open_pr(repo, "slow", files={"deploy/slow.yaml": yaml.safe_dump(slow)})
+    sha = merge(stack, repo, pr)
+    apps = k8s.AppsV1Api(stack.cluster.api_client())
+    # Wait until the deploy has applied and is waiting for the rollout, then kill the process running it.
+    wait_for(lambda: apps.read_namespaced_deployment("slow", stack.namespace), timeout=60,
+             message="the deploy to apply the Deployment")
+    worker = stack.workers[0]
+    assert worker.process is not None
+    children = _pool_children(worker.process.pid)
+    assert children, "the worker has no pool processes"
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    status = stack.status(repo, sha, DEPLOY, timeout=120)
+    assert status.state == "success", status.description
+    dep = apps.read_namespaced_deployment("slow", stack.namespace)
+    assert dep.status.available_replicas == 1
+    assert "SIGKILL" in worker.logs()  # the pool process really died mid-deploy

@@ -1,0 +1,106 @@
+"""`/rollback` opens a revert PR (and only for those allowed); GitLab merge requests go through the
+same preview and deploy flow."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.fixtures.e2e import Stack
+from tests.fixtures.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+ROLLBACK = "<!-- mergeway:rollback -->"
+
+
+def cm(name: str, value: str) -> str:
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: {value}\n"
+
+
+def revert_prs(stack: Stack, repo):
+    return [p for p in stack.sim.list_prs(repo) if p.head_ref.startswith("mergeway/revert-")]
+
+
+@pytest.mark.parametrize("method", ["merge", "squash", "rebase"])
+def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stack: Stack, method: str):
+    repo = stack.repo({"deploy/app.yaml": cm("app", "one")})
+    stack.sim.set_permission(repo, "alice", "write")
+    pr = stack.sim.open_pr(repo, "two", files={"deploy/app.yaml": cm("app", "two"),
+                                               "deploy/extra.yaml": cm("extra", "x")}, title="Ship two")
+    stack.sim.merge(repo, pr, method=method)
+    merged = stack.sim.pr(repo, pr.number)
+    assert stack.status(repo, merged.merge_commit_sha, "mergeway/deploy/staging").state == "success"
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    assert core.read_namespaced_config_map("app", stack.namespace).data == {"value": "two"}
+
+    asked = stack.sim.comment(repo, pr, "/rollback", author="alice")
+    [revert] = wait_for(lambda: revert_prs(stack, repo), timeout=60, message="the revert PR")
+    assert revert.title == 'Revert "Ship two"'
+    assert f"#{pr.number}" in revert.body and "@alice" in revert.body
+    reply = wait_for(lambda: [c for c in stack.marked(repo, pr.number, ROLLBACK) if "opened" in c.body],
+                     timeout=30, message="the reply")[0]
+    assert f"/pull/{revert.number}" in reply.body or f"/{revert.number}" in reply.body
+    assert any(r.content == "eyes" for r in stack.sim.list_reactions(repo, asked.id))
+
+    # Asking again returns the same revert PR instead of opening another.
+    stack.sim.comment(repo, pr, "/rollback", author="alice")
+    wait_for(lambda: any("already open" in c.body for c in stack.marked(repo, pr.number, ROLLBACK)),
+             timeout=30, message="the repeat reply")
+    assert len(revert_prs(stack, repo)) == 1
+
+    preview = stack.status(repo, revert.head_sha, "mergeway/preview/staging")
+    assert preview.description.startswith("0 to add, 1 to change, 1 to prune")
+    stack.sim.merge(repo, revert)
+    revert_sha = stack.sim.pr(repo, revert.number).merge_commit_sha
+    assert stack.status(repo, revert_sha, "mergeway/deploy/staging").state == "success"
+    assert core.read_namespaced_config_map("app", stack.namespace).data == {"value": "one"}
+    names = {c.metadata.name for c in core.list_namespaced_config_map(stack.namespace).items}
+    assert "extra" not in names
+
+
+def test_rollback_is_refused_for_readers_and_unmerged_prs(stack: Stack):
+    repo = stack.repo({"deploy/app.yaml": cm("app", "one")})
+    stack.sim.set_permission(repo, "rita", "read")
+    stack.sim.set_permission(repo, "alice", "write")
+    merged = stack.sim.open_pr(repo, "two", files={"deploy/app.yaml": cm("app", "two")})
+    stack.sim.merge(repo, merged)
+    stack.sim.comment(repo, merged, "/rollback", author="rita")
+    reply = wait_for(lambda: stack.marked(repo, merged.number, ROLLBACK), timeout=60, message="a reply")[0]
+    assert "only users with write access" in reply.body and "@rita" in reply.body
+
+    open_pr = stack.sim.open_pr(repo, "three", files={"deploy/app.yaml": cm("app", "three")})
+    stack.sim.comment(repo, open_pr, "/rollback", author="alice")
+    reply = wait_for(lambda: stack.marked(repo, open_pr.number, ROLLBACK), timeout=60, message="a reply")[0]
+    assert "merged pull requests only" in reply.body
+    assert revert_prs(stack, repo) == []
+
+
+def test_help_and_preview_commands(stack: Stack):
+    repo = stack.repo({"deploy/app.yaml": cm("app", "one")})
+    pr = stack.sim.open_pr(repo, "two", files={"deploy/app.yaml": cm("app", "two")})
+    stack.status(repo, pr.head_sha, "mergeway/preview/staging")
+    stack.sim.comment(repo, pr, "/help", author="alice")
+    reply = wait_for(lambda: stack.marked(repo, pr.number, "<!-- mergeway:help -->"), timeout=60, message="help")[0]
+    assert "`/rollback`" in reply.body and "`/preview`" in reply.body
+    before = len(stack.sim.list_statuses(repo, pr.head_sha, "mergeway/preview/staging"))
+    stack.sim.comment(repo, pr, "/preview staging", author="alice")
+    wait_for(lambda: len(stack.sim.list_statuses(repo, pr.head_sha, "mergeway/preview/staging")) >= before + 2,
+             timeout=60, message="a second preview run")
+    assert stack.status(repo, pr.head_sha, "mergeway/preview/staging").state == "success"
+    assert len(stack.marked(repo, pr.number, "<!-- mergeway:preview:staging -->")) == 1
+
+
+def test_gitlab_merge_request_is_previewed_and_deployed(stack: Stack):
+    repo = stack.repo({"deploy/app.yaml": cm("app", "one")}, forge="gitlab", name="acme/platform/shop")
+    mr = stack.sim.open_pr(repo, "two", files={"deploy/app.yaml": cm("app", "two")}, title="Two")
+    preview = stack.status(repo, mr.head_sha, "mergeway/preview/staging")
+    assert preview.state == "success", preview.description
+    assert preview.description.startswith("1 to add")
+    body = stack.only_comment(repo, mr.number, "<!-- mergeway:preview:staging -->").body
+    assert f"`ConfigMap/{stack.namespace}/app`" in body
+    stack.sim.merge(repo, mr)
+    merged = stack.sim.pr(repo, mr.number)
+    sha = merged.merge_commit_sha or stack.sim.head(repo)
+    assert stack.status(repo, sha, "mergeway/deploy/staging").state == "success"
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    assert core.read_namespaced_config_map("app", stack.namespace).data == {"value": "two"}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make run`: Redis (if none answers), the web service and a worker, from the Procfile's commands.
+#
+# Settings come from the environment and from .env (see .env.example). Without KUBECONFIG and
+# MERGEWAY_CLUSTERS, the local cluster (`make cluster`) is the target: Mergeway's built-in default.
+# Both processes validate their settings first and refuse to start, naming what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [[ -f .env ]]; then
+  set -a; source .env; set +a
+fi
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+if [[ "$REDIS_URL" == redis://127.0.0.1:* || "$REDIS_URL" == redis://localhost:* ]]; then
+  port=${REDIS_URL#redis://*:}; port=${port%%/*}
+  REDIS_PORT=$port bash tools/redis/start.sh
+fi
+if [[ -z "${KUBECONFIG:-}" && -z "${MERGEWAY_CLUSTERS:-}" ]]; then
+  line=$(.venv/bin/python tools/cluster/localcluster.py up | tail -n1)
+  export "${line?}"
+  echo "target: the local cluster ($KUBECONFIG)"
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+web=$(sed -n 's/^web: //p' Procfile)
+worker=$(sed -n 's/^worker: //p' Procfile)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+eval "exec_web() { exec $web; }"; exec_web & pids+=($!)
+eval "exec_worker() { exec $worker; }"; exec_worker & pids+=($!)
+echo "web on ${MERGEWAY_BIND:-0.0.0.0:${PORT:-8080}} (pid ${pids[0]}), worker (pid ${pids[1]}); Ctrl-C stops both"
+wait -n "${pids[@]}"
