@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +51,7 @@ def wait(condition: Callable[[], T | None], what: str, timeout: float = 120.0) -
     raise SystemExit(f"demo: timed out waiting for {what}")
 
 
-def launcher():  # type: ignore[no-untyped-def]
+def launcher() -> ModuleType:
     spec = importlib.util.spec_from_file_location("localcluster", ROOT / "tools" / "cluster" / "localcluster.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -120,28 +121,55 @@ def main() -> None:
     kubeconfig, started = cluster.ensure_up(owner_pid=os.getpid())
     kubectl = str(Path(sys.executable).parent / "kubectl")
     kenv = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    subprocess.run([kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true"], env=kenv,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [kubectl, "delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true"],
+        env=kenv,
+        capture_output=True,
+        timeout=120,
+    )
     subprocess.run([kubectl, "create", "namespace", NAMESPACE], env=kenv, capture_output=True, timeout=60, check=True)
     redis_port, web_port = free_port(), free_port()
     secret = secrets.token_hex(16)
     try:
         with contextlib.ExitStack() as stack:
             say(f"Starting Redis, the forge simulator, the web service and a worker (logs in {work})")
-            stack.enter_context(process(
-                [shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                 "--save", "", "--dir", str(work)], dict(os.environ), work / "redis.log"))
+            stack.enter_context(
+                process(
+                    [
+                        shutil.which("redis-server") or "redis-server",
+                        "--port",
+                        str(redis_port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--dir",
+                        str(work),
+                    ],
+                    dict(os.environ),
+                    work / "redis.log",
+                )
+            )
             sim = stack.enter_context(running(work / "forge"))
-            context = subprocess.run([kubectl, "config", "current-context"], env=kenv, capture_output=True,
-                                     text=True, timeout=30, check=True).stdout.strip()
+            context = subprocess.run(
+                [kubectl, "config", "current-context"], env=kenv, capture_output=True, text=True, timeout=30, check=True
+            ).stdout.strip()
             env = {
-                "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), "PYTHONPATH": str(ROOT),
-                "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "MERGEWAY_BIND": f"127.0.0.1:{web_port}",
-                "MERGEWAY_FORGES": "github", "GITHUB_WEBHOOK_SECRET": secret,
-                "GITHUB_API_URL": sim.github_api_url, "GITHUB_TOKEN": sim.bot_token("github"),
-                "MERGEWAY_BOT_LOGINS": "mergeway-bot", "KUBECONFIG": str(kubeconfig),
-                "MERGEWAY_CLUSTERS": f"local={context}", "MERGEWAY_CACHE_DIR": str(work / "cache"),
-                "MERGEWAY_GITHUB_WRITE_INTERVAL_SECONDS": "0", "MERGEWAY_HEALTH_TIMEOUT_SECONDS": "120",
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": os.environ.get("HOME", ""),
+                "PYTHONPATH": str(ROOT),
+                "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+                "MERGEWAY_BIND": f"127.0.0.1:{web_port}",
+                "MERGEWAY_FORGES": "github",
+                "GITHUB_WEBHOOK_SECRET": secret,
+                "GITHUB_API_URL": sim.github_api_url,
+                "GITHUB_TOKEN": sim.bot_token("github"),
+                "MERGEWAY_BOT_LOGINS": "mergeway-bot",
+                "KUBECONFIG": str(kubeconfig),
+                "MERGEWAY_CLUSTERS": f"local={context}",
+                "MERGEWAY_CACHE_DIR": str(work / "cache"),
+                "MERGEWAY_GITHUB_WRITE_INTERVAL_SECONDS": "0",
+                "MERGEWAY_HEALTH_TIMEOUT_SECONDS": "120",
                 "WEB_CONCURRENCY": "1",
             }
             stack.enter_context(process(procfile("web"), env, work / "web.log"))
@@ -149,16 +177,17 @@ def main() -> None:
             import urllib.request
 
             def web_up() -> bool:
-                with contextlib.suppress(OSError):
-                    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz", timeout=2) as r:  # noqa: S310
-                        return r.status == 200
+                url = f"http://127.0.0.1:{web_port}/readyz"
+                with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+                    return bool(response.status == 200)
                 return False
 
             wait(web_up, "the web service")
             sim.set_webhook("github", f"http://127.0.0.1:{web_port}/webhooks/github", secret)
 
-            config = (f"environments:\n  - name: staging\n    path: deploy\n    cluster: local\n"
-                      f"    namespace: {NAMESPACE}\n")
+            config = (
+                f"environments:\n  - name: staging\n    path: deploy\n    cluster: local\n    namespace: {NAMESPACE}\n"
+            )
             repo = sim.create_repo("github", "demo/shop", {".mergeway.yaml": config, "README.md": "# shop\n"})
             sim.set_permission(repo, "alice", "write")
             files = {f"deploy/{p.name}": p.read_text() for p in sorted(GUESTBOOK.glob("*.yaml"))}
@@ -173,21 +202,32 @@ def main() -> None:
             frontend = frontend.replace("replicas: 3", "replicas: 5").replace("gb-frontend:v5", "gb-frontend:v6")
             sha = sim.push(repo, pr, {"deploy/frontend-deployment.yaml": frontend})
             print("  status:", final_status(sim, repo, sha, "mergeway/preview/staging"))
-            print("  preview comments on the PR:",
-                  sum("mergeway:preview:staging" in c.body for c in sim.list_comments(repo, pr.number)))
+            print(
+                "  preview comments on the PR:",
+                sum("mergeway:preview:staging" in c.body for c in sim.list_comments(repo, pr.number)),
+            )
 
             say("alice merges: Mergeway applies it and waits for the rollout")
             sim.merge(repo, pr, by="alice")
             merge_sha = sim.pr(repo, pr.number).merge_commit_sha or ""
             print("  status:", final_status(sim, repo, merge_sha, "mergeway/deploy/staging"))
             show(comment(sim, repo, pr.number, "mergeway:deploy:staging"), 12)
-            print(subprocess.run([kubectl, "get", "deployments", "-n", NAMESPACE], env=kenv, capture_output=True,
-                                 text=True, timeout=60).stdout)
+            print(
+                subprocess.run(
+                    [kubectl, "get", "deployments", "-n", NAMESPACE],
+                    env=kenv,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                ).stdout
+            )
 
             say("alice comments /rollback on the merged PR: Mergeway opens a revert PR")
             sim.comment(repo, pr, "/rollback", author="alice")
-            revert = wait(lambda: next((p for p in sim.list_prs(repo) if p.head_ref.startswith("mergeway/revert-")),
-                                       None), "the revert PR")
+            revert = wait(
+                lambda: next((p for p in sim.list_prs(repo) if p.head_ref.startswith("mergeway/revert-")), None),
+                "the revert PR",
+            )
             print(f"  opened #{revert.number}: {revert.title}")
             show(comment(sim, repo, pr.number, "mergeway:rollback"), 6)
 
@@ -196,13 +236,19 @@ def main() -> None:
             sim.merge(repo, revert, by="alice")
             revert_sha = sim.pr(repo, revert.number).merge_commit_sha or ""
             print("  status:", final_status(sim, repo, revert_sha, "mergeway/deploy/staging"))
-            left = subprocess.run([kubectl, "get", "deployments,services", "-n", NAMESPACE, "-o", "name"], env=kenv,
-                                  capture_output=True, text=True, timeout=60).stdout.split()
+            left = subprocess.run(
+                [kubectl, "get", "deployments,services", "-n", NAMESPACE, "-o", "name"],
+                env=kenv,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout.split()
             print(f"  objects left in {NAMESPACE}: {left or 'none'}")
             say("Done: preview, in-place update, deploy, rollback by revert — Git stayed the source of truth.")
     finally:
-        subprocess.run([kubectl, "delete", "namespace", NAMESPACE, "--wait=false"], env=kenv, capture_output=True,
-                       timeout=60)
+        subprocess.run(
+            [kubectl, "delete", "namespace", NAMESPACE, "--wait=false"], env=kenv, capture_output=True, timeout=60
+        )
         if started:
             cluster.down()
 

@@ -171,6 +171,7 @@ def _deploy_environment(
                 release=env.helm.release or env.name,
                 values=env.helm.values,
                 kube_version=client.server_version(),
+                missing_ok=True,
             )
             result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
                 rendered.manifests,

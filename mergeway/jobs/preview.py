@@ -118,6 +118,7 @@ def _preview_environment(
             release=env.helm.release or env.name,
             values=env.helm.values,
             kube_version=kube_version,
+            missing_ok=True,
         )
     except RenderError as exc:
         report.error = f"Rendering {env.path} failed:\n{exc}"

@@ -66,12 +66,22 @@ def render(
     release: str = "",
     values: Sequence[str] = (),
     kube_version: str = "",
+    missing_ok: bool = False,
 ) -> Rendered:
     """Render ``path`` (relative to the checkout ``root``) into objects; raise :class:`RenderError`."""
     warnings: list[str] = []
     try:
         directory = confine(root, path, what="environment path")
         if not directory.exists():
+            if missing_ok:
+                # Git keeps no empty directories: deleting every manifest of an environment (or
+                # reverting the PR that added them) removes the path. That is an empty environment,
+                # whose preview then shows every deployed object as pruned before anyone merges.
+                note = (
+                    f"{path} does not exist in this commit: the environment is empty, so everything "
+                    "Mergeway deployed for it would be pruned"
+                )
+                return Rendered("none", [], [note])
             raise RenderError(f"environment path {path!r} does not exist in this commit")
         if directory.is_file():
             from mergeway.render.manifests import parse_manifests

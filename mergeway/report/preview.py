@@ -97,7 +97,7 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
         for x in (
             f"cluster `{report.cluster}`" if report.cluster else "",
             f"namespace `{report.namespace}`" if report.namespace else "",
-            f"rendered with {report.renderer}" if report.renderer else "",
+            f"rendered with {report.renderer}" if report.renderer not in ("", "none") else "",
         )
         if x
     )

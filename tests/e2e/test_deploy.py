@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes import watch
 
-from mergeway.kube.applyset import PART_OF_LABEL, ApplySet
 from mergeway.kube.apply import COMMIT_ANNOTATION
-from mergeway.events import Repository
+from mergeway.kube.applyset import PART_OF_LABEL, ApplySet
 from mergeway.repoconfig import Environment
 from tests.conftest import SHARED
 from tests.fixtures.cluster import SIMULATE_ANNOTATION
@@ -72,8 +71,12 @@ def test_merging_the_guestbook_deploys_it(stack: Stack):
 def test_removing_an_object_prunes_exactly_that_object(stack: Stack):
     repo = stack.repo(guestbook_files())
     core = k8s.CoreV1Api(stack.cluster.api_client())
-    core.create_namespaced_service(stack.namespace, k8s.V1Service(
-        metadata=k8s.V1ObjectMeta(name="hand-made"), spec=k8s.V1ServiceSpec(ports=[k8s.V1ServicePort(port=80)])))
+    core.create_namespaced_service(
+        stack.namespace,
+        k8s.V1Service(
+            metadata=k8s.V1ObjectMeta(name="hand-made"), spec=k8s.V1ServiceSpec(ports=[k8s.V1ServicePort(port=80)])
+        ),
+    )
     first = stack.sim.open_pr(repo, "touch", files={"README.md": "touched\n"})
     assert stack.status(repo, merge(stack, repo, first), DEPLOY).state == "success"
 
@@ -91,17 +94,28 @@ def test_removing_an_object_prunes_exactly_that_object(stack: Stack):
 def test_crd_and_custom_resource_apply_in_one_deploy(stack: Stack):
     group = f"{stack.namespace}.mergeway.test"
     crd = {
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
         "metadata": {"name": f"gadgets.{group}"},
-        "spec": {"group": group, "scope": "Namespaced",
-                 "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-                 "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                     "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
     }
     gadget = {"apiVersion": f"{group}/v1", "kind": "Gadget", "metadata": {"name": "g1"}, "spec": {"color": "red"}}
     repo = stack.repo()
-    pr = stack.sim.open_pr(repo, "gadgets", files={"deploy/crd.yaml": yaml.safe_dump(crd),
-                                                   "deploy/gadget.yaml": yaml.safe_dump(gadget)})
+    pr = stack.sim.open_pr(
+        repo, "gadgets", files={"deploy/crd.yaml": yaml.safe_dump(crd), "deploy/gadget.yaml": yaml.safe_dump(gadget)}
+    )
     try:
         preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")
         assert preview.state == "success" and preview.description.startswith("2 to add")
@@ -109,18 +123,26 @@ def test_crd_and_custom_resource_apply_in_one_deploy(stack: Stack):
         assert status.state == "success", status.description
         custom = k8s.CustomObjectsApi(stack.cluster.api_client())
         assert custom.get_namespaced_custom_object(group, "v1", stack.namespace, "gadgets", "g1")["spec"] == {
-            "color": "red"}
+            "color": "red"
+        }
     finally:
         k8s.ApiextensionsV1Api(stack.cluster.api_client()).delete_custom_resource_definition(f"gadgets.{group}")
 
 
 def test_bad_rollout_fails_and_names_the_deployment(stack: Stack):
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "checkout"},
-        "spec": {"replicas": 2, "progressDeadlineSeconds": 8, "selector": {"matchLabels": {"app": "checkout"}},
-                 "template": {"metadata": {"labels": {"app": "checkout"},
-                                           "annotations": {SIMULATE_ANNOTATION: "crash"}},
-                              "spec": {"containers": [{"name": "app", "image": "example.com/checkout:2"}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "checkout"},
+        "spec": {
+            "replicas": 2,
+            "progressDeadlineSeconds": 8,
+            "selector": {"matchLabels": {"app": "checkout"}},
+            "template": {
+                "metadata": {"labels": {"app": "checkout"}, "annotations": {SIMULATE_ANNOTATION: "crash"}},
+                "spec": {"containers": [{"name": "app", "image": "example.com/checkout:2"}]},
+            },
+        },
     }
     repo = stack.repo()
     pr = stack.sim.open_pr(repo, "checkout", files={"deploy/checkout.yaml": yaml.safe_dump(deployment)})
@@ -138,9 +160,13 @@ def _applied_commits(stack: Stack, applyset: ApplySet, seen: list[str], stop: th
     core = k8s.CoreV1Api(stack.cluster.api_client())
     while not stop.is_set():
         stream = watch.Watch()
-        for event in stream.stream(core.list_namespaced_config_map, stack.namespace,
-                                   field_selector=f"metadata.name={applyset.name}", timeout_seconds=2):
-            commit = ((event["object"].metadata.annotations or {}).get(COMMIT_ANNOTATION))
+        for event in stream.stream(
+            core.list_namespaced_config_map,
+            stack.namespace,
+            field_selector=f"metadata.name={applyset.name}",
+            timeout_seconds=2,
+        ):
+            commit = (event["object"].metadata.annotations or {}).get(COMMIT_ANNOTATION)
             if commit and (not seen or seen[-1] != commit):
                 seen.append(commit)
             if stop.is_set():
@@ -148,14 +174,17 @@ def _applied_commits(stack: Stack, applyset: ApplySet, seen: list[str], stop: th
 
 
 def is_ancestor(repo, older: str, newer: str) -> bool:
-    proc = subprocess.run(["git", "--git-dir", str(repo.git.path), "merge-base", "--is-ancestor", older, newer],
-                          capture_output=True, timeout=30)
+    proc = subprocess.run(
+        ["git", "--git-dir", str(repo.git.path), "merge-base", "--is-ancestor", older, newer],
+        capture_output=True,
+        timeout=30,
+    )
     return proc.returncode == 0
 
 
 def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack):
     stack.workers.append(stack.services.worker(stack.env, concurrency=2))  # four deploys can race
-    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  round: \"{round}\"\n"
+    cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  round: "{round}"\n'
     repo = stack.repo({"deploy/a.yaml": cm.format(name="a", round=0), "deploy/b.yaml": cm.format(name="b", round=0)})
     applyset = applyset_of(stack, repo)
     seen: list[str] = []
@@ -176,7 +205,7 @@ def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack):
     finally:
         stop.set()
         watcher.join(timeout=10)
-    for older, newer in zip(seen, seen[1:]):
+    for older, newer in itertools.pairwise(seen):
         assert is_ancestor(repo, older, newer), f"{newer[:12]} was applied after the newer {older[:12]}"
 
 
@@ -187,19 +216,28 @@ def _pool_children(worker_pid: int) -> list[int]:
 
 def test_killed_worker_deploy_is_redelivered_and_completes(stack: Stack):
     slow = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "slow"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "slow"}},
-                 "template": {"metadata": {"labels": {"app": "slow"},
-                                           "annotations": {"mergeway.test/ready-after": "12s"}},
-                              "spec": {"containers": [{"name": "app", "image": "example.com/slow:1"}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "slow"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "slow"}},
+            "template": {
+                "metadata": {"labels": {"app": "slow"}, "annotations": {"mergeway.test/ready-after": "12s"}},
+                "spec": {"containers": [{"name": "app", "image": "example.com/slow:1"}]},
+            },
+        },
     }
     repo = stack.repo()
     pr = stack.sim.open_pr(repo, "slow", files={"deploy/slow.yaml": yaml.safe_dump(slow)})
     sha = merge(stack, repo, pr)
     apps = k8s.AppsV1Api(stack.cluster.api_client())
     # Wait until the deploy has applied and is waiting for the rollout, then kill the process running it.
-    wait_for(lambda: apps.read_namespaced_deployment("slow", stack.namespace), timeout=60,
-             message="the deploy to apply the Deployment")
+    wait_for(
+        lambda: apps.read_namespaced_deployment("slow", stack.namespace),
+        timeout=60,
+        message="the deploy to apply the Deployment",
+    )
     worker = stack.workers[0]
     assert worker.process is not None
     children = _pool_children(worker.process.pid)

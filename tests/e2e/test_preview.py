@@ -34,8 +34,14 @@ def test_guestbook_pr_gets_one_comment_then_edits_it_with_exactly_the_changed_li
     assert status.description.startswith("6 to add, 0 to change, 0 to prune")
     comment = stack.only_comment(repo, pr.number, MARKER)
     assert "**6 to add, 0 to change, 0 to prune, 0 unchanged**" in comment.body
-    for obj in ("Deployment/{ns}/frontend", "Deployment/{ns}/redis-master", "Deployment/{ns}/redis-replica",
-                "Service/{ns}/frontend", "Service/{ns}/redis-master", "Service/{ns}/redis-replica"):
+    for obj in (
+        "Deployment/{ns}/frontend",
+        "Deployment/{ns}/redis-master",
+        "Deployment/{ns}/redis-replica",
+        "Service/{ns}/frontend",
+        "Service/{ns}/redis-master",
+        "Service/{ns}/redis-replica",
+    ):
         assert f"| ➕ add | `{obj.format(ns=stack.namespace)}` |" in comment.body
     assert pr.head_sha[:12] in comment.body
 
@@ -75,12 +81,13 @@ def test_preview_against_deployed_state_shows_only_changed_lines(stack: Stack):
 
 def test_kustomize_overlay_and_helm_chart_preview(stack: Stack):
     ns = stack.namespace
-    files = {**tree(MANIFESTS / "podinfo" / "deploy", "apps/podinfo"),
-             **tree(MANIFESTS / "podinfo" / "charts" / "podinfo", "charts/podinfo")}
+    files = {
+        **tree(MANIFESTS / "podinfo" / "deploy", "apps/podinfo"),
+        **tree(MANIFESTS / "podinfo" / "charts" / "podinfo", "charts/podinfo"),
+    }
     envs = [
         {"name": "overlay", "path": "apps/podinfo/overlays/dev", "cluster": "local"},
-        {"name": "chart", "path": "charts/podinfo", "cluster": "local", "namespace": ns,
-         "helm": {"release": "web"}},
+        {"name": "chart", "path": "charts/podinfo", "cluster": "local", "namespace": ns, "helm": {"release": "web"}},
     ]
     repo = stack.repo(environments=envs)
     pr = stack.sim.open_pr(repo, "podinfo", files=files)
@@ -120,8 +127,10 @@ def test_secret_change_is_masked_everywhere(stack: Stack):
     repo = stack.repo({"deploy/secret.yaml": secret_yaml(SECRET_V1)})
     first = stack.sim.open_pr(repo, "noop", files={"README.md": "x\n"})
     stack.sim.merge(repo, first)
-    assert stack.status(repo, stack.sim.pr(repo, first.number).merge_commit_sha,
-                        "mergeway/deploy/staging").state == "success"
+    assert (
+        stack.status(repo, stack.sim.pr(repo, first.number).merge_commit_sha, "mergeway/deploy/staging").state
+        == "success"
+    )
     pr = stack.sim.open_pr(repo, "rotate", files={"deploy/secret.yaml": secret_yaml(SECRET_V2)})
     status = stack.status(repo, pr.head_sha, CONTEXT)
     assert status.state == "success" and "1 to change" in status.description
@@ -140,7 +149,9 @@ def test_diff_larger_than_github_limit_keeps_summary_and_table(stack: Stack):
     files = {}
     for i in range(60):
         data = "\n".join(f"  key{j}: {'v' * 60}-{i}-{j}" for j in range(40))
-        files[f"deploy/cm-{i:02d}.yaml"] = f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i:02d}\ndata:\n{data}\n"
+        files[f"deploy/cm-{i:02d}.yaml"] = (
+            f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i:02d}\ndata:\n{data}\n"
+        )
     repo = stack.repo()
     pr = stack.sim.open_pr(repo, "big", files=files)
     status = stack.status(repo, pr.head_sha, CONTEXT)

@@ -25,8 +25,12 @@ def revert_prs(stack: Stack, repo):
 def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stack: Stack, method: str):
     repo = stack.repo({"deploy/app.yaml": cm("app", "one")})
     stack.sim.set_permission(repo, "alice", "write")
-    pr = stack.sim.open_pr(repo, "two", files={"deploy/app.yaml": cm("app", "two"),
-                                               "deploy/extra.yaml": cm("extra", "x")}, title="Ship two")
+    pr = stack.sim.open_pr(
+        repo,
+        "two",
+        files={"deploy/app.yaml": cm("app", "two"), "deploy/extra.yaml": cm("extra", "x")},
+        title="Ship two",
+    )
     stack.sim.merge(repo, pr, method=method)
     merged = stack.sim.pr(repo, pr.number)
     assert stack.status(repo, merged.merge_commit_sha, "mergeway/deploy/staging").state == "success"
@@ -37,15 +41,21 @@ def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stac
     [revert] = wait_for(lambda: revert_prs(stack, repo), timeout=60, message="the revert PR")
     assert revert.title == 'Revert "Ship two"'
     assert f"#{pr.number}" in revert.body and "@alice" in revert.body
-    reply = wait_for(lambda: [c for c in stack.marked(repo, pr.number, ROLLBACK) if "opened" in c.body],
-                     timeout=30, message="the reply")[0]
+    reply = wait_for(
+        lambda: [c for c in stack.marked(repo, pr.number, ROLLBACK) if "opened" in c.body],
+        timeout=30,
+        message="the reply",
+    )[0]
     assert f"/pull/{revert.number}" in reply.body or f"/{revert.number}" in reply.body
     assert any(r.content == "eyes" for r in stack.sim.list_reactions(repo, asked.id))
 
     # Asking again returns the same revert PR instead of opening another.
     stack.sim.comment(repo, pr, "/rollback", author="alice")
-    wait_for(lambda: any("already open" in c.body for c in stack.marked(repo, pr.number, ROLLBACK)),
-             timeout=30, message="the repeat reply")
+    wait_for(
+        lambda: any("already open" in c.body for c in stack.marked(repo, pr.number, ROLLBACK)),
+        timeout=30,
+        message="the repeat reply",
+    )
     assert len(revert_prs(stack, repo)) == 1
 
     preview = stack.status(repo, revert.head_sha, "mergeway/preview/staging")
@@ -56,6 +66,30 @@ def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stac
     assert core.read_namespaced_config_map("app", stack.namespace).data == {"value": "one"}
     names = {c.metadata.name for c in core.list_namespaced_config_map(stack.namespace).items}
     assert "extra" not in names
+
+
+def test_rolling_back_the_pr_that_added_an_app_prunes_it(stack: Stack):
+    # The revert deletes deploy/ entirely (git keeps no empty directories): an empty environment.
+    repo = stack.repo()
+    stack.sim.set_permission(repo, "alice", "write")
+    pr = stack.sim.open_pr(repo, "app", files={"deploy/a.yaml": cm("a", "one"), "deploy/b.yaml": cm("b", "one")})
+    stack.sim.merge(repo, pr)
+    deployed = stack.status(repo, stack.sim.pr(repo, pr.number).merge_commit_sha, "mergeway/deploy/staging")
+    assert deployed.state == "success", deployed.description
+    stack.sim.comment(repo, pr, "/rollback", author="alice")
+    [revert] = wait_for(lambda: revert_prs(stack, repo), timeout=60, message="the revert PR")
+    preview = stack.status(repo, revert.head_sha, "mergeway/preview/staging")
+    assert preview.state == "success" and preview.description.startswith("0 to add, 0 to change, 2 to prune")
+    body = stack.only_comment(repo, revert.number, "<!-- mergeway:preview:staging -->").body
+    assert "the environment is empty" in body
+    stack.sim.merge(repo, revert)
+    status = stack.status(repo, stack.sim.pr(repo, revert.number).merge_commit_sha, "mergeway/deploy/staging")
+    assert status.state == "success" and "2 pruned" in status.description
+    names = {
+        c.metadata.name
+        for c in k8s.CoreV1Api(stack.cluster.api_client()).list_namespaced_config_map(stack.namespace).items
+    }
+    assert not names & {"a", "b"}
 
 
 def test_rollback_is_refused_for_readers_and_unmerged_prs(stack: Stack):
@@ -84,8 +118,11 @@ def test_help_and_preview_commands(stack: Stack):
     assert "`/rollback`" in reply.body and "`/preview`" in reply.body
     before = len(stack.sim.list_statuses(repo, pr.head_sha, "mergeway/preview/staging"))
     stack.sim.comment(repo, pr, "/preview staging", author="alice")
-    wait_for(lambda: len(stack.sim.list_statuses(repo, pr.head_sha, "mergeway/preview/staging")) >= before + 2,
-             timeout=60, message="a second preview run")
+    wait_for(
+        lambda: len(stack.sim.list_statuses(repo, pr.head_sha, "mergeway/preview/staging")) >= before + 2,
+        timeout=60,
+        message="a second preview run",
+    )
     assert stack.status(repo, pr.head_sha, "mergeway/preview/staging").state == "success"
     assert len(stack.marked(repo, pr.number, "<!-- mergeway:preview:staging -->")) == 1
 

@@ -15,8 +15,15 @@ pytestmark = pytest.mark.cluster
 def test_chart_renders_and_dry_runs_cleanly(kube_cluster, namespace):
     rendered = render(ROOT, "charts/mergeway", namespace=namespace, release="mergeway")
     kinds = sorted(m.kind for m in rendered.manifests)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "Deployment", "Service",
-                     "ServiceAccount"]
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+    ]
     web = next(m for m in rendered.manifests if m.name == "mergeway-web")
     # The web edge never holds cluster credentials.
     assert web.obj["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
