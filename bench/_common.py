@@ -31,14 +31,20 @@ def cluster_env() -> tuple[dict[str, str], bool]:
     return {**os.environ, "KUBECONFIG": str(kubeconfig)}, started
 
 
-def write_set(directory: Path, objects: int, *, generation: int = 1) -> None:
-    """A realistic mix: per app a Deployment, a Service and a ConfigMap (and a Secret every 5th)."""
+def write_set(directory: Path, objects: int, *, generation: int = 1, changed_every: int = 1) -> None:
+    """A realistic mix: per app a Deployment, a Service and a ConfigMap (and a Secret every 5th).
+
+    With ``changed_every=N`` only every Nth app gets ``generation``; the others stay at 1 (a PR that
+    touches some apps of a large environment).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.glob("*.yaml"):
         old.unlink()
     made, app = 0, 0
+    base_generation = generation
     while made < objects:
         name = f"app-{app:04d}"
+        generation = base_generation if app % changed_every == 0 else 1
         docs = [
             f"""apiVersion: apps/v1
 kind: Deployment
@@ -95,3 +101,14 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def timed_pair(first: Callable[[], object], second: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median wall times of two commands, run alternately so background load hits both alike."""
+    a, b = [], []
+    for _ in range(repeat):
+        for fn, out in ((first, a), (second, b)):
+            started = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - started)
+    return statistics.median(a), statistics.median(b)

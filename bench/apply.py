@@ -1,9 +1,11 @@
 """bench/apply: `mergeway apply` vs `kubectl apply --server-side` on 50, 200 and 500 objects.
 
-For each size, both tools create the set in a fresh namespace of their own, then apply a changed
-version of it (new image, replicas and config for every app). Neither waits for rollouts (``--no-wait``
-for Mergeway; kubectl never waits), so this measures applying. Prints seconds and the ratio
-kubectl/mergeway for both phases.
+For each size, both tools create the set in a fresh namespace of their own, then apply two changed
+versions of it: a typical merge (every 10th app gets a new image, replica count and config, ~10% of
+objects) and a change to every app. Neither waits for rollouts (``--no-wait`` for Mergeway; kubectl
+never waits), so this measures applying. Mergeway dry-runs every changed object before applying
+anything (an invalid object stops the deploy before it starts) and skips unchanged objects; kubectl
+applies every object once. Prints seconds and the ratio kubectl/mergeway for each phase.
 
 The merge-to-applied latency (webhook received → all objects applied) through the whole chain is
 measured by bench/merge_latency.py.
@@ -30,15 +32,16 @@ def main() -> None:
     rows = []
     try:
         for size in [int(s) for s in args.sizes.split(",")]:
-            result = {}
+            result: dict[tuple[str, str], float] = {}
+            namespaces = {tool: f"bench-apply-{tool}-{size}" for tool in ("mergeway", "kubectl")}
+            for ns in namespaces.values():
+                kubectl(env, "delete", "namespace", ns, "--ignore-not-found", "--wait=true")
+                kubectl(env, "create", "namespace", ns)
             with tempfile.TemporaryDirectory() as tmp:
                 folder = Path(tmp) / "set"
-                for tool in ("mergeway", "kubectl"):
-                    ns = f"bench-apply-{tool}-{size}"
-                    kubectl(env, "delete", "namespace", ns, "--ignore-not-found", "--wait=true")
-                    kubectl(env, "create", "namespace", ns)
-                    for phase, generation in (("create", 1), ("update", 2)):
-                        write_set(folder, size, generation=generation)
+                for phase, generation, every in (("create", 1, 1), ("typical", 2, 10), ("update-all", 3, 1)):
+                    write_set(folder, size, generation=generation, changed_every=every)
+                    for tool, ns in namespaces.items():
                         if tool == "mergeway":
                             argv = [
                                 str(BIN / "mergeway"),
@@ -66,21 +69,27 @@ def main() -> None:
                         result[(tool, phase)] = time.perf_counter() - began
                         if proc.returncode != 0:
                             raise RuntimeError(f"{tool} {phase} failed: {proc.stderr.decode()[-1000:]}")
-                    kubectl(env, "delete", "namespace", ns, "--wait=false")
+                        # Untimed: let the rollout this apply started finish, so the next measurement
+                        # (of either tool) runs on a quiet control plane.
+                        kubectl(
+                            env, "wait", "--for=condition=Available", "deployment", "--all", "-n", ns, "--timeout=600s"
+                        )
+            for ns in namespaces.values():
+                kubectl(env, "delete", "namespace", ns, "--wait=true")
             rows.append((size, result))
             parts = []
-            for phase in ("create", "update"):
+            for phase in ("create", "typical", "update-all"):
                 m, k = result[("mergeway", phase)], result[("kubectl", phase)]
                 parts.append(f"{phase}: mergeway {m:.2f}s kubectl {k:.2f}s ({k / m:.2f}x)")
             print(f"{size:>4} objects: " + "; ".join(parts), flush=True)
     finally:
         if started:
             launcher().down()
-    print("\nsize  phase   mergeway_s  kubectl_s  kubectl/mergeway")
+    print("\nsize  phase       mergeway_s  kubectl_s  kubectl/mergeway")
     for size, result in rows:
-        for phase in ("create", "update"):
+        for phase in ("create", "typical", "update-all"):
             m, k = result[("mergeway", phase)], result[("kubectl", phase)]
-            print(f"{size:>4}  {phase:<6} {m:10.2f}  {k:9.2f}  {k / m:16.2f}")
+            print(f"{size:>4}  {phase:<10} {m:10.2f}  {k:9.2f}  {k / m:16.2f}")
 
 
 if __name__ == "__main__":

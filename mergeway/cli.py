@@ -22,6 +22,11 @@ from mergeway.report.deploy import failures_of
 from mergeway.report.terminal import print_plan
 
 
+def _applyset(args: argparse.Namespace, target: Path) -> ApplySet:
+    """The same ApplySet for ``preview`` and ``apply`` of one path, so a preview shows what apply does."""
+    return ApplySet(args.applyset or f"mergeway-cli.{target.name}", args.namespace or "default")
+
+
 def _preview(args: argparse.Namespace) -> int:
     target = Path(args.path).resolve()
     root = target if target.is_dir() else target.parent
@@ -33,7 +38,7 @@ def _preview(args: argparse.Namespace) -> int:
         )
         client = KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency)
         differ = Differ(client, concurrency=args.concurrency)
-        plan = differ.plan(rendered.manifests, default_namespace=args.namespace)
+        plan = differ.plan_for(rendered.manifests, _applyset(args, target), default_namespace=args.namespace)
     except (RenderError, KubeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -50,7 +55,7 @@ def _apply(args: argparse.Namespace) -> int:
     try:
         rendered = render(root, "." if target.is_dir() else target.name, namespace=args.namespace)
         client = KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency)
-        applyset = ApplySet(args.applyset or f"mergeway-cli.{target.name}", args.namespace or "default")
+        applyset = _applyset(args, target)
         result = Applier(client, concurrency=args.concurrency).deploy(
             rendered.manifests,
             applyset=applyset,
@@ -81,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--context", default="", help="kubeconfig context (default: current)")
     preview.add_argument("--kubeconfig", default="", help="kubeconfig file (default: $KUBECONFIG)")
     preview.add_argument("-n", "--namespace", default="", help="namespace for objects without one")
+    preview.add_argument("--applyset", default="", help="ApplySet parent ConfigMap name (default: from PATH)")
     preview.add_argument("--concurrency", type=int, default=16, help="parallel dry-run requests")
     preview.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     preview.set_defaults(func=_preview)
@@ -90,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--context", default="", help="kubeconfig context (default: current)")
     apply.add_argument("--kubeconfig", default="", help="kubeconfig file (default: $KUBECONFIG)")
     apply.add_argument("-n", "--namespace", default="", help="namespace for objects without one")
-    apply.add_argument("--applyset", default="", help="ApplySet parent ConfigMap name (prune scope)")
+    apply.add_argument("--applyset", default="", help="ApplySet parent ConfigMap name (default: from PATH)")
     apply.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a healthy rollout")
     apply.add_argument("--concurrency", type=int, default=16, help="parallel requests")
     apply.add_argument(

@@ -11,7 +11,6 @@ namespace are never touched.
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -67,11 +66,10 @@ def label_members(manifests: Sequence[Manifest], applyset: ApplySet) -> list[Man
     """Copies of ``manifests`` carrying the part-of label (the same objects preview and deploy send)."""
     out = []
     for m in manifests:
-        obj = copy.deepcopy(m.obj)
-        labels = obj.setdefault("metadata", {}).setdefault("labels", {}) or {}
-        labels[PART_OF_LABEL] = applyset.id
-        obj["metadata"]["labels"] = labels
-        out.append(Manifest(obj=obj, source=m.source))
+        # Copy only the path we change: manifests are large and never mutated below metadata.
+        metadata = dict(m.obj.get("metadata") or {})
+        metadata["labels"] = {**(metadata.get("labels") or {}), PART_OF_LABEL: applyset.id}
+        out.append(Manifest(obj={**m.obj, "metadata": metadata}, source=m.source))
     return out
 
 
@@ -109,9 +107,13 @@ def _split_gk(text: str) -> tuple[str, str]:
 
 
 def members(
-    client: KubeClient, discovery: Discovery, applyset: ApplySet, parent: dict[str, Any]
+    client: KubeClient, discovery: Discovery, applyset: ApplySet, parent: dict[str, Any], listed: Listed | None = None
 ) -> list[tuple[Resource, dict[str, Any]]]:
-    """Every live object labelled as part of the set, found via the group-kinds the parent lists."""
+    """Every live object labelled as part of the set, found via the group-kinds the parent lists.
+
+    Collections the caller already listed (``listed``, from the diff's prefetch) are filtered here
+    rather than listed again.
+    """
     annotations = (parent.get("metadata") or {}).get("annotations") or {}
     gks = [gk for gk in str(annotations.get(GROUP_KINDS, "")).split(",") if gk]
     namespaces = [applyset.namespace] + [ns for ns in str(annotations.get(NAMESPACES, "")).split(",") if ns]
@@ -123,38 +125,62 @@ def members(
             continue  # the kind is gone (CRD deleted): nothing of it can be left to prune
         scopes = namespaces if resource.namespaced else [""]
         for ns in dict.fromkeys(scopes):
-            try:
-                listing = client.request(
-                    "GET", resource.collection_path(ns), query={"labelSelector": f"{PART_OF_LABEL}={applyset.id}"}
-                )
-            except KubeError as exc:
-                if exc.status == 404:
-                    continue
-                raise
-            for item in (listing or {}).get("items") or []:
-                item.setdefault("apiVersion", resource.api_version)
-                item.setdefault("kind", resource.kind)
-                found.append((resource, item))
+            cached = (listed or {}).get((resource.group, resource.plural, ns))
+            if cached is not None:
+                items = [o for o in cached.values() if _labels(o).get(PART_OF_LABEL) == applyset.id]
+            else:
+                try:
+                    items = list(list_collection(client, resource, ns, f"{PART_OF_LABEL}={applyset.id}").values())
+                except KubeError as exc:
+                    if exc.status == 404:
+                        continue
+                    raise
+            found.extend((resource, item) for item in items)
     return found
+
+
+def _labels(obj: dict[str, Any]) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+Listed = dict[tuple[str, str, str], dict[str, dict[str, Any]]]
+"""Live objects by (group, plural, namespace), then by name."""
+
+
+def list_collection(client: KubeClient, resource: Resource, namespace: str, selector: str = "") -> dict[str, Any]:
+    """Every object of a collection by name, page by page, with apiVersion and kind filled in."""
+    found: dict[str, Any] = {}
+    query = {"limit": "500"}
+    if selector:
+        query["labelSelector"] = selector
+    while True:
+        page = client.request("GET", resource.collection_path(namespace), query=query) or {}
+        for item in page.get("items") or []:
+            item.setdefault("apiVersion", resource.api_version)
+            item.setdefault("kind", resource.kind)
+            found[item["metadata"]["name"]] = item
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return found
+        query = {**query, "continue": token}
 
 
 def _identity(group: str, kind: str, namespace: str, name: str) -> tuple[str, str, str, str]:
     return (group, kind, namespace, name)
 
 
+Identity = tuple[str, str, str, str]
+
+
 def stale_members(
-    client: KubeClient, discovery: Discovery, applyset: ApplySet, desired: Sequence[tuple[Resource, dict[str, Any]]]
+    client: KubeClient, discovery: Discovery, applyset: ApplySet, wanted: set[Identity], listed: Listed | None = None
 ) -> list[tuple[Resource, dict[str, Any]]]:
     """Members that are no longer desired and not annotated to be kept."""
     parent = read_parent(client, applyset)
     if parent is None:
         return []
-    wanted = {
-        _identity(r.group, r.kind, o["metadata"].get("namespace", "") if r.namespaced else "", o["metadata"]["name"])
-        for r, o in desired
-    }
     stale = []
-    for resource, live in members(client, discovery, applyset, parent):
+    for resource, live in members(client, discovery, applyset, parent, listed):
         meta = live.get("metadata") or {}
         ident = _identity(resource.group, resource.kind, meta.get("namespace", ""), meta.get("name", ""))
         if ident in wanted:
@@ -165,18 +191,14 @@ def stale_members(
     return stale
 
 
-def resolve_desired(
-    discovery: Discovery, manifests: Sequence[Manifest], default_namespace: str
-) -> list[tuple[Resource, dict[str, Any]]]:
-    """(resource, object) for each manifest whose kind the cluster serves, namespace defaulted."""
-    out = []
+def desired_identities(discovery: Discovery, manifests: Sequence[Manifest], default_namespace: str) -> set[Identity]:
+    """The identity of each manifest whose kind the cluster serves, namespace defaulted."""
+    out = set()
     for m in manifests:
         try:
             resource = discovery.resource(m.api_version, m.kind)
         except UnknownKind:
             continue
-        obj = copy.deepcopy(m.obj)
-        if resource.namespaced:
-            obj["metadata"]["namespace"] = obj["metadata"].get("namespace") or default_namespace or "default"
-        out.append((resource, obj))
+        namespace = (m.namespace or default_namespace or "default") if resource.namespaced else ""
+        out.add(_identity(resource.group, resource.kind, namespace, m.name))
     return out

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,10 +23,11 @@ import yaml
 from mergeway.kube import applyset as aset
 from mergeway.kube.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.discovery import Discovery, Resource, UnknownKind
-from mergeway.kube.normalize import normalize
+from mergeway.kube.normalize import CONFIG_HASH, normalize
 from mergeway.kube.secrets import mask_pair, scrub, secret_values
 from mergeway.render.manifests import Manifest
 
+_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 Action = Literal["create", "update", "unchanged", "delete", "error"]
 
 
@@ -90,7 +93,7 @@ class Plan:
 def to_yaml(obj: dict[str, Any] | None) -> str:
     if obj is None:
         return ""
-    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000)
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000)
 
 
 def unified(ref: ObjectRef, before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
@@ -103,6 +106,23 @@ def unified(ref: ObjectRef, before: dict[str, Any] | None, after: dict[str, Any]
         n=3,
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def config_hash(obj: dict[str, Any]) -> str:
+    """A hash of what Mergeway asks for (the object as sent, without this annotation)."""
+    metadata = dict(obj.get("metadata") or {})
+    metadata["annotations"] = {k: v for k, v in (metadata.get("annotations") or {}).items() if k != CONFIG_HASH}
+    clean = {**obj, "metadata": metadata}
+    return hashlib.sha256(json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def contains(live: Any, desired: Any) -> bool:
+    """Whether every value ``desired`` sets is present, unchanged, in ``live`` (lists must match in length)."""
+    if isinstance(desired, dict):
+        return isinstance(live, dict) and all(k in live and contains(live[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(live, list) and len(live) == len(desired) and all(map(contains, live, desired))
+    return type(live) is type(desired) and live == desired
 
 
 def _crd_kinds(manifests: Iterable[Manifest]) -> set[tuple[str, str]]:
@@ -134,12 +154,13 @@ class Differ:
     def prepare(self, manifest: Manifest, default_namespace: str) -> tuple[Resource, dict[str, Any]]:
         """Resolve the resource and default the namespace, as ``kubectl apply -n`` would."""
         resource = self.discovery.resource(manifest.api_version, manifest.kind)
-        obj = copy.deepcopy(manifest.obj)
-        metadata = obj.setdefault("metadata", {})
+        metadata = dict(manifest.obj.get("metadata") or {})  # only metadata changes: copy that, not the spec
+        obj = {**manifest.obj, "metadata": metadata}
         if resource.namespaced:
             metadata["namespace"] = metadata.get("namespace") or default_namespace or "default"
         else:
             metadata.pop("namespace", None)
+        metadata["annotations"] = {**(metadata.get("annotations") or {}), CONFIG_HASH: config_hash(obj)}
         return resource, obj
 
     def get(self, resource: Resource, name: str, namespace: str) -> dict[str, Any] | None:
@@ -150,6 +171,21 @@ class Differ:
                 return None
             raise
         return live if isinstance(live, dict) else None
+
+    @staticmethod
+    def _unchanged_since_applied(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+        """Skip the dry run when applying ``desired`` provably changes nothing.
+
+        Mergeway's intent is identical to what it last applied (same config hash), and every field it
+        sets still holds that value live (nobody changed or removed one since), so a server-side
+        apply would add, change and remove nothing. Any doubt (no hash, drift, a value the server
+        canonicalised, like ``0.5`` CPU stored as ``500m``) falls back to the dry run. Not covered: a
+        mutating admission webhook that rewrites objects on every write.
+        """
+        live_hash = ((live.get("metadata") or {}).get("annotations") or {}).get(CONFIG_HASH)
+        return (
+            bool(live_hash) and live_hash == desired["metadata"]["annotations"][CONFIG_HASH] and contains(live, desired)
+        )
 
     def apply(self, resource: Resource, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
         """Server-side apply (or its dry run) with our field manager, taking ownership (force)."""
@@ -167,7 +203,13 @@ class Differ:
         return result if isinstance(result, dict) else {}
 
     def diff_one(
-        self, manifest: Manifest, default_namespace: str, *, new_namespaces: set[str], new_kinds: set[tuple[str, str]]
+        self,
+        manifest: Manifest,
+        default_namespace: str,
+        *,
+        new_namespaces: set[str],
+        new_kinds: set[tuple[str, str]],
+        listed: dict[tuple[str, str, str], dict[str, dict[str, Any]]] | None = None,
     ) -> ObjectDiff:
         secrets = secret_values(manifest.obj)
         ref = ObjectRef(manifest.group, manifest.kind, manifest.namespace, manifest.name)
@@ -196,7 +238,10 @@ class Differ:
         metadata = desired["metadata"]
         ref = ObjectRef(resource.group, resource.kind, metadata.get("namespace", ""), metadata["name"])
         try:
-            live = self.get(resource, ref.name, ref.namespace)
+            collection = (listed or {}).get((resource.group, resource.plural, ref.namespace))
+            live = collection.get(ref.name) if collection is not None else self.get(resource, ref.name, ref.namespace)
+            if live is not None and self._unchanged_since_applied(live, desired):
+                return ObjectDiff(ref, "unchanged", manifest.source, desired=desired, resource=resource)
             try:
                 planned: dict[str, Any] | None = self.apply(resource, desired, dry_run=True)
                 unvalidated, note = False, ""
@@ -236,15 +281,20 @@ class Differ:
         *,
         default_namespace: str = "",
         prune: Sequence[tuple[Resource, dict[str, Any]]] = (),
+        listed: aset.Listed | None = None,
     ) -> Plan:
         """Diff every manifest, plus objects to prune (live objects that left Git)."""
         self.discovery.known("v1", "Namespace")  # warm discovery once, before the threads start
         new_namespaces = {m.name for m in manifests if m.kind == "Namespace" and m.api_version == "v1"}
         new_kinds = _crd_kinds(manifests)
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="dry-run") as pool:
+            if listed is None:
+                listed = self._prefetch(manifests, default_namespace, pool)
             items = list(
                 pool.map(
-                    lambda m: self.diff_one(m, default_namespace, new_namespaces=new_namespaces, new_kinds=new_kinds),
+                    lambda m: self.diff_one(
+                        m, default_namespace, new_namespaces=new_namespaces, new_kinds=new_kinds, listed=listed
+                    ),
                     manifests,
                 )
             )
@@ -255,12 +305,42 @@ class Differ:
             items.append(ObjectDiff(ref, "delete", "", resource=resource, diff=unified(ref, before, None)))
         return Plan(items)
 
+    def _prefetch(
+        self, manifests: Sequence[Manifest], default_namespace: str, pool: ThreadPoolExecutor
+    ) -> dict[tuple[str, str, str], dict[str, dict[str, Any]]]:
+        """Live objects by LIST, one request per resource and namespace holding several of ours.
+
+        A GET per object costs the API server as much as the dry run itself; listing the few
+        collections a change touches halves the requests. Collections we may not list (RBAC) or
+        that hold one or two of our objects are left to per-object GETs.
+        """
+        counts: dict[tuple[str, str, str], tuple[Resource, int]] = {}
+        for m in manifests:
+            resource = self.discovery.known(m.api_version, m.kind)
+            if resource is None:
+                continue
+            namespace = (m.namespace or default_namespace or "default") if resource.namespaced else ""
+            key = (resource.group, resource.plural, namespace)
+            counts[key] = (resource, counts.get(key, (resource, 0))[1] + 1)
+
+        def fetch(key: tuple[str, str, str]) -> tuple[tuple[str, str, str], dict[str, Any] | None]:
+            try:
+                return key, aset.list_collection(self.client, counts[key][0], key[2])
+            except KubeError:
+                return key, None
+
+        wanted = [key for key, (_, count) in counts.items() if count >= 3]
+        return {key: found for key, found in pool.map(fetch, wanted) if found is not None}
+
     def plan_for(self, manifests: Sequence[Manifest], applyset: aset.ApplySet, *, default_namespace: str = "") -> Plan:
         """The plan a deploy would execute: members labelled for ``applyset``, stale members pruned.
 
         Preview and deploy both call this, so what a pull request shows is what merging it applies.
         """
         labeled = aset.label_members(manifests, applyset)
-        desired = aset.resolve_desired(self.discovery, labeled, default_namespace)
-        stale = aset.stale_members(self.client, self.discovery, applyset, desired)
-        return self.plan(labeled, default_namespace=default_namespace, prune=stale)
+        self.discovery.known("v1", "Namespace")  # warm discovery once
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="list") as pool:
+            listed = self._prefetch(labeled, default_namespace, pool)
+        wanted = aset.desired_identities(self.discovery, labeled, default_namespace)
+        stale = aset.stale_members(self.client, self.discovery, applyset, wanted, listed)
+        return self.plan(labeled, default_namespace=default_namespace, prune=stale, listed=listed)

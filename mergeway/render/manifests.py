@@ -20,7 +20,10 @@ class ManifestError(ValueError):
     """A manifest cannot be read. The message names the source file and, when known, the line."""
 
 
-class _KubeLoader(yaml.SafeLoader):
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
+
+
+class _KubeLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     """SafeLoader without the timestamp resolver: ``2024-01-01`` stays the string Kubernetes expects."""
 
 

@@ -8,10 +8,13 @@ at that moment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from mergeway.forge.base import StatusState
 from mergeway.kube.apply import DeployResult
 from mergeway.report.preview import _cell, _clip, _fence, marker
+
+if TYPE_CHECKING:  # the forge package pulls in both client libraries; reports need only the type
+    from mergeway.forge.base import StatusState
 
 
 @dataclass

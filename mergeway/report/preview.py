@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from mergeway.forge.base import StatusState
 from mergeway.kube.diff import ObjectDiff, Plan
+
+if TYPE_CHECKING:  # the forge package pulls in both client libraries; reports need only the type
+    from mergeway.forge.base import StatusState
 
 _ICONS = {"create": "➕ add", "update": "✏️ change", "delete": "🗑️ prune", "error": "❌ failed", "unchanged": "unchanged"}
 _ORDER = {"error": 0, "create": 1, "update": 2, "delete": 3, "unchanged": 4}

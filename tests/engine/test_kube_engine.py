@@ -234,3 +234,26 @@ def test_helm_chart_previews(client, namespace):
     plan = Differ(client).plan(rendered.manifests, default_namespace=namespace)
     assert not plan.errors
     assert sorted(str(i.ref) for i in plan.items) == [f"Deployment/{namespace}/podinfo", f"Service/{namespace}/podinfo"]
+
+
+def test_unchanged_fast_path_never_hides_drift(client, namespace, kube_cluster, tmp_path):
+    from kubernetes import client as k8s
+
+    root = guestbook(tmp_path)
+    applyset = ApplySet("drift", namespace)
+    Applier(client).deploy(render(root, ".").manifests, applyset=applyset, default_namespace=namespace)
+
+    def preview():
+        return Differ(client).plan_for(render(root, ".").manifests, applyset, default_namespace=namespace)
+
+    assert preview().summary() == "0 to add, 0 to change, 0 to prune, 6 unchanged"
+    # Someone scales a Deployment and edits a Service label by hand: the next apply would undo both.
+    apps = k8s.AppsV1Api(kube_cluster.api_client())
+    apps.patch_namespaced_deployment_scale("frontend", namespace, {"spec": {"replicas": 1}})
+    core = k8s.CoreV1Api(kube_cluster.api_client())
+    core.patch_namespaced_service("redis-master", namespace, {"metadata": {"labels": {"tier": "edited"}}})
+    plan = preview()
+    assert plan.summary() == "0 to add, 2 to change, 0 to prune, 4 unchanged"
+    changed = {str(i.ref): i.diff for i in plan.items if i.action == "update"}
+    assert "-  replicas: 1\n+  replicas: 3\n" in changed[f"Deployment/{namespace}/frontend"]
+    assert "-    tier: edited\n+    tier: backend\n" in changed[f"Service/{namespace}/redis-master"]

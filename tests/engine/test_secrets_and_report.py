@@ -115,3 +115,14 @@ def test_status_description_fits_140_chars():
     assert state == "failure" and len(description) < 140
     state, description = PreviewReport("dev", "abc", big_plan(3, 5)).status()
     assert state == "failure" and "1 object(s) rejected" in description
+
+
+def test_contains_requires_every_desired_value_unchanged():
+    from mergeway.kube.diff import contains
+
+    live = {"spec": {"replicas": 3, "ports": [{"port": 80, "protocol": "TCP"}]}, "status": {"x": 1}}
+    assert contains(live, {"spec": {"replicas": 3, "ports": [{"port": 80}]}})
+    assert not contains(live, {"spec": {"replicas": 2}})
+    assert not contains(live, {"spec": {"replicas": "3"}})  # types matter: the server would convert
+    assert not contains(live, {"spec": {"ports": [{"port": 80}, {"port": 81}]}})
+    assert not contains(live, {"spec": {"missing": None}})

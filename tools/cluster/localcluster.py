@@ -697,8 +697,8 @@ class Supervisor:
                     },
                 },
                 "status": {
-                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},
-                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "250"},
+                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
+                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "1000"},
                 },
             }
             status, body = api(self.layout, "POST", "/api/v1/nodes", node)
