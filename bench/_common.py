@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import statistics
 import subprocess
@@ -17,12 +16,12 @@ BIN = Path(sys.executable).parent
 
 
 def launcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("localcluster", ROOT / "tools" / "cluster" / "localcluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["localcluster"] = module
-    spec.loader.exec_module(module)
-    return module
+    """tools/cluster/localcluster.py, the local cluster's launcher."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tools.cluster import localcluster
+
+    return localcluster
 
 
 def cluster_env() -> tuple[dict[str, str], bool]:

@@ -78,27 +78,27 @@ def _apply(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    """What ``preview`` and ``apply`` share: the same arguments name the same target and ApplySet."""
+    parser.add_argument("path", help="a directory of manifests, a kustomization or a Helm chart")
+    parser.add_argument("--context", default="", help="kubeconfig context (default: current)")
+    parser.add_argument("--kubeconfig", default="", help="kubeconfig file (default: $KUBECONFIG)")
+    parser.add_argument("-n", "--namespace", default="", help="namespace for objects without one")
+    parser.add_argument("--applyset", default="", help="ApplySet parent ConfigMap name (default: from PATH)")
+    parser.add_argument("--concurrency", type=int, default=16, help="parallel API requests")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mergeway", description=__doc__.splitlines()[0] if __doc__ else "")
     sub = parser.add_subparsers(dest="command", required=True)
     preview = sub.add_parser("preview", help="show what applying PATH would change (server-side dry run)")
-    preview.add_argument("path", help="a directory of manifests, a kustomization or a Helm chart")
-    preview.add_argument("--context", default="", help="kubeconfig context (default: current)")
-    preview.add_argument("--kubeconfig", default="", help="kubeconfig file (default: $KUBECONFIG)")
-    preview.add_argument("-n", "--namespace", default="", help="namespace for objects without one")
-    preview.add_argument("--applyset", default="", help="ApplySet parent ConfigMap name (default: from PATH)")
-    preview.add_argument("--concurrency", type=int, default=16, help="parallel dry-run requests")
+    _target_options(preview)
     preview.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     preview.set_defaults(func=_preview)
 
     apply = sub.add_parser("apply", help="apply PATH like a deploy: staged server-side apply, prune, wait")
-    apply.add_argument("path", help="a directory of manifests, a kustomization or a Helm chart")
-    apply.add_argument("--context", default="", help="kubeconfig context (default: current)")
-    apply.add_argument("--kubeconfig", default="", help="kubeconfig file (default: $KUBECONFIG)")
-    apply.add_argument("-n", "--namespace", default="", help="namespace for objects without one")
-    apply.add_argument("--applyset", default="", help="ApplySet parent ConfigMap name (default: from PATH)")
+    _target_options(apply)
     apply.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a healthy rollout")
-    apply.add_argument("--concurrency", type=int, default=16, help="parallel requests")
     apply.add_argument(
         "--wait",
         action=argparse.BooleanOptionalAction,

@@ -12,7 +12,6 @@ merging the revert PR removes the app again.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import secrets
 import shlex
@@ -24,12 +23,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tools.cluster import localcluster  # noqa: E402
 from tools.forgesim import ForgeSim, SimRepo, running  # noqa: E402
 
 GUESTBOOK = ROOT.parent / "shared" / "manifests" / "kubernetes-examples" / "web" / "guestbook"
@@ -49,15 +48,6 @@ def wait(condition: Callable[[], T | None], what: str, timeout: float = 120.0) -
             return value
         time.sleep(0.2)
     raise SystemExit(f"demo: timed out waiting for {what}")
-
-
-def launcher() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("localcluster", ROOT / "tools" / "cluster" / "localcluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["localcluster"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def free_port() -> int:
@@ -116,7 +106,7 @@ def show(body: str, limit: int = 60) -> None:
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mergeway-demo-"))
-    cluster = launcher()
+    cluster = localcluster
     say("Starting the local Kubernetes cluster (built once, then cached)")
     kubeconfig, started = cluster.ensure_up(owner_pid=os.getpid())
     kubectl = str(Path(sys.executable).parent / "kubectl")

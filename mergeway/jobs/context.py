@@ -22,7 +22,9 @@ from mergeway.config import Settings
 from mergeway.events import Event, Repository
 from mergeway.forge.base import Forge, LockFactory
 from mergeway.git import CheckoutCache
+from mergeway.kube.client import KubeClient
 from mergeway.kube.clusters import ClusterRegistry
+from mergeway.render import Rendered, render
 
 Checkout = Callable[[Repository, str, int | None], AbstractContextManager[Path]]
 ForgeFactory = Callable[[Repository], Forge]
@@ -71,6 +73,22 @@ class JobContext:
         if self.redis is None:
             raise RuntimeError("deploys need Redis for their per-environment lock")
         return held_lock(self.redis, f"mergeway:lock:deploy:{cluster}:{environment}", on_wait=on_wait)
+
+    def render(self, root: Path, env: repoconfig.Environment, client: KubeClient) -> Rendered:
+        """An environment's manifests, rendered for its cluster (whose version Helm charts see).
+
+        A path missing from the commit renders as an empty environment: deleting every manifest (or
+        reverting the PR that added them) removes the directory, and the plan then prunes it all.
+        """
+        return render(
+            root,
+            env.path,
+            namespace=env.namespace,
+            release=env.helm.release or env.name,
+            values=env.helm.values,
+            kube_version=client.server_version(),
+            missing_ok=True,
+        )
 
     def target_url(self, event: Event) -> str:
         return self.settings.public_url

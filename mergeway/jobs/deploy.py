@@ -29,7 +29,7 @@ from mergeway.kube.apply import COMMIT_ANNOTATION, Applier
 from mergeway.kube.applyset import ApplySet, read_parent
 from mergeway.kube.client import KubeError
 from mergeway.kube.clusters import UnknownCluster
-from mergeway.render import RenderError, render
+from mergeway.render import RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
 from mergeway.report.preview import marker
@@ -164,15 +164,7 @@ def _deploy_environment(
                 return report
             env = current
             reporter.progress(DeployReport(env.name, merge_sha, head, state="applying", note=report.note))
-            rendered = render(
-                root,
-                env.path,
-                namespace=env.namespace,
-                release=env.helm.release or env.name,
-                values=env.helm.values,
-                kube_version=client.server_version(),
-                missing_ok=True,
-            )
+            rendered = ctx.render(root, env, client)
             result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
                 rendered.manifests,
                 applyset=applyset,

@@ -20,7 +20,7 @@ from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeError
 from mergeway.kube.clusters import UnknownCluster
 from mergeway.kube.diff import Differ
-from mergeway.render import RenderError, render
+from mergeway.render import RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
 from mergeway.report.preview import PreviewReport, marker, render_preview
 
@@ -103,23 +103,13 @@ def _preview_environment(
         return report
     try:
         client = ctx.clusters.client(env.cluster)
-        kube_version = client.server_version()
+        rendered = ctx.render(root, env, client)
     except UnknownCluster as exc:
         report.error = str(exc)
         return report
     except KubeError as exc:
         report.error = f"The cluster {env.cluster!r} could not be reached: {exc}"
         return report
-    try:
-        rendered = render(
-            root,
-            env.path,
-            namespace=env.namespace,
-            release=env.helm.release or env.name,
-            values=env.helm.values,
-            kube_version=kube_version,
-            missing_ok=True,
-        )
     except RenderError as exc:
         report.error = f"Rendering {env.path} failed:\n{exc}"
         return report

@@ -128,15 +128,7 @@ class KubeClient:
                     _request_timeout=timeout or self.timeout,
                 )
                 data = response.read()
-            except ApiException as exc:  # raised for transport-level failures
-                if attempt < self.retries:
-                    attempt += 1
-                    self._backoff(attempt, None)
-                    continue
-                raise KubeError(
-                    status=0, reason="Unreachable", message=f"cannot reach the API server: {exc.reason}"
-                ) from None
-            except (Urllib3Error, OSError) as exc:
+            except (ApiException, Urllib3Error, OSError) as exc:  # transport-level failures
                 if attempt < self.retries:
                     attempt += 1
                     self._backoff(attempt, None)

@@ -70,6 +70,7 @@ def render(
 ) -> Rendered:
     """Render ``path`` (relative to the checkout ``root``) into objects; raise :class:`RenderError`."""
     warnings: list[str] = []
+    root = root.resolve()  # paths are compared after resolving, so the root must be resolved too
     try:
         directory = confine(root, path, what="environment path")
         if not directory.exists():

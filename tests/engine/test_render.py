@@ -88,3 +88,11 @@ def test_helm_errors_reach_the_user(tmp_path: Path):
     (chart / "templates" / "x.yaml").write_text("{{ .Values.nope.deeper }}\n")
     with pytest.raises(RenderError, match="helm failed: .*nil pointer|helm failed: .*nope"):
         render(tmp_path, "chart")
+
+
+def test_repository_reached_through_a_symlink_renders(tmp_path: Path):
+    (tmp_path / "real" / "deploy").mkdir(parents=True)
+    (tmp_path / "real" / "deploy" / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    rendered = render(tmp_path / "link", "deploy")
+    assert [(m.kind, m.name, m.source) for m in rendered.manifests] == [("ConfigMap", "c", "deploy/cm.yaml")]
