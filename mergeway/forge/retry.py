@@ -103,6 +103,24 @@ class _CappedWaitMixin:
             )
             raise MaxRetryError(pool, url or "", ResponseError(f"rate limited for {wait:.0f}s"))
 
+    def new(self, **kw: Any) -> Self:
+        kw.setdefault("max_wait", self.max_wait)
+        return cast(Self, super().new(**kw))  # type: ignore[misc]
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        self._refuse_long_wait(method, url, response, _pool)
+        retry = cast(Self, super().increment(method, url, response, error, _pool, _stacktrace))  # type: ignore[misc]
+        self._log_retry(method, url, response, error)
+        return retry
+
     @staticmethod
     def _log_retry(method: str | None, url: str | None, response: Any, error: Exception | None) -> None:
         if response is not None:
@@ -123,24 +141,6 @@ class ForgeRetry(_CappedWaitMixin, Retry):
         self.max_wait = max_wait
         super().__init__(**kwargs)
 
-    def new(self, **kw: Any) -> Self:
-        kw.setdefault("max_wait", self.max_wait)
-        return super().new(**kw)
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
-    ) -> Self:
-        self._refuse_long_wait(method, url, response, _pool)
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        self._log_retry(method, url, response, error)
-        return retry
-
 
 class GitHubForgeRetry(_CappedWaitMixin, GithubRetry):
     """PyGithub's ``GithubRetry`` (403 rate-limit detection) with Mergeway's policy and cap."""
@@ -149,24 +149,6 @@ class GitHubForgeRetry(_CappedWaitMixin, GithubRetry):
         self.max_wait = max_wait
         kwargs.setdefault("max_rate_limit_wait", max_wait)
         super().__init__(**kwargs)
-
-    def new(self, **kw: Any) -> Self:
-        kw.setdefault("max_wait", self.max_wait)
-        return super().new(**kw)
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
-    ) -> Self:
-        self._refuse_long_wait(method, url, response, _pool)
-        retry = cast(Self, super().increment(method, url, response, error, _pool, _stacktrace))
-        self._log_retry(method, url, response, error)
-        return retry
 
 
 def _common(policy: RetryPolicy) -> dict[str, Any]:
