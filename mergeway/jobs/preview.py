@@ -96,6 +96,7 @@ def _preview_environment(
         report.error = f"Not allowed by this server's policy: {decision.reason}"
         return report
     if pr.is_fork and not ctx.settings.allow_fork_previews:
+        report.skipped = "pull requests from forks are not dry-run (MERGEWAY_ALLOW_FORK_PREVIEWS)"
         report.notes.append(
             "This pull request comes from a fork, so it was not dry-run against the cluster: its manifests "
             "are untrusted. An operator can allow fork previews with MERGEWAY_ALLOW_FORK_PREVIEWS=true."

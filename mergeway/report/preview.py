@@ -40,6 +40,8 @@ class PreviewReport:
     renderer: str = ""
     namespace: str = ""
     cluster: str = ""
+    #: Deliberately not previewed (a fork PR): the status says so instead of claiming success.
+    skipped: str = ""
 
     @property
     def failed(self) -> bool:
@@ -49,6 +51,8 @@ class PreviewReport:
         """(state, description) for the commit status; the description stays under 140 chars."""
         if self.error:
             return "failure", _clip(f"Preview failed: {self.error}", 139)
+        if self.skipped:
+            return "error", _clip(f"Not previewed: {self.skipped}", 139)
         if self.plan is None:
             return "success", _clip(self.notes[0] if self.notes else "Nothing to preview", 139)
         if self.plan.errors:
@@ -110,6 +114,8 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
         head += [f"> {note}", ""]
     if report.error:
         head += ["**Preview failed.**", "", _fence(report.error[: _MAX_MESSAGE * 4])]
+        return _fit("\n".join(head), [], limit)
+    if report.skipped:  # the notes above say why; a summary of an empty plan would claim "no changes"
         return _fit("\n".join(head), [], limit)
     plan = report.plan or Plan()
     head += [f"**{plan.summary()}**", ""]

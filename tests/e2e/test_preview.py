@@ -162,3 +162,14 @@ def test_diff_larger_than_github_limit_keeps_summary_and_table(stack: Stack):
     for i in range(60):
         assert f"`ConfigMap/{stack.namespace}/cm-{i:02d}`" in body
     assert "cut to fit the comment size limit" in body
+
+
+def test_fork_pr_is_not_dry_run_and_says_so(stack: Stack):
+    repo = stack.repo()
+    pr = stack.sim.open_pr(repo, "from-fork", files=guestbook_files(), fork_owner="mallory", author="mallory")
+    status = stack.status(repo, pr.head_sha, CONTEXT)
+    assert status.state == "error"  # not a green check for something that was never checked
+    assert "forks are not dry-run" in status.description
+    body = stack.only_comment(repo, pr.number, MARKER).body
+    assert "comes from a fork" in body and "MERGEWAY_ALLOW_FORK_PREVIEWS=true" in body
+    assert "to add" not in body  # nothing was rendered or sent to the cluster

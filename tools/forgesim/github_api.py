@@ -163,6 +163,16 @@ class GitHubAPI:
             "has_issues": True,
         }
 
+    def _fork_json(self, repo_json: dict[str, Any], owner: str, api: str, web: str) -> dict[str, Any]:
+        name = repo_json["name"]
+        return {
+            **repo_json,
+            "full_name": f"{owner}/{name}",
+            "fork": True,
+            "owner": self.user_json(owner, api, web),
+            "html_url": f"{web}/{owner}/{name}",
+        }
+
     def pr_json(self, pr: SimPR, api: str, web: str) -> dict[str, Any]:
         repo = pr.repo
         url = f"{api}/repos/{repo.full_name}/pulls/{pr.number}"
@@ -203,11 +213,11 @@ class GitHubAPI:
             "comments_url": f"{issue_url}/comments",
             "statuses_url": f"{api}/repos/{repo.full_name}/statuses/{pr.head_sha}",
             "head": {
-                "label": f"{repo.owner}:{pr.head_ref}",
+                "label": f"{pr.fork_owner or repo.owner}:{pr.head_ref}",
                 "ref": pr.head_ref,
                 "sha": pr.head_sha,
-                "user": self.user_json(repo.owner, api, web),
-                "repo": repo_json,
+                "user": self.user_json(pr.fork_owner or repo.owner, api, web),
+                "repo": self._fork_json(repo_json, pr.fork_owner, api, web) if pr.fork_owner else repo_json,
             },
             "base": {
                 "label": f"{repo.owner}:{pr.base_ref}",

@@ -410,7 +410,16 @@ class ForgeSim:
     # -- pull requests: core (also used by the API handlers) ---------------------------------------------
 
     def core_open_pr(
-        self, repo: SimRepo, head: str, base: str, title: str, body: str, author: str, *, via_api: bool = False
+        self,
+        repo: SimRepo,
+        head: str,
+        base: str,
+        title: str,
+        body: str,
+        author: str,
+        *,
+        via_api: bool = False,
+        fork_owner: str | None = None,
     ) -> SimPR:
         with self.lock:
             head_sha = repo.git.branch_head(head)
@@ -435,6 +444,7 @@ class ForgeSim:
                 head_sha=head_sha,
                 base_sha=base_sha,
                 author=author,
+                fork_owner=fork_owner,
             )
             self.prs[(repo.forge, repo.full_name, number)] = pr
             self.add_user(repo.forge, author)
@@ -523,8 +533,12 @@ class ForgeSim:
         body: str = "",
         author: str = "alice",
         message: str | None = None,
+        fork_owner: str | None = None,
     ) -> SimPR:
         """Open a PR from ``head`` (first committing ``files`` to it, branching from ``base``).
+
+        With ``fork_owner`` the PR comes from that user's fork (GitHub): its head repository is
+        ``<fork_owner>/<name>``, while its commits live under ``refs/pull/N/head`` as on GitHub.
 
         Sends ``pull_request``/``opened`` (GitHub) or Merge Request Hook ``open`` (GitLab) and waits for
         the receiver's answer.
@@ -533,7 +547,7 @@ class ForgeSim:
         if files:
             parent = None if repo.git.branch_head(head) else self.head(repo, base)
             self.commit(repo, head, files, message=message or title, author=author, parent=parent)
-        pr = self.core_open_pr(repo, head, base, title or f"Update {head}", body, author)
+        pr = self.core_open_pr(repo, head, base, title or f"Update {head}", body, author, fork_owner=fork_owner)
         self._wait_last(repo.forge)
         return pr
 

@@ -98,6 +98,8 @@ class SimPR:
     author: str
     state: Literal["open", "closed", "merged"] = "open"
     merge_commit_sha: str | None = None
+    #: The PR comes from a fork owned by this user (its head repository differs from the base).
+    fork_owner: str | None = None
     squash_commit_sha: str | None = None
     merge_method: str | None = None
     merged_by: str | None = None
