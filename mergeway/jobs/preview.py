@@ -37,7 +37,6 @@ def status_context(env: str) -> str:
 class PreviewOutcome:
     head_sha: str
     reports: list[PreviewReport]
-    superseded: bool = False
 
 
 def run(event: Event) -> None:

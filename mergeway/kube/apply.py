@@ -64,7 +64,7 @@ class DeployResult:
 
 
 def _immutable(message: str) -> bool:
-    return "field is immutable" in message or "is immutable" in message
+    return "is immutable" in message
 
 
 def _opts_in_to_recreate(obj: dict[str, Any] | None) -> bool:

@@ -59,6 +59,7 @@ class KubeClient:
         self.api = api_client
         self.retries = retries
         self.timeout = timeout
+        self._version = ""
 
     @classmethod
     def from_kubeconfig(
@@ -77,7 +78,7 @@ class KubeClient:
 
     def server_version(self) -> str:
         """The API server's version (``v1.36.3``), which Helm charts see as ``.Capabilities.KubeVersion``."""
-        if not getattr(self, "_version", ""):
+        if not self._version:
             info = self.request("GET", "/version")
             self._version = str((info or {}).get("gitVersion", ""))
         return self._version

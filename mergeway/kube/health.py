@@ -171,14 +171,13 @@ def wait_healthy(
     timeout: float,
     interval: float = 0.5,
     concurrency: int = 8,
-    clock: Callable[[], float] = time.monotonic,
 ) -> dict[Target, Health]:
     """Poll until every target is current or one has failed, or ``timeout`` passes.
 
     Returns the last state of each target; a target still in progress at the deadline keeps its
     last message, which the report shows next to "timed out".
     """
-    deadline = clock() + timeout
+    deadline = time.monotonic() + timeout
     states: dict[Target, Health] = {t: Health("in_progress", "not checked yet") for t in targets}
     pending = list(targets)
 
@@ -200,7 +199,7 @@ def wait_healthy(
             pending = [t for t in pending if states[t].state == "in_progress"]
             if any(h.state in ("failed", "not_found") for h in states.values()):
                 break
-            if not pending or clock() >= deadline:
+            if not pending or time.monotonic() >= deadline:
                 break
-            time.sleep(min(interval, max(0.0, deadline - clock())))
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
     return states

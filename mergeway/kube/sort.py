@@ -9,7 +9,10 @@ in one stage do not depend on each other, so a stage is applied concurrently.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mergeway.kube.diff import ObjectDiff
 
 #: Cluster prerequisites: applied first; CRDs are then waited on until Established.
 FOUNDATION = ("CustomResourceDefinition", "Namespace", "ClusterRole")
@@ -75,15 +78,11 @@ def kind_rank(kind: str) -> tuple[int, int, str]:
     return (stage_of(kind), 999, kind)
 
 
-T = TypeVar("T")
-
-
-def stages(items: Sequence[T]) -> list[list[T]]:
-    """Group ``items`` (anything with a ``.ref.kind`` or ``.kind``) into the five ordered stages."""
-    grouped: list[list[T]] = [[] for _ in STAGES]
+def stages(items: Sequence[ObjectDiff]) -> list[list[ObjectDiff]]:
+    """Group planned objects into the five ordered stages, each in a stable kind and name order."""
+    grouped: list[list[ObjectDiff]] = [[] for _ in STAGES]
     for item in items:
-        ref = getattr(item, "ref", item)
-        grouped[stage_of(str(getattr(ref, "kind", "")))].append(item)
+        grouped[stage_of(item.ref.kind)].append(item)
     for group in grouped:
-        group.sort(key=lambda i: (kind_rank(str(getattr(getattr(i, "ref", i), "kind", ""))), str(getattr(i, "ref", i))))
+        group.sort(key=lambda i: (kind_rank(i.ref.kind), i.ref))
     return grouped

@@ -16,7 +16,7 @@ from mergeway.binaries import MissingTool
 from mergeway.proc import ToolError
 from mergeway.render.helm import render_helm
 from mergeway.render.kustomize import kustomization_file, render_kustomize
-from mergeway.render.manifests import Manifest, ManifestError
+from mergeway.render.manifests import Manifest, ManifestError, parse_manifests
 from mergeway.render.paths import PathError, check_tree, confine
 from mergeway.render.plain import render_plain
 
@@ -85,8 +85,6 @@ def render(
                 return Rendered("none", [], [note])
             raise RenderError(f"environment path {path!r} does not exist in this commit")
         if directory.is_file():
-            from mergeway.render.manifests import parse_manifests
-
             manifests = parse_manifests(directory.read_text(encoding="utf-8"), path)
             return Rendered("plain", _dedupe(manifests, warnings), warnings)
         check_tree(root, directory)
