@@ -12,7 +12,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from mergeway.policy import Policy
 
 Role = Literal["web", "worker", "cli"]
 FORGES = ("github", "gitlab")
@@ -103,6 +106,8 @@ class Settings:
     kubeconfig: str = ""
     clusters: Mapping[str, str] = field(default_factory=dict)
     policy_file: str = ""
+    #: ``MERGEWAY_POLICY=allow-all``: the operator's explicit choice to run without a policy file.
+    policy_allow_all: bool = False
     allow_fork_previews: bool = False
     cache_dir: Path = Path.home() / ".cache" / "mergeway"
     public_url: str = ""
@@ -127,7 +132,8 @@ class Settings:
             f"github_secret={'set' if self.github_webhook_secret else 'unset'} "
             f"gitlab_secret={'set' if self.gitlab_webhook_secret else 'unset'} "
             f"github_auth={'app' if self.github_app_id else ('token' if self.github_token else 'none')} "
-            f"gitlab_auth={'token' if self.gitlab_token else 'none'} clusters={sorted(self.clusters)}"
+            f"gitlab_auth={'token' if self.gitlab_token else 'none'} clusters={sorted(self.clusters)} "
+            f"policy={'file' if self.policy_file else ('allow-all' if self.policy_allow_all else 'none')}"
         )
 
     def webhook_secret(self, forge: str) -> str:
@@ -166,6 +172,7 @@ class Settings:
             kubeconfig=env.get("KUBECONFIG", "").strip() or _local_cluster_kubeconfig(env),
             clusters=clusters,
             policy_file=env.get("MERGEWAY_POLICY_FILE", "").strip(),
+            policy_allow_all=_policy_mode(env),
             allow_fork_previews=_bool(env, "MERGEWAY_ALLOW_FORK_PREVIEWS", False),
             cache_dir=Path(env.get("MERGEWAY_CACHE_DIR", "").strip() or cls.cache_dir).expanduser(),
             public_url=env.get("MERGEWAY_PUBLIC_URL", "").strip().rstrip("/"),
@@ -202,8 +209,39 @@ class Settings:
                 raise ConfigError("GITHUB_APP_PRIVATE_KEY is required with GITHUB_APP_ID")
             if "gitlab" in self.forges and not self.gitlab_token:
                 raise ConfigError("GITLAB_TOKEN is required while gitlab is enabled")
+        if role in ("web", "worker"):
+            self.load_policy()
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+    def load_policy(self) -> Policy:
+        """The operator's policy, parsed; refuses (:class:`ConfigError`) to run without one.
+
+        A service with no policy file would let any repository deploy anything anywhere, so that
+        needs the explicit ``MERGEWAY_POLICY=allow-all``; both at once is ambiguous and refused too.
+        """
+        from mergeway import policy
+
+        if self.policy_file and self.policy_allow_all:
+            raise ConfigError("set MERGEWAY_POLICY_FILE or MERGEWAY_POLICY=allow-all, not both")
+        if not self.policy_file and not self.policy_allow_all:
+            raise ConfigError(
+                "no policy: set MERGEWAY_POLICY_FILE to the operator's policy file (which repositories may "
+                "deploy what, where), or MERGEWAY_POLICY=allow-all to let every repository deploy anything "
+                "to every configured cluster (single-team installs and local use only)"
+            )
+        try:
+            return policy.load(self.policy_file)
+        except policy.PolicyError as exc:
+            raise ConfigError(f"MERGEWAY_POLICY_FILE ({self.policy_file}): {exc}") from None
+
+
+def _policy_mode(env: Mapping[str, str]) -> bool:
+    """``MERGEWAY_POLICY``: empty, or ``allow-all`` (nothing else, so a typo is not a silent allow)."""
+    raw = env.get("MERGEWAY_POLICY", "").strip().lower()
+    if raw and raw != "allow-all":
+        raise ConfigError("MERGEWAY_POLICY must be empty or allow-all (a policy file goes in MERGEWAY_POLICY_FILE)")
+    return raw == "allow-all"
 
 
 def _redact_url(url: str) -> str:
