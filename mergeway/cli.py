@@ -9,25 +9,39 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mergeway.kube.apply import Applier
-from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient, KubeError
-from mergeway.kube.diff import Differ
 from mergeway.render import RenderError, render
-from mergeway.report.deploy import failures_of
-from mergeway.report.terminal import print_plan
+
+if TYPE_CHECKING:
+    from mergeway.kube.applyset import ApplySet
+
+# The engine's modules are imported by the command that uses them: start-up is most of a small
+# preview's time, and ``preview`` needs neither the applier nor the health rules.
 
 
 def _applyset(args: argparse.Namespace, target: Path) -> ApplySet:
     """The same ApplySet for ``preview`` and ``apply`` of one path, so a preview shows what apply does."""
+    from mergeway.kube.applyset import ApplySet
+
     return ApplySet(args.applyset or f"mergeway-cli.{target.name}", args.namespace or "default")
 
 
+def _client(args: argparse.Namespace) -> KubeClient:
+    """A client whose discovery is cached on disk between runs (revalidated by ETag), as kubectl's is."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mergeway" / "discovery"
+    return KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency, cache_dir=cache)
+
+
 def _preview(args: argparse.Namespace) -> int:
+    from mergeway.kube.diff import Differ
+    from mergeway.report.terminal import print_plan
+
     target = Path(args.path).resolve()
     root = target if target.is_dir() else target.parent
     try:
@@ -36,7 +50,7 @@ def _preview(args: argparse.Namespace) -> int:
             if target.is_dir()
             else render(root, target.name, namespace=args.namespace)
         )
-        client = KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency)
+        client = _client(args)
         differ = Differ(client, concurrency=args.concurrency)
         plan = differ.plan_for(rendered.manifests, _applyset(args, target), default_namespace=args.namespace)
     except (RenderError, KubeError) as exc:
@@ -50,11 +64,14 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    from mergeway.kube.apply import Applier
+    from mergeway.report.deploy import failures_of
+
     target = Path(args.path).resolve()
     root = target if target.is_dir() else target.parent
     try:
         rendered = render(root, "." if target.is_dir() else target.name, namespace=args.namespace)
-        client = KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency)
+        client = _client(args)
         applyset = _applyset(args, target)
         result = Applier(client, concurrency=args.concurrency).deploy(
             rendered.manifests,

@@ -57,7 +57,7 @@ class Discovery:
     def refresh(self) -> None:
         by_kind: dict[tuple[str, str], Resource] = {}
         for root in ("/api", "/apis"):
-            doc = self.client.request("GET", root, accept=_AGGREGATED)
+            doc = self.client.get_cached(root, accept=_AGGREGATED)
             if isinstance(doc, dict) and doc.get("kind") == "APIGroupDiscoveryList":
                 self._read_aggregated(doc, by_kind)
             else:
