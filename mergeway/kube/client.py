@@ -15,7 +15,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,13 +115,16 @@ class KubeClient:
             return json.loads(response.data) if response.data else None
         raise _error_from(response.status, response.reason, response.data)
 
-    def get_cached(self, path: str, *, accept: str = "application/json") -> Any:
+    def get_cached(
+        self, path: str, *, accept: str = "application/json", reduce: Callable[[Any], Any] = lambda doc: doc
+    ) -> Any:
         """GET a document that rarely changes (discovery), revalidated by ETag instead of re-sent.
 
         The API server answers ``304 Not Modified`` to a matching ``If-None-Match``, so a warm
-        client neither makes the server serialise nor itself parse the (large) document again. The
-        cache lives as long as this client (a worker shares one per cluster across jobs) and, when
-        ``cache_dir`` is set (the CLI), on disk between runs, as kubectl's discovery cache does.
+        client neither makes the server serialise nor itself parse the (large) document again; only
+        ``reduce(document)``, what the caller needs of it, is kept. The cache lives as long as this
+        client (a worker shares one per cluster across jobs) and, when ``cache_dir`` is set (the
+        CLI), on disk between runs, as kubectl's discovery cache does.
         """
         key = (path, accept)
         cached = self._etags.get(key) or self._read_disk(key)
@@ -134,12 +137,12 @@ class KubeClient:
             return cached[1]
         if not 200 <= response.status <= 299:
             raise _error_from(response.status, response.reason, response.data)
-        doc = json.loads(response.data) if response.data else None
+        value = reduce(json.loads(response.data) if response.data else None)
         etag = response.headers.get("ETag") or ""
         if etag:
-            self._etags[key] = (etag, doc)
-            self._write_disk(key, etag, response.data)
-        return doc
+            self._etags[key] = (etag, value)
+            self._write_disk(key, etag, value)
+        return value
 
     def _disk_path(self, key: tuple[str, str]) -> Path | None:
         if self.cache_dir is None:
@@ -157,14 +160,14 @@ class KubeClient:
         except (OSError, ValueError):
             return None
 
-    def _write_disk(self, key: tuple[str, str], etag: str, data: bytes) -> None:
+    def _write_disk(self, key: tuple[str, str], etag: str, value: Any) -> None:
         path = self._disk_path(key)
         if path is None:
             return
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_bytes(etag.encode() + b"\n" + data)
+            tmp.write_bytes(etag.encode() + b"\n" + json.dumps(value, separators=(",", ":")).encode())
             tmp.replace(path)
 
     def _send(
