@@ -12,25 +12,27 @@ against the operator's policy first, exactly as the service does, and send nothi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mergeway import policy
-from mergeway.kube.apply import Applier
-from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient, KubeError
-from mergeway.kube.diff import Differ
-from mergeway.kube.discovery import Discovery
 from mergeway.render import RenderError, render
-from mergeway.render.manifests import Manifest
-from mergeway.repoconfig import Environment
-from mergeway.report.deploy import failures_of
-from mergeway.report.terminal import print_plan
+
+if TYPE_CHECKING:
+    from mergeway.kube.applyset import ApplySet
+    from mergeway.render.manifests import Manifest
+
+# The engine's modules are imported by the command that uses them: start-up is most of a small
+# preview's time, and ``preview`` needs neither the applier nor the health rules.
 
 
 def _applyset(args: argparse.Namespace, target: Path) -> ApplySet:
     """The same ApplySet for ``preview`` and ``apply`` of one path, so a preview shows what apply does."""
+    from mergeway.kube.applyset import ApplySet
+
     return ApplySet(args.applyset or f"mergeway-cli.{target.name}", args.namespace or "default")
 
 
@@ -42,6 +44,10 @@ def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], clien
     """With ``--policy``, refuse (before any request about an object) what the service would refuse."""
     if not args.policy:
         return
+    from mergeway import policy
+    from mergeway.kube.discovery import Discovery
+    from mergeway.repoconfig import Environment
+
     forge, sep, repo = args.repository.partition(":")
     if not sep or not repo or not args.cluster:
         raise Refused("--policy needs --repository forge:owner/name and --cluster NAME")
@@ -58,7 +64,16 @@ def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], clien
         raise Refused(f"not allowed by the policy: {refusal}")
 
 
+def _client(args: argparse.Namespace) -> KubeClient:
+    """A client whose discovery is cached on disk between runs (revalidated by ETag), as kubectl's is."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mergeway" / "discovery"
+    return KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency, cache_dir=cache)
+
+
 def _preview(args: argparse.Namespace) -> int:
+    from mergeway.kube.diff import Differ
+    from mergeway.report.terminal import print_plan
+
     target = Path(args.path).resolve()
     root = target if target.is_dir() else target.parent
     try:
@@ -67,7 +82,7 @@ def _preview(args: argparse.Namespace) -> int:
             if target.is_dir()
             else render(root, target.name, namespace=args.namespace)
         )
-        client = KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency)
+        client = _client(args)
         _check_policy(args, rendered.manifests, client)
         differ = Differ(client, concurrency=args.concurrency)
         plan = differ.plan_for(rendered.manifests, _applyset(args, target), default_namespace=args.namespace)
@@ -82,11 +97,14 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    from mergeway.kube.apply import Applier
+    from mergeway.report.deploy import failures_of
+
     target = Path(args.path).resolve()
     root = target if target.is_dir() else target.parent
     try:
         rendered = render(root, "." if target.is_dir() else target.name, namespace=args.namespace)
-        client = KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency)
+        client = _client(args)
         _check_policy(args, rendered.manifests, client)
         applyset = _applyset(args, target)
         result = Applier(client, concurrency=args.concurrency).deploy(
