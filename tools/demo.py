@@ -93,6 +93,8 @@ class Demo:
     #: Process ids of Redis, the web service and the worker (all stopped when the stack closes).
     pids: list[int] = field(default_factory=list)
     prs: dict[str, SimPR] = field(default_factory=dict)
+    #: How long the stack took to come up (cluster, Redis, forge, web, worker).
+    setup_seconds: float = 0.0
 
     # -- narration --------------------------------------------------------------------------------
 
@@ -337,8 +339,9 @@ def bad_image(demo: Demo) -> dict[str, Any]:
     preview = demo.final_status(pr.head_sha, PREVIEW)
     body = demo.comment(pr.number, f"preview:{ENV}")
     changes = field_changes(body)
-    demo.say(f"The preview is {preview.state}: the manifest is valid, the API server accepts it. It shows:")
+    demo.say(f"The preview is green ({preview.state}): the manifest is valid and the API server accepts it.")
     demo.show(excerpt(body))
+    demo.say(f"It shows the new image and the crash switch: {'; '.join(changes)}")
     expect(preview.state == "success", f"the bad image's preview should be green, it is {preview.state}")
     expect(f"image: {GOOD_IMAGE} → {BAD_IMAGE}" in changes, f"the preview should show the image change: {changes}")
     demo.approve(pr, "bob", "Green preview, ship it.")
@@ -385,6 +388,7 @@ def roll_back(demo: Demo) -> dict[str, Any]:
     changes = field_changes(body)
     demo.say(f"The revert's preview ({preview.state}) shows the image going back:")
     demo.show(excerpt(body))
+    demo.say(f"In short: {'; '.join(changes)}")
     expect(preview.state == "success", f"the revert preview is {preview.state}: {preview.description}")
     expect(f"image: {BAD_IMAGE} → {GOOD_IMAGE}" in changes, f"the revert should bring the old image back: {changes}")
     demo.approve(revert, "bob", "Roll it back.")
@@ -395,9 +399,10 @@ def roll_back(demo: Demo) -> dict[str, Any]:
     row = demo.deployment("frontend")
     expect(row["READY"] == "6/6", f"frontend should be 6/6 ready again, kubectl shows {row['READY']}")
     expect(row["IMAGES"] == GOOD_IMAGE, f"frontend should run {GOOD_IMAGE} again, it runs {row['IMAGES']}")
-    history = demo.repo.git.git(["log", "--oneline", "--first-parent", demo.repo.default_branch]).splitlines()
-    demo.say("Git holds the whole story (git log --oneline --first-parent main):")
+    history = demo.repo.git.git(["log", "--oneline", demo.repo.default_branch]).splitlines()
+    demo.say(f"Git holds the whole story ($ git log --oneline {demo.repo.default_branch}):")
     demo.show(history)
+    expect(any("Revert" in line for line in history), "main's history should hold the revert")
     return {
         "revert_title": revert.title,
         "changes": changes,
@@ -443,6 +448,8 @@ def run_story(demo: Demo) -> list[Outcome]:
 def summary(demo: Demo, outcomes: list[Outcome], total: float) -> list[str]:
     """The closing note: each step with its time, the verdict, where the logs are."""
     lines = [heading(f"{len(STORY) + 1}. What happened")]
+    setup = "Starting the cluster, Redis, the forge, the web service and a worker"
+    lines.append(f"  · 0. {setup:<76} {demo.setup_seconds:5.1f}s")
     for number, outcome in enumerate(outcomes, start=1):
         mark = "✓" if outcome.ok else "✗"
         lines.append(f"  {mark} {number}. {outcome.title:<76} {outcome.seconds:5.1f}s")
@@ -579,6 +586,7 @@ def environment(
         print(line, file=stream, flush=True)
         print(re.sub(r"\033\[[0-9;]*m", "", line), file=story, flush=True)
 
+    started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="mergeway-demo-"))
     own_cluster = kubeconfig is None
     kubectl = str(Path(sys.executable).parent / "kubectl")
@@ -586,7 +594,8 @@ def environment(
     try:
         if kubeconfig is None:
             write(heading("Starting the local Kubernetes cluster (built once, then cached)"))
-            kubeconfig, _ = localcluster.ensure_up(owner_pid=os.getpid())
+            kubeconfig, fresh = localcluster.ensure_up(owner_pid=os.getpid())
+            write(f"  {'Started' if fresh else 'Already running'}: {kubeconfig}")
         kenv = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", ""), "KUBECONFIG": str(kubeconfig)}
         _recreate_namespace(kubectl, kenv, namespace)
         redis_port, web_port, secret = free_port(), free_port(), secrets.token_hex(16)
@@ -620,7 +629,8 @@ def environment(
             write(
                 f"  The forge has demo/shop; alice and bob have write access. Mergeway deploys deploy/ to {namespace}."
             )
-            yield Demo(sim, repo, namespace, kubeconfig, logs, write, [p.pid for p in procs])
+            pids = [p.pid for p in procs]
+            yield Demo(sim, repo, namespace, kubeconfig, logs, write, pids, setup_seconds=time.monotonic() - started)
     finally:
         if kenv:
             subprocess.run(

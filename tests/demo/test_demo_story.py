@@ -71,9 +71,9 @@ def test_the_demo_story_reaches_every_expected_state(kube_cluster: KubeCluster, 
     assert back["revert_title"].startswith('Revert "')
     assert f"image: {demo.BAD_IMAGE} → {demo.GOOD_IMAGE}" in back["changes"]
     assert (back["deploy"], back["ready"], back["image"]) == ("success", "6/6", demo.GOOD_IMAGE)
-    # main's first-parent history: the initial commit, then one merge per pull request.
-    assert len(back["history"]) == 5
-    assert "Merge pull request #4" in back["history"][0]
+    # main's history: the initial commit, then each pull request's commit and its merge.
+    assert len(back["history"]) == 9
+    assert "Merge pull request #4" in back["history"][0] and "Revert" in back["history"][1]
 
     # The narration carries the evidence a reader needs.
     assert "replicas: 3 → 6" in story and "CrashLoopBackOff" in story and "/rollback" in story
