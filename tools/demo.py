@@ -231,7 +231,7 @@ def field_changes(comment: str) -> list[str]:
     return out
 
 
-def excerpt(body: str) -> list[str]:
+def excerpt(body: str, *, diffs: bool = True) -> list[str]:
     """What a reader's eye catches in a Mergeway comment: heading, summary, table rows, diff lines, advice."""
     keep: list[str] = []
     in_diff = False
@@ -240,7 +240,7 @@ def excerpt(body: str) -> list[str]:
             in_diff = line.startswith("```diff") if not in_diff else False
             continue
         if in_diff:
-            if line[:1] in ("+", "-") and not line.startswith(("+++", "---")):
+            if diffs and line[:1] in ("+", "-") and not line.startswith(("+++", "---")):
                 keep.append(line)
         elif line.startswith(("###", "**", "| ", "> ", "@")) and not line.startswith(("|---", "| |", "| object")):
             keep.append(line)
@@ -268,11 +268,12 @@ def expect(condition: bool, reason: str) -> None:
 def guestbook_goes_live(demo: Demo) -> dict[str, Any]:
     """alice adds the guestbook in a PR; it is previewed, approved by bob, merged, deployed."""
     files = {f"deploy/{p.name}": p.read_text() for p in sorted(GUESTBOOK.glob("*.yaml"))}
-    demo.say("alice opens a pull request adding the guestbook (a frontend and a Redis leader with replicas).")
+    demo.say("alice opens a pull request adding the guestbook: a PHP frontend, a Redis master and its replicas.")
     pr = demo.sim.open_pr(demo.repo, "add-guestbook", files=files, title="Add the guestbook", author="alice")
     demo.prs["guestbook"] = pr
     preview = demo.final_status(pr.head_sha, PREVIEW)
     demo.say(f"Mergeway previews it against the cluster — {PREVIEW}: {preview.state}, “{preview.description}”")
+    demo.show(excerpt(demo.comment(pr.number, f"preview:{ENV}"), diffs=False))
     expect(preview.state == "success", f"the guestbook preview is {preview.state}: {preview.description}")
     demo.approve(pr, "bob", "Guestbook manifests look right.")
     sha = demo.merge(pr, "alice")
@@ -282,7 +283,8 @@ def guestbook_goes_live(demo: Demo) -> dict[str, Any]:
     rows = table(demo.kubectl("get", "deployments"))
     ready = {row["NAME"]: row["READY"] for row in rows}
     expect(ready.get("frontend") == "3/3", f"frontend should be 3/3 ready, kubectl shows {ready.get('frontend')}")
-    return {"preview": preview.state, "deploy": deploy.state, "ready": ready}
+    live = ", ".join(f"{name} {count}" for name, count in ready.items())
+    return {"preview": preview.state, "deploy": deploy.state, "ready": ready, "result": f"ready: {live}"}
 
 
 def scale_to_six(demo: Demo) -> dict[str, Any]:
@@ -312,7 +314,13 @@ def scale_to_six(demo: Demo) -> dict[str, Any]:
     expect(deploy.state == "success", f"the scale deploy is {deploy.state}: {deploy.description}")
     row = demo.deployment("frontend")
     expect(row["READY"] == "6/6", f"frontend should be 6/6 ready, kubectl shows {row['READY']}")
-    return {"changes": changes, "review": review, "deploy": deploy.state, "ready": row["READY"]}
+    return {
+        "changes": changes,
+        "review": review,
+        "deploy": deploy.state,
+        "ready": row["READY"],
+        "result": f"preview {'; '.join(changes)}, approved by bob, frontend {row['READY']} ready",
+    }
 
 
 def bad_image(demo: Demo) -> dict[str, Any]:
@@ -367,6 +375,7 @@ def bad_image(demo: Demo) -> dict[str, Any]:
         "names_deployment": failing in comment,
         "suggests_rollback": "/rollback" in comment,
         "crashing_pods": len(crashing),
+        "result": f"preview green, deploy {deploy.state} naming {failing}, {len(crashing)} pods crash-looping",
     }
 
 
@@ -410,6 +419,7 @@ def roll_back(demo: Demo) -> dict[str, Any]:
         "ready": row["READY"],
         "image": row["IMAGES"],
         "history": history,
+        "result": f"revert #{revert.number} merged, frontend {row['READY']} ready on {row['IMAGES'].rsplit('/', 1)[1]}",
     }
 
 
@@ -455,6 +465,8 @@ def summary(demo: Demo, outcomes: list[Outcome], total: float) -> list[str]:
         lines.append(f"  {mark} {number}. {outcome.title:<76} {outcome.seconds:5.1f}s")
         if not outcome.ok:
             lines.append(f"       why: {outcome.reason}")
+        elif outcome.facts.get("result"):
+            lines.append(f"       {outcome.facts['result']}")
     for number in range(len(outcomes) + 1, len(STORY) + 1):
         lines.append(f"  – {number}. {STORY[number - 1][1]:<76}   not run")
     ok = len(outcomes) == len(STORY) and all(o.ok for o in outcomes)
