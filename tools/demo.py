@@ -408,8 +408,8 @@ def roll_back(demo: Demo) -> dict[str, Any]:
     row = demo.deployment("frontend")
     expect(row["READY"] == "6/6", f"frontend should be 6/6 ready again, kubectl shows {row['READY']}")
     expect(row["IMAGES"] == GOOD_IMAGE, f"frontend should run {GOOD_IMAGE} again, it runs {row['IMAGES']}")
-    history = demo.repo.git.git(["log", "--oneline", demo.repo.default_branch]).splitlines()
-    demo.say(f"Git holds the whole story ($ git log --oneline {demo.repo.default_branch}):")
+    history = demo.repo.git.git(["log", "--oneline", "--topo-order", demo.repo.default_branch]).splitlines()
+    demo.say(f"Git holds the whole story ($ git log --oneline --topo-order {demo.repo.default_branch}):")
     demo.show(history)
     expect(any("Revert" in line for line in history), "main's history should hold the revert")
     return {
