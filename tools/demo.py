@@ -688,6 +688,9 @@ def main() -> int:
     except localcluster.ClusterError as exc:
         print(f"demo: the local cluster did not start: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ndemo: interrupted; everything it started has been stopped and removed", file=sys.stderr)
+        return 130
     failed = [o for o in outcomes if not o.ok]
     if failed or len(outcomes) != len(STORY):
         reason = failed[0].reason if failed else "the story stopped early"
