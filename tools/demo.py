@@ -496,6 +496,7 @@ class Processes:
 
     def __init__(self) -> None:
         self.running: list[subprocess.Popen[bytes]] = []
+        self.logs: dict[int, Path] = {}
 
     def start(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         with log.open("ab") as out:
@@ -503,7 +504,17 @@ class Processes:
                 argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.running.append(proc)
+        self.logs[proc.pid] = log
         return proc
+
+    def check_running(self) -> None:
+        """Fail now, with the end of its log, if a process already exited (a refused configuration)."""
+        for proc in self.running:
+            if proc.poll() is not None:
+                log = self.logs.get(proc.pid)
+                tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log else []
+                name = log.stem if log else str(proc.pid)
+                raise StepFailed(f"the {name} process exited with {proc.returncode}: {' / '.join(tail)}")
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 20.0) -> None:
         for proc in self.running:
@@ -645,7 +656,7 @@ def environment(
             stack.callback(mergeway.stop, signal.SIGQUIT)
             mergeway.start(procfile("web"), env, logs / "web.log")
             mergeway.start([*procfile("worker"), "--concurrency", "2"], env, logs / "worker.log")
-            wait(lambda: _web_ready(web_port), "the web service", timeout=60)
+            wait(lambda: mergeway.check_running() or _web_ready(web_port), "the web service", timeout=60)
             sim.set_webhook("github", f"http://127.0.0.1:{web_port}/webhooks/github", secret)
             config = {"environments": [{"name": ENV, "path": "deploy", "cluster": "local", "namespace": namespace}]}
             repo = sim.create_repo(
