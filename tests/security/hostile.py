@@ -13,7 +13,9 @@ from pathlib import Path
 
 #: Spellings of a remote base that kustomize clones with git (hosts that cannot be reached).
 REMOTE_BASES = (
+    "deploy@127.0.0.1:org/repo.git",
     "git@127.0.0.1:org/repo.git",
+    "git::ssh://x@127.0.0.1/org/repo",
     "127.0.0.1:org/repo//deploy?ref=main",
     "git::https://127.0.0.1/org/repo",
     "ssh://git@127.0.0.1/org/repo.git",
