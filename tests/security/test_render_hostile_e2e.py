@@ -39,12 +39,14 @@ def test_hostile_kustomization_pr_fails_clearly_and_runs_nothing(stack: Stack, t
     }
     pr = stack.sim.open_pr(repo, "remote-base", files=files, title="Use the shared base")
     status = stack.status(repo, pr.head_sha, CONTEXT)
+    assert not marker.exists(), f"a command from the repository ran on the worker: {marker.read_text()}"
     assert status.state == "failure"
-    assert status.description.startswith("Preview failed: deploy/kustomization.yaml: resources")
+    assert status.description.startswith(
+        "Preview failed: Rendering deploy failed: deploy/kustomization.yaml: resources"
+    )
     body = stack.only_comment(repo, pr.number, MARKER).body
     assert "**Preview failed.**" in body
-    assert f"deploy/kustomization.yaml: resources '{remote}' is not allowed: it is a URL or a remote reference" in body
-    assert not marker.exists(), f"a command from the repository ran on the worker: {marker.read_text()}"
+    assert f"deploy/kustomization.yaml: resources: '{remote}' is not allowed: it is a URL or a remote reference" in body
     assert_no_stack_trace(stack, [body, status.description])
 
 
