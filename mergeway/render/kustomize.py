@@ -74,6 +74,8 @@ _BUILTIN_KINDS = frozenset(
         "ValueAddTransformer",
     }
 )
+#: What a configMapGenerator/secretGenerator entry may hold (``kvSources`` would load plugins).
+_GENERATOR_KEYS = frozenset({"name", "namespace", "behavior", "files", "envs", "env", "literals", "options", "type"})
 _FUNCTION_ANNOTATIONS = ("config.kubernetes.io/function", "config.k8s.io/function")
 #: Characters no local path needs but remote spellings do: scheme/scp ``:``, ``?ref=``, ``user@``.
 _REMOTE_CHARS = re.compile(r"[:?@#\\\x00-\x1f]")
@@ -162,6 +164,10 @@ class _Checker:
             raise PathError(f"{where}: unknown kustomization field, refused (Mergeway checks every field it renders)")
 
     def _generator_files(self, where: str, item: dict[str, Any], base: Path) -> None:
+        unknown = sorted(str(k) for k in item if k not in _GENERATOR_KEYS)
+        if unknown:
+            # e.g. the old ``kvSources``, which loads key/value plugins.
+            raise PathError(f"{where}: unknown generator field(s) {', '.join(unknown)}, refused")
         for ref in _strings(item.get("files") or [], f"{where}.files"):
             # ``key=path`` names the data key; the path is what is read.
             self.local(f"{where}.files", ref.partition("=")[2] if "=" in ref else ref, base)

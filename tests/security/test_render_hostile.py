@@ -172,6 +172,10 @@ def test_helm_charts_plugins_and_krm_functions_are_refused(tmp_path: Path):
         ({"generators": ["inflate.yaml"]}, "generators: deploy/inflate.yaml: Helm chart inflation is not allowed"),
         ({"transformers": [yaml.safe_dump(function)]}, "transformers: an inline configuration is a KRM function"),
         ({"sneaky": ["x"]}, "sneaky: unknown kustomization field"),
+        (
+            {"configMapGenerator": [{"name": "g", "kvSources": [{"pluginType": "go", "name": "x"}]}]},
+            "configMapGenerator[0]: unknown generator field(s) kvSources",
+        ),
     ]
     problems = []
     for i, (fields, expected) in enumerate(cases):
