@@ -5,6 +5,7 @@ YAML alias bomb."""
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,14 +54,25 @@ def alias_bomb(levels: int = 9) -> str:
 
 @dataclass
 class RecordingServer:
-    """An HTTP server on 127.0.0.1 that answers every request with a ConfigMap and remembers it."""
+    """An HTTP server (on 127.0.0.1 by default) that answers every request with a ConfigMap and remembers it."""
 
     url: str
     requests: list[str] = field(default_factory=list)
 
 
+def outward_address() -> str | None:
+    """This machine's address on its default route (not loopback), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP: nothing is sent, the kernel only picks a route
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
 @contextmanager
-def recording_server() -> Iterator[RecordingServer]:
+def recording_server(host: str = "127.0.0.1") -> Iterator[RecordingServer]:
     record = RecordingServer(url="")
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -78,8 +90,8 @@ def recording_server() -> Iterator[RecordingServer]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    record.url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = http.server.ThreadingHTTPServer((host, 0), Handler)
+    record.url = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -20,7 +20,7 @@ from mergeway.binaries import find
 from mergeway.config import Settings
 from mergeway.render import RenderError, kustomize, render
 from mergeway.repoconfig import RepoConfigError, parse
-from tests.security.hostile import REMOTE_BASES, alias_bomb, gitconfig, recording_server
+from tests.security.hostile import REMOTE_BASES, alias_bomb, gitconfig, outward_address, recording_server
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\ndata:\n  k: v\n"
 
@@ -154,6 +154,24 @@ def test_a_url_in_any_kustomization_field_reaches_no_server(tmp_path: Path):
         if server.requests:
             problems.append(f"the renderer fetched {server.requests}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_sandbox_alone_sends_no_request_off_the_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Even if the reference check missed a URL, kustomize's HTTP goes to a proxy that leads nowhere.
+
+    (Go never proxies loopback addresses, so this needs the machine's own outward address.)
+    """
+    address = outward_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback address to serve on")
+    monkeypatch.setattr(kustomize, "check_kustomization", lambda *args, **kwargs: None, raising=False)
+    monkeypatch.setattr(kustomize, "_check_references", lambda *args, **kwargs: None, raising=False)
+    with recording_server(address) as server:
+        fields = {"configMapGenerator": [{"name": "g", "files": [f"{server.url}/file.txt"]}]}
+        repo = write(tmp_path, {"deploy/cm.yaml": CM, "deploy/kustomization.yaml": kustomization(fields)})
+        message = refusal(repo)
+        assert server.requests == [], f"the renderer fetched {server.requests}"
+    assert "127.0.0.1:9" in message  # kustomize's own words: the (nowhere) proxy refused the connection
 
 
 def test_helm_charts_plugins_and_krm_functions_are_refused(tmp_path: Path):
