@@ -10,6 +10,7 @@ setting, which the preview/deploy jobs report on the pull request as a failed re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -44,3 +45,11 @@ class InputLimits:
 
 
 DEFAULT_LIMITS = InputLimits()
+
+
+def read_text(path: Path, source: str, limits: InputLimits = DEFAULT_LIMITS) -> str:
+    """A repository file's text, refused before reading when it is larger than the byte bound."""
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise LimitError(f"{source}: refused: {size} bytes, more than {limits.max_bytes} (MERGEWAY_MAX_RENDERED_BYTES)")
+    return path.read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mergeway.binaries import MissingTool
-from mergeway.limits import DEFAULT_LIMITS, InputLimits
+from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError, read_text
 from mergeway.proc import ToolError
 from mergeway.render.helm import render_helm
 from mergeway.render.kustomize import kustomization_file, render_kustomize
@@ -110,7 +110,7 @@ def render(
         else:
             renderer, manifests = "plain", render_plain(root, directory, warnings, limits)
         manifests = _bounded(manifests, path, limits)
-    except (PathError, ManifestError) as exc:
+    except (PathError, ManifestError, LimitError) as exc:
         raise RenderError(str(exc)) from None
     except ToolError as exc:
         raise RenderError(f"{exc.tool} failed: {exc.message}") from None
@@ -120,13 +120,10 @@ def render(
 
 
 def _render_file(file: Path, path: str, limits: InputLimits) -> list[Manifest]:
-    size = file.stat().st_size
-    if size > limits.max_bytes:
-        raise ManifestError(
-            f"{path}: refused: {size} bytes, more than {limits.max_bytes} (MERGEWAY_MAX_RENDERED_BYTES)"
-        )
     try:
-        text = file.read_text(encoding="utf-8")
+        text = read_text(file, path, limits)
+    except LimitError as exc:
+        raise ManifestError(str(exc)) from None
     except UnicodeDecodeError:
         raise ManifestError(f"{path}: not UTF-8 text") from None
     return parse_manifests(text, path, limits)

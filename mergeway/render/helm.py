@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from mergeway import binaries, proc, yamlsafe
-from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError
+from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError, read_text
 from mergeway.render.manifests import Manifest, parse_manifests
 from mergeway.render.paths import PathError, confine
 
@@ -32,7 +32,7 @@ DEFAULT_KUBE_VERSION = "v1.36.0"
 def _load(root: Path, file: Path, limits: InputLimits) -> Any:
     source = str(file.relative_to(root))
     try:
-        return yamlsafe.safe_load(file.read_text(encoding="utf-8"), source=source, limits=limits)
+        return yamlsafe.safe_load(read_text(file, source, limits), source=source, limits=limits)
     except LimitError as exc:
         raise PathError(str(exc)) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from mergeway import binaries, proc, yamlsafe
-from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError
+from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError, read_text
 from mergeway.render.manifests import Manifest, parse_manifests
 from mergeway.render.paths import PathError
 
@@ -120,7 +120,8 @@ class _Checker:
 
     def _load(self, file: Path) -> Any:
         try:
-            return yamlsafe.safe_load(file.read_text(encoding="utf-8"), source=self.rel(file), limits=self.limits)
+            text = read_text(file, self.rel(file), self.limits)
+            return yamlsafe.safe_load(text, source=self.rel(file), limits=self.limits)
         except LimitError as exc:
             raise PathError(str(exc)) from None
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -178,16 +179,14 @@ class _Checker:
 
     def _plugin_configs(self, where: str, ref: str, base: Path) -> None:
         """Only kustomize's builtins, configured with local files: no plugin, no KRM function."""
-        if _inline(ref):
-            source, text = "an inline configuration", ref
-        else:
-            file = self.local(where, ref, base)
-            source, text = self.rel(file), file.read_text(encoding="utf-8")
+        file = None if _inline(ref) else self.local(where, ref, base)
+        source = "an inline configuration" if file is None else self.rel(file)
         try:
+            text = ref if file is None else read_text(file, source, self.limits)
             docs = list(yamlsafe.load_all(text, yamlsafe.BoundedSafeLoader, source=source, limits=self.limits))
         except LimitError as exc:
             raise PathError(str(exc)) from None
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise PathError(f"{source}: not valid YAML ({exc})") from None
         for doc in docs:
             if doc is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mergeway.limits import DEFAULT_LIMITS, InputLimits
+from mergeway.limits import DEFAULT_LIMITS, InputLimits, read_text
 from mergeway.render.manifests import Manifest, ManifestError, iter_objects, load_documents, looks_like_kubernetes
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -41,7 +41,7 @@ def render_plain(
     for path in files:
         source = str(path.relative_to(root))
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path, source, limits)
         except UnicodeDecodeError:
             raise ManifestError(f"{source}: not UTF-8 text") from None
         docs = load_documents(text, source, limits)
