@@ -21,6 +21,40 @@ Role = Literal["web", "worker", "cli"]
 FORGES = ("github", "gitlab")
 
 
+#: Variables that hold a secret (or, for REDIS_URL, may embed a password). :func:`scrub_secrets`
+#: takes them out of ``os.environ`` once a process has read its settings.
+SECRET_ENV_VARS = (
+    "GITHUB_TOKEN",
+    "GITHUB_APP_PRIVATE_KEY",
+    "GITLAB_TOKEN",
+    "GITHUB_WEBHOOK_SECRET",
+    "GITLAB_WEBHOOK_SECRET",
+    "REDIS_URL",
+)
+#: Secrets taken out of ``os.environ``, still visible to :meth:`Settings.from_env` in this process.
+_held_secrets: dict[str, str] = {}
+
+
+def scrub_secrets() -> None:
+    """Remove secrets from ``os.environ`` so no child process can inherit them.
+
+    Renderers run templates a pull request controls, and any child started with an inherited
+    environment (a library's helper, a debugging shell, a future tool) would otherwise carry forge
+    tokens and webhook secrets with it. Each edge calls this right after reading its settings; the
+    values stay readable by :meth:`Settings.from_env` in this process (and in forked children, which
+    share its memory), so code that reads settings later keeps working.
+    """
+    for name in SECRET_ENV_VARS:
+        value = os.environ.pop(name, None)
+        if value is not None:
+            _held_secrets[name] = value
+
+
+def _process_env() -> Mapping[str, str]:
+    """``os.environ`` plus the secrets :func:`scrub_secrets` took out of it (a value set again wins)."""
+    return {**_held_secrets, **os.environ} if _held_secrets else os.environ
+
+
 class ConfigError(ValueError):
     """A setting is missing or invalid. The message names the variable, never its value."""
 
@@ -121,6 +155,10 @@ class Settings:
     git_timeout_seconds: float = 600.0
     log_level: str = "INFO"
     worker_metrics_port: int = 0
+    max_objects: int = 5000
+    max_rendered_bytes: int = 32 * 1024 * 1024
+    max_yaml_depth: int = 100
+    max_yaml_aliases: int = 100
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
@@ -142,7 +180,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, role: Role = "cli") -> Settings:
         """Read and validate settings; raises :class:`ConfigError` naming the first problem found."""
-        env = os.environ if env is None else env
+        env = _process_env() if env is None else env
         forges = _list(env, "MERGEWAY_FORGES", FORGES)
         unknown = [f for f in forges if f not in FORGES]
         if unknown:
@@ -186,6 +224,10 @@ class Settings:
             git_timeout_seconds=_float(env, "MERGEWAY_GIT_TIMEOUT_SECONDS", 600.0, minimum=1.0),
             log_level=(env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
             worker_metrics_port=_int(env, "MERGEWAY_WORKER_METRICS_PORT", 0, minimum=0),
+            max_objects=_int(env, "MERGEWAY_MAX_OBJECTS", cls.max_objects, minimum=1),
+            max_rendered_bytes=_int(env, "MERGEWAY_MAX_RENDERED_BYTES", cls.max_rendered_bytes, minimum=1024),
+            max_yaml_depth=_int(env, "MERGEWAY_MAX_YAML_DEPTH", cls.max_yaml_depth, minimum=10),
+            max_yaml_aliases=_int(env, "MERGEWAY_MAX_YAML_ALIASES", cls.max_yaml_aliases, minimum=0),
         )
         settings.validate(role)
         return settings
