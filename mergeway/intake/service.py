@@ -5,7 +5,8 @@ deliberate:
 
 1. authenticate first, so an unauthenticated sender learns nothing (not even whether its JSON parses);
 2. parse before dedupe, so ignored events cost no Redis round trip;
-3. claim the delivery id, then publish; if publishing fails the claim is released and the reply
+3. claim the delivery id and the body's digest (a replayed body with a new id is a duplicate too),
+   then publish; if publishing fails the claim is released and the reply
    is 503, so the forge's redelivery is processed instead of being dropped as a duplicate.
 
 Replies never contain secrets, received signatures/tokens or payload text beyond names and numbers.
@@ -27,7 +28,7 @@ from mergeway import metrics
 from mergeway.config import Settings
 from mergeway.events import Event, Forge
 from mergeway.intake import Ignored, Ping, github, gitlab
-from mergeway.intake.dedupe import Deduper, delivery_id_for
+from mergeway.intake.dedupe import Deduper, body_digest, delivery_id_for
 from mergeway.intake.fields import InvalidPayloadError
 from mergeway.intake.publish import Publisher, RedisCeleryPublisher
 from mergeway.intake.router import route
@@ -131,7 +132,7 @@ class Intake:
             if isinstance(parsed, Ignored):
                 log.info("delivery ignored: %s", parsed.reason)
                 return Reply(202, {"status": "ignored", "reason": parsed.reason}, "ignored")
-            return self._enqueue(forge, delivery_id, parsed)
+            return self._enqueue(forge, delivery_id, body_digest(body), parsed)
 
     def _parse(
         self, forge: Forge, headers: Headers, delivery_id: str, payload: dict[str, Any]
@@ -145,7 +146,7 @@ class Intake:
         kind = gitlab.event_kind(_header(headers, "X-Gitlab-Event"), payload)
         return gitlab.parse(kind, delivery_id, payload, bot_logins=bots)
 
-    def _enqueue(self, forge: Forge, delivery_id: str, event: Event) -> Reply:
+    def _enqueue(self, forge: Forge, delivery_id: str, digest: str, event: Event) -> Reply:
         pr = getattr(getattr(event, "pr", None), "number", None)
         with log_context(repo=event.repo.full_name, pr=pr, event=event.kind):
             job = route(event)
@@ -155,7 +156,7 @@ class Intake:
                 return Reply(202, {"status": "ignored", "reason": reason, "event": event.kind}, "ignored")
             job_id = str(uuid.uuid4())
             try:
-                first = self.deduper.claim(forge, delivery_id, job_id)
+                first = self.deduper.claim(forge, delivery_id, job_id, digest=digest)
             except QUEUE_ERRORS as exc:
                 log.error("queue unavailable while deduplicating: %s", type(exc).__name__)
                 return _unavailable()
@@ -167,7 +168,7 @@ class Intake:
             except QUEUE_ERRORS as exc:
                 log.error("could not enqueue %s job: %s", job, type(exc).__name__)
                 try:
-                    self.deduper.release(forge, delivery_id)
+                    self.deduper.release(forge, delivery_id, digest=digest)
                 except QUEUE_ERRORS:
                     log.error("could not release the delivery claim; a redelivery within the TTL is dropped")
                 return _unavailable()
