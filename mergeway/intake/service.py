@@ -29,10 +29,10 @@ from mergeway.config import Settings
 from mergeway.events import Event, Forge
 from mergeway.intake import Ignored, Ping, github, gitlab
 from mergeway.intake.dedupe import Deduper, body_digest, delivery_id_for
-from mergeway.intake.fields import InvalidPayloadError
+from mergeway.intake.fields import InvalidPayloadError, opt_str
 from mergeway.intake.publish import Publisher, RedisCeleryPublisher
 from mergeway.intake.router import route
-from mergeway.intake.signatures import verify_github, verify_gitlab
+from mergeway.intake.signatures import gitlab_scope_for, gitlab_token_scopes, verify_github
 from mergeway.logs import log_context
 
 log = logging.getLogger("mergeway.intake")
@@ -103,13 +103,16 @@ class Intake:
         if forge not in self.settings.forges:
             return Reply(404, {"error": f"{forge} webhooks are not enabled on this server"}, "disabled")
         secret = self.settings.webhook_secret(forge)
+        scoped = self.settings.gitlab_webhook_secrets
+        scopes: frozenset[str | None] = frozenset({None})
         if forge == "github":
             if not verify_github(secret, body, _header(headers, "X-Hub-Signature-256")):
                 log.warning("rejected delivery: missing or invalid signature", extra={"forge": forge})
                 return Reply(401, {"error": "missing or invalid X-Hub-Signature-256"}, "unauthorized")
             raw_delivery = _header(headers, "X-GitHub-Delivery")
         else:
-            if not verify_gitlab(secret, _header(headers, "X-Gitlab-Token")):
+            scopes = gitlab_token_scopes(secret, scoped, _header(headers, "X-Gitlab-Token"))
+            if not scopes:
                 log.warning("rejected delivery: missing or invalid token", extra={"forge": forge})
                 return Reply(401, {"error": "missing or invalid X-Gitlab-Token"}, "unauthorized")
             raw_delivery = _header(headers, "Idempotency-Key") or _header(headers, "X-Gitlab-Event-UUID")
@@ -121,6 +124,12 @@ class Intake:
             payload = _decode(body, _header(headers, "Content-Type") or "")
             if payload is None:
                 return Reply(400, {"error": "body is not a JSON object"}, "bad_request")
+            if (
+                forge == "gitlab"
+                and gitlab_scope_for(opt_str(payload, "project", "path_with_namespace"), scoped) not in scopes
+            ):
+                log.warning("rejected delivery: the token is not the secret of this project")
+                return Reply(401, {"error": "X-Gitlab-Token is not valid for this project"}, "unauthorized")
             try:
                 parsed = self._parse(forge, headers, delivery_id, payload)
             except InvalidPayloadError as exc:
