@@ -29,7 +29,7 @@ from mergeway.forge.errors import ForgeError
 from mergeway.forge.github import repo_installation_id
 from mergeway.forge.retry import RetryPolicy
 
-_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_SEGMENT = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*")  # ".github" is a real repository name
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -55,12 +55,21 @@ def git_base_url(forge: str, settings: Settings) -> str:
     return f"{parts.scheme}://{host}{path}"
 
 
-def clone_url(forge: str, full_name: str, settings: Settings) -> str:
-    """The repository's git URL on the configured forge host; refuses a path that could escape it."""
+def check_path(forge: str, full_name: str) -> str:
+    """``full_name`` when it is plain path segments (``owner/name``, GitLab subgroups); else refused.
+
+    Checked before the name is put into any API or git URL, so ``..``, ``?``, ``@`` or an empty
+    segment in a payload can never address anything but a repository.
+    """
     segments = full_name.split("/")
     if len(segments) < 2 or not all(_SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments):
         raise IdentityError(f"{forge}: {full_name[:100]!r} is not a repository path")
-    return f"{git_base_url(forge, settings)}/{full_name}.git"
+    return full_name
+
+
+def clone_url(forge: str, full_name: str, settings: Settings) -> str:
+    """The repository's git URL on the configured forge host; refuses a path that could escape it."""
+    return f"{git_base_url(forge, settings)}/{check_path(forge, full_name)}.git"
 
 
 def origin(url: str) -> str:

@@ -64,8 +64,9 @@ class JobContext:
         project's): the job then does nothing at all, on no repository.
         """
         from mergeway.forge import retry_policy
-        from mergeway.forge.identity import verified_repository
+        from mergeway.forge.identity import check_path, verified_repository
 
+        check_path(event.repo.forge, event.repo.full_name)
         forge = self.forge_factory(event.repo)
         repo = verified_repository(event.repo, self.settings, forge, retry_policy(self.settings))
         return dataclasses.replace(event, repo=repo)

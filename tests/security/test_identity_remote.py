@@ -30,7 +30,13 @@ def test_gitlab_clone_url_keeps_subgroups_and_a_relative_root() -> None:
     assert clone_url("gitlab", "group/sub/app", settings) == "https://git.example.com/gitlab/group/sub/app.git"
 
 
-@pytest.mark.parametrize("name", ["acme", "acme/../x", "acme/shop?x=1", "acme/@evil.example", "//evil.example/x", ""])
+def test_dotted_names_are_names() -> None:
+    assert clone_url("github", "acme/.github", Settings()) == "https://github.com/acme/.github.git"
+
+
+@pytest.mark.parametrize(
+    "name", ["acme", "acme/..", "acme/../x", "acme/shop?x=1", "acme/@evil.example", "//evil.example/x", ""]
+)
 def test_a_name_that_is_not_a_path_is_refused(name: str) -> None:
     with pytest.raises(IdentityError):
         clone_url("github", name, Settings())
