@@ -4,12 +4,15 @@ GitHub keeps ``X-GitHub-Delivery`` on redelivery and GitLab keeps ``Idempotency-
 retries, so a claim that already exists means "this delivery was already queued". But the delivery
 id is not covered by GitHub's signature (and GitLab signs nothing): a captured body re-sent with a
 fresh id would pass an id-only check. So each delivery also claims the SHA-256 of its raw body, and
-a delivery is new only when neither key exists. Both keys are set with ``NX`` and the same TTL in one
-Lua script: one Redis round trip, and no window in which one key is set without the other.
+a delivery is new only when neither key exists.
 
-The TTL bounds memory; it only needs to outlast the forges' retry windows (default 72 h). A claim is
-released again (both keys) when the job could not be enqueued after all, so the forge's retry is not
-mistaken for a duplicate and silently dropped.
+Claiming and enqueueing are one Lua script: both keys are set (same TTL) and the job is pushed onto
+its queue atomically, in one Redis round trip. There is no state in which a delivery is claimed but
+its job is not queued, so nothing needs releasing when Redis fails: either the script ran (the job
+is queued; a redelivery after a lost reply is a duplicate) or it did not (nothing is claimed; the
+forge's redelivery is processed).
+
+The TTL bounds memory; it only needs to outlast the forges' retry windows (default 72 h).
 """
 
 from __future__ import annotations
@@ -25,14 +28,17 @@ KEY_PREFIX = "mergeway:delivery:"
 BODY_PREFIX = "mergeway:body:"
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
-#: KEYS: the claims; ARGV[1]: the value, ARGV[2]: the TTL. 1 when every key was free (all are now set).
-_CLAIM = """
+#: KEYS: the claims, then the queue; ARGV: the claims' value, their TTL, the message.
+#: 1 when every claim was free (all are now set and the message is queued), else 0 (nothing changed).
+_CLAIM_AND_ENQUEUE = """
+local queue = table.remove(KEYS)
 for i, key in ipairs(KEYS) do
   if redis.call('EXISTS', key) == 1 then return 0 end
 end
 for i, key in ipairs(KEYS) do
   redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
 end
+redis.call('LPUSH', queue, ARGV[3])
 return 1
 """
 
@@ -58,7 +64,7 @@ class Deduper:
     def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self.client = client
         self.ttl_seconds = ttl_seconds
-        self._claim = client.register_script(_CLAIM)
+        self._script = client.register_script(_CLAIM_AND_ENQUEUE)
 
     @staticmethod
     def key(forge: str, delivery_id: str) -> str:
@@ -74,10 +80,9 @@ class Deduper:
             keys.append(self.body_key(forge, digest))
         return keys
 
-    def claim(self, forge: str, delivery_id: str, value: str = "1", *, digest: str | None = None) -> bool:
-        """True when neither the delivery id nor the body ``digest`` was seen (the caller must enqueue)."""
-        return bool(self._claim(keys=self._keys(forge, delivery_id, digest), args=[value, self.ttl_seconds]))
-
-    def release(self, forge: str, delivery_id: str, *, digest: str | None = None) -> None:
-        """Forget a claim whose job never made it onto the queue."""
-        self.client.delete(*self._keys(forge, delivery_id, digest))
+    def claim_and_enqueue(
+        self, forge: str, delivery_id: str, value: str, *, digest: str | None, queue: str, message: str
+    ) -> bool:
+        """Queue ``message`` unless the delivery id or the body ``digest`` was seen; True when queued."""
+        keys = [*self._keys(forge, delivery_id, digest), queue]
+        return bool(self._script(keys=keys, args=[value, self.ttl_seconds, message]))

@@ -5,9 +5,9 @@ deliberate:
 
 1. authenticate first, so an unauthenticated sender learns nothing (not even whether its JSON parses);
 2. parse before dedupe, so ignored events cost no Redis round trip;
-3. claim the delivery id and the body's digest (a replayed body with a new id is a duplicate too),
-   then publish; if publishing fails the claim is released and the reply
-   is 503, so the forge's redelivery is processed instead of being dropped as a duplicate.
+3. claim the delivery id and the body's digest (a replayed body with a new id is a duplicate too)
+   and queue the job, atomically in one Redis round trip; if Redis fails, nothing is claimed and the
+   reply is 503, so the forge's redelivery is processed instead of being dropped as a duplicate.
 
 Replies never contain secrets, received signatures/tokens or payload text beyond names and numbers.
 """
@@ -164,23 +164,17 @@ class Intake:
                 log.info("delivery ignored: %s", reason)
                 return Reply(202, {"status": "ignored", "reason": reason, "event": event.kind}, "ignored")
             job_id = str(uuid.uuid4())
+            queue, message = self.publisher.encode(job, event, job_id=job_id)
             try:
-                first = self.deduper.claim(forge, delivery_id, job_id, digest=digest)
+                first = self.deduper.claim_and_enqueue(
+                    forge, delivery_id, job_id, digest=digest, queue=queue, message=message
+                )
             except QUEUE_ERRORS as exc:
-                log.error("queue unavailable while deduplicating: %s", type(exc).__name__)
+                log.error("could not enqueue %s job: %s", job, type(exc).__name__)
                 return _unavailable()
             if not first:
                 log.info("duplicate delivery dropped")
                 return Reply(200, {"status": "duplicate"}, "duplicate")
-            try:
-                self.publisher.publish(job, event, job_id=job_id)
-            except QUEUE_ERRORS as exc:
-                log.error("could not enqueue %s job: %s", job, type(exc).__name__)
-                try:
-                    self.deduper.release(forge, delivery_id, digest=digest)
-                except QUEUE_ERRORS:
-                    log.error("could not release the delivery claim; a redelivery within the TTL is dropped")
-                return _unavailable()
             log.info("queued %s job", job, extra={"job": job, "job_id": job_id})
             return Reply(
                 202,
