@@ -159,6 +159,14 @@ class RestDescription:
         pointer = REST_URI + _pointer(*parts, "content", "application/json", "schema")
         return _errors(self._validator(pointer), instance)
 
+    def check_component(self, name: str, body: bytes) -> list[Difference]:
+        """Differences of a JSON body from ``components/schemas/<name>`` (e.g. ``basic-error``)."""
+        try:
+            instance = json.loads(body)
+        except ValueError:
+            return [Difference("$", "body is not JSON")]
+        return _errors(self._validator(REST_URI + _pointer("components", "schemas", name)), instance)
+
     def _validator(self, pointer: str) -> jsonschema.protocols.Validator:
         if pointer not in self._validators:
             self._validators[pointer] = jsonschema.Draft202012Validator(

@@ -27,7 +27,9 @@ from tools.forgesim.recording import Recorder
 
 @dataclass(frozen=True)
 class Allowed:
-    """A known difference: ``where``/``what`` are regexes on the JSON path and the validator message."""
+    """A known difference. ``method``/``template``/``where`` are regexes (full match), ``what`` is
+    searched in the validator's message; ``body_schema`` names the component schema the body must
+    still match when the difference is an undocumented status."""
 
     method: str
     template: str
@@ -35,16 +37,61 @@ class Allowed:
     where: str
     what: str
     reason: str
+    body_schema: str = ""
 
     def matches(self, method: str, template: str, status: int, difference: Difference) -> bool:
         return (
-            (method, template, status) == (self.method, self.template, self.status)
+            status == self.status
+            and re.fullmatch(self.method, method) is not None
+            and re.fullmatch(self.template, template) is not None
             and re.fullmatch(self.where, difference.where) is not None
             and re.search(self.what, difference.what) is not None
         )
 
 
-ALLOWED: tuple[Allowed, ...] = ()
+_UNDOCUMENTED = r"status \d+ is not documented"
+ALLOWED: tuple[Allowed, ...] = (
+    Allowed(
+        ".*",
+        ".*",
+        401,
+        r"\$",
+        _UNDOCUMENTED,
+        "GitHub answers 401 Bad credentials on every operation for a missing, revoked or expired token; "
+        "the description lists 401 on a few operations only. The body must still be GitHub's basic-error.",
+        "basic-error",
+    ),
+    Allowed(
+        ".*",
+        ".*",
+        403,
+        r"\$",
+        _UNDOCUMENTED,
+        "403 (no push access; 'Resource not accessible by integration' for an app) exists on every write; "
+        "the description lists it on some operations only (not on statuses or comment edits).",
+        "basic-error",
+    ),
+    Allowed(
+        ".*",
+        ".*",
+        404,
+        r"\$",
+        _UNDOCUMENTED,
+        "404 for what does not exist or cannot be seen (a deleted comment, a PR of a repository one cannot "
+        "read) exists on every operation with a path parameter; not listed on e.g. DELETE comments.",
+        "basic-error",
+    ),
+    Allowed(
+        ".*",
+        ".*",
+        422,
+        r"\$",
+        _UNDOCUMENTED,
+        "422 Validation Failed (unknown SHA, bad state, too long a description) is what POST statuses "
+        "answers to invalid input; the description documents only its 201.",
+        "validation-error",
+    ),
+)
 
 #: (method, path template) of every GitHub endpoint Mergeway uses (PyGithub underneath).
 MERGEWAY_ENDPOINTS = {
@@ -124,6 +171,7 @@ def test_every_recorded_api_answer_matches_the_rest_description(
     seen: set[tuple[str, str]] = set()
     statuses: set[tuple[str, str, int]] = set()
     used: set[Allowed] = set()
+    undocumented: set[tuple[str, str, int]] = set()
     exchanges = [e for e in session_traffic.exchanges if e.forge == "github" and not e.injected]
     assert exchanges, "no GitHub API traffic was recorded"
     for exchange in exchanges:
@@ -144,6 +192,12 @@ def test_every_recorded_api_answer_matches_the_rest_description(
             )
             if allowed is not None:
                 used.add(allowed)
+                if allowed.body_schema:
+                    failures += [
+                        f"{exchange.method} {template} → {exchange.status} (as {allowed.body_schema}): {d}"
+                        for d in rest_description.check_component(allowed.body_schema, exchange.body)
+                    ]
+                    undocumented.add((exchange.method, template, exchange.status))
                 continue
             failures.append(f"{exchange.method} {template} → {exchange.status}: {difference}")
     missing = MERGEWAY_ENDPOINTS - seen
@@ -151,8 +205,8 @@ def test_every_recorded_api_answer_matches_the_rest_description(
     assert not failures, f"{len(set(failures))} differences from @octokit/openapi:\n" + "\n".join(
         sorted(set(failures))[:2000]
     )
-    stale = [a for a in ALLOWED if (a.method, a.template, a.status) in statuses and a not in used]
-    assert not stale, f"allow-list entries that no longer match anything: {stale}"
+    for method, template, status in sorted(undocumented):
+        print(f"\nundocumented status (allowed): {method} {template} → {status}", end="")
     print(
         f"\nREST conformance: {len(seen)} endpoints, {len(statuses)} (endpoint, status) pairs, {len(exchanges)} answers"
     )
