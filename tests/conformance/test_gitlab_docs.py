@@ -35,6 +35,7 @@ Note Hook on a merge request                             shared/fixtures/gitlab/
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ import requests
 from tests.fixtures.forgesim import SimHarness
 from tests.fixtures.services import FIXTURES
 from tools.forgesim import SimRepo
+from tools.forgesim.recording import Recorder
 
 _USER = {"id": 1, "username": "u", "name": "U", "state": "active", "avatar_url": "https://x", "web_url": "https://x"}
 #: Shapes of the documentation's examples (doc/api/*.md; values are placeholders of the same type).
@@ -261,3 +263,50 @@ def test_shape_comparison_catches_a_missing_field() -> None:
         "$.b.c: missing",
         "$.b.d[0].e: bool in the documentation, int here",
     ]
+
+
+#: API path (after /api/v4) → which documented shape a 2xx answer has; lists are checked item by item.
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET|POST|PUT", r"/projects/[^/]+/merge_requests/\d+/notes(/\d+)?", "note"),
+    ("POST", r"/projects/[^/]+/merge_requests/\d+/notes/\d+/award_emoji", "award_emoji"),
+    ("POST", r"/projects/[^/]+/statuses/[0-9a-fA-F]+", "commit_status"),
+    ("GET", r"/projects/[^/]+/members/all/\d+", "member"),
+    ("GET", r"/users", "user"),
+    ("GET|POST", r"/projects/[^/]+/merge_requests(/\d+)?", "merge_request"),
+)
+HOOKS = {
+    ("Merge Request Hook", action): f"merge_request.{action}.json" for action in ("open", "update", "merge", "close")
+} | {("Note Hook", "create"): "note.merge_request.json"}
+
+
+@pytest.mark.session_traffic
+def test_recorded_gitlab_traffic_has_the_documented_fields(session_traffic: Recorder) -> None:
+    """The same comparison over every GitLab answer and hook recorded in the session (e2e included)."""
+    failures: set[str] = set()
+    compared: set[str] = set()
+    for exchange in session_traffic.exchanges:
+        if exchange.forge != "gitlab" or exchange.injected or not 200 <= exchange.status < 300:
+            continue
+        what = next(
+            (
+                w
+                for methods, regex, w in ROUTES
+                if exchange.method in methods.split("|") and re.fullmatch(regex, exchange.path)
+            ),
+            None,
+        )
+        if what is None:
+            continue
+        compared.add(what)
+        body = json.loads(exchange.body)
+        for item in body if isinstance(body, list) else [body]:
+            failures.update(f"{exchange.method} {what}: {d}" for d in check(what, DOCUMENTED[what], item))
+    for hook in session_traffic.hooks:
+        fixture = HOOKS.get((hook.event, hook.action))
+        if hook.forge != "gitlab" or fixture is None:
+            continue
+        compared.add(fixture)
+        failures.update(f"{fixture}: {d}" for d in check(fixture, _fixture(fixture), json.loads(hook.body)))
+    assert compared >= {"note", "merge_request.open.json", "note.merge_request.json"}, sorted(compared)
+    assert not failures, "\n".join(sorted(failures))
+    print(f"\nGitLab conformance: compared {', '.join(sorted(compared))}")
