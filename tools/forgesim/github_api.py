@@ -117,21 +117,72 @@ class GitHubAPI:
     # -- JSON shapes -------------------------------------------------------------------------------
 
     def user_json(self, login: str, api: str, web: str) -> dict[str, Any]:
+        """GitHub's ``simple-user``: every field the REST description and the webhook schemas require."""
         user: SimUser = self.sim.user("github", login)
+        url = f"{api}/users/{user.login}"
         return {
             "login": user.login,
             "id": user.id,
             "node_id": f"U_{user.id}",
-            "avatar_url": "",
+            "avatar_url": f"{web}/avatars/u/{user.id}",
             "gravatar_id": "",
-            "url": f"{api}/users/{user.login}",
+            "url": url,
             "html_url": f"{web}/{user.login}",
+            "followers_url": f"{url}/followers",
+            "following_url": f"{url}/following{{/other_user}}",
+            "gists_url": f"{url}/gists{{/gist_id}}",
+            "starred_url": f"{url}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{url}/subscriptions",
+            "organizations_url": f"{url}/orgs",
+            "repos_url": f"{url}/repos",
+            "events_url": f"{url}/events{{/privacy}}",
+            "received_events_url": f"{url}/received_events",
             "type": "Bot" if user.bot else "User",
+            "user_view_type": "public",
             "site_admin": False,
         }
 
     def repo_json(self, repo: SimRepo, api: str, web: str) -> dict[str, Any]:
+        """GitHub's ``repository`` (as in pull requests and webhooks), with every required field."""
         url = f"{api}/repos/{repo.full_name}"
+        templates = {
+            "archive_url": "/{archive_format}{/ref}",
+            "assignees_url": "/assignees{/user}",
+            "blobs_url": "/git/blobs{/sha}",
+            "branches_url": "/branches{/branch}",
+            "collaborators_url": "/collaborators{/collaborator}",
+            "comments_url": "/comments{/number}",
+            "commits_url": "/commits{/sha}",
+            "compare_url": "/compare/{base}...{head}",
+            "contents_url": "/contents/{+path}",
+            "contributors_url": "/contributors",
+            "deployments_url": "/deployments",
+            "downloads_url": "/downloads",
+            "events_url": "/events",
+            "forks_url": "/forks",
+            "git_commits_url": "/git/commits{/sha}",
+            "git_refs_url": "/git/refs{/sha}",
+            "git_tags_url": "/git/tags{/sha}",
+            "hooks_url": "/hooks",
+            "issue_comment_url": "/issues/comments{/number}",
+            "issue_events_url": "/issues/events{/number}",
+            "issues_url": "/issues{/number}",
+            "keys_url": "/keys{/key_id}",
+            "labels_url": "/labels{/name}",
+            "languages_url": "/languages",
+            "merges_url": "/merges",
+            "milestones_url": "/milestones{/number}",
+            "notifications_url": "/notifications{?since,all,participating}",
+            "pulls_url": "/pulls{/number}",
+            "releases_url": "/releases{/id}",
+            "stargazers_url": "/stargazers",
+            "statuses_url": "/statuses/{sha}",
+            "subscribers_url": "/subscribers",
+            "subscription_url": "/subscription",
+            "tags_url": "/tags",
+            "teams_url": "/teams",
+            "trees_url": "/git/trees{/sha}",
+        }
         return {
             "id": repo.id,
             "node_id": f"R_{repo.id}",
@@ -143,10 +194,7 @@ class GitHubAPI:
             "description": None,
             "fork": False,
             "url": url,
-            "pulls_url": f"{url}/pulls{{/number}}",
-            "issues_url": f"{url}/issues{{/number}}",
-            "statuses_url": f"{url}/statuses/{{sha}}",
-            "commits_url": f"{url}/commits{{/sha}}",
+            **{key: url + suffix for key, suffix in templates.items()},
             "created_at": iso(repo.created_at),
             "updated_at": iso(repo.created_at),
             "pushed_at": iso(now()),
@@ -161,6 +209,24 @@ class GitHubAPI:
             "archived": False,
             "disabled": False,
             "has_issues": True,
+            "has_projects": False,
+            "has_downloads": False,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_discussions": False,
+            "language": None,
+            "license": None,
+            "mirror_url": None,
+            "forks": 0,
+            "forks_count": 0,
+            "open_issues": 0,
+            "open_issues_count": 0,
+            "stargazers_count": 0,
+            "watchers": 0,
+            "watchers_count": 0,
+            "allow_forking": True,
+            "is_template": False,
+            "topics": [],
         }
 
     def _fork_json(self, repo_json: dict[str, Any], owner: str, api: str, web: str) -> dict[str, Any]:
@@ -238,6 +304,8 @@ class GitHubAPI:
                 "comments": {"href": f"{issue_url}/comments"},
                 "commits": {"href": f"{url}/commits"},
                 "statuses": {"href": f"{api}/repos/{repo.full_name}/statuses/{pr.head_sha}"},
+                "review_comments": {"href": f"{url}/comments"},
+                "review_comment": {"href": f"{api}/repos/{repo.full_name}/pulls/comments{{/number}}"},
             },
             "author_association": "OWNER" if pr.author == repo.owner else "CONTRIBUTOR",
             "auto_merge": None,
@@ -283,6 +351,8 @@ class GitHubAPI:
             "updated_at": iso(pr.updated_at),
             "closed_at": iso(pr.closed_at),
             "author_association": "OWNER" if pr.author == repo.owner else "CONTRIBUTOR",
+            "active_lock_reason": None,
+            "reactions": self._rollup(f"{url}/reactions", []),
             "pull_request": {
                 "url": f"{api}/repos/{repo.full_name}/pulls/{pr.number}",
                 "html_url": f"{repo.web_url}/pull/{pr.number}",
@@ -307,7 +377,16 @@ class GitHubAPI:
             "author_association": "OWNER" if c.author == repo.owner else "NONE",
             "body": c.body,
             "performed_via_github_app": None,
+            "reactions": self._rollup(
+                f"{api}/repos/{repo.full_name}/issues/comments/{c.id}/reactions",
+                [r.content for r in self.sim.reactions if r.repo is repo and r.comment_id == c.id],
+            ),
         }
+
+    @staticmethod
+    def _rollup(url: str, contents: list[str]) -> dict[str, Any]:
+        """GitHub's ``reactions`` summary on issues and comments (required in webhook payloads)."""
+        return {"url": url, "total_count": len(contents), **{name: contents.count(name) for name in REACTIONS}}
 
     def status_json(self, s: SimStatus, api: str, web: str) -> dict[str, Any]:
         return {
@@ -344,7 +423,13 @@ class GitHubAPI:
                     "date": info["committer_date"],
                 },
                 "comment_count": 0,
-                "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
+                "verification": {
+                    "verified": False,
+                    "reason": "unsigned",
+                    "signature": None,
+                    "payload": None,
+                    "verified_at": None,
+                },
             },
             "author": None,
             "committer": None,
@@ -393,6 +478,8 @@ class GitHubAPI:
             "updated_at": iso(now()),
             "single_file_name": None,
             "repository_selection": "selected",
+            "suspended_at": None,
+            "suspended_by": None,
         }
 
     def get_repo_installation(self, req: ApiRequest) -> ApiResponse:
@@ -431,6 +518,8 @@ class GitHubAPI:
         data = self.repo_json(repo, req.api_base, req.web_base)
         writable = self.sim.can_access(req.principal, repo, "write")
         data["permissions"] = {"admin": False, "maintain": writable, "push": writable, "triage": True, "pull": True}
+        data["network_count"] = 0
+        data["subscribers_count"] = 0
         return ApiResponse(200, data)
 
     def list_pulls(self, req: ApiRequest) -> ApiResponse:
@@ -665,7 +754,7 @@ class GitHubAPI:
             {
                 "permission": permission,
                 "role_name": role or "none",
-                "user": self.user_json(login, req.api_base, req.web_base),
+                "user": {**self.user_json(login, req.api_base, req.web_base), "role_name": role or "none"},
             },
         )
 
