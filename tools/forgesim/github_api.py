@@ -15,6 +15,9 @@ import jwt
 from tools.forgesim.api import ApiError, ApiRequest, ApiResponse, Principal, Router, paginate
 from tools.forgesim.state import SimApp, SimComment, SimPR, SimRepo, SimStatus, SimToken, SimUser, iso, now
 
+#: The creation time the simulator gives accounts and Apps (GitHub requires one; nothing reads it).
+SIM_EPOCH = "2020-01-01T00:00:00Z"
+
 if TYPE_CHECKING:
     from tools.forgesim.server import ForgeSim
 
@@ -444,7 +447,12 @@ class GitHubAPI:
     # -- handlers ---------------------------------------------------------------------------------
 
     def get_user(self, req: ApiRequest) -> ApiResponse:
-        return ApiResponse(200, self.user_json(self.actor(req.principal), req.api_base, req.web_base))
+        """``GET /user``: GitHub's ``public-user`` (a token's own account), a simple-user plus profile."""
+        user = self.user_json(self.actor(req.principal), req.api_base, req.web_base)
+        profile = {"name": None, "company": None, "blog": "", "location": None, "email": None}
+        profile |= {"hireable": None, "bio": None, "public_repos": 0, "public_gists": 0}
+        profile |= {"followers": 0, "following": 0, "created_at": SIM_EPOCH, "updated_at": SIM_EPOCH}
+        return ApiResponse(200, {**user, **profile})
 
     def get_app(self, req: ApiRequest) -> ApiResponse:
         app = self._require_app(req)
@@ -455,7 +463,12 @@ class GitHubAPI:
                 "slug": app.slug,
                 "name": app.slug,
                 "node_id": f"A_{app.app_id}",
-                "owner": None,
+                "owner": self.user_json(f"{app.slug}-owner", req.api_base, req.web_base),
+                "description": None,
+                "external_url": f"{req.web_base}/apps/{app.slug}",
+                "html_url": f"{req.web_base}/apps/{app.slug}",
+                "created_at": SIM_EPOCH,
+                "updated_at": SIM_EPOCH,
                 "permissions": {"pull_requests": "write", "statuses": "write", "issues": "write", "contents": "write"},
                 "events": ["pull_request", "issue_comment"],
             },
