@@ -8,11 +8,8 @@ official ``ApiClient`` for what matters -- kubeconfig loading, TLS, authenticati
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +19,10 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from mergeway.kube.retry import RetryPolicy, is_transient
+
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "mergeway"
-#: Statuses worth a retry: the API server is busy, restarting, or rate limiting us.
-_TRANSIENT = {429, 500, 502, 503, 504}
 
 
 @dataclass
@@ -55,9 +52,9 @@ def _error_from(status: int, reason: str, data: bytes | None) -> KubeError:
 class KubeClient:
     """Raw JSON requests to one cluster. Thread-safe: share one instance across worker threads."""
 
-    def __init__(self, api_client: Any, *, retries: int = 4, timeout: float = 30.0) -> None:
+    def __init__(self, api_client: Any, *, retries: int = 4, timeout: float = 30.0, retry_seconds: float = 0.0) -> None:
         self.api = api_client
-        self.retries = retries
+        self.retry = RetryPolicy(budget=retry_seconds, min_attempts=retries)
         self.timeout = timeout
         self._version = ""
 
@@ -100,16 +97,17 @@ class KubeClient:
     ) -> Any:
         """Send one request and return the decoded JSON; raise :class:`KubeError` on refusal.
 
-        Transient failures (429, 5xx, connection resets) are retried with jittered backoff, honouring
-        ``Retry-After``; anything else is returned to the caller at once, because a 4xx is the API
-        server's verdict on the object and is exactly what the PR comment must show.
+        Transient failures (:mod:`mergeway.kube.retry`: no answer, 429, 5xx, "object has been
+        modified") are retried with jittered backoff, honouring ``Retry-After``; anything else is
+        returned to the caller at once, because a 4xx is the API server's verdict on the object and
+        is exactly what the PR comment must show.
         """
         headers = {"Accept": accept}
         if body is not None:
             # Bodies stay Python objects: the official client serialises them as JSON, which is also
             # valid YAML for ``application/apply-patch+yaml``.
             headers["Content-Type"] = content_type
-        attempt = 0
+        attempts = self.retry.attempts()
         while True:
             try:
                 method_, url, headers_, body_, post = self.api.param_serialize(
@@ -130,25 +128,13 @@ class KubeClient:
                 )
                 data = response.read()
             except (ApiException, Urllib3Error, OSError) as exc:  # transport-level failures
-                if attempt < self.retries:
-                    attempt += 1
-                    self._backoff(attempt, None)
+                if attempts.again():
                     continue
                 raise KubeError(
                     status=0, reason="Unreachable", message=f"cannot reach the API server: {type(exc).__name__}"
                 ) from None
             if 200 <= response.status <= 299:
                 return json.loads(data) if data else None
-            if response.status in _TRANSIENT and attempt < self.retries:
-                attempt += 1
-                self._backoff(attempt, response.headers.get("Retry-After"))
+            if is_transient(response.status, data) and attempts.again(response.headers.get("Retry-After")):
                 continue
             raise _error_from(response.status, str(response.reason or ""), data)
-
-    @staticmethod
-    def _backoff(attempt: int, retry_after: str | None) -> None:
-        delay = min(0.2 * 2**attempt, 5.0) * (0.5 + random.random() / 2)  # noqa: S311 - jitter only
-        if retry_after:
-            with contextlib.suppress(ValueError):
-                delay = min(float(retry_after), 30.0)
-        time.sleep(delay)
