@@ -45,12 +45,12 @@ def bookkeeping() -> JobContext | None:
     Bookkeeping never stops a job: without it the job still runs (it fails on its own if it needs
     what is missing), it is only not counted.
     """
-    from mergeway.config import ConfigError
     from mergeway.jobs.context import default_context
 
     try:
         ctx = default_context()
-    except ConfigError:
+    except Exception as exc:  # the job itself will meet (and report) the same problem
+        log.debug("no job bookkeeping: %s", type(exc).__name__)
         return None
     if ctx.redis is None:
         return None
