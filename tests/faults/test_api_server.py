@@ -87,5 +87,5 @@ def test_client_retries_only_what_is_transient_and_gives_up_in_bounded_time(prox
     # Down for longer than the retry budget: a clear error, not a hang.
     proxy.down()
     with pytest.raises(KubeError) as unreachable:
-        client.request("GET", path)
+        KubeClient.from_kubeconfig(str(proxy.kubeconfig), retry_seconds=3).request("GET", path)
     assert unreachable.value.reason == "Unreachable"

@@ -73,14 +73,14 @@ def test_deploy_survives_the_loss_of_its_worker_host(chain_factory, record_prope
 
 
 def test_long_deploy_on_a_live_worker_is_never_handed_to_another(chain_factory):
-    # A lease of 10 s and a rollout of 35 s: without renewal the idle second worker would take the
-    # job over after 10 s and apply the environment while the first still deploys it.
-    chain = chain_factory(workers=2, MERGEWAY_JOB_LEASE_SECONDS="10", MERGEWAY_HEALTH_TIMEOUT_SECONDS="120")
+    # A lease of 6 s and a rollout of 25 s: without renewal the idle second worker would take the
+    # job over after 6 s and apply the environment while the first still deploys it.
+    chain = chain_factory(workers=2, MERGEWAY_JOB_LEASE_SECONDS="6", MERGEWAY_HEALTH_TIMEOUT_SECONDS="120")
     repo = chain.repo()
     other = chain.repo({"deploy/cm.yaml": config_map("other", team="b")}, name="acme/other")
     # Two previews at once: each worker (own cache directory, shared Redis) takes one.
     prs = [
-        chain.sim.open_pr(repo, "slow", files={"deploy/slow.yaml": slow_deployment("slow", "35s")}),
+        chain.sim.open_pr(repo, "slow", files={"deploy/slow.yaml": slow_deployment("slow", "25s")}),
         chain.sim.open_pr(other, "more", files={"deploy/cm2.yaml": config_map("more", team="b")}),
     ]
     for r, pr in zip([repo, other], prs, strict=True):
