@@ -128,17 +128,18 @@ def report_unfinished(forge: Forge, client: redis.Redis, kind: str, event: Event
             else "Fix the cause, then merge a new change (or redeploy by hand with `mergeway apply`)."
         )
     )
+    # Comments first, statuses last (as the jobs themselves do): once a status is final, its
+    # comment already says why.
     commented = False
-    for sha, context in pending:
-        forge.set_status(sha, "error", context, description)
+    for _, context in pending:
         _, ckind, env = [*context.split("/", 2), "", ""][:3]
         if ckind in _COMMENTED_KINDS and env:
             forge.upsert_comment(pr.number, marker(ckind, env), f"{marker(ckind, env)}\n{body}")
             commented = True
-    if not pending:
-        sha = _fallback_sha(event)
-        if sha:
-            forge.set_status(sha, "error", f"mergeway/{kind}", description)
     if not commented:
         forge.upsert_comment(pr.number, marker(kind, "job"), f"{marker(kind, 'job')}\n{body}")
+    for sha, context in pending:
+        forge.set_status(sha, "error", context, description)
+    if not pending and (sha := _fallback_sha(event)):
+        forge.set_status(sha, "error", f"mergeway/{kind}", description)
     client.delete(pending_key(job_id))
