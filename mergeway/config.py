@@ -158,6 +158,11 @@ class Settings:
     git_timeout_seconds: float = 600.0
     log_level: str = "INFO"
     worker_metrics_port: int = 0
+    job_lease_seconds: float = 60.0
+    job_max_attempts: int = 3
+    preview_time_limit_seconds: float = 900.0
+    deploy_time_limit_seconds: float = 3600.0
+    kube_retry_seconds: float = 60.0
     max_objects: int = 5000
     max_rendered_bytes: int = 32 * 1024 * 1024
     max_yaml_depth: int = 100
@@ -229,6 +234,11 @@ class Settings:
             git_timeout_seconds=_float(env, "MERGEWAY_GIT_TIMEOUT_SECONDS", 600.0, minimum=1.0),
             log_level=(env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
             worker_metrics_port=_int(env, "MERGEWAY_WORKER_METRICS_PORT", 0, minimum=0),
+            job_lease_seconds=_float(env, "MERGEWAY_JOB_LEASE_SECONDS", 60.0, minimum=5.0),
+            job_max_attempts=_int(env, "MERGEWAY_JOB_MAX_ATTEMPTS", 3, minimum=1),
+            preview_time_limit_seconds=_float(env, "MERGEWAY_PREVIEW_TIME_LIMIT_SECONDS", 900.0, minimum=30.0),
+            deploy_time_limit_seconds=_float(env, "MERGEWAY_DEPLOY_TIME_LIMIT_SECONDS", 3600.0, minimum=60.0),
+            kube_retry_seconds=_float(env, "MERGEWAY_KUBE_RETRY_SECONDS", 60.0),
             max_objects=_int(env, "MERGEWAY_MAX_OBJECTS", cls.max_objects, minimum=1),
             max_rendered_bytes=_int(env, "MERGEWAY_MAX_RENDERED_BYTES", cls.max_rendered_bytes, minimum=1024),
             max_yaml_depth=_int(env, "MERGEWAY_MAX_YAML_DEPTH", cls.max_yaml_depth, minimum=10),

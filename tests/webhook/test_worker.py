@@ -146,7 +146,12 @@ def test_celery_settings_that_keep_jobs_safe() -> None:
     assert app.conf.accept_content == ["json"] and app.conf.task_serializer == "json"
     assert app.conf.worker_prefetch_multiplier == 1
     assert {q.name for q in app.conf.task_queues} == {"preview", "deploy", "rollback", "help"}
-    assert app.conf.broker_transport_options["visibility_timeout"] >= 3600
+    # The visibility timeout is a lease the worker renews (workers/lease.py), not "longer than any job".
+    assert app.conf.broker_transport_options["visibility_timeout"] == 60
+    assert app.conf.broker_transport_options["unacked_restore_throttle"] == 1
+    assert any(step.__name__ == "LeaseRenewal" for step in app.steps["consumer"])
+    limits = app.conf.task_annotations["mergeway.deploy"]
+    assert limits["soft_time_limit"] < limits["time_limit"]
 
 
 def test_worker_refuses_to_start_without_forge_credentials(
