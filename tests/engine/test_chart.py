@@ -25,7 +25,7 @@ def test_chart_renders_and_dry_runs_cleanly(kube_cluster, namespace):
         "Service",
         "ServiceAccount",
     ]
-    web = next(m for m in rendered.manifests if m.name == "mergeway-web")
+    web = next(m for m in rendered.manifests if m.kind == "Deployment" and m.name == "mergeway-web")
     # The web edge never holds cluster credentials.
     assert web.obj["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     plan = Differ(KubeClient.from_kubeconfig(str(kube_cluster.kubeconfig))).plan(
