@@ -28,6 +28,24 @@ from tests.fixtures.waiting import wait_for
 pytestmark = pytest.mark.redis
 
 
+class InstalledWeb(WebProcess):
+    """The web process started from its own directory: gunicorn puts its working directory on
+    ``sys.path``, so starting it from the checkout (as the Procfile fixtures do) would hide a
+    package that only works from the source tree."""
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv,
+                cwd=self.log_path.parent,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+
 def _run(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 600) -> str:
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     assert result.returncode == 0, f"{argv[:3]} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
@@ -103,7 +121,8 @@ def test_installed_web_and_worker_start_against_redis(installed, tmp_path, redis
         "WEB_CONCURRENCY": "1",
     }
     port = free_port()
-    web = WebProcess("installed-web", [str(bin_dir / "mergeway-web")], {**settings, "PORT": str(port)}, tmp_path, port)
+    web_env = {**settings, "PORT": str(port)}
+    web = InstalledWeb("installed-web", [str(bin_dir / "mergeway-web")], web_env, tmp_path, port)
     web.start()
     worker_log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
@@ -116,6 +135,8 @@ def test_installed_web_and_worker_start_against_redis(installed, tmp_path, redis
     try:
         assert wait_for(web.ready, timeout=60, message="the installed web /healthz") == "ready", web.logs()[-3000:]
         assert web.request("GET", "/healthz") == (200, {"status": "ok", "version": mergeway.__version__})
+        # Gunicorn ran with the packaged settings (JSON logs with redaction), not its bare defaults.
+        assert any(r.get("logger") == "gunicorn.error" for r in web.log_records()), web.logs()[-2000:]
         client = redis.Redis.from_url(redis_url, socket_timeout=5)
         client.flushdb()
         # Celery binds each queue it consumes in Redis: the worker is connected and consuming.
