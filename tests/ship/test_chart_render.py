@@ -138,3 +138,14 @@ def test_policy_without_rules_list_is_refused_clearly():
     result = template("policy.rules=allow-everything")
     assert result.returncode != 0
     assert "at '/policy/rules'" in result.stderr, result.stderr
+
+
+def test_kubeconfig_secret_for_other_clusters_reaches_only_the_worker():
+    objs = _rendered("secrets.kubeconfig=mergeway-clusters")
+    worker, web = _pod(objs, "-worker"), _pod(objs, "-web")
+    env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
+    mount = next(m for m in worker["containers"][0]["volumeMounts"] if m["name"] == "clusters")
+    assert env["KUBECONFIG"] == f"{mount['mountPath']}/kubeconfig"
+    volume = next(v for v in worker["volumes"] if v["name"] == "clusters")
+    assert volume["secret"]["secretName"] == "mergeway-clusters"
+    assert not any("secret" in v for v in web["volumes"]), "the web pod mounts no Secret"
