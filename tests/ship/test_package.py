@@ -79,7 +79,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     bin_dir = base / "venv" / "bin"
     _run([str(bin_dir / "pip"), "wheel", "--no-deps", "-q", "-w", str(base / "dist"), str(src)], cwd=base, env=env)
     wheel = next((base / "dist").glob("mergeway-*.whl"))
-    _run([str(bin_dir / "pip"), "install", "-q", str(wheel)], cwd=base, env=env)
+    _run([str(bin_dir / "pip"), "install", "-q", "--no-compile", str(wheel)], cwd=base, env=env)
     yield bin_dir, wheel, env
 
 
