@@ -14,7 +14,7 @@ $(BIN)/mergeway: pyproject.toml
 
 venv: $(BIN)/mergeway
 
-## The whole flow end to end on built-in defaults: PR → preview → merge → deploy → /rollback.
+## The GitOps story end to end on built-in defaults (tools/demo.py): a reviewed scale-up, a failed rollout, /rollback.
 demo: venv
 	@bash tools/redis/ensure.sh
 	$(BIN)/python tools/demo.py

@@ -85,6 +85,25 @@ stringData: {{token: "t-{generation}-{name}"}}
         app += 1
 
 
+def write_small_set(directory: Path, objects: int) -> None:
+    """Many small objects of cheap kinds (ConfigMaps, ServiceAccounts, Secrets): no rollout to wait for.
+
+    This is what a new user's first repository, or an environment of configuration, looks like:
+    the cost is all per request, so client start-up and per-request overhead decide the race.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.yaml"):
+        old.unlink()
+    kinds = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: small-{i:05d}}}\ndata: {{key: value-{i}}}\n",
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: small-{i:05d}}}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: small-{i:05d}}}\nstringData: {{token: t-{i}}}\n",
+    )
+    docs = [kinds[i % len(kinds)].format(i=i) for i in range(objects)]
+    for start in range(0, objects, 50):
+        (directory / f"small-{start:05d}.yaml").write_text("---\n".join(docs[start : start + 50]))
+
+
 def kubectl(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
     proc = subprocess.run([str(BIN / "kubectl"), *args], env=env, capture_output=True, timeout=600)
     if check and proc.returncode not in (0, 1):

@@ -291,6 +291,7 @@ class Servers:
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
             "GITLAB_WEBHOOK_SECRET": GITLAB_SECRET,
+            "MERGEWAY_POLICY": "allow-all",
             "LOG_LEVEL": "INFO",
             **env_overrides,
         }

@@ -163,6 +163,7 @@ def main() -> None:
                 "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
                 "MERGEWAY_BIND": f"127.0.0.1:{web_port}",
                 "MERGEWAY_FORGES": "github",
+                "MERGEWAY_POLICY": "allow-all",
                 "GITHUB_WEBHOOK_SECRET": "bench-secret",
                 "GITHUB_API_URL": sim.github_api_url,
                 "GITHUB_TOKEN": sim.bot_token("github"),

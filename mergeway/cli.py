@@ -4,31 +4,77 @@
 (0 no changes, 1 changes, 2 error) so it drops into scripts that already use kubectl.
 ``mergeway apply PATH`` runs a deploy's engine (staged apply, prune by ApplySet, health wait):
 0 applied and healthy, 1 applied but failed or unhealthy, 2 error before applying.
+
+With ``--policy FILE --repository forge:owner/name --cluster NAME`` both check the rendered objects
+against the operator's policy first, exactly as the service does, and send nothing when it refuses.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mergeway import __version__
-from mergeway.kube.apply import Applier
-from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient, KubeError
-from mergeway.kube.diff import Differ
 from mergeway.render import RenderError, render
-from mergeway.report.deploy import failures_of
-from mergeway.report.terminal import print_plan
+
+if TYPE_CHECKING:
+    from mergeway.kube.applyset import ApplySet
+    from mergeway.render.manifests import Manifest
+
+# The engine's modules are imported by the command that uses them: start-up is most of a small
+# preview's time, and ``preview`` needs neither the applier nor the health rules.
 
 
 def _applyset(args: argparse.Namespace, target: Path) -> ApplySet:
     """The same ApplySet for ``preview`` and ``apply`` of one path, so a preview shows what apply does."""
+    from mergeway.kube.applyset import ApplySet
+
     return ApplySet(args.applyset or f"mergeway-cli.{target.name}", args.namespace or "default")
 
 
+class Refused(Exception):
+    """The policy refuses the target; the message says which objects and why."""
+
+
+def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], client: KubeClient) -> None:
+    """With ``--policy``, refuse (before any request about an object) what the service would refuse."""
+    if not args.policy:
+        return
+    from mergeway import policy
+    from mergeway.kube.discovery import Discovery
+    from mergeway.repoconfig import Environment
+
+    forge, sep, repo = args.repository.partition(":")
+    if not sep or not repo or not args.cluster:
+        raise Refused("--policy needs --repository forge:owner/name and --cluster NAME")
+    try:
+        rules = policy.load(args.policy)
+    except policy.PolicyError as exc:
+        raise Refused(str(exc)) from None
+    env = Environment("cli", args.path, args.cluster, args.namespace)
+    decision = rules.check(forge, repo, env, {args.cluster})
+    if not decision.allowed:
+        raise Refused(f"not allowed by the policy: {decision.reason}")
+    refusal = rules.admit(forge, repo, env, manifests, Discovery(client))
+    if refusal:
+        raise Refused(f"not allowed by the policy: {refusal}")
+
+
+def _client(args: argparse.Namespace) -> KubeClient:
+    """A client whose discovery is cached on disk between runs (revalidated by ETag), as kubectl's is."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mergeway" / "discovery"
+    return KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency, cache_dir=cache)
+
+
 def _preview(args: argparse.Namespace) -> int:
+    from mergeway.kube.diff import Differ
+    from mergeway.report.terminal import print_plan
+
     target = Path(args.path).resolve()
     root = target if target.is_dir() else target.parent
     try:
@@ -37,10 +83,11 @@ def _preview(args: argparse.Namespace) -> int:
             if target.is_dir()
             else render(root, target.name, namespace=args.namespace)
         )
-        client = KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency)
+        client = _client(args)
+        _check_policy(args, rendered.manifests, client)
         differ = Differ(client, concurrency=args.concurrency)
         plan = differ.plan_for(rendered.manifests, _applyset(args, target), default_namespace=args.namespace)
-    except (RenderError, KubeError) as exc:
+    except (RenderError, KubeError, Refused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     color = sys.stdout.isatty() if args.color == "auto" else args.color == "always"
@@ -51,11 +98,15 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    from mergeway.kube.apply import Applier
+    from mergeway.report.deploy import failures_of
+
     target = Path(args.path).resolve()
     root = target if target.is_dir() else target.parent
     try:
         rendered = render(root, "." if target.is_dir() else target.name, namespace=args.namespace)
-        client = KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency)
+        client = _client(args)
+        _check_policy(args, rendered.manifests, client)
         applyset = _applyset(args, target)
         result = Applier(client, concurrency=args.concurrency).deploy(
             rendered.manifests,
@@ -65,7 +116,7 @@ def _apply(args: argparse.Namespace) -> int:
             wait=args.wait,
             progress=lambda line: print(line, file=sys.stderr),
         )
-    except (RenderError, KubeError) as exc:
+    except (RenderError, KubeError, Refused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for item in result.applied:
@@ -87,6 +138,9 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--namespace", default="", help="namespace for objects without one")
     parser.add_argument("--applyset", default="", help="ApplySet parent ConfigMap name (default: from PATH)")
     parser.add_argument("--concurrency", type=int, default=16, help="parallel API requests")
+    parser.add_argument("--policy", default="", help="check objects against this policy file first")
+    parser.add_argument("--repository", default="", help="with --policy: the repository, as forge:owner/name")
+    parser.add_argument("--cluster", default="", help="with --policy: the cluster name the policy uses")
 
 
 def build_parser() -> argparse.ArgumentParser:

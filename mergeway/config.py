@@ -12,10 +12,47 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from mergeway.policy import Policy
 
 Role = Literal["web", "worker", "cli"]
 FORGES = ("github", "gitlab")
+
+
+#: Variables that hold a secret (or, for REDIS_URL, may embed a password). :func:`scrub_secrets`
+#: takes them out of ``os.environ`` once a process has read its settings.
+SECRET_ENV_VARS = (
+    "GITHUB_TOKEN",
+    "GITHUB_APP_PRIVATE_KEY",
+    "GITLAB_TOKEN",
+    "GITHUB_WEBHOOK_SECRET",
+    "GITLAB_WEBHOOK_SECRET",
+    "REDIS_URL",
+)
+#: Secrets taken out of ``os.environ``, still visible to :meth:`Settings.from_env` in this process.
+_held_secrets: dict[str, str] = {}
+
+
+def scrub_secrets() -> None:
+    """Remove secrets from ``os.environ`` so no child process can inherit them.
+
+    Renderers run templates a pull request controls, and any child started with an inherited
+    environment (a library's helper, a debugging shell, a future tool) would otherwise carry forge
+    tokens and webhook secrets with it. Each edge calls this right after reading its settings; the
+    values stay readable by :meth:`Settings.from_env` in this process (and in forked children, which
+    share its memory), so code that reads settings later keeps working.
+    """
+    for name in SECRET_ENV_VARS:
+        value = os.environ.pop(name, None)
+        if value is not None:
+            _held_secrets[name] = value
+
+
+def _process_env() -> Mapping[str, str]:
+    """``os.environ`` plus the secrets :func:`scrub_secrets` took out of it (a value set again wins)."""
+    return {**_held_secrets, **os.environ} if _held_secrets else os.environ
 
 
 class ConfigError(ValueError):
@@ -103,6 +140,8 @@ class Settings:
     kubeconfig: str = ""
     clusters: Mapping[str, str] = field(default_factory=dict)
     policy_file: str = ""
+    #: ``MERGEWAY_POLICY=allow-all``: the operator's explicit choice to run without a policy file.
+    policy_allow_all: bool = False
     allow_fork_previews: bool = False
     cache_dir: Path = Path.home() / ".cache" / "mergeway"
     public_url: str = ""
@@ -116,6 +155,10 @@ class Settings:
     git_timeout_seconds: float = 600.0
     log_level: str = "INFO"
     worker_metrics_port: int = 0
+    max_objects: int = 5000
+    max_rendered_bytes: int = 32 * 1024 * 1024
+    max_yaml_depth: int = 100
+    max_yaml_aliases: int = 100
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
@@ -127,7 +170,8 @@ class Settings:
             f"github_secret={'set' if self.github_webhook_secret else 'unset'} "
             f"gitlab_secret={'set' if self.gitlab_webhook_secret else 'unset'} "
             f"github_auth={'app' if self.github_app_id else ('token' if self.github_token else 'none')} "
-            f"gitlab_auth={'token' if self.gitlab_token else 'none'} clusters={sorted(self.clusters)}"
+            f"gitlab_auth={'token' if self.gitlab_token else 'none'} clusters={sorted(self.clusters)} "
+            f"policy={'file' if self.policy_file else ('allow-all' if self.policy_allow_all else 'none')}"
         )
 
     def webhook_secret(self, forge: str) -> str:
@@ -136,7 +180,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, role: Role = "cli") -> Settings:
         """Read and validate settings; raises :class:`ConfigError` naming the first problem found."""
-        env = os.environ if env is None else env
+        env = _process_env() if env is None else env
         forges = _list(env, "MERGEWAY_FORGES", FORGES)
         unknown = [f for f in forges if f not in FORGES]
         if unknown:
@@ -166,6 +210,7 @@ class Settings:
             kubeconfig=env.get("KUBECONFIG", "").strip() or _local_cluster_kubeconfig(env),
             clusters=clusters,
             policy_file=env.get("MERGEWAY_POLICY_FILE", "").strip(),
+            policy_allow_all=_policy_mode(env),
             allow_fork_previews=_bool(env, "MERGEWAY_ALLOW_FORK_PREVIEWS", False),
             cache_dir=Path(env.get("MERGEWAY_CACHE_DIR", "").strip() or cls.cache_dir).expanduser(),
             public_url=env.get("MERGEWAY_PUBLIC_URL", "").strip().rstrip("/"),
@@ -179,6 +224,10 @@ class Settings:
             git_timeout_seconds=_float(env, "MERGEWAY_GIT_TIMEOUT_SECONDS", 600.0, minimum=1.0),
             log_level=(env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
             worker_metrics_port=_int(env, "MERGEWAY_WORKER_METRICS_PORT", 0, minimum=0),
+            max_objects=_int(env, "MERGEWAY_MAX_OBJECTS", cls.max_objects, minimum=1),
+            max_rendered_bytes=_int(env, "MERGEWAY_MAX_RENDERED_BYTES", cls.max_rendered_bytes, minimum=1024),
+            max_yaml_depth=_int(env, "MERGEWAY_MAX_YAML_DEPTH", cls.max_yaml_depth, minimum=10),
+            max_yaml_aliases=_int(env, "MERGEWAY_MAX_YAML_ALIASES", cls.max_yaml_aliases, minimum=0),
         )
         settings.validate(role)
         return settings
@@ -202,8 +251,39 @@ class Settings:
                 raise ConfigError("GITHUB_APP_PRIVATE_KEY is required with GITHUB_APP_ID")
             if "gitlab" in self.forges and not self.gitlab_token:
                 raise ConfigError("GITLAB_TOKEN is required while gitlab is enabled")
+        if role in ("web", "worker"):
+            self.load_policy()
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+    def load_policy(self) -> Policy:
+        """The operator's policy, parsed; refuses (:class:`ConfigError`) to run without one.
+
+        A service with no policy file would let any repository deploy anything anywhere, so that
+        needs the explicit ``MERGEWAY_POLICY=allow-all``; both at once is ambiguous and refused too.
+        """
+        from mergeway import policy
+
+        if self.policy_file and self.policy_allow_all:
+            raise ConfigError("set MERGEWAY_POLICY_FILE or MERGEWAY_POLICY=allow-all, not both")
+        if not self.policy_file and not self.policy_allow_all:
+            raise ConfigError(
+                "no policy: set MERGEWAY_POLICY_FILE to the operator's policy file (which repositories may "
+                "deploy what, where), or MERGEWAY_POLICY=allow-all to let every repository deploy anything "
+                "to every configured cluster (single-team installs and local use only)"
+            )
+        try:
+            return policy.load(self.policy_file)
+        except policy.PolicyError as exc:
+            raise ConfigError(f"MERGEWAY_POLICY_FILE ({self.policy_file}): {exc}") from None
+
+
+def _policy_mode(env: Mapping[str, str]) -> bool:
+    """``MERGEWAY_POLICY``: empty, or ``allow-all`` (nothing else, so a typo is not a silent allow)."""
+    raw = env.get("MERGEWAY_POLICY", "").strip().lower()
+    if raw and raw != "allow-all":
+        raise ConfigError("MERGEWAY_POLICY must be empty or allow-all (a policy file goes in MERGEWAY_POLICY_FILE)")
+    return raw == "allow-all"
 
 
 def _redact_url(url: str) -> str:

@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from mergeway import yamlsafe
+from mergeway.limits import LimitError
+
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch"}
@@ -70,7 +73,9 @@ def _dns_name(value: str, where: str) -> str:
 def parse(text: str, source: str = ".mergeway.yaml") -> RepoConfig:
     """Validate config text; raise :class:`RepoConfigError` naming the first problem."""
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.safe_load(text, source=source)
+    except LimitError as exc:
+        raise RepoConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""

@@ -19,6 +19,11 @@ if [[ -z "${KUBECONFIG:-}" && -z "${MERGEWAY_CLUSTERS:-}" ]]; then
   export "${line?}"
   echo "target: the local cluster ($KUBECONFIG)"
 fi
+if [[ -z "${MERGEWAY_POLICY_FILE:-}" && -z "${MERGEWAY_POLICY:-}" ]]; then
+  # Local default only: a shared install sets MERGEWAY_POLICY_FILE (see .env.example).
+  export MERGEWAY_POLICY=allow-all
+  echo "policy: allow-all (every repository may deploy anything; set MERGEWAY_POLICY_FILE to restrict)"
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 web=$(sed -n 's/^web: //p' Procfile)
 worker=$(sed -n 's/^worker: //p' Procfile)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import redis
 from flask import Flask
 
-from mergeway.config import Settings
+from mergeway.config import Settings, scrub_secrets
 from mergeway.intake.publish import Publisher
 from mergeway.intake.service import Intake
 from mergeway.logs import configure_logging
@@ -30,7 +30,9 @@ def create_app(
     """Build the app. Tests pass ``settings`` (and may pass a client/publisher); production reads the env."""
     from webhook_service.routes import register
 
-    settings = settings or Settings.from_env(role="web")
+    if settings is None:
+        settings = Settings.from_env(role="web")
+        scrub_secrets()  # nothing this process starts may inherit the webhook secrets
     settings.validate("web")
     if configure_logs:
         configure_logging(settings)

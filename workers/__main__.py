@@ -24,13 +24,14 @@ def main(argv: list[str] | None = None) -> int:
         # Must be set before prometheus_client is imported anywhere.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mergeway-worker-metrics-")
 
-    from mergeway.config import ConfigError, Settings
+    from mergeway.config import ConfigError, Settings, scrub_secrets
 
     try:
         settings = Settings.from_env(role="worker")
     except ConfigError as exc:
         print(f"mergeway-worker refuses to start: {exc}", file=sys.stderr)
         return 2
+    scrub_secrets()  # jobs run renderers on repository content: no child may inherit a token
 
     from celery import signals
 

@@ -24,6 +24,7 @@ from mergeway.forge.base import Forge, LockFactory
 from mergeway.git import CheckoutCache
 from mergeway.kube.client import KubeClient
 from mergeway.kube.clusters import ClusterRegistry
+from mergeway.limits import InputLimits
 from mergeway.render import Rendered, render
 
 Checkout = Callable[[Repository, str, int | None], AbstractContextManager[Path]]
@@ -88,6 +89,7 @@ class JobContext:
             values=env.helm.values,
             kube_version=client.server_version(),
             missing_ok=True,
+            limits=InputLimits.from_settings(self.settings),
         )
 
     def target_url(self, event: Event) -> str:

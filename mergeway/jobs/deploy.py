@@ -26,9 +26,10 @@ from mergeway.events import Event, PullRequestMerged
 from mergeway.git import GitError
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.kube.apply import COMMIT_ANNOTATION, Applier
-from mergeway.kube.applyset import ApplySet, read_parent
-from mergeway.kube.client import KubeError
+from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent, retire_legacy
+from mergeway.kube.client import KubeClient, KubeError
 from mergeway.kube.clusters import UnknownCluster
+from mergeway.kube.discovery import Discovery
 from mergeway.render import RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
@@ -127,16 +128,22 @@ def _deploy_environment(
     report = DeployReport(env.name, merge_sha, head, state="failure")
     if head != merge_sha:
         report.note = f"Deploying `{head[:12]}`, the head of `{event.pr.base_ref}`, which includes this merge."
-    decision = ctx.policy.check(repo.forge, repo.full_name, env, ctx.clusters.known())
-    if not decision.allowed:
-        report.error = f"Not allowed by this server's policy: {decision.reason}"
+    reason = _policy_refusal(ctx, event, env)
+    if reason:
+        report.error = reason
         return report
     try:
         client = ctx.clusters.client(env.cluster)
         applyset = ApplySet.for_environment(repo, env)
+        legacy = legacy_for_environment(repo, env)
         parent = read_parent(client, applyset)
-        applied = str((((parent or {}).get("metadata") or {}).get("annotations") or {}).get(COMMIT_ANNOTATION, ""))
+        applied = _commit_of(parent)
         with ctx.checkout(repo, head, None) as root:
+            if parent is None:
+                # Migrating from the old-named set: its commit counts only if it is this repository's
+                # (the old name may be shared with another repository, whose commits are not ours).
+                old = _commit_of(read_parent(client, legacy))
+                applied = old if old and ctx.git.has_commit(repo, old) else ""
             if applied and applied != head and not ctx.git.has_commit(repo, applied):
                 report.error = (
                     f"the environment is at {applied[:12]}, which is not in {repo.full_name}; "
@@ -163,8 +170,16 @@ def _deploy_environment(
                 report.error = f"environment {env.name!r} is no longer in .mergeway.yaml at {head[:12]}"
                 return report
             env = current
-            reporter.progress(DeployReport(env.name, merge_sha, head, state="applying", note=report.note))
+            reason = _policy_refusal(ctx, event, env)  # the config at the head may differ from the one merged
+            if reason:
+                report.error = reason
+                return report
             rendered = ctx.render(root, env, client)
+            refusal = ctx.policy.admit(repo.forge, repo.full_name, env, rendered.manifests, Discovery(client))
+            if refusal:
+                report.error = f"Not allowed by this server's policy: {refusal}"
+                return report
+            reporter.progress(DeployReport(env.name, merge_sha, head, state="applying", note=report.note))
             result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
                 rendered.manifests,
                 applyset=applyset,
@@ -172,11 +187,16 @@ def _deploy_environment(
                 commit=head,
                 health_timeout=ctx.settings.health_timeout_seconds,
             )
+        if not result.failed and not result.plan.errors:
+            _retire_legacy(client, legacy, report)
     except UnknownCluster as exc:
         report.error = str(exc)
         return report
     except RenderError as exc:
         report.error = f"Rendering {env.path} failed:\n{exc}"
+        return report
+    except ApplySetConflict as exc:
+        report.error = str(exc)
         return report
     except KubeError as exc:
         report.error = f"The cluster {env.cluster!r} refused the deploy: {exc}"
@@ -186,6 +206,34 @@ def _deploy_environment(
     report.state = "success" if result.ok else "failure"
     log.info("deploy of %s to %s: %s", head[:12], env.name, report.state)
     return report
+
+
+def _policy_refusal(ctx: JobContext, event: PullRequestMerged, env: Environment) -> str:
+    """Why the policy refuses ``env`` as a whole (cluster, namespace, branch), or ``""``."""
+    repo = event.repo
+    decision = ctx.policy.check(
+        repo.forge, repo.full_name, env, ctx.clusters.known(), default_branch=repo.default_branch
+    )
+    return "" if decision.allowed else f"Not allowed by this server's policy: {decision.reason}"
+
+
+def _commit_of(parent: dict[str, object] | None) -> str:
+    metadata = (parent or {}).get("metadata")
+    annotations = (metadata.get("annotations") if isinstance(metadata, dict) else None) or {}
+    return str(annotations.get(COMMIT_ANNOTATION, ""))
+
+
+def _retire_legacy(client: KubeClient, legacy: ApplySet, report: DeployReport) -> None:
+    """Drop the environment's old-named ApplySet once empty; say what was left in it (never pruned)."""
+    left = retire_legacy(client, Discovery(client), legacy)
+    if left:
+        names = ", ".join(f"`{obj['kind']}/{obj['metadata']['name']}`" for _, obj in left[:10])
+        more = f" and {len(left) - 10} more" if len(left) > 10 else ""
+        note = (
+            f"Moved to a collision-free ApplySet; {len(left)} object(s) of the old set `{legacy.name}` are no "
+            f"longer in Git or belong to another repository sharing that name, and were not pruned: {names}{more}."
+        )
+        report.note = f"{report.note} {note}".strip()
 
 
 def _publish(ctx: JobContext, event: PullRequestMerged, report: DeployReport) -> None:

@@ -16,10 +16,11 @@ from pathlib import Path
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
 from mergeway.jobs.context import JobContext, default_context
-from mergeway.kube.applyset import ApplySet
-from mergeway.kube.client import KubeError
+from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent
+from mergeway.kube.client import KubeClient, KubeError
 from mergeway.kube.clusters import UnknownCluster
 from mergeway.kube.diff import Differ
+from mergeway.kube.discovery import Discovery
 from mergeway.render import RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
 from mergeway.report.preview import PreviewReport, marker, render_preview
@@ -90,7 +91,10 @@ def _preview_environment(
     ctx: JobContext, event: Event, pr: PullRequestInfo, env: Environment, root: Path
 ) -> PreviewReport:
     report = PreviewReport(env.name, pr.head_sha, namespace=env.namespace, cluster=env.cluster)
-    decision = ctx.policy.check(event.repo.forge, event.repo.full_name, env, ctx.clusters.known())
+    repo = event.repo
+    decision = ctx.policy.check(
+        repo.forge, repo.full_name, env, ctx.clusters.known(), default_branch=repo.default_branch
+    )
     if not decision.allowed:
         report.error = f"Not allowed by this server's policy: {decision.reason}"
         return report
@@ -115,12 +119,31 @@ def _preview_environment(
         return report
     report.renderer, report.warnings = rendered.renderer, rendered.warnings
     try:
-        differ = Differ(client, concurrency=ctx.settings.dry_run_concurrency)
-        applyset = ApplySet.for_environment(event.repo, env)
+        discovery = Discovery(client)
+        refusal = ctx.policy.admit(repo.forge, repo.full_name, env, rendered.manifests, discovery)
+        if refusal:
+            report.error = f"Not allowed by this server's policy: {refusal}"
+            return report
+        differ = Differ(client, discovery, concurrency=ctx.settings.dry_run_concurrency)
+        applyset = ApplySet.for_environment(repo, env)
         report.plan = differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace)
+        report.notes.extend(_migration_note(client, applyset, legacy_for_environment(repo, env)))
+    except ApplySetConflict as exc:
+        report.error = str(exc)
     except KubeError as exc:
         report.error = f"The cluster {env.cluster!r} refused the preview: {exc}"
     return report
+
+
+def _migration_note(client: KubeClient, applyset: ApplySet, legacy: ApplySet) -> list[str]:
+    """Say so when merging moves the environment from its old-named ApplySet to the new one."""
+    if read_parent(client, applyset) is not None or read_parent(client, legacy) is None:
+        return []
+    return [
+        f"This environment was deployed under the ApplySet `{legacy.name}`, whose name other repositories "
+        f"may share; merging moves its objects to `{applyset.name}` (hence the label changes). Objects of the "
+        "old set that are no longer in Git are not pruned: remove them by hand."
+    ]
 
 
 def _publish(ctx: JobContext, event: Event, pr: PullRequestInfo, report: PreviewReport, *, status: str) -> None:

@@ -78,6 +78,20 @@ class Applier:
         self.differ = Differ(client, concurrency=concurrency, field_manager=field_manager)
         self.concurrency = concurrency
 
+    @staticmethod
+    def _parent_is(
+        annotations: dict[str, str], applyset: aset.ApplySet, gks: set[str], namespaces: set[str], commit: str
+    ) -> bool:
+        """Whether the parent already records exactly this state (then writing it again is a no-op)."""
+        wanted = aset.parent_object(applyset, gks, namespaces)["metadata"]["annotations"]
+        if commit:
+            wanted[COMMIT_ANNOTATION] = commit
+        return (
+            bool(annotations)
+            and all(annotations.get(k) == v for k, v in wanted.items())
+            and (bool(commit) or COMMIT_ANNOTATION not in annotations)
+        )
+
     def _write_parent(self, applyset: aset.ApplySet, gks: set[str], namespaces: set[str], commit: str = "") -> None:
         parent = aset.parent_object(applyset, gks, namespaces)
         if commit:
@@ -99,10 +113,10 @@ class Applier:
                 item.resource, item.desired = resource, obj
             assert item.resource is not None and item.desired is not None
             try:
-                self.differ.apply(item.resource, item.desired, dry_run=False)
+                item.observed = self.differ.apply(item.resource, item.desired, dry_run=False)
             except KubeError as exc:
                 if exc.status == 422 and _immutable(exc.message) and _opts_in_to_recreate(item.desired):
-                    self._recreate(item)
+                    item.observed = self._recreate(item)
                 else:
                     raise
         except KubeError as exc:
@@ -111,7 +125,7 @@ class Applier:
             return item, str(exc)
         return item, ""
 
-    def _recreate(self, item: ObjectDiff) -> None:
+    def _recreate(self, item: ObjectDiff) -> dict[str, Any]:
         assert item.resource is not None and item.desired is not None
         meta = item.desired["metadata"]
         path = item.resource.object_path(meta["name"], meta.get("namespace", ""))
@@ -125,7 +139,7 @@ class Applier:
                     break
                 raise
             time.sleep(0.2)
-        self.differ.apply(item.resource, item.desired, dry_run=False)
+        return self.differ.apply(item.resource, item.desired, dry_run=False)
 
     def _apply_stage(self, items: Sequence[ObjectDiff], result: DeployResult) -> None:
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply") as pool:
@@ -183,7 +197,9 @@ class Applier:
         # creates the parent's own namespace, that has to come first.
         union = (old_gks | new_gks, old_ns | new_ns)
         creates_parent_ns = any(i.ref.kind == "Namespace" and i.ref.name == applyset.namespace for i in grouped[0])
-        if not creates_parent_ns:
+        # Skipped when the parent already lists every kind and namespace this run can create.
+        covered = parent is not None and union[0] <= old_gks and union[1] - {applyset.namespace} <= old_ns
+        if not creates_parent_ns and not covered:
             self._write_parent(applyset, *union)
         for index, stage in enumerate(grouped):
             if stage:
@@ -191,12 +207,12 @@ class Applier:
                 if result.failed:
                     break
             if index == 0:
-                if creates_parent_ns:
+                if creates_parent_ns and not covered:
                     self._write_parent(applyset, *union)
                 self._settle_foundation(stage, health_timeout)
         if not result.failed:
             self._prune(prunes, result)
-        if not result.failed:
+        if not result.failed and not self._parent_is(old_annotations, applyset, new_gks, new_ns, commit):
             self._write_parent(applyset, new_gks, new_ns, commit)
         result.apply_seconds = time.monotonic() - started
         if result.failed or not wait:
@@ -206,11 +222,17 @@ class Applier:
         # Every object of the environment, not only what this run changed: a redelivered deploy (its
         # first run was killed after applying) must still wait for the rollout that run started.
         targets: dict[Target, str] = {}
+        observed: dict[Target, dict[str, Any]] = {}
         for item in [*result.applied, *(i for i in plan.items if i.action == "unchanged")]:
             if item.resource is not None:
-                targets[(item.resource, item.ref.namespace, item.ref.name)] = str(item.ref)
+                target = (item.resource, item.ref.namespace, item.ref.name)
+                targets[target] = str(item.ref)
+                if item.observed:
+                    observed[target] = item.observed
         rollout_started = time.monotonic()
-        states = wait_healthy(self.client, list(targets), timeout=health_timeout, concurrency=self.concurrency)
+        states = wait_healthy(
+            self.client, list(targets), timeout=health_timeout, concurrency=self.concurrency, observed=observed
+        )
         result.rollout_seconds = time.monotonic() - rollout_started
         result.health = {targets[t]: h for t, h in states.items()}
         result.timed_out = any(h.state == "in_progress" for h in states.values())

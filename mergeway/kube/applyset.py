@@ -6,6 +6,14 @@ ApplySet-aware tools: a parent ConfigMap per (repository, environment) carries
 tooling and the group-kinds it contains; every member carries ``applyset.kubernetes.io/part-of``.
 Pruning lists only members of *our* set, so objects created by hand or by another tool in the same
 namespace are never touched.
+
+A set belongs to exactly one repository and environment. Its parent's name carries a readable slug
+and a hash of the exact ``forge:owner/name`` (``mergeway-github-acme-shop-api-<16 hex>.staging``),
+so ``acme/shop-api``, ``acme/shop.api`` and ``acme-shop/api`` get three sets, and the parent records
+the identity in annotations that every read verifies: a set recorded for another repository is
+never pruned through or adopted (:class:`ApplySetConflict`). Parents named the old way
+(``mergeway-<slug>.<env>``, shared by colliding names) are recognised by :func:`legacy_for_environment`
+and retired as described in docs/DECISIONS.md ("Policy").
 """
 
 from __future__ import annotations
@@ -34,6 +42,16 @@ KEEP_ANNOTATION = "mergeway.io/prune"
 KEEP_VALUE = "disabled"
 #: The parent lives here when the environment names no namespace.
 DEFAULT_PARENT_NAMESPACE = "default"
+#: The exact identity of the set's owner, recorded on the parent and checked on every read.
+REPOSITORY_ANNOTATION = "mergeway.io/repository"
+ENVIRONMENT_ANNOTATION = "mergeway.io/environment"
+#: Hex digits of sha256(forge:owner/name) in a parent's name: 64 bits, no feasible second preimage.
+_DIGEST_CHARS = 16
+_SLUG_CHARS = 100
+
+
+class ApplySetConflict(KubeError):
+    """The parent ConfigMap of this name records another owner: never prune through it or adopt it."""
 
 
 def applyset_id(name: str, namespace: str, kind: str = "ConfigMap", group: str = "") -> str:
@@ -45,6 +63,9 @@ def applyset_id(name: str, namespace: str, kind: str = "ConfigMap", group: str =
 class ApplySet:
     name: str
     namespace: str
+    #: ``forge:owner/name`` and environment that own the set; empty for sets the CLI names by hand.
+    repository: str = ""
+    environment: str = ""
 
     @property
     def id(self) -> str:
@@ -52,9 +73,46 @@ class ApplySet:
 
     @classmethod
     def for_environment(cls, repo: Repository, env: Environment) -> ApplySet:
-        slug = re.sub(r"[^a-z0-9]+", "-", f"{repo.forge}-{repo.full_name}".lower()).strip("-")
-        name = f"mergeway-{slug}"[:200].rstrip("-") + f".{env.name}"
-        return cls(name=name, namespace=env.namespace or DEFAULT_PARENT_NAMESPACE)
+        """The set of one repository's environment, named collision-free from its exact identity.
+
+        Forges treat owner and repository names case-insensitively (two repositories never differ
+        only by case), so the hash is of the lower-cased identity: a repository renamed from
+        ``Acme/Shop`` to ``acme/shop`` keeps its set. Slug and hash hold no dot, so the environment
+        after the first dot is exact too; the name stays a DNS subdomain well under 253 characters.
+        """
+        identity = owner_identity(repo)
+        digest = hashlib.sha256(identity.lower().encode()).hexdigest()[:_DIGEST_CHARS]
+        slug = re.sub(r"[^a-z0-9]+", "-", identity.lower()).strip("-")[:_SLUG_CHARS].strip("-")
+        return cls(
+            name=f"mergeway-{slug}-{digest}.{env.name}",
+            namespace=env.namespace or DEFAULT_PARENT_NAMESPACE,
+            repository=identity,
+            environment=env.name,
+        )
+
+    def owned_by_us(self, parent: dict[str, Any]) -> bool:
+        """Whether ``parent`` records this set's owner (or no owner: a parent written before identities)."""
+        annotations = (parent.get("metadata") or {}).get("annotations") or {}
+        recorded = str(annotations.get(REPOSITORY_ANNOTATION, ""))
+        recorded_env = str(annotations.get(ENVIRONMENT_ANNOTATION, ""))
+        if not self.repository or not (recorded or recorded_env):
+            return True
+        return recorded.lower() == self.repository.lower() and recorded_env == self.environment
+
+
+def owner_identity(repo: Repository) -> str:
+    """``forge:owner/name``: what a set's parent records, and what its name is derived from."""
+    return f"{repo.forge}:{repo.full_name}"
+
+
+def legacy_for_environment(repo: Repository, env: Environment) -> ApplySet:
+    """The parent name earlier versions used (``mergeway-<slug>.<env>``), which different repositories share.
+
+    It carries no owner (``repository`` empty): whoever finds one cannot know whose it is.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{repo.forge}-{repo.full_name}".lower()).strip("-")
+    name = f"mergeway-{slug}"[:200].rstrip("-") + f".{env.name}"
+    return ApplySet(name=name, namespace=env.namespace or DEFAULT_PARENT_NAMESPACE)
 
 
 def group_kind(group: str, kind: str) -> str:
@@ -86,19 +144,43 @@ def parent_object(applyset: ApplySet, group_kinds: Iterable[str], namespaces: It
                 TOOLING: f"mergeway/v{__version__}",
                 GROUP_KINDS: ",".join(sorted(set(group_kinds))),
                 NAMESPACES: ",".join(extra),
+                **owner_annotations(applyset),
             },
         },
     }
 
 
+def owner_annotations(applyset: ApplySet) -> dict[str, str]:
+    if not applyset.repository:
+        return {}
+    return {REPOSITORY_ANNOTATION: applyset.repository, ENVIRONMENT_ANNOTATION: applyset.environment}
+
+
 def read_parent(client: KubeClient, applyset: ApplySet) -> dict[str, Any] | None:
+    """The set's parent ConfigMap, or ``None``; :class:`ApplySetConflict` if it records another owner.
+
+    Every path that prunes or writes the parent reads it through here first (plan, deploy), so a
+    parent of another repository stops the job before anything is listed as prunable or applied.
+    """
     try:
         parent = client.request("GET", f"/api/v1/namespaces/{applyset.namespace}/configmaps/{applyset.name}")
     except KubeError as exc:
         if exc.status == 404:
             return None
         raise
-    return parent if isinstance(parent, dict) else None
+    if not isinstance(parent, dict):
+        return None
+    if not applyset.owned_by_us(parent):
+        annotations = (parent.get("metadata") or {}).get("annotations") or {}
+        raise ApplySetConflict(
+            409,
+            "Conflict",
+            f"the ApplySet parent ConfigMap {applyset.namespace}/{applyset.name} belongs to "
+            f"{annotations.get(REPOSITORY_ANNOTATION, '?')} (environment "
+            f"{annotations.get(ENVIRONMENT_ANNOTATION, '?')!r}), not {applyset.repository} "
+            f"(environment {applyset.environment!r}); refusing to prune or adopt another repository's objects",
+        )
+    return parent
 
 
 def _split_gk(text: str) -> tuple[str, str]:
@@ -202,3 +284,24 @@ def desired_identities(discovery: Discovery, manifests: Sequence[Manifest], defa
         namespace = (m.namespace or default_namespace or "default") if resource.namespaced else ""
         out.add(_identity(resource.group, resource.kind, namespace, m.name))
     return out
+
+
+def retire_legacy(client: KubeClient, discovery: Discovery, legacy: ApplySet) -> list[tuple[Resource, dict[str, Any]]]:
+    """After a deploy under the collision-free name: drop the old-named parent once nothing is left in it.
+
+    Members still desired were relabelled into the new set by the deploy itself. What is still
+    labelled with the old id is returned and left alone: the old name may be shared with another
+    repository, so nothing proves those objects are ours to prune. The old parent is deleted only
+    when its set is empty, so another repository that shares it still finds its members.
+    """
+    parent = read_parent(client, legacy)
+    if parent is None:
+        return []
+    left = members(client, discovery, legacy, parent)
+    if not left:
+        try:
+            client.request("DELETE", f"/api/v1/namespaces/{legacy.namespace}/configmaps/{legacy.name}")
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+    return left

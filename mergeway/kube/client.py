@@ -1,26 +1,27 @@
-"""A thin, concurrent HTTP client for the Kubernetes API, built on the official client's plumbing.
+"""A thin, concurrent HTTP client for the Kubernetes API: raw JSON in and out.
 
 The generated typed API is convenient but slow for bulk work (it deserialises every response into
-model classes). Mergeway only needs raw JSON for server-side apply and dry runs, so it uses the
-official ``ApiClient`` for what matters -- kubeconfig loading, TLS, authentication and token refresh
--- and sends raw requests through it, with a connection pool sized for the dry-run concurrency.
+model classes, and importing it costs more than a small ``kubectl diff``). Mergeway only needs raw
+JSON for server-side apply and dry runs, so requests go through :mod:`mergeway.kube.transport`: a
+keep-alive pool sized for the dry-run concurrency, with credentials read by
+:mod:`mergeway.kube.kubeconfig` (the official client is used only for plugin-minted credentials).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError as Urllib3Error
+from mergeway.kube import kubeconfig
+from mergeway.kube.transport import DirectTransport, OfficialTransport, Response, Transport, TransportError
 
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "mergeway"
@@ -55,26 +56,32 @@ def _error_from(status: int, reason: str, data: bytes | None) -> KubeError:
 class KubeClient:
     """Raw JSON requests to one cluster. Thread-safe: share one instance across worker threads."""
 
-    def __init__(self, api_client: Any, *, retries: int = 4, timeout: float = 30.0) -> None:
-        self.api = api_client
+    def __init__(
+        self, transport: Transport, *, retries: int = 4, timeout: float = 30.0, cache_dir: Path | None = None
+    ) -> None:
+        self.transport = transport
         self.retries = retries
         self.timeout = timeout
+        self.cache_dir = cache_dir
         self._version = ""
+        self._etags: dict[tuple[str, str], tuple[str, Any]] = {}
 
     @classmethod
     def from_kubeconfig(
         cls, path: str | None = None, context: str | None = None, *, pool_size: int = 32, **kwargs: Any
     ) -> KubeClient:
-        configuration = k8s_client.Configuration()
+        """A client for ``context`` of the kubeconfig at ``path`` (default: ``$KUBECONFIG``, the pod's account)."""
         try:
-            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path or None, context=context or None, client_configuration=configuration
+            creds = kubeconfig.resolve(path or None, context or None)
+            transport: Transport = (
+                OfficialTransport(path or None, context or None, pool_size=pool_size)
+                if creds.needs_official
+                else DirectTransport(creds, pool_size=pool_size)
             )
-        except (k8s_config.ConfigException, OSError) as exc:
-            where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
-            raise KubeError(status=0, reason="Config", message=f"cannot load kubeconfig {where}: {exc}") from None
-        configuration.connection_pool_maxsize = pool_size
-        return cls(k8s_client.ApiClient(configuration), **kwargs)
+        except (kubeconfig.KubeconfigError, OSError, ValueError) as exc:
+            where = path or "$KUBECONFIG" if path or not context else "the kubeconfig"
+            raise KubeError(status=0, reason="Config", message=f"cannot load {where}: {exc}") from None
+        return cls(transport, **kwargs)
 
     def server_version(self) -> str:
         """The API server's version (``v1.36.3``), which Helm charts see as ``.Capabilities.KubeVersion``."""
@@ -85,7 +92,7 @@ class KubeClient:
 
     @property
     def host(self) -> str:
-        return str(self.api.configuration.host)
+        return self.transport.host
 
     def request(
         self,
@@ -98,52 +105,103 @@ class KubeClient:
         accept: str = "application/json",
         timeout: float | None = None,
     ) -> Any:
-        """Send one request and return the decoded JSON; raise :class:`KubeError` on refusal.
-
-        Transient failures (429, 5xx, connection resets) are retried with jittered backoff, honouring
-        ``Retry-After``; anything else is returned to the caller at once, because a 4xx is the API
-        server's verdict on the object and is exactly what the PR comment must show.
-        """
+        """Send one request and return the decoded JSON; raise :class:`KubeError` on refusal."""
         headers = {"Accept": accept}
         if body is not None:
-            # Bodies stay Python objects: the official client serialises them as JSON, which is also
-            # valid YAML for ``application/apply-patch+yaml``.
+            # Bodies are sent as JSON, which is also valid YAML for ``application/apply-patch+yaml``.
             headers["Content-Type"] = content_type
+        response = self._send(method, path, query=query, headers=headers, body=body, timeout=timeout)
+        if 200 <= response.status <= 299:
+            return json.loads(response.data) if response.data else None
+        raise _error_from(response.status, response.reason, response.data)
+
+    def get_cached(
+        self, path: str, *, accept: str = "application/json", reduce: Callable[[Any], Any] = lambda doc: doc
+    ) -> Any:
+        """GET a document that rarely changes (discovery), revalidated by ETag instead of re-sent.
+
+        The API server answers ``304 Not Modified`` to a matching ``If-None-Match``, so a warm
+        client neither makes the server serialise nor itself parse the (large) document again; only
+        ``reduce(document)``, what the caller needs of it, is kept. The cache lives as long as this
+        client (a worker shares one per cluster across jobs) and, when ``cache_dir`` is set (the
+        CLI), on disk between runs, as kubectl's discovery cache does.
+        """
+        key = (path, accept)
+        cached = self._etags.get(key) or self._read_disk(key)
+        headers = {"Accept": accept}
+        if cached:
+            headers["If-None-Match"] = cached[0]
+        response = self._send("GET", path, query=None, headers=headers, body=None, timeout=None)
+        if response.status == 304 and cached:
+            self._etags[key] = cached
+            return cached[1]
+        if not 200 <= response.status <= 299:
+            raise _error_from(response.status, response.reason, response.data)
+        value = reduce(json.loads(response.data) if response.data else None)
+        etag = response.headers.get("ETag") or ""
+        if etag:
+            self._etags[key] = (etag, value)
+            self._write_disk(key, etag, value)
+        return value
+
+    def _disk_path(self, key: tuple[str, str]) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        digest = hashlib.sha256(f"{self.host}\0{key[0]}\0{key[1]}".encode()).hexdigest()[:32]
+        return self.cache_dir / f"{digest}.json"
+
+    def _read_disk(self, key: tuple[str, str]) -> tuple[str, Any] | None:
+        path = self._disk_path(key)
+        if path is None:
+            return None
+        try:
+            etag, _, data = path.read_bytes().partition(b"\n")
+            return etag.decode(), json.loads(data)
+        except (OSError, ValueError):
+            return None
+
+    def _write_disk(self, key: tuple[str, str], etag: str, value: Any) -> None:
+        path = self._disk_path(key)
+        if path is None:
+            return
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(etag.encode() + b"\n" + json.dumps(value, separators=(",", ":")).encode())
+            tmp.replace(path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        body: Any,
+        timeout: float | None,
+    ) -> Response:
+        """Send with retries: transient failures (429, 5xx, no answer) are retried with jittered backoff.
+
+        Anything else is returned to the caller at once, because a 4xx is the API server's verdict on
+        the object and is exactly what the PR comment must show.
+        """
         attempt = 0
         while True:
             try:
-                method_, url, headers_, body_, post = self.api.param_serialize(
-                    method,
-                    path,
-                    query_params=list((query or {}).items()),
-                    header_params=dict(headers),
-                    body=body,
-                    auth_settings=["BearerToken"],
+                response = self.transport.send(
+                    method, path, query=query, headers=headers, body=body, timeout=timeout or self.timeout
                 )
-                response = self.api.call_api(
-                    method_,
-                    url,
-                    header_params=headers_,
-                    body=body_,
-                    post_params=post,
-                    _request_timeout=timeout or self.timeout,
-                )
-                data = response.read()
-            except (ApiException, Urllib3Error, OSError) as exc:  # transport-level failures
+            except TransportError as exc:  # refused, reset, TLS or timeout: no answer at all
                 if attempt < self.retries:
                     attempt += 1
                     self._backoff(attempt, None)
                     continue
-                raise KubeError(
-                    status=0, reason="Unreachable", message=f"cannot reach the API server: {type(exc).__name__}"
-                ) from None
-            if 200 <= response.status <= 299:
-                return json.loads(data) if data else None
+                raise KubeError(status=0, reason="Unreachable", message=f"cannot reach the API server: {exc}") from None
             if response.status in _TRANSIENT and attempt < self.retries:
                 attempt += 1
                 self._backoff(attempt, response.headers.get("Retry-After"))
                 continue
-            raise _error_from(response.status, str(response.reason or ""), data)
+            return response
 
     @staticmethod
     def _backoff(attempt: int, retry_after: str | None) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import threading
 
-from kubernetes import config as k8s_config
-
 from mergeway.config import Settings
+from mergeway.kube import kubeconfig
 from mergeway.kube.client import KubeClient
 
 
@@ -30,11 +29,7 @@ class ClusterRegistry:
     def contexts(self) -> dict[str, str]:
         if self.settings.clusters:
             return dict(self.settings.clusters)
-        try:
-            contexts, _ = k8s_config.list_kube_config_contexts(config_file=self.settings.kubeconfig or None)  # type: ignore[no-untyped-call]
-        except (k8s_config.ConfigException, OSError):
-            return {}
-        return {c["name"]: c["name"] for c in contexts or []}
+        return {name: name for name in kubeconfig.list_contexts(self.settings.kubeconfig or None)}
 
     def known(self) -> set[str]:
         return set(self.contexts())

@@ -57,6 +57,8 @@ class ObjectDiff:
     message: str = ""
     #: True when the API server has not validated this object (its namespace or CRD is new).
     unvalidated: bool = False
+    #: The live object as last seen (listed, read, or returned by the apply), for the health check.
+    observed: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -241,7 +243,7 @@ class Differ:
             collection = (listed or {}).get((resource.group, resource.plural, ref.namespace))
             live = collection.get(ref.name) if collection is not None else self.get(resource, ref.name, ref.namespace)
             if live is not None and self._unchanged_since_applied(live, desired):
-                return ObjectDiff(ref, "unchanged", manifest.source, desired=desired, resource=resource)
+                return ObjectDiff(ref, "unchanged", manifest.source, desired=desired, resource=resource, observed=live)
             try:
                 planned: dict[str, Any] | None = self.apply(resource, desired, dry_run=True)
                 unvalidated, note = False, ""
@@ -273,6 +275,7 @@ class Differ:
             diff=scrub(text, secrets),
             message=note,
             unvalidated=unvalidated,
+            observed=live,
         )
 
     def plan(

@@ -7,6 +7,7 @@ each for ``/api`` and ``/apis``, which is most of why a Mergeway preview starts 
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -57,13 +58,21 @@ class Discovery:
     def refresh(self) -> None:
         by_kind: dict[tuple[str, str], Resource] = {}
         for root in ("/api", "/apis"):
-            doc = self.client.request("GET", root, accept=_AGGREGATED)
-            if isinstance(doc, dict) and doc.get("kind") == "APIGroupDiscoveryList":
-                self._read_aggregated(doc, by_kind)
-            else:
-                self._read_legacy(root, doc, by_kind)
+            table = self.client.get_cached(root, accept=_AGGREGATED, reduce=functools.partial(self._table, root))
+            for group, version, kind, plural, namespaced in table:
+                resource = Resource(group=group, version=version, kind=kind, plural=plural, namespaced=namespaced)
+                by_kind.setdefault((resource.api_version, kind), resource)
         with self._lock:
             self._by_kind = by_kind
+
+    def _table(self, root: str, doc: Any) -> list[tuple[str, str, str, str, bool]]:
+        """The rows of one discovery document that Mergeway uses (and caches): kind to REST path."""
+        out: dict[tuple[str, str], Resource] = {}
+        if isinstance(doc, dict) and doc.get("kind") == "APIGroupDiscoveryList":
+            self._read_aggregated(doc, out)
+        else:
+            self._read_legacy(root, doc, out)
+        return [(r.group, r.version, r.kind, r.plural, r.namespaced) for r in out.values()]
 
     @staticmethod
     def _read_aggregated(doc: dict[str, Any], out: dict[tuple[str, str], Resource]) -> None:

@@ -10,7 +10,7 @@ anything has failed, so a bad rollout is reported as soon as Kubernetes knows, n
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -171,15 +171,24 @@ def wait_healthy(
     timeout: float,
     interval: float = 0.5,
     concurrency: int = 8,
+    observed: Mapping[Target, dict[str, Any]] | None = None,
 ) -> dict[Target, Health]:
     """Poll until every target is current or one has failed, or ``timeout`` passes.
 
-    Returns the last state of each target; a target still in progress at the deadline keeps its
-    last message, which the report shows next to "timed out".
+    ``observed`` holds objects as the caller last saw them (the apply response, the plan's list):
+    they are assessed without a request, so kinds that are current as soon as they are stored
+    (ConfigMaps, Services, RBAC: most objects of an environment) cost no GET at all, and only the
+    rest are polled. Returns the last state of each target; a target still in progress at the
+    deadline keeps its last message, which the report shows next to "timed out".
     """
     deadline = time.monotonic() + timeout
     states: dict[Target, Health] = {t: Health("in_progress", "not checked yet") for t in targets}
-    pending = list(targets)
+    for target, obj in (observed or {}).items():
+        if target in states:
+            states[target] = assess({"kind": target[0].kind, **obj})
+    if any(h.state == "failed" for h in states.values()):
+        return states
+    pending = [t for t in targets if states[t].state == "in_progress"]
 
     def check(target: Target) -> tuple[Target, Health]:
         resource, namespace, name = target

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mergeway.binaries import MissingTool
+from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError, read_text
 from mergeway.proc import ToolError
 from mergeway.render.helm import render_helm
 from mergeway.render.kustomize import kustomization_file, render_kustomize
@@ -67,8 +68,13 @@ def render(
     values: Sequence[str] = (),
     kube_version: str = "",
     missing_ok: bool = False,
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> Rendered:
-    """Render ``path`` (relative to the checkout ``root``) into objects; raise :class:`RenderError`."""
+    """Render ``path`` (relative to the checkout ``root``) into objects; raise :class:`RenderError`.
+
+    The repository is untrusted input: ``limits`` bounds its size, and the renderers refuse
+    anything that would reach outside it (see :mod:`mergeway.render.kustomize` and ``helm``).
+    """
     warnings: list[str] = []
     root = root.resolve()  # paths are compared after resolving, so the root must be resolved too
     try:
@@ -85,11 +91,11 @@ def render(
                 return Rendered("none", [], [note])
             raise RenderError(f"environment path {path!r} does not exist in this commit")
         if directory.is_file():
-            manifests = parse_manifests(directory.read_text(encoding="utf-8"), path)
-            return Rendered("plain", _dedupe(manifests, warnings), warnings)
+            renderer, manifests = "plain", _render_file(directory, path, limits)
+            return Rendered(renderer, _dedupe(_bounded(manifests, path, limits), warnings), warnings)
         check_tree(root, directory)
         if kustomization_file(directory) is not None:
-            renderer, manifests = "kustomize", render_kustomize(root, directory)
+            renderer, manifests = "kustomize", render_kustomize(root, directory, limits=limits)
         elif (directory / "Chart.yaml").is_file():
             renderer = "helm"
             manifests = render_helm(
@@ -99,13 +105,34 @@ def render(
                 namespace=namespace,
                 values=values,
                 kube_version=kube_version,
+                limits=limits,
             )
         else:
-            renderer, manifests = "plain", render_plain(root, directory, warnings)
-    except (PathError, ManifestError) as exc:
+            renderer, manifests = "plain", render_plain(root, directory, warnings, limits)
+        manifests = _bounded(manifests, path, limits)
+    except (PathError, ManifestError, LimitError) as exc:
         raise RenderError(str(exc)) from None
     except ToolError as exc:
         raise RenderError(f"{exc.tool} failed: {exc.message}") from None
     except MissingTool as exc:
         raise RenderError(str(exc)) from None
     return Rendered(renderer, _dedupe(manifests, warnings), warnings)
+
+
+def _render_file(file: Path, path: str, limits: InputLimits) -> list[Manifest]:
+    try:
+        text = read_text(file, path, limits)
+    except LimitError as exc:
+        raise ManifestError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not UTF-8 text") from None
+    return parse_manifests(text, path, limits)
+
+
+def _bounded(manifests: list[Manifest], path: str, limits: InputLimits) -> list[Manifest]:
+    """Refuse an environment with more objects than the operator allows (each is planned and diffed)."""
+    if len(manifests) > limits.max_objects:
+        raise ManifestError(
+            f"{path}: refused: {len(manifests)} objects, more than {limits.max_objects} (MERGEWAY_MAX_OBJECTS)"
+        )
+    return manifests

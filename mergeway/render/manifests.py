@@ -15,16 +15,16 @@ from typing import Any
 
 import yaml
 
+from mergeway import yamlsafe
+from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError
+
 
 class ManifestError(ValueError):
     """A manifest cannot be read. The message names the source file and, when known, the line."""
 
 
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
-
-
-class _KubeLoader(_BaseLoader):  # type: ignore[valid-type,misc]
-    """SafeLoader without the timestamp resolver: ``2024-01-01`` stays the string Kubernetes expects."""
+class _KubeLoader(yamlsafe.BoundedSafeLoader):
+    """Bounded SafeLoader without the timestamp resolver: ``2024-01-01`` stays the string Kubernetes expects."""
 
 
 _KubeLoader.yaml_implicit_resolvers = {
@@ -63,19 +63,22 @@ class Manifest:
         return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
 
 
-def _load_all(text: str) -> list[Any]:
-    return list(yaml.load_all(text, Loader=_KubeLoader))
-
-
-def load_documents(text: str, source: str) -> list[Any]:
-    """Parse every YAML document in ``text``; empty documents are dropped."""
+def _load_all(text: str, source: str, limits: InputLimits) -> list[Any]:
     try:
-        docs = _load_all(text)
+        return list(yamlsafe.load_all(text, _KubeLoader, source=source, limits=limits))
+    except LimitError as exc:
+        raise ManifestError(str(exc)) from None
+
+
+def load_documents(text: str, source: str, limits: InputLimits = DEFAULT_LIMITS) -> list[Any]:
+    """Parse every YAML document in ``text``; empty documents are dropped. Bounded by ``limits``."""
+    try:
+        docs = _load_all(text, source, limits)
     except yaml.YAMLError as first:
         # Go's YAML accepts trailing tabs that PyYAML refuses; trailing blanks never carry meaning
         # in a manifest, so strip them and try once more before reporting the original error.
         try:
-            docs = _load_all(_TRAILING_WS.sub("", text))
+            docs = _load_all(_TRAILING_WS.sub("", text), source, limits)
         except yaml.YAMLError:
             raise ManifestError(f"{source}: {_describe_yaml_error(first)}") from None
     return [doc for doc in docs if doc is not None]
@@ -106,9 +109,9 @@ def iter_objects(docs: list[Any], source: str) -> Iterator[Manifest]:
         yield Manifest(obj=doc, source=source)
 
 
-def parse_manifests(text: str, source: str) -> list[Manifest]:
+def parse_manifests(text: str, source: str, limits: InputLimits = DEFAULT_LIMITS) -> list[Manifest]:
     """Parse a YAML stream into objects."""
-    return list(iter_objects(load_documents(text, source), source))
+    return list(iter_objects(load_documents(text, source, limits), source))
 
 
 def looks_like_kubernetes(doc: Any) -> bool:

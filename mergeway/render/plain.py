@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mergeway.limits import DEFAULT_LIMITS, InputLimits, read_text
 from mergeway.render.manifests import Manifest, ManifestError, iter_objects, load_documents, looks_like_kubernetes
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -13,12 +14,14 @@ SKIPPED_NAMES = frozenset(
 )
 
 
-def render_plain(root: Path, directory: Path, warnings: list[str]) -> list[Manifest]:
+def render_plain(
+    root: Path, directory: Path, warnings: list[str], limits: InputLimits = DEFAULT_LIMITS
+) -> list[Manifest]:
     """Read every manifest file below ``directory`` in a stable (sorted) order.
 
     Documents that are not Kubernetes objects (CI config, Helm values, kustomize transformer
     config) are skipped with a warning rather than failing the render, since repositories keep
-    such files next to manifests.
+    such files next to manifests. The files' total size is bounded before any is read.
     """
     files = sorted(
         p
@@ -28,14 +31,20 @@ def render_plain(root: Path, directory: Path, warnings: list[str]) -> list[Manif
         and p.name not in SKIPPED_NAMES
         and not any(part.startswith(".") for part in p.relative_to(directory).parts)
     )
+    total = sum(p.stat().st_size for p in files)
+    if total > limits.max_bytes:
+        raise ManifestError(
+            f"{directory.relative_to(root)}: refused: {total} bytes of manifests, more than "
+            f"{limits.max_bytes} (MERGEWAY_MAX_RENDERED_BYTES)"
+        )
     manifests: list[Manifest] = []
     for path in files:
         source = str(path.relative_to(root))
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path, source, limits)
         except UnicodeDecodeError:
             raise ManifestError(f"{source}: not UTF-8 text") from None
-        docs = load_documents(text, source)
+        docs = load_documents(text, source, limits)
         kube_docs = [d for d in docs if looks_like_kubernetes(d)]
         if len(kube_docs) != len(docs):
             warnings.append(

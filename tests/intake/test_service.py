@@ -24,6 +24,7 @@ def settings(redis_url: str) -> Settings:
             "GITHUB_WEBHOOK_SECRET": TEST_GITHUB_SECRET,
             "GITLAB_WEBHOOK_SECRET": TEST_GITLAB_SECRET,
             "MERGEWAY_DEDUPE_TTL_SECONDS": "3600",
+            "MERGEWAY_POLICY": "allow-all",
         },
         role="web",
     )

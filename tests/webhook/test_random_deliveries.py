@@ -92,6 +92,7 @@ def client(redis_server: RedisServer) -> Iterator[FlaskClient]:
             "GITLAB_WEBHOOK_SECRET": TEST_GITLAB_SECRET,
             "MERGEWAY_BOT_LOGINS": "mergeway-bot",
             "LOG_LEVEL": "WARNING",
+            "MERGEWAY_POLICY": "allow-all",
         },
         role="web",
     )

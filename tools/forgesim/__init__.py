@@ -3,6 +3,7 @@
 Test tooling only (see README.md); Mergeway's product code never imports it.
 """
 
+from tools.forgesim.github_reviews import SimReview
 from tools.forgesim.server import BOT, ForgeSim, SimError, running
 from tools.forgesim.state import SimApp, SimComment, SimPR, SimRepo, SimStatus
 from tools.forgesim.webhooks import Delivery, github_signature
@@ -16,6 +17,7 @@ __all__ = [
     "SimError",
     "SimPR",
     "SimRepo",
+    "SimReview",
     "SimStatus",
     "github_signature",
     "running",

@@ -32,6 +32,7 @@ from werkzeug.wrappers import Request, Response
 
 from tools.forgesim.api import ApiError, ApiRequest, ApiResponse, Principal
 from tools.forgesim.github_api import GitHubAPI
+from tools.forgesim.github_reviews import ReviewsAPI, SimReview, check_review
 from tools.forgesim.gitlab_api import GitLabAPI
 from tools.forgesim.gitrepos import SIM_AUTHOR, Author, BareRepo, Files, run_http_backend
 from tools.forgesim.state import (
@@ -83,6 +84,7 @@ class ForgeSim:
         self.comments: dict[tuple[ForgeName, int], SimComment] = {}
         self.statuses: list[SimStatus] = []
         self.reactions: list[SimReaction] = []
+        self.reviews: list[SimReview] = []
         self.apps: dict[int, SimApp] = {}
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
@@ -93,6 +95,7 @@ class ForgeSim:
         self.api_webhooks = True
         self.webhooks = WebhookSender()
         self.github = GitHubAPI(self)
+        self.github_reviews = ReviewsAPI(self.github)
         self.gitlab = GitLabAPI(self)
         self._ids = itertools.count(1001)
         self._servers: dict[ForgeName, BaseWSGIServer] = {}
@@ -472,6 +475,17 @@ class ForgeSim:
             self.reactions.append(reaction)
             return reaction, True
 
+    def core_add_review(self, pr: SimPR, user: str, event: str | None, body: str, commit_id: str) -> SimReview:
+        """Record a review (GitHub's rules: see :mod:`tools.forgesim.github_reviews`); raises ApiError."""
+        with self.lock:
+            pending = any(r.pr is pr and r.user == user and r.state == "PENDING" for r in self.reviews)
+            state = check_review(pr, user, event, body, pending)
+            review = SimReview(next(self._ids), pr, user, state, body, commit_id)
+            if state == "PENDING":
+                review.submitted_at = None
+            self.reviews.append(review)
+            return review
+
     def core_add_status(
         self, repo: SimRepo, sha: str, context: str, state: str, description: str, target_url: str, creator: str
     ) -> SimStatus:
@@ -627,6 +641,19 @@ class ForgeSim:
         self._wait_last(repo.forge)
         return comment
 
+    def review(
+        self, repo: SimRepo, pr: SimPR | int, *, by: str, event: str | None = "APPROVE", body: str = ""
+    ) -> SimReview:
+        """Review the PR as ``by`` (GitHub): ``APPROVE``, ``REQUEST_CHANGES``, ``COMMENT`` or ``None``
+        (pending); GitHub's refusals (approving your own PR...) raise :class:`SimError`."""
+        pr = self.pr(repo, pr) if isinstance(pr, int) else pr
+        if repo.forge != "github":
+            raise SimError("reviews are simulated for GitHub only")
+        try:
+            return self.core_add_review(pr, by, event, body, pr.head_sha)
+        except ApiError as exc:
+            raise SimError(f"{exc.status}: {exc.body}") from None
+
     def _wait_last(self, forge: ForgeName) -> None:
         self.webhooks.drain()
 
@@ -659,6 +686,11 @@ class ForgeSim:
     def latest_status(self, repo: SimRepo, sha: str, context: str) -> SimStatus | None:
         found = self.list_statuses(repo, sha, context)
         return found[-1] if found else None
+
+    def list_reviews(self, repo: SimRepo, number: int) -> list[SimReview]:
+        """Every review of PR ``number``, oldest first (pending ones included)."""
+        with self.lock:
+            return [r for r in self.reviews if r.pr.repo is repo and r.pr.number == number]
 
     def list_reactions(self, repo: SimRepo, comment_id: int) -> list[SimReaction]:
         with self.lock:
