@@ -149,3 +149,12 @@ def test_kubeconfig_secret_for_other_clusters_reaches_only_the_worker():
     volume = next(v for v in worker["volumes"] if v["name"] == "clusters")
     assert volume["secret"]["secretName"] == "mergeway-clusters"
     assert not any("secret" in v for v in web["volumes"]), "the web pod mounts no Secret"
+
+
+def test_pods_keep_the_image_entrypoint_and_run_the_packaged_commands():
+    objs = _rendered()
+    for component, program in (("-web", "mergeway-web"), ("-worker", "mergeway-worker")):
+        container = _pod(objs, component)["containers"][0]
+        # `command` would replace the image's ENTRYPOINT (tini as PID 1, which reaps renderer children).
+        assert "command" not in container
+        assert container["args"][0] == program
