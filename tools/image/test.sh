@@ -48,8 +48,9 @@ chmod 644 "$tmp/policy.yaml"
 
 # As the chart runs it: read-only root, writable emptyDir-like tmpfs, no capabilities, no privilege gain.
 # Limits: see run_limits in common.sh.
-run=(podman_ run -d --network host "${run_limits[@]}" --read-only --cap-drop ALL --security-opt no-new-privileges
-     --tmpfs /tmp --tmpfs /var/cache/mergeway:mode=1777 --tmpfs /home/mergeway:mode=1777
+secure=(--network host "${run_limits[@]}" --read-only --cap-drop ALL --security-opt no-new-privileges
+        --tmpfs /tmp --tmpfs /var/cache/mergeway:mode=1777 --tmpfs /home/mergeway:mode=1777)
+run=(podman_ run -d "${secure[@]}"
      -v "$tmp/policy.yaml:/etc/mergeway/policy/policy.yaml:ro" -e MERGEWAY_POLICY_FILE=/etc/mergeway/policy/policy.yaml
      -e "REDIS_URL=redis://:$password@127.0.0.1:$redis_port/0" -e MERGEWAY_FORGES=github,gitlab)
 "${run[@]}" --name "$web" -e "PORT=$web_port" -e WEB_CONCURRENCY=1 \
@@ -76,4 +77,19 @@ done
 podman_ exec "$worker" kubectl version --client=true >/dev/null || fail "kubectl missing in the image"
 podman_ exec "$worker" helm version --short >/dev/null || fail "helm missing in the image"
 podman_ exec "$worker" git --version >/dev/null || fail "git missing in the image"
+# The worker's renderers as deployed (read-only root, UID 10001): a kustomization through the
+# image's kubectl, and a Helm chart (this project's own) through its helm.
+mkdir -p "$tmp/repo/app"
+cp -r "$root/charts/mergeway" "$tmp/repo/chart"
+printf 'resources: [cm.yaml]\n' >"$tmp/repo/app/kustomization.yaml"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hello}\ndata: {a: b}\n' >"$tmp/repo/app/cm.yaml"
+chmod -R a+rX "$tmp/repo"
+rendered=$(podman_ run --rm "${secure[@]}" -v "$tmp/repo:/repo:ro" "$image" python -c '
+from pathlib import Path
+from mergeway.render import render
+kustomized = render(Path("/repo"), "app", namespace="shop")
+chart = render(Path("/repo"), "chart", namespace="shop", release="t", kube_version="v1.36.3")
+print(len(kustomized.manifests), sorted({m.kind for m in chart.manifests}))') || fail "rendering inside the image"
+[[ "$rendered" == "1 "*Deployment* ]] || fail "unexpected renders inside the image: $rendered"
+echo "renderers: kustomize and helm work inside the image ($rendered)"
 echo "image-test passed: $image"
