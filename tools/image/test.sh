@@ -3,7 +3,8 @@
 # filesystem, no capabilities) and check that
 #   - the web process answers /healthz with the image's version, and /readyz (Redis reachable),
 #   - the worker starts, connects to Redis (its Celery queues appear there) and reports ready,
-#   - PID 1 is tini and the processes run as UID 10001.
+#   - PID 1 is tini and the processes run as UID 10001; kubectl, helm and git are inside,
+#   - kustomize (kubectl) and helm render inside the image under the same restrictions.
 # A password-protected Redis is started for the test on a free port (Debian's redis-server).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
