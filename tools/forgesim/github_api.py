@@ -173,6 +173,11 @@ class GitHubAPI:
             "html_url": f"{web}/{owner}/{name}",
         }
 
+    def _head_repo_json(self, pr: SimPR, repo_json: dict[str, Any], api: str, web: str) -> dict[str, Any] | None:
+        if not pr.fork_owner:
+            return repo_json
+        return None if pr.fork_deleted else self._fork_json(repo_json, pr.fork_owner, api, web)
+
     def pr_json(self, pr: SimPR, api: str, web: str) -> dict[str, Any]:
         repo = pr.repo
         url = f"{api}/repos/{repo.full_name}/pulls/{pr.number}"
@@ -217,7 +222,7 @@ class GitHubAPI:
                 "ref": pr.head_ref,
                 "sha": pr.head_sha,
                 "user": self.user_json(pr.fork_owner or repo.owner, api, web),
-                "repo": self._fork_json(repo_json, pr.fork_owner, api, web) if pr.fork_owner else repo_json,
+                "repo": self._head_repo_json(pr, repo_json, api, web),
             },
             "base": {
                 "label": f"{repo.owner}:{pr.base_ref}",

@@ -565,6 +565,15 @@ class ForgeSim:
         self._wait_last(repo.forge)
         return pr
 
+    def delete_fork(self, repo: SimRepo, pr: SimPR | int) -> SimPR:
+        """Delete the fork a GitHub PR came from: the PR stays, its ``head.repo`` becomes ``null``."""
+        pr = self.pr(repo, pr) if isinstance(pr, int) else pr
+        if not pr.fork_owner:
+            raise SimError(f"{repo.full_name}#{pr.number} is not from a fork")
+        with self.lock:
+            pr.fork_deleted = True
+        return pr
+
     def push(
         self, repo: SimRepo, pr: SimPR | int, files: Files, *, message: str | None = None, author: str | None = None
     ) -> str:
