@@ -158,3 +158,14 @@ def test_pods_keep_the_image_entrypoint_and_run_the_packaged_commands():
         # `command` would replace the image's ENTRYPOINT (tini as PID 1, which reaps renderer children).
         assert "command" not in container
         assert container["args"][0] == program
+
+
+def test_every_variable_the_chart_fills_from_a_secret_is_scrubbed_after_start():
+    from mergeway.config import SECRET_ENV_VARS
+
+    objs = _rendered()
+    for component in ("-web", "-worker"):
+        env = _pod(objs, component)["containers"][0]["env"]
+        from_secrets = {e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
+        assert from_secrets, "the Redis password comes from a Secret"
+        assert from_secrets <= set(SECRET_ENV_VARS), "renderer children could inherit these"
