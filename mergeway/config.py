@@ -30,6 +30,8 @@ SECRET_ENV_VARS = (
     "GITHUB_WEBHOOK_SECRET",
     "GITLAB_WEBHOOK_SECRET",
     "REDIS_URL",
+    # The Helm chart's Redis password, which Kubernetes expands into REDIS_URL.
+    "MERGEWAY_REDIS_PASSWORD",
 )
 #: Secrets taken out of ``os.environ``, still visible to :meth:`Settings.from_env` in this process.
 _held_secrets: dict[str, str] = {}

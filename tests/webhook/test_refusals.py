@@ -9,6 +9,7 @@ import uuid
 
 import redis
 
+import mergeway
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.services import (
     FIXTURES,
@@ -202,7 +203,7 @@ def test_redis_down_is_503_and_not_ready_then_recovers(
     assert web.request("GET", "/readyz") == (200, {"status": "ready"})
     redis_server.stop()
     assert web.request("GET", "/readyz") == (503, {"error": "redis unreachable"})
-    assert web.request("GET", "/healthz") == (200, {"status": "ok"})
+    assert web.request("GET", "/healthz") == (200, {"status": "ok", "version": mergeway.__version__})
     status, answer = web.request(
         "POST", "/webhooks/github", body, github_headers(body, "pull_request", delivery=delivery)
     )
