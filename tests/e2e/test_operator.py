@@ -30,7 +30,7 @@ def test_the_policy_refuses_a_repository_it_does_not_allow(make_stack: StackFact
     policy = tmp_path / "policy.yaml"
     rules = [{"repositories": ["github:acme/allowed"], "clusters": ["local"], "namespaces": [namespace]}]
     policy.write_text(yaml.safe_dump({"rules": rules}))
-    stack = make_stack(MERGEWAY_POLICY_FILE=str(policy))
+    stack = make_stack(MERGEWAY_POLICY=None, MERGEWAY_POLICY_FILE=str(policy))
 
     refused = stack.repo(name="acme/shop")
     pr = stack.sim.open_pr(refused, "app", files={"deploy/refused.yaml": cm("refused", "x")})

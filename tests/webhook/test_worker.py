@@ -14,7 +14,8 @@ import redis
 
 from mergeway import metrics
 from mergeway.config import Settings
-from mergeway.events import Command, CommentCommand, PullRequest, PullRequestMerged, Repository, to_dict
+from mergeway.events import PullRequest, PullRequestMerged, Repository, to_dict
+from mergeway.forge import ForgeUnavailableError
 from mergeway.intake.publish import RedisCeleryPublisher
 from mergeway.logs import record_context
 from tests.fixtures.redis_server import RedisServer
@@ -92,11 +93,9 @@ def test_worker_runs_jobs_delivered_through_the_web_service(
     web = services.web(env)
     worker = services.worker(env)
 
-    # A real merged-PR delivery whose repository lives where nothing listens: the deploy job's first
-    # step (reading the target branch's head over git) must fail, and the failure must be visible.
-    payload = json.loads((FIXTURES / "github" / "pull_request.closed.merged.json").read_bytes())
-    payload["repository"]["clone_url"] = "http://127.0.0.1:9/anbraten/test-ready-release-go.git"
-    body = json.dumps(payload).encode()
+    # A real merged-PR delivery while the forge answers nothing: the deploy job's first step (reading
+    # the repository from the forge) must fail, and the failure must be visible.
+    body = (FIXTURES / "github" / "pull_request.closed.merged.json").read_bytes()
     headers = github_headers(body, "pull_request")
     status, answer = web.request("POST", "/webhooks/github", body, headers)
     assert status == 202 and isinstance(answer, dict), answer
@@ -110,8 +109,8 @@ def test_worker_runs_jobs_delivered_through_the_web_service(
             r.get("job_id") == job_id and r.get("msg", "").startswith(("deploy job succeeded", "deploy job failed"))
         )
     )
-    assert finished["msg"].startswith("deploy job failed: GitError"), finished
-    assert finished["level"] == "ERROR" and "GitError" in finished["exc"]
+    assert finished["msg"].startswith("deploy job failed: ForgeUnavailableError"), finished
+    assert finished["level"] == "ERROR" and "ForgeUnavailableError" in finished["exc"]
     assert finished["delivery_id"] == headers["X-GitHub-Delivery"]
     # The job logs its end just before Celery stores the final state (it says STARTED until then).
     meta = wait_for(
@@ -121,7 +120,7 @@ def test_worker_runs_jobs_delivered_through_the_web_service(
     )
     assert meta["status"] == "FAILURE", f"a failed deploy was recorded as {meta['status']}:\n{worker.logs()[-3000:]}"
     # Celery stores an exception it cannot import by name as its builtin base class; the message says what failed.
-    assert "unable to access 'http://127.0.0.1:9/" in str(meta["result"]["exc_message"])
+    assert "could not read the repository in anbraten/test-ready-release-go" in str(meta["result"]["exc_message"])
     assert queued_jobs(redis_client) == []
     assert "Traceback" not in web.logs()
 
@@ -135,6 +134,9 @@ def worker_context(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
         "GITHUB_TOKEN": "t" * 20,
         "GITLAB_TOKEN": "t" * 20,
         "MERGEWAY_CACHE_DIR": str(tmp_path),
+        "MERGEWAY_POLICY": "allow-all",
+        "GITHUB_API_URL": "http://127.0.0.1:9",  # refuses connections at once
+        "MERGEWAY_FORGE_RETRIES": "0",
     }.items():
         monkeypatch.setenv(name, value)
     default_context.cache_clear()
@@ -146,17 +148,14 @@ def worker_context(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
 def test_a_failing_job_fails_loudly(caplog: pytest.LogCaptureFixture) -> None:
     from workers import tasks
 
-    # A comment event sent to the deploy task: the job refuses it before touching anything.
-    wrong = CommentCommand(
-        delivery_id="d-123", repo=EVENT.repo, pr=EVENT.pr, command=Command("rollback"), comment_id=9, author="me"
-    )
+    # A merge whose forge cannot be reached: the job's first call fails.
     before = metrics.JOBS.labels("deploy", "failed")._value.get()
     with caplog.at_level(logging.INFO, logger="mergeway.jobs"):
-        result = tasks.deploy.apply(args=[to_dict(wrong)], task_id="job-1")
+        result = tasks.deploy.apply(args=[to_dict(EVENT)], task_id="job-1")
     assert result.failed()
-    assert isinstance(result.result, TypeError)
+    assert isinstance(result.result, ForgeUnavailableError)
     [failed] = [r for r in caplog.records if r.levelno == logging.ERROR and r.name == "mergeway.jobs"]
-    assert failed.getMessage() == "deploy job failed: TypeError: the deploy job does not handle comment_command events"
+    assert failed.getMessage().startswith("deploy job failed: ForgeUnavailableError: GitHub: could not read")
     context = record_context(failed)
     assert (context["job_id"], context["delivery_id"], context["repo"], context["pr"]) == ("job-1", "d-123", "o/r", 5)
     assert metrics.JOBS.labels("deploy", "failed")._value.get() == before + 1
