@@ -127,6 +127,8 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"failed: {line}", file=sys.stderr)
     counts = ", ".join(f"{v} {k}" for k, v in result.counts().items())
     print(f"{counts}; applied in {result.apply_seconds:.2f}s, rollout {result.rollout_seconds:.2f}s")
+    if result.plan.errors and not (result.applied or result.pruned):
+        return 2  # the dry run rejected the change, so nothing was applied: an error, like a render failure
     return 0 if result.ok else 1
 
 

@@ -24,15 +24,19 @@ from typing import Any
 
 from mergeway.kube import applyset as aset
 from mergeway.kube.client import APPLY_PATCH, KubeClient, KubeError
-from mergeway.kube.diff import Differ, ObjectDiff, Plan
+from mergeway.kube.diff import (
+    Differ,
+    ObjectDiff,
+    Plan,
+    opts_in_to_recreate,
+    touches_immutable_field,
+)
 from mergeway.kube.health import Health, Target, wait_healthy
 from mergeway.kube.secrets import scrub, secret_values
 from mergeway.kube.sort import stages
 from mergeway.render.manifests import Manifest
 
 COMMIT_ANNOTATION = "mergeway.io/commit"
-#: Objects opt in to delete-and-recreate when a change touches an immutable field.
-RECREATE_ANNOTATION = "mergeway.io/recreate"
 
 
 @dataclass
@@ -61,15 +65,6 @@ class DeployResult:
             "pruned": len(self.pruned),
             "unchanged": self.plan.count("unchanged"),
         }
-
-
-def _immutable(message: str) -> bool:
-    return "is immutable" in message
-
-
-def _opts_in_to_recreate(obj: dict[str, Any] | None) -> bool:
-    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get(RECREATE_ANNOTATION, "")).lower() == "true"
 
 
 class Applier:
@@ -115,7 +110,7 @@ class Applier:
             try:
                 item.observed = self.differ.apply(item.resource, item.desired, dry_run=False)
             except KubeError as exc:
-                if exc.status == 422 and _immutable(exc.message) and _opts_in_to_recreate(item.desired):
+                if touches_immutable_field(exc) and opts_in_to_recreate(item.desired):
                     item.observed = self._recreate(item)
                 else:
                     raise
@@ -176,11 +171,10 @@ class Applier:
         started = time.monotonic()
         plan = self.differ.plan_for(manifests, applyset, default_namespace=default_namespace)
         result = DeployResult(plan=plan)
-        blocking = [i for i in plan.errors if not (_immutable(i.message) and _opts_in_to_recreate(i.desired))]
-        if blocking:
+        if plan.errors:
             return result  # nothing applied: the report lists the rejected objects
-        recreate = [i for i in plan.errors if i not in blocking]
-        changes = [i for i in plan.items if i.action in ("create", "update")] + recreate
+        # An object that opted in to be recreated is planned as an update (see Differ.diff_one).
+        changes = [i for i in plan.items if i.action in ("create", "update")]
         prunes = [i for i in plan.items if i.action == "delete"]
 
         parent = aset.read_parent(self.client, applyset)

@@ -28,6 +28,8 @@ from mergeway.kube.secrets import mask_pair, scrub, secret_values
 from mergeway.render.manifests import Manifest
 
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+#: Objects opt in to delete-and-recreate when a change touches an immutable field.
+RECREATE_ANNOTATION = "mergeway.io/recreate"
 Action = Literal["create", "update", "unchanged", "delete", "error"]
 
 
@@ -108,6 +110,16 @@ def unified(ref: ObjectRef, before: dict[str, Any] | None, after: dict[str, Any]
         n=3,
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def touches_immutable_field(exc: KubeError) -> bool:
+    """Whether the API server refused a change because it touches an immutable field."""
+    return exc.status == 422 and "is immutable" in exc.message
+
+
+def opts_in_to_recreate(obj: dict[str, Any] | None) -> bool:
+    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(RECREATE_ANNOTATION, "")).lower() == "true"
 
 
 def config_hash(obj: dict[str, Any]) -> str:
@@ -253,6 +265,14 @@ class Differ:
                     note = (
                         f"namespace {ref.namespace} is created by this change, so the API server "
                         "validates this object at apply time"
+                    )
+                elif live is not None and touches_immutable_field(exc) and opts_in_to_recreate(desired):
+                    # What merging does (the deploy deletes and recreates it), not an error; the
+                    # recreated object is validated when it is created.
+                    planned, unvalidated = desired, True
+                    note = (
+                        f"this change touches an immutable field, so the deploy deletes and recreates the object "
+                        f'({RECREATE_ANNOTATION}: "true"): {scrub(exc.message, secrets)}'
                     )
                 else:
                     raise
