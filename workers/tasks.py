@@ -23,6 +23,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from mergeway import jobs, metrics
 from mergeway.events import Event, from_dict
+from mergeway.forge.identity import IdentityError
 from mergeway.intake.router import TASK_NAMES, JobKind
 from mergeway.jobs.context import JobContext
 from mergeway.logs import log_context
@@ -111,6 +112,11 @@ def run_job(kind: JobKind, job_id: str | None, data: Any) -> None:
             except SoftTimeLimitExceeded:
                 log.error("%s job stopped at its time limit", kind)
                 report_unfinished(ctx, kind, event, job_id, "it ran longer than its time limit")
+                raise
+            except IdentityError as exc:
+                # The delivery's repository is not what it claims: nothing is posted anywhere, since
+                # the forge would be told about a repository the delivery has no right to speak for.
+                log.error("%s job failed: %s: %s", kind, type(exc).__name__, exc)
                 raise
             except Exception as exc:
                 log.error("%s job failed: %s: %s", kind, type(exc).__name__, exc, exc_info=exc)
