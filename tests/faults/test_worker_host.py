@@ -21,7 +21,7 @@ from tests.faults.conftest import (
     job_records,
     slow_deployment,
 )
-from tests.fixtures.waiting import wait_for
+from tests.fixtures.waiting import absent_as_none, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.cluster]
 
@@ -44,7 +44,11 @@ def test_deploy_survives_the_loss_of_its_worker_host(chain_factory, record_prope
     sha = chain.sim.pr(repo, pr.number).merge_commit_sha
     apps = k8s.AppsV1Api(chain.cluster.api_client())
     # The deploy has applied and is waiting for the rollout ("applying" on the PR) ...
-    wait_for(lambda: apps.read_namespaced_deployment("slow", chain.namespace), timeout=60, message="the apply")
+    wait_for(
+        absent_as_none(lambda: apps.read_namespaced_deployment("slow", chain.namespace)),
+        timeout=60,
+        message="the apply",
+    )
     wait_for(
         lambda: "applying" in chain.only_comment(repo, pr.number, DEPLOY_MARKER).body.lower(),
         timeout=30,

@@ -21,8 +21,7 @@ import redis
 
 import mergeway
 from tests.conftest import ROOT
-from tests.fixtures.redis_server import free_port
-from tests.fixtures.services import TEST_GITHUB_SECRET, TEST_GITLAB_SECRET, WebProcess
+from tests.fixtures.services import TEST_GITHUB_SECRET, TEST_GITLAB_SECRET, WebProcess, reserve_port
 from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.redis
@@ -120,9 +119,9 @@ def test_installed_web_and_worker_start_against_redis(installed, tmp_path, redis
         "MERGEWAY_CACHE_DIR": str(tmp_path / "cache"),
         "WEB_CONCURRENCY": "1",
     }
-    port = free_port()
-    web_env = {**settings, "PORT": str(port)}
-    web = InstalledWeb("installed-web", [str(bin_dir / "mergeway-web")], web_env, tmp_path, port)
+    reservation = reserve_port()  # held (bound, not listening) until the web process owns the port
+    web_env = {**settings, "PORT": str(reservation.getsockname()[1])}
+    web = InstalledWeb("installed-web", [str(bin_dir / "mergeway-web")], web_env, tmp_path, reservation)
     web.start()
     worker_log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen(
