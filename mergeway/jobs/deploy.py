@@ -33,7 +33,7 @@ from mergeway.kube.discovery import Discovery
 from mergeway.render import RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
-from mergeway.report.preview import marker
+from mergeway.report.markdown import marker
 
 log = logging.getLogger("mergeway.jobs.deploy")
 
@@ -144,6 +144,7 @@ def _deploy_environment(
                 # (the old name may be shared with another repository, whose commits are not ours).
                 old = _commit_of(read_parent(client, legacy))
                 applied = old if old and ctx.git.has_commit(repo, old) else ""
+            report.previous_sha = applied
             if applied and applied != head and not ctx.git.has_commit(repo, applied):
                 report.error = (
                     f"the environment is at {applied[:12]}, which is not in {repo.full_name}; "
@@ -239,6 +240,9 @@ def _retire_legacy(client: KubeClient, legacy: ApplySet, report: DeployReport) -
 def _publish(ctx: JobContext, event: PullRequestMerged, report: DeployReport) -> None:
     forge = ctx.forge(event.repo)
     body = render_deploy(report, limit=forge.comment_limit)
-    forge.upsert_comment(event.pr.number, marker("deploy", report.environment), body, lock=ctx.comment_lock(event))
+    ref = forge.upsert_comment(
+        event.pr.number, marker("deploy", report.environment), body, lock=ctx.comment_lock(event)
+    )
     state, description = report.status()
-    forge.set_status(report.merge_sha, state, status_context(report.environment), description, ctx.target_url(event))
+    url = ref.url or ctx.target_url(event)
+    forge.set_status(report.merge_sha, state, status_context(report.environment), description, url)

@@ -23,7 +23,8 @@ from mergeway.kube.diff import Differ
 from mergeway.kube.discovery import Discovery
 from mergeway.render import RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
-from mergeway.report.preview import PreviewReport, marker, render_preview
+from mergeway.report.markdown import marker
+from mergeway.report.preview import PreviewReport, merge_footer, render_preview, render_summary
 
 log = logging.getLogger("mergeway.jobs.preview")
 
@@ -67,10 +68,22 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
         for env in envs:
             forge.set_status(pr.head_sha, "pending", status_context(env.name), "Previewing…", ctx.target_url(event))
         reports = []
+        links: dict[str, str] = {}
         for env in envs:
             report = _preview_environment(ctx, event, pr, env, root)
+            report.footer = merge_footer(
+                env=env.name,
+                base_ref=pr.base_ref,
+                deploy_branch=env.branch or event.repo.default_branch,
+                auto_deploy=env.auto_deploy,
+                path=env.path,
+                namespace=env.namespace,
+                applyset=ApplySet.for_environment(event.repo, env).name,
+            )
             reports.append(report)
-            _publish(ctx, event, pr, report, status=status_context(env.name))
+            links[env.name] = _publish(ctx, event, pr, report, status=status_context(env.name))
+        if len(config.environments) > 1 and links:
+            _publish_summary(ctx, event, pr, reports, links)
         if unknown:
             note = PreviewReport(
                 CONFIG_ENV,
@@ -146,14 +159,27 @@ def _migration_note(client: KubeClient, applyset: ApplySet, legacy: ApplySet) ->
     ]
 
 
-def _publish(ctx: JobContext, event: Event, pr: PullRequestInfo, report: PreviewReport, *, status: str) -> None:
+def _publish(ctx: JobContext, event: Event, pr: PullRequestInfo, report: PreviewReport, *, status: str) -> str:
+    """Write the comment and the status (linking to the comment); returns the comment's URL."""
     forge = ctx.forge(event.repo)
     current = forge.get_pull_request(pr.number).head_sha
     if current != pr.head_sha:
         # A newer push arrived while we worked; its own job reports. Never overwrite newer with older.
         log.info("preview of %s superseded by %s; not reporting", pr.head_sha[:12], current[:12])
-        return
+        return ""
     body = render_preview(report, limit=forge.comment_limit)
-    forge.upsert_comment(pr.number, marker("preview", report.environment), body, lock=ctx.comment_lock(event))
+    ref = forge.upsert_comment(pr.number, marker("preview", report.environment), body, lock=ctx.comment_lock(event))
     state, description = report.status()
-    forge.set_status(pr.head_sha, state, status, description, ctx.target_url(event))
+    forge.set_status(pr.head_sha, state, status, description, ref.url or ctx.target_url(event))
+    return ref.url
+
+
+def _publish_summary(
+    ctx: JobContext, event: Event, pr: PullRequestInfo, reports: list[PreviewReport], links: dict[str, str]
+) -> None:
+    """One comment that says, per environment, what this pull request does there."""
+    forge = ctx.forge(event.repo)
+    if forge.get_pull_request(pr.number).head_sha != pr.head_sha:
+        return
+    body = render_summary(reports, links, limit=forge.comment_limit)
+    forge.upsert_comment(pr.number, marker("summary", "preview"), body, lock=ctx.comment_lock(event))

@@ -59,6 +59,13 @@ class ObjectDiff:
     unvalidated: bool = False
     #: The live object as last seen (listed, read, or returned by the apply), for the health check.
     observed: dict[str, Any] | None = field(default=None, repr=False)
+    #: Both sides of the diff, normalised and with Secret values masked: safe to show.
+    before: dict[str, Any] | None = field(default=None, repr=False)
+    after: dict[str, Any] | None = field(default=None, repr=False)
+    #: For a new object: fields the API server filled in that Git did not ask for, and the diff of
+    #: the whole server-defaulted object (``diff`` then shows only what Git asked for).
+    defaults: int = 0
+    full_diff: str = ""
 
     @property
     def changed(self) -> bool:
@@ -108,6 +115,15 @@ def unified(ref: ObjectRef, before: dict[str, Any] | None, after: dict[str, Any]
         n=3,
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def leaf_paths(obj: Any, prefix: tuple[Any, ...] = ()) -> set[tuple[Any, ...]]:
+    """Every leaf of a nested object as a path of keys and list indexes (for counting fields)."""
+    if isinstance(obj, dict) and obj:
+        return set().union(*(leaf_paths(v, (*prefix, k)) for k, v in obj.items()))
+    if isinstance(obj, list) and obj:
+        return set().union(*(leaf_paths(v, (*prefix, i)) for i, v in enumerate(obj)))
+    return {prefix}
 
 
 def config_hash(obj: dict[str, Any]) -> str:
@@ -233,6 +249,7 @@ class Differ:
                     message="its CustomResourceDefinition is added by this change, so the API "
                     "server validates it at apply time",
                     unvalidated=True,
+                    after=shown,
                 )
             return ObjectDiff(ref, "error", manifest.source, message=str(exc))
         except KubeError as exc:
@@ -261,11 +278,16 @@ class Differ:
                 ref, "error", manifest.source, desired=desired, resource=resource, message=scrub(str(exc), secrets)
             )
         before, after = mask_pair(normalize(live), normalize(planned))
+        full, defaults = "", 0
         if live is None:
             action: Action = "create"
+            # Reviewers read what Git asks for; what the server adds is counted and kept collapsed.
+            _, asked = mask_pair(None, normalize(desired))
+            full, defaults = scrub(unified(ref, None, after), secrets), len(leaf_paths(after) - leaf_paths(asked))
+            text = unified(ref, None, asked) if defaults else full
         else:
             action = "unchanged" if before == after else "update"
-        text = "" if action == "unchanged" else unified(ref, before, after)
+            text = "" if action == "unchanged" else unified(ref, before, after)
         return ObjectDiff(
             ref,
             action,
@@ -276,6 +298,10 @@ class Differ:
             message=note,
             unvalidated=unvalidated,
             observed=live,
+            before=before,
+            after=after,
+            defaults=defaults,
+            full_diff=full if defaults else "",
         )
 
     def plan(
@@ -305,7 +331,9 @@ class Differ:
             metadata = live.get("metadata") or {}
             ref = ObjectRef(resource.group, resource.kind, metadata.get("namespace", ""), metadata.get("name", ""))
             before, _ = mask_pair(normalize(live), None)
-            items.append(ObjectDiff(ref, "delete", "", resource=resource, diff=unified(ref, before, None)))
+            items.append(
+                ObjectDiff(ref, "delete", "", resource=resource, diff=unified(ref, before, None), before=before)
+            )
         return Plan(items)
 
     def _prefetch(
