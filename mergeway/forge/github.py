@@ -228,6 +228,7 @@ class GitHubForge(Forge):
             commit_count=int(pr.commits or 0),
             is_fork=head_repo is not None and head_repo != pr.base.repo.full_name,
             body=pr.body or "",
+            labels=tuple(label.name for label in pr.labels or ()),
         )
 
     def _merge_method(self, pr: GhPullRequest, merge_sha: str) -> MergeMethod:

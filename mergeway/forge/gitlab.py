@@ -277,6 +277,7 @@ class GitLabForge(Forge):
             commit_count=count,
             is_fork=mr.source_project_id != mr.target_project_id,
             body=str(getattr(mr, "description", "") or ""),
+            labels=tuple(str(name) for name in getattr(mr, "labels", None) or ()),
         )
 
     # -- git --------------------------------------------------------------------------------------

@@ -52,7 +52,8 @@ class DeployReport:
             return "failure", clip(f"Deploy failed: {first}", 139)
         counts = self.result.counts() if self.result else {}
         summary = ", ".join(f"{v} {k}" for k, v in counts.items())
-        return "success", clip(f"Deployed {self.deployed_sha[:12]}: {summary}", 139)
+        held = f"; {len(self.held)} destructive held back" if self.held else ""
+        return "success", clip(f"Deployed {self.deployed_sha[:12]}: {summary}{held}", 139)
 
 
 def render_deploy(report: DeployReport, *, limit: int) -> str:
@@ -60,13 +61,13 @@ def render_deploy(report: DeployReport, *, limit: int) -> str:
     lines = [marker("deploy", report.environment)]
     if report.state == "queued":
         lines += [
-            f"### ⏳ Deploy queued · `{report.environment}` · `{report.merge_sha[:12]}`",
+            f"### ⏳ Deploy queued · `{report.environment}` · {sha(report.merge_sha)}",
             "",
             "Waiting for the environment's previous deploy to finish.",
         ]
         return "\n".join(lines)[:limit]
     if report.state == "applying":
-        lines += [f"### ⏳ Applying · `{report.environment}` · `{head[:12]}`", ""]
+        lines += [f"### ⏳ Applying · `{report.environment}` · {sha(head)}", ""]
         if report.note:
             lines.append(report.note)
         return "\n".join(lines)[:limit]
@@ -74,8 +75,8 @@ def render_deploy(report: DeployReport, *, limit: int) -> str:
         lines += [
             f"### ⏭️ Superseded · `{report.environment}`",
             "",
-            f"`{report.deployed_sha[:12]}` is already deployed and includes this merge "
-            f"(`{report.merge_sha[:12]}`); nothing older is ever applied.",
+            f"{sha(report.deployed_sha)} is already deployed and includes this merge "
+            f"({sha(report.merge_sha)}); nothing older is ever applied.",
         ]
         return "\n".join(lines)[:limit]
     ok = report.state == "success"

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mergeway.kube.diff import ObjectDiff, Plan, leaf_paths
+from mergeway.report.markdown import ALLOW_LABEL, code, sha
 from mergeway.report.markdown import cell as _cell
 from mergeway.report.markdown import clip as _clip
-from mergeway.report.markdown import code, sha
 from mergeway.report.markdown import fence as _fence
 from mergeway.report.markdown import marker as marker
 from mergeway.report.risk import ICONS, Risk, field_changes, risks
@@ -124,7 +124,7 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
     if report.warnings:
         head.append("")
     items = sorted((i for i in plan.items if i.action != "unchanged"), key=lambda i: (_ORDER[i.action], i.ref))
-    head += risk_block(report.risks())
+    head += risk_block(report.risks(), report.environment)
     if items:
         head += ["| | object | changed fields | source |", "|---|---|---|---|"]
         head += [
@@ -147,12 +147,18 @@ def _row(item: ObjectDiff) -> str:
     return f"| {_ICONS[item.action]} | `{_cell(str(item.ref))}` | {changes_cell(item)} | {_cell(item.source)} |"
 
 
-def risk_block(found: list[Risk]) -> list[str]:
+def risk_block(found: list[Risk], env: str) -> list[str]:
     """The risky changes, above the table: what deletes data, recreates, restarts or scales."""
     if not found:
         return []
     lines = ["#### ⚠️ Look at these first", ""]
     lines += [f"- {ICONS[r.kind]} **{r.verb}** `{_cell(str(r.ref))}`: {_cell(r.why)}" for r in found]
+    if any(r.destructive for r in found):
+        lines += [
+            "",
+            f"🛑 Merging holds the {ICONS['destroy']}/{ICONS['recreate']} changes back unless this pull request is "
+            f"labelled `{ALLOW_LABEL}` or someone with write access comments `/allow-destructive {env}`.",
+        ]
     return [*lines, ""]
 
 

@@ -152,3 +152,68 @@ def test_a_rejected_deploy_says_nothing_was_applied_and_offers_no_rollback(stack
     assert "/rollback" not in body
     apps = k8s.AppsV1Api(stack.cluster.api_client())
     assert apps.read_namespaced_deployment("frontend", stack.namespace).spec.replicas == 3
+
+
+def pvc_exists(stack: Stack) -> bool:
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    try:
+        pvc = core.read_namespaced_persistent_volume_claim("data", stack.namespace)
+    except k8s.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return pvc.metadata.deletion_timestamp is None
+
+
+def test_a_volume_prune_is_held_on_merge_and_applied_after_allow_destructive(stack: Stack, volume_cleanup):
+    ns = stack.namespace
+    repo, _ = deployed(stack, {"deploy/cm.yaml": CONFIGMAP, **storage(ns)})
+    stack.sim.set_permission(repo, "alice", "write")
+    stack.sim.set_permission(repo, "mallory", "read")
+    pr = stack.sim.open_pr(
+        repo, "drop-volume", files={"deploy/pvc.yaml": None, "deploy/cm.yaml": CONFIGMAP + "  c: d\n"}
+    )
+    assert stack.status(repo, pr.head_sha, PREVIEW).state == "success"
+    preview = stack.only_comment(repo, pr.number, PREVIEW_MARKER).body
+    assert "comments `/allow-destructive staging`" in preview
+    stack.sim.comment(repo, pr, "/allow-destructive staging", author="mallory")  # read access: does not count
+    sha = merge_of(stack, repo, pr)
+    status = stack.status(repo, sha, DEPLOY)
+    assert status.state == "success", status.description
+    assert "1 destructive held back" in status.description
+    body = stack.only_comment(repo, pr.number, DEPLOY_MARKER).body
+    held = body[body.index("Held back: 1 destructive change(s) were not executed") :]
+    assert f"**prunes** `PersistentVolumeClaim/{ns}/data`" in held
+    assert "comments `/allow-destructive staging`" in held
+    assert pvc_exists(stack)  # held back
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    assert core.read_namespaced_config_map("settings", ns).data == {"a": "b", "c": "d"}  # the rest was applied
+
+    stack.sim.comment(repo, pr, "/allow-destructive staging", author="alice")
+    wait_for(lambda: not pvc_exists(stack), timeout=90, message="the claim pruned after /allow-destructive")
+    done = wait_for(
+        lambda: (b := stack.only_comment(repo, pr.number, DEPLOY_MARKER).body) and "✅ Deployed" in b and b,
+        timeout=60,
+        message="the deploy comment updated",
+    )
+    assert "**0 created, 0 configured, 1 pruned" in done and "Held back" not in done
+
+
+def test_a_labelled_pull_request_prunes_the_volume_on_merge(stack: Stack, volume_cleanup):
+    repo, _ = deployed(stack, {"deploy/cm.yaml": CONFIGMAP, **storage(stack.namespace)})
+    pr = stack.sim.open_pr(repo, "drop-volume", files={"deploy/pvc.yaml": None})
+    stack.sim.label(repo, pr, "mergeway/allow-destructive")
+    status = stack.status(repo, merge_of(stack, repo, pr), DEPLOY)
+    assert status.state == "success" and "held back" not in status.description, status.description
+    assert "1 pruned" in status.description
+    assert not pvc_exists(stack)
+
+
+CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n"
+
+
+def merge_of(stack: Stack, repo, pr) -> str:
+    stack.sim.merge(repo, pr)
+    sha = stack.sim.pr(repo, pr.number).merge_commit_sha
+    assert sha
+    return sha
