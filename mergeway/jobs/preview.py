@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
+from mergeway.git import GitError
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent
 from mergeway.kube.client import KubeClient, KubeError
@@ -57,6 +58,7 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
     wanted = set(event.command.args) if isinstance(event, CommentCommand) else set()
 
     with ctx.checkout(event.repo, pr.head_sha, number) as root:
+        rendered_from = _merge_base_into(ctx, event, pr, root)
         try:
             config = ctx.load_repo_config(root)
         except RepoConfigError as exc:
@@ -80,6 +82,7 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
                 namespace=env.namespace,
                 applyset=ApplySet.for_environment(event.repo, env).name,
             )
+            report.rendered_from = rendered_from
             reports.append(report)
             links[env.name] = _publish(ctx, event, pr, report, status=status_context(env.name))
         if len(config.environments) > 1 and links:
@@ -98,6 +101,32 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
                 lock=ctx.comment_lock(event),
             )
     return PreviewOutcome(pr.head_sha, reports)
+
+
+def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: Path) -> str:
+    """Make ``root`` what merging deploys: the PR head merged with its base's current head.
+
+    A preview of the bare head would show changes already deployed from the base (which moved on
+    after the PR branched) as reverts. A local merge works the same on every forge; when it
+    conflicts, the head is previewed and the heading says so.
+    """
+    base = ctx.git.branch_head(event.repo, pr.base_ref)
+    base_md = f"`{pr.base_ref}` ({base})"
+    try:
+        ctx.git.git(event.repo, root, "merge-base", "--is-ancestor", base, "HEAD")
+        return f"this pull request's head, which already contains {base_md}"
+    except GitError as exc:
+        if exc.returncode != 1:
+            raise
+    try:
+        ctx.git.git(event.repo, root, "merge", "--no-edit", "--no-ff", "--no-verify", "-q", base)
+    except GitError:
+        ctx.git.git(event.repo, root, "merge", "--abort")
+        return (
+            f"this pull request's head only: ⚠️ it conflicts with {base_md}, so this is not what merging "
+            "would deploy; resolve the conflicts to see that"
+        )
+    return f"the merge of this pull request into {base_md}, which is what merging deploys"
 
 
 def _preview_environment(

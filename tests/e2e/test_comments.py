@@ -217,3 +217,38 @@ def merge_of(stack: Stack, repo, pr) -> str:
     sha = stack.sim.pr(repo, pr.number).merge_commit_sha
     assert sha
     return sha
+
+
+def test_a_pull_request_whose_base_moved_on_previews_the_merge_result(stack: Stack):
+    ns = stack.namespace
+    repo, _ = deployed(stack, {"deploy/cm.yaml": CONFIGMAP, "deploy/frontend-deployment.yaml": FRONTEND.read_text()})
+    scale = stack.sim.open_pr(
+        repo,
+        "scale",
+        files={"deploy/frontend-deployment.yaml": FRONTEND.read_text().replace("replicas: 3", "replicas: 5")},
+    )
+    assert stack.status(repo, scale.head_sha, PREVIEW).state == "success"
+    # Meanwhile another pull request changes the ConfigMap on main, and is deployed.
+    other = stack.sim.open_pr(repo, "settings", files={"deploy/cm.yaml": CONFIGMAP.replace("a: b", "a: c")})
+    assert stack.status(repo, merge_of(stack, repo, other), DEPLOY).state == "success"
+
+    sha = stack.sim.push(repo, scale, {"notes.txt": "again\n"})
+    status = stack.status(repo, sha, PREVIEW)
+    assert status.description.startswith("0 to add, 1 to change, 0 to prune, 1 unchanged"), status.description
+    body = stack.only_comment(repo, scale.number, PREVIEW_MARKER).body
+    main = stack.sim.head(repo)
+    assert f"Rendered from the merge of this pull request into `main` ({main})" in body
+    assert f"ConfigMap/{ns}/settings" not in body  # not shown as reverted to a: b
+    assert "<code>spec.replicas 3→5</code>" in body
+
+
+def test_a_conflicting_pull_request_previews_its_head_and_says_so(stack: Stack):
+    repo = stack.repo({"deploy/cm.yaml": CONFIGMAP})
+    mine = stack.sim.open_pr(repo, "mine", files={"deploy/cm.yaml": CONFIGMAP.replace("a: b", "a: mine")})
+    stack.status(repo, mine.head_sha, PREVIEW)
+    theirs = stack.sim.open_pr(repo, "theirs", files={"deploy/cm.yaml": CONFIGMAP.replace("a: b", "a: theirs")})
+    stack.sim.merge(repo, theirs)
+    sha = stack.sim.push(repo, mine, {"notes.txt": "again\n"})
+    assert stack.status(repo, sha, PREVIEW).state == "success"
+    body = stack.only_comment(repo, mine.number, PREVIEW_MARKER).body
+    assert "Rendered from this pull request's head only: ⚠️ it conflicts with `main`" in body
