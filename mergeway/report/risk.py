@@ -134,8 +134,9 @@ def _restart_reasons(item: ObjectDiff) -> list[str]:
         name = container[container.index("[") + 1 : -1] if container else ""
         if name and parts[-1] == "image":
             reasons.append(f"image of `{name}` {_show(change.old)} → {_show(change.new)}")
-        elif name and ".env" in change.path:
-            reasons.append(f"env of `{name}` ({short.split(' ', 1)[0].rsplit('.', 1)[-1]})")
+        elif name and any(p.startswith(("env", "envFrom")) for p in parts):
+            var = next((p[p.index("[") + 1 : -1] for p in parts if p.startswith("env[")), "")
+            reasons.append(f"env of `{name}` changed" + (f" ({var})" if var and not var.isdigit() else ""))
         else:
             other.append(short)
     if other:

@@ -4,6 +4,9 @@ and deploy comments that never claim more than was applied."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from kubernetes import client as k8s
 
@@ -17,6 +20,13 @@ PREVIEW, DEPLOY = "mergeway/preview/staging", "mergeway/deploy/staging"
 PREVIEW_MARKER, DEPLOY_MARKER = "<!-- mergeway:preview:staging -->", "<!-- mergeway:deploy:staging -->"
 FRONTEND = GUESTBOOK / "frontend-deployment.yaml"
 V5, V6 = "gcr.io/google-samples/gb-frontend:v5", "gcr.io/google-samples/gb-frontend:v6"
+
+
+def record(name: str, body: str) -> None:
+    """Keep a comment as a reviewer saw it, for docs/comments.md (tools/comments_doc.py sets the folder)."""
+    folder = os.environ.get("MERGEWAY_RECORD_COMMENTS")
+    if folder:
+        Path(folder, f"{name}.md").write_text(body)
 
 
 def guestbook_files() -> dict[str, str | None]:
@@ -79,6 +89,7 @@ def test_risk_block_names_the_volume_prune_and_the_restart_with_its_reason(stack
     assert status.state == "success", status.description
     comment = stack.only_comment(repo, pr.number, PREVIEW_MARKER)
     body = comment.body
+    record("preview-risks", body)
     risks = body[body.index("Look at these first") : body.index("| | object |")]  # above the table
     assert f"🔥 **prunes** `PersistentVolumeClaim/{ns}/data`: its volume and the data on it" in risks
     assert f"🔄 **restarts pods of** `Deployment/{ns}/frontend`: image of `php-redis` {V5} → {V6}" in risks
@@ -102,6 +113,7 @@ def test_a_new_object_shows_what_git_asked_for_and_counts_server_defaults(stack:
     pr = stack.sim.open_pr(repo, "add", files={"deploy/frontend-deployment.yaml": FRONTEND.read_text()})
     assert stack.status(repo, pr.head_sha, PREVIEW).state == "success"
     body = stack.only_comment(repo, pr.number, PREVIEW_MARKER).body
+    record("preview-new-object", body)
     row = next(line for line in body.splitlines() if line.startswith("| ➕ add |"))
     assert "field(s) from Git" in row and "server default(s)" in row
     shown, collapsed = body.split("The whole object as the API server would store it")
@@ -127,12 +139,14 @@ def test_two_environments_get_one_summary_linking_both(stack: Stack):
         lambda: stack.marked(repo, pr.number, "<!-- mergeway:summary:preview -->"), timeout=60, message="summary"
     )
     assert len(summary) == 1
+    record("summary", summary[0].body)
     for env in ("staging", "prod"):
         target = stack.only_comment(repo, pr.number, f"<!-- mergeway:preview:{env} -->")
         line = next(x for x in summary[0].body.splitlines() if f"[`{env}`]" in x)
         assert f"({comment_url(stack, repo, pr.number, target.id)})" in line
         assert "✅ success" in line and "1 to add" in line
     prod = stack.only_comment(repo, pr.number, "<!-- mergeway:preview:prod -->").body
+    record("preview-not-deployed", prod)
     assert "**Not deployed on merge: `auto_deploy` is off for `prod`.**" in prod
 
 
@@ -147,6 +161,7 @@ def test_a_rejected_deploy_says_nothing_was_applied_and_offers_no_rollback(stack
     assert status.state == "failure"
     assert status.description.startswith("Nothing applied, the dry run rejected Deployment/")
     body = stack.only_comment(repo, pr.number, DEPLOY_MARKER).body
+    record("deploy-rejected", body)
     assert f"**Nothing was applied: the dry run rejected 1 object(s); `staging` still runs {before}.**" in body
     assert "must be greater than or equal to 0" in body
     assert "/rollback" not in body
@@ -182,6 +197,7 @@ def test_a_volume_prune_is_held_on_merge_and_applied_after_allow_destructive(sta
     assert status.state == "success", status.description
     assert "1 destructive held back" in status.description
     body = stack.only_comment(repo, pr.number, DEPLOY_MARKER).body
+    record("deploy-held", body)
     held = body[body.index("Held back: 1 destructive change(s) were not executed") :]
     assert f"**prunes** `PersistentVolumeClaim/{ns}/data`" in held
     assert "comments `/allow-destructive staging`" in held
@@ -196,6 +212,7 @@ def test_a_volume_prune_is_held_on_merge_and_applied_after_allow_destructive(sta
         timeout=60,
         message="the deploy comment updated",
     )
+    record("deploy-allowed", done)
     assert "**0 created, 0 configured, 1 pruned" in done and "Held back" not in done
 
 
@@ -206,6 +223,7 @@ def test_a_labelled_pull_request_prunes_the_volume_on_merge(stack: Stack, volume
     status = stack.status(repo, merge_of(stack, repo, pr), DEPLOY)
     assert status.state == "success" and "held back" not in status.description, status.description
     assert "1 pruned" in status.description
+    record("deploy-success", stack.only_comment(repo, pr.number, DEPLOY_MARKER).body)
     assert not pvc_exists(stack)
 
 
@@ -236,6 +254,7 @@ def test_a_pull_request_whose_base_moved_on_previews_the_merge_result(stack: Sta
     status = stack.status(repo, sha, PREVIEW)
     assert status.description.startswith("0 to add, 1 to change, 0 to prune, 1 unchanged"), status.description
     body = stack.only_comment(repo, scale.number, PREVIEW_MARKER).body
+    record("preview-merge-result", body)
     main = stack.sim.head(repo)
     assert f"Rendered from the merge of this pull request into `main` ({main})" in body
     assert f"ConfigMap/{ns}/settings" not in body  # not shown as reverted to a: b
@@ -251,4 +270,5 @@ def test_a_conflicting_pull_request_previews_its_head_and_says_so(stack: Stack):
     sha = stack.sim.push(repo, mine, {"notes.txt": "again\n"})
     assert stack.status(repo, sha, PREVIEW).state == "success"
     body = stack.only_comment(repo, mine.number, PREVIEW_MARKER).body
+    record("preview-conflict", body)
     assert "Rendered from this pull request's head only: ⚠️ it conflicts with `main`" in body
