@@ -25,7 +25,7 @@ from mergeway.kube.discovery import Discovery
 from mergeway.render import RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
 from mergeway.report.markdown import marker
-from mergeway.report.preview import PreviewReport, merge_footer, render_preview, render_summary
+from mergeway.report.preview import PreviewReport, merge_footer, on_merge, render_preview, render_summary
 
 log = logging.getLogger("mergeway.jobs.preview")
 
@@ -83,6 +83,12 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
                 applyset=ApplySet.for_environment(event.repo, env).name,
             )
             report.rendered_from = rendered_from
+            report.on_merge = on_merge(
+                env=env.name,
+                base_ref=pr.base_ref,
+                deploy_branch=env.branch or event.repo.default_branch,
+                auto_deploy=env.auto_deploy,
+            )[0]
             reports.append(report)
             links[env.name] = _publish(ctx, event, pr, report, status=status_context(env.name))
         if len(config.environments) > 1 and links:
@@ -114,7 +120,7 @@ def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: P
     base_md = f"`{pr.base_ref}` ({base})"
     try:
         ctx.git.git(event.repo, root, "merge-base", "--is-ancestor", base, "HEAD")
-        return f"this pull request's head, which already contains {base_md}"
+        return f"this pull request's head, up to date with {base_md}"
     except GitError as exc:
         if exc.returncode != 1:
             raise

@@ -57,12 +57,15 @@ class DeployResult:
         return not self.failed and not self.plan.errors and not self.unhealthy
 
     def counts(self) -> dict[str, int]:
-        return {
-            "created": sum(1 for i in self.applied if i.action == "create"),
-            "configured": sum(1 for i in self.applied if i.action == "update"),
+        """What was done, in the words previews use (add/change/prune), so both read alike."""
+        counts = {
+            "added": sum(1 for i in self.applied if i.action == "create"),
+            "changed": sum(1 for i in self.applied if i.action == "update"),
             "pruned": len(self.pruned),
             "unchanged": self.plan.count("unchanged"),
         }
+        failed = len(self.failed) + len(self.plan.errors)
+        return {**counts, "failed": failed} if failed else counts
 
 
 def _immutable(message: str) -> bool:

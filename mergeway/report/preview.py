@@ -45,6 +45,8 @@ class PreviewReport:
     skipped: str = ""
     #: What merging does and how to reproduce this preview (see :func:`merge_footer`).
     footer: list[str] = field(default_factory=list)
+    #: What merging does here, in a few words, for the summary comment ("deploys", "not deployed: …").
+    on_merge: str = ""
     #: Shown in the heading: what was rendered ("the merge into `main`", or the head on conflict).
     rendered_from: str = ""
 
@@ -214,16 +216,23 @@ def _fit(head: str, blocks: list[tuple[ObjectDiff, str]], limit: int) -> str:
     return body[:limit]
 
 
+def on_merge(*, env: str, base_ref: str, deploy_branch: str, auto_deploy: bool) -> tuple[str, str]:
+    """(a few words, a sentence) saying whether merging into ``base_ref`` deploys ``env``."""
+    if not auto_deploy:
+        return "not deployed: `auto_deploy` off", f"Not deployed on merge: `auto_deploy` is off for `{env}`."
+    if deploy_branch != base_ref:
+        return (
+            f"not deployed: deploys from `{deploy_branch}`",
+            f"Not deployed on merge into `{base_ref}`: `{env}` deploys from `{deploy_branch}`.",
+        )
+    return "deploys", f"On merge into `{base_ref}`: applies to `{env}`, then waits for the rollout."
+
+
 def merge_footer(
     *, env: str, base_ref: str, deploy_branch: str, auto_deploy: bool, path: str, namespace: str, applyset: str
 ) -> list[str]:
     """What merging this pull request does to ``env``, and how to see this preview again."""
-    if not auto_deploy:
-        what = f"Not deployed on merge: `auto_deploy` is off for `{env}`."
-    elif deploy_branch != base_ref:
-        what = f"Not deployed on merge into `{base_ref}`: `{env}` deploys from `{deploy_branch}`."
-    else:
-        what = f"On merge into `{base_ref}`: applies to `{env}`, then waits for the rollout."
+    what = on_merge(env=env, base_ref=base_ref, deploy_branch=deploy_branch, auto_deploy=auto_deploy)[1]
     local = f"mergeway preview {path} --applyset {applyset}" + (f" -n {namespace}" if namespace else "")
     return [
         "---",
@@ -237,7 +246,7 @@ def merge_footer(
 def render_summary(reports: list[PreviewReport], links: dict[str, str], *, limit: int) -> str:
     """The one comment for a pull request with several environments: a line each, linked."""
     lines = [marker("summary", "preview"), f"### Mergeway preview summary · {sha(reports[0].head_sha)}", ""]
-    lines += ["| environment | state | changes | risks |", "|---|---|---|---|"]
+    lines += ["| environment | preview | changes | risks | on merge |", "|---|---|---|---|---|"]
     for report in reports:
         state, description = report.status()
         icon = {"success": "✅", "failure": "❌", "error": "⚠️"}.get(state, "⏳")
@@ -249,7 +258,7 @@ def render_summary(reports: list[PreviewReport], links: dict[str, str], *, limit
         if len(found) > 4:
             risky += f" and {len(found) - 4} more"
         summary = report.plan.summary() if report.plan is not None and not report.error else description
-        lines.append(f"| {name} | {icon} {state} | {_cell(summary)} | {risky} |")
+        lines.append(f"| {name} | {icon} {state} | {_cell(summary)} | {risky} | {report.on_merge} |")
     return _clip_body("\n".join(lines) + "\n", limit)
 
 

@@ -145,6 +145,8 @@ def test_two_environments_get_one_summary_linking_both(stack: Stack):
         line = next(x for x in summary[0].body.splitlines() if f"[`{env}`]" in x)
         assert f"({comment_url(stack, repo, pr.number, target.id)})" in line
         assert "✅ success" in line and "1 to add" in line
+    prod_line = next(x for x in summary[0].body.splitlines() if "[`prod`]" in x)
+    assert prod_line.endswith("| not deployed: `auto_deploy` off |")
     prod = stack.only_comment(repo, pr.number, "<!-- mergeway:preview:prod -->").body
     record("preview-not-deployed", prod)
     assert "**Not deployed on merge: `auto_deploy` is off for `prod`.**" in prod
@@ -213,7 +215,7 @@ def test_a_volume_prune_is_held_on_merge_and_applied_after_allow_destructive(sta
         message="the deploy comment updated",
     )
     record("deploy-allowed", done)
-    assert "**0 created, 0 configured, 1 pruned" in done and "Held back" not in done
+    assert "**0 added, 0 changed, 1 pruned" in done and "Held back" not in done
 
 
 def test_a_labelled_pull_request_prunes_the_volume_on_merge(stack: Stack, volume_cleanup):

@@ -78,3 +78,30 @@ def test_hostile_names_and_values_cannot_break_out_of_the_comment_markup():
     )
     body = render_preview(PreviewReport("staging", "0" * 40, plan=Plan([item])), limit=65_536)
     assert "<script>" not in body and "&lt;/code&gt;&lt;script&gt;" in body
+
+
+def test_the_terminal_uses_the_comment_words_and_lists_failures_first():
+    import io
+
+    from mergeway.report.terminal import print_plan
+
+    plan = Plan(
+        [
+            ObjectDiff(ref("ConfigMap", "a"), "create", diff="+x\n"),
+            ObjectDiff(ref("ConfigMap", "b"), "update"),
+            ObjectDiff(ref("ConfigMap", "c"), "delete"),
+            ObjectDiff(ref("ConfigMap", "z"), "error", message="denied"),
+        ]
+    )
+    out = io.StringIO()
+    print_plan(plan, out, color=False)
+    lines = out.getvalue().splitlines()
+    summary = "1 to add, 1 to change, 1 to prune, 0 unchanged, 1 failed"
+    assert lines[0] == summary and lines[-1] == summary
+    titles = [line for line in lines if ": ConfigMap/" in line]
+    assert titles == [
+        "failed: ConfigMap/shop/z",
+        "add: ConfigMap/shop/a",
+        "change: ConfigMap/shop/b",
+        "prune: ConfigMap/shop/c",
+    ]
