@@ -134,6 +134,9 @@ def _outcome(report: DeployReport) -> list[str]:
     if result.plan.errors and not report.applied_anything:
         n = len(result.plan.errors)
         return [f"**Nothing was applied: the dry run rejected {n} object(s); {_still_runs(report)}.**", ""]
+    if result.failed and not report.applied_anything:
+        n = len(result.failed)
+        return [f"**Nothing was applied: {n} object(s) failed to apply; {_still_runs(report)}.**", ""]
     if result.failed:
         done = {id(i) for i in result.applied} | {id(i) for i in result.pruned}
         wanted = [i for i in result.plan.items if i.action in ("create", "update", "delete")]
