@@ -9,13 +9,14 @@ The job is idempotent: re-running it edits the same comments and sets the same s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
-from mergeway.git import GitError
+from mergeway.git import CheckoutError, GitError
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent
 from mergeway.kube.client import KubeClient, KubeError
@@ -116,7 +117,11 @@ def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: P
     after the PR branched) as reverts. A local merge works the same on every forge; when it
     conflicts, the head is previewed and the heading says so.
     """
-    base = ctx.git.branch_head(event.repo, pr.base_ref)
+    try:
+        base = ctx.git.branch_head(event.repo, pr.base_ref)
+    except (GitError, CheckoutError) as exc:
+        log.warning("previewing the head of #%s: its base could not be read: %s", pr.number, exc)
+        return f"this pull request's head only: ⚠️ its base `{pr.base_ref}` could not be read"
     base_md = f"`{pr.base_ref}` ({base})"
     try:
         ctx.git.git(event.repo, root, "merge-base", "--is-ancestor", base, "HEAD")
@@ -127,7 +132,8 @@ def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: P
     try:
         ctx.git.git(event.repo, root, "merge", "--no-edit", "--no-ff", "--no-verify", "-q", base)
     except GitError:
-        ctx.git.git(event.repo, root, "merge", "--abort")
+        with contextlib.suppress(GitError):  # nothing to abort when git refused to start the merge
+            ctx.git.git(event.repo, root, "merge", "--abort")
         return (
             f"this pull request's head only: ⚠️ it conflicts with {base_md}, so this is not what merging "
             "would deploy; resolve the conflicts to see that"
