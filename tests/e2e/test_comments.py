@@ -225,7 +225,9 @@ def test_a_labelled_pull_request_prunes_the_volume_on_merge(stack: Stack, volume
     status = stack.status(repo, merge_of(stack, repo, pr), DEPLOY)
     assert status.state == "success" and "held back" not in status.description, status.description
     assert "1 pruned" in status.description
-    record("deploy-success", stack.only_comment(repo, pr.number, DEPLOY_MARKER).body)
+    deployed_comment = stack.only_comment(repo, pr.number, DEPLOY_MARKER)
+    record("deploy-success", deployed_comment.body)
+    assert status.target_url == comment_url(stack, repo, pr.number, deployed_comment.id)
     assert not pvc_exists(stack)
 
 
