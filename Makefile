@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo run cluster cluster-down test lint bench-intake clean
+.PHONY: venv demo run cluster cluster-down test lint bench-intake image image-test clean
 
 $(BIN)/mergeway: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -45,6 +45,15 @@ lint: venv
 bench-intake: venv
 	@bash tools/redis/ensure.sh
 	$(BIN)/python bench/intake.py
+
+## The container image, with buildah (no Docker daemon); from Debian packages when no registry is reachable.
+image:
+	@bash tools/image/build.sh
+
+## Run the image with podman: the web process answers /healthz, the worker connects to a Redis.
+image-test:
+	@bash tools/redis/ensure.sh
+	@bash tools/image/test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,8 @@ What it does (all on 127.0.0.1):
    webhook_service/gunicorn_conf.py, its default workers/threads unless WEB_CONCURRENCY /
    MERGEWAY_WEB_THREADS are set);
 2. replays every fixture in shared/fixtures (GitHub signed with HMAC, GitLab with its token), each
-   with a fresh delivery id, from several load-generator processes over keep-alive connections;
+   as a distinct delivery (fresh id, body varied by trailing whitespace: intake drops replayed
+   bodies), from several load-generator processes over keep-alive connections;
 3. prints throughput, p50/p90/p99/max latency, status counts, and the jobs found on the Redis
    queues afterwards, which must equal the number of ``queued`` answers (nothing lost);
 4. repeats the same load against a trivial Flask endpoint (bench/intake_trivial.py) under the
@@ -21,6 +22,7 @@ prebuilt requests), so most CPU goes to the server. Run: ``.venv/bin/python benc
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -57,32 +59,43 @@ QUEUES = ("preview", "deploy", "rollback", "help")
 
 @dataclass
 class Template:
-    """A fixture as raw HTTP request bytes, with a hole for the delivery id."""
+    """A fixture; :meth:`request` makes one distinct delivery of it as raw HTTP request bytes."""
 
     name: str
-    head: bytes  # up to and including the delivery header's name
-    tail: bytes  # the rest of the headers, the blank line and the body
+    forge: str
+    kind: str
+    body: bytes
+    port: int
+
+    def request(self, delivery: str) -> bytes:
+        """A delivery with its own id *and* its own body: intake drops a body it has seen (a replay).
+
+        The body differs only by trailing JSON whitespace derived from the id, so parsing and
+        payload size are the fixture's; GitHub's signature is computed for the exact bytes sent.
+        """
+        digest = hashlib.sha256(delivery.encode()).digest()[:8]
+        body = self.body + bytes(b" \t\n\r"[(byte >> shift) & 3] for byte in digest for shift in (0, 2, 4, 6))
+        common = f"Host: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        if self.forge == "github":
+            head = (
+                f"POST /webhooks/github HTTP/1.1\r\n{common}User-Agent: GitHub-Hookshot/bench\r\n"
+                f"X-GitHub-Event: {self.kind}\r\nX-Hub-Signature-256: {sign_github(GITHUB_SECRET, body)}\r\n"
+                f"X-GitHub-Delivery: {delivery}"
+            )
+        else:
+            head = (
+                f"POST /webhooks/gitlab HTTP/1.1\r\n{common}User-Agent: GitLab/bench\r\n"
+                f"X-Gitlab-Event: {GITLAB_HOOKS[self.kind]}\r\nX-Gitlab-Token: {GITLAB_SECRET}\r\n"
+                f"Idempotency-Key: {delivery}"
+            )
+        return head.encode() + b"\r\n\r\n" + body
 
 
 def templates(port: int) -> list[Template]:
     out = []
     for path in sorted(FIXTURES.glob("*/*.json")):
-        body = path.read_bytes()
-        forge = path.parent.name
-        kind = path.name.split(".", 1)[0]
-        common = f"Host: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        if forge == "github":
-            head = (
-                f"POST /webhooks/github HTTP/1.1\r\n{common}User-Agent: GitHub-Hookshot/bench\r\n"
-                f"X-GitHub-Event: {kind}\r\nX-Hub-Signature-256: {sign_github(GITHUB_SECRET, body)}\r\n"
-                "X-GitHub-Delivery: "
-            )
-        else:
-            head = (
-                f"POST /webhooks/gitlab HTTP/1.1\r\n{common}User-Agent: GitLab/bench\r\n"
-                f"X-Gitlab-Event: {GITLAB_HOOKS[kind]}\r\nX-Gitlab-Token: {GITLAB_SECRET}\r\nIdempotency-Key: "
-            )
-        out.append(Template(f"{forge}/{path.name}", head.encode(), b"\r\n\r\n" + body))
+        forge, kind = path.parent.name, path.name.split(".", 1)[0]
+        out.append(Template(f"{forge}/{path.name}", forge, kind, path.read_bytes(), port))
     return out
 
 
@@ -124,13 +137,12 @@ def run_client(port: int, tpls: list[Template], count: int, conns: int, tag: str
     queued = errors = 0
     next_index = 0
 
-    def request_bytes(i: int) -> bytes:
-        t = tpls[i % len(tpls)]
-        return t.head + f"{tag}-{i}".encode() + t.tail
+    # Built (and signed) before the clock starts: the load generator's CPU should go to I/O.
+    prebuilt = [tpls[i % len(tpls)].request(f"{tag}-{i}") for i in range(count)]
 
     def start(conn: Conn) -> None:
         nonlocal next_index
-        conn.out = memoryview(request_bytes(next_index))
+        conn.out = memoryview(prebuilt[next_index])
         next_index += 1
         conn.inbuf.clear()
         conn.started = time.perf_counter()

@@ -4,4 +4,6 @@ This package is the domain: plain Python that the web edge (``webhook_service``)
 edge (``workers``) both call, and that tests call directly without Flask or Celery.
 """
 
-__version__ = "0.1.0"
+#: The release, in one place: packaging (pyproject.toml), ``mergeway --version``, ``/healthz``, the
+#: image label and the chart's appVersion all follow it.
+__version__ = "0.2.0"

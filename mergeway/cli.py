@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mergeway import __version__
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.render import RenderError, render
 
@@ -126,6 +127,8 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"failed: {line}", file=sys.stderr)
     counts = ", ".join(f"{v} {k}" for k, v in result.counts().items())
     print(f"{counts}; applied in {result.apply_seconds:.2f}s, rollout {result.rollout_seconds:.2f}s")
+    if result.plan.errors and not (result.applied or result.pruned):
+        return 2  # the dry run rejected the change, so nothing was applied: an error, like a render failure
     return 0 if result.ok else 1
 
 
@@ -144,6 +147,7 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mergeway", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--version", action="version", version=f"mergeway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     preview = sub.add_parser("preview", help="show what applying PATH would change (server-side dry run)")
     _target_options(preview)

@@ -53,7 +53,7 @@ def parse_command(body: object) -> Command | None:
 HELP_TEXT: Final = """\
 Mergeway commands (write them on the first line of a comment):
 
-- `/preview [env ...]`: re-run the preview (all environments, or only those named)
+- `/preview [env ...]`: re-run the preview (all environments, or only those named; needs write access)
 - `/rollback`: open a pull request that reverts this merged pull request (needs write access)
 - `/allow-destructive env`: apply the destructive changes a merge held back in `env` (needs write access)
 - `/help`: show this message

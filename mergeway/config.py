@@ -30,6 +30,8 @@ SECRET_ENV_VARS = (
     "GITHUB_WEBHOOK_SECRET",
     "GITLAB_WEBHOOK_SECRET",
     "REDIS_URL",
+    # The Helm chart's Redis password, which Kubernetes expands into REDIS_URL.
+    "MERGEWAY_REDIS_PASSWORD",
 )
 #: Secrets taken out of ``os.environ``, still visible to :meth:`Settings.from_env` in this process.
 _held_secrets: dict[str, str] = {}
@@ -126,6 +128,9 @@ class Settings:
     forges: tuple[str, ...] = FORGES
     github_webhook_secret: str = ""
     gitlab_webhook_secret: str = ""
+    #: Per-group/project GitLab webhook secrets: path prefix (lower-case) → secret. A project under a
+    #: prefix is accepted only with that prefix's secret (the longest prefix wins), never the global one.
+    gitlab_webhook_secrets: Mapping[str, str] = field(default_factory=dict)
     dedupe_ttl_seconds: int = 72 * 3600
     max_body_bytes: int = 25 * 1024 * 1024
     bot_logins: tuple[str, ...] = ()
@@ -155,6 +160,11 @@ class Settings:
     git_timeout_seconds: float = 600.0
     log_level: str = "INFO"
     worker_metrics_port: int = 0
+    job_lease_seconds: float = 60.0
+    job_max_attempts: int = 3
+    preview_time_limit_seconds: float = 900.0
+    deploy_time_limit_seconds: float = 3600.0
+    kube_retry_seconds: float = 60.0
     max_objects: int = 5000
     max_rendered_bytes: int = 32 * 1024 * 1024
     max_yaml_depth: int = 100
@@ -169,6 +179,7 @@ class Settings:
             f"redis={_redact_url(self.redis_url)} forges={','.join(self.forges)} "
             f"github_secret={'set' if self.github_webhook_secret else 'unset'} "
             f"gitlab_secret={'set' if self.gitlab_webhook_secret else 'unset'} "
+            f"gitlab_scoped_secrets={len(self.gitlab_webhook_secrets)} "
             f"github_auth={'app' if self.github_app_id else ('token' if self.github_token else 'none')} "
             f"gitlab_auth={'token' if self.gitlab_token else 'none'} clusters={sorted(self.clusters)} "
             f"policy={'file' if self.policy_file else ('allow-all' if self.policy_allow_all else 'none')}"
@@ -198,6 +209,7 @@ class Settings:
             forges=forges,
             github_webhook_secret=_secret(env, "GITHUB_WEBHOOK_SECRET"),
             gitlab_webhook_secret=_secret(env, "GITLAB_WEBHOOK_SECRET"),
+            gitlab_webhook_secrets=_scoped_secrets(env, "MERGEWAY_GITLAB_WEBHOOK_SECRETS"),
             dedupe_ttl_seconds=_int(env, "MERGEWAY_DEDUPE_TTL_SECONDS", cls.dedupe_ttl_seconds, minimum=60),
             max_body_bytes=_int(env, "MERGEWAY_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             bot_logins=_list(env, "MERGEWAY_BOT_LOGINS", ()),
@@ -224,6 +236,11 @@ class Settings:
             git_timeout_seconds=_float(env, "MERGEWAY_GIT_TIMEOUT_SECONDS", 600.0, minimum=1.0),
             log_level=(env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
             worker_metrics_port=_int(env, "MERGEWAY_WORKER_METRICS_PORT", 0, minimum=0),
+            job_lease_seconds=_float(env, "MERGEWAY_JOB_LEASE_SECONDS", 60.0, minimum=5.0),
+            job_max_attempts=_int(env, "MERGEWAY_JOB_MAX_ATTEMPTS", 3, minimum=1),
+            preview_time_limit_seconds=_float(env, "MERGEWAY_PREVIEW_TIME_LIMIT_SECONDS", 900.0, minimum=30.0),
+            deploy_time_limit_seconds=_float(env, "MERGEWAY_DEPLOY_TIME_LIMIT_SECONDS", 3600.0, minimum=60.0),
+            kube_retry_seconds=_float(env, "MERGEWAY_KUBE_RETRY_SECONDS", 60.0),
             max_objects=_int(env, "MERGEWAY_MAX_OBJECTS", cls.max_objects, minimum=1),
             max_rendered_bytes=_int(env, "MERGEWAY_MAX_RENDERED_BYTES", cls.max_rendered_bytes, minimum=1024),
             max_yaml_depth=_int(env, "MERGEWAY_MAX_YAML_DEPTH", cls.max_yaml_depth, minimum=10),
@@ -238,7 +255,7 @@ class Settings:
             raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
         if role == "web":
             for forge in self.forges:
-                if not self.webhook_secret(forge):
+                if not self.webhook_secret(forge) and not (forge == "gitlab" and self.gitlab_webhook_secrets):
                     var = f"{forge.upper()}_WEBHOOK_SECRET"
                     raise ConfigError(
                         f"{var} is required while {forge} is enabled (MERGEWAY_FORGES); "
@@ -284,6 +301,24 @@ def _policy_mode(env: Mapping[str, str]) -> bool:
     if raw and raw != "allow-all":
         raise ConfigError("MERGEWAY_POLICY must be empty or allow-all (a policy file goes in MERGEWAY_POLICY_FILE)")
     return raw == "allow-all"
+
+
+def _scoped_secrets(env: Mapping[str, str], name: str) -> dict[str, str]:
+    """``group/sub=secret`` entries, separated by commas or newlines (``_FILE``: read from a file).
+
+    The prefix is a GitLab namespace or project path; it matches itself and everything below it.
+    """
+    raw = _secret(env, name)
+    scoped: dict[str, str] = {}
+    for item in raw.replace("\n", ",").split(","):
+        if not item.strip():
+            continue
+        prefix, sep, secret = item.partition("=")
+        prefix = prefix.strip().strip("/").lower()
+        if not sep or not prefix or not secret.strip() or any(not s for s in prefix.split("/")):
+            raise ConfigError(f"{name} entries must look like group/project=secret")
+        scoped[prefix] = secret.strip()
+    return scoped
 
 
 def _redact_url(url: str) -> str:

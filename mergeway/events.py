@@ -22,6 +22,11 @@ class Repository:
     ``full_name`` is ``owner/name`` on GitHub and ``path_with_namespace`` on GitLab; ``project_id``
     is GitLab's numeric id (the API prefers it) and ``None`` on GitHub. ``clone_url`` never carries
     credentials: they are supplied at fetch time.
+
+    What intake builds from a webhook is only the delivery's *claim*: ``clone_url`` is left empty
+    (payload URLs are never used) and ``installation_id`` is the GitHub App installation the delivery
+    names. Workers replace it with the repository as the configured forge's API reports it, with a
+    clone URL on the configured forge host (:func:`mergeway.forge.identity.verified_repository`).
     """
 
     forge: Forge
@@ -30,6 +35,7 @@ class Repository:
     default_branch: str = "main"
     project_id: int | None = None
     web_url: str = ""
+    installation_id: int | None = None
 
 
 @dataclass(frozen=True)

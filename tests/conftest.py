@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.cluster",
     "tests.fixtures.e2e",
+    "tests.fixtures.secrets",
 ]

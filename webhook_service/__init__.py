@@ -1,8 +1,7 @@
 """The webhook web service: a Flask app that hands each delivery to :mod:`mergeway.intake`.
 
-Run it under gunicorn (see ``Procfile`` and ``gunicorn_conf.py``)::
-
-    gunicorn -c webhook_service/gunicorn_conf.py 'webhook_service:create_app()'
+Run it under gunicorn with ``mergeway-web`` (:mod:`webhook_service.serve`, as in the ``Procfile``),
+which is ``gunicorn -c python:webhook_service.gunicorn_conf 'webhook_service:create_app()'``.
 
 The app refuses to start (``ConfigError``) when a secret for an enabled forge is missing, so a
 misconfigured deployment fails at rollout instead of rejecting, or worse accepting, deliveries.

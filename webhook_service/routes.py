@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from mergeway import metrics
+from mergeway import __version__, metrics
 from mergeway.events import Forge
 from mergeway.intake.router import QUEUES
 from mergeway.intake.service import Intake
@@ -76,8 +76,8 @@ def gitlab_webhook() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Liveness: the process answers. Deliberately no dependency checks (see /readyz)."""
-    return _json(200, {"status": "ok"})
+    """Liveness: the process answers, and which release it is. Deliberately no dependency checks (see /readyz)."""
+    return _json(200, {"status": "ok", "version": __version__})
 
 
 @bp.get("/readyz")

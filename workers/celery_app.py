@@ -7,9 +7,13 @@ Settings that matter for correctness, and why:
   Jobs are idempotent, which makes the second run safe.
 - ``worker_prefetch_multiplier=1``: a worker holds one job at a time; long deploys do not sit
   on a prefetched preview.
-- ``visibility_timeout``: with Redis, an unacknowledged job is redelivered after this long. It
-  must exceed the longest job (a deploy waits up to MERGEWAY_HEALTH_TIMEOUT_SECONDS for health),
-  or a slow job would run twice concurrently.
+- ``visibility_timeout`` is the job *lease* (``MERGEWAY_JOB_LEASE_SECONDS``, 60 s): with Redis, an
+  unacknowledged job is redelivered once it is that old. The worker renews the lease of every job
+  it holds (:mod:`workers.lease`), so a long deploy is never redelivered while its worker lives,
+  and a job whose worker host died is picked up by another worker about one lease later. Every
+  worker sweeps for such jobs every few seconds (``unacked_restore_interval``, throttle 1).
+- Time limits per job kind (``MERGEWAY_*_TIME_LIMIT_SECONDS``): the soft limit, 30 s before the
+  hard one, lets the job report on the PR; the hard limit bounds a hung pool process.
 - JSON only (``accept_content``): never unpickle anything that came through Redis.
 - Messages are published by the web service's light publisher (:mod:`mergeway.intake.publish`)
   as well as by ``send_task``; both produce Celery protocol-2 messages on the queues named here.
@@ -24,16 +28,42 @@ from kombu.entity import Exchange as _Exchange
 from kombu.entity import Queue as _Queue
 
 from mergeway.config import Settings
-from mergeway.intake.router import JOB_KINDS, QUEUES, TASK_NAMES
+from mergeway.intake.router import JOB_KINDS, QUEUES, TASK_NAMES, JobKind
 
 #: kombu ships no type hints; name the constructors once so every call below is typed.
 Queue: Any = _Queue
 Exchange: Any = _Exchange
 
 
+#: Seconds between two sweeps for jobs whose lease expired (each worker sweeps; a mutex in Redis
+#: keeps two sweeps from overlapping).
+RESTORE_INTERVAL = 5
+
+
+def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
+    """Hard and soft time limits per task: soft first, so the job can still report on the PR."""
+    hard: dict[JobKind, float] = {
+        "preview": settings.preview_time_limit_seconds,
+        "rollback": settings.preview_time_limit_seconds,
+        "deploy": settings.deploy_time_limit_seconds,
+        "help": 120.0,
+    }
+    return {
+        TASK_NAMES[kind]: {"time_limit": seconds, "soft_time_limit": max(seconds - 30.0, seconds / 2)}
+        for kind, seconds in hard.items()
+    }
+
+
 def create_celery(settings: Settings) -> Celery:
     app = Celery("mergeway", broker=settings.redis_url, backend=settings.redis_url, include=["workers.tasks"])
-    visibility = int(max(3600.0, settings.health_timeout_seconds * 4 + 600))
+    visibility = int(settings.job_lease_seconds)
+    broker_options = {
+        "visibility_timeout": visibility,
+        "unacked_restore_interval": RESTORE_INTERVAL,
+        "unacked_restore_throttle": 1,
+        # A sweep is quick; a worker that dies holding the sweep mutex blocks sweeps this long.
+        "unacked_mutex_expire": 30,
+    }
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -50,14 +80,20 @@ def create_celery(settings: Settings) -> Celery:
         task_track_started=True,
         result_expires=24 * 3600,
         result_extended=True,
-        broker_transport_options={"visibility_timeout": visibility},
+        broker_transport_options=broker_options,
         result_backend_transport_options={"visibility_timeout": visibility},
+        task_annotations=time_limits(settings),
         broker_connection_retry_on_startup=True,
+        # Redis restarts: keep reconnecting rather than exiting after 100 attempts.
+        broker_connection_max_retries=None,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_send_task_events=False,
         enable_utc=True,
     )
+    from workers.lease import LeaseRenewal
+
+    app.steps["consumer"].add(LeaseRenewal)
     return app
 
 

@@ -4,24 +4,83 @@ Each job kind is its own task (and queue) so they can be scaled and observed sep
 logs start, end and failure with the delivery id, repository, PR and job id; a failure is
 re-raised so Celery records it (worker log and result backend) rather than reporting success.
 Metrics (``mergeway_jobs_total``, ``mergeway_job_duration_seconds``) are recorded here as well.
+
+Every start of a job is counted (:mod:`workers.outcomes`): a job that keeps killing its worker is
+given up after ``MERGEWAY_JOB_MAX_ATTEMPTS`` starts, and a job that ends without its own outcome
+(time limit, unexpected error, given up) says so on the pull request.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, cast
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from mergeway import jobs, metrics
 from mergeway.events import Event, from_dict
+from mergeway.forge.identity import IdentityError
 from mergeway.intake.router import TASK_NAMES, JobKind
+from mergeway.jobs.context import JobContext
 from mergeway.logs import log_context
+from workers import outcomes
 from workers.celery_app import app
 
 log = logging.getLogger("mergeway.jobs")
+
+
+class _Tracked:
+    """Whether this process's job context already records pending statuses."""
+
+    lock = threading.Lock()
+    installed = False
+
+
+def bookkeeping() -> JobContext | None:
+    """The process's job context with status tracking installed, or ``None`` without Redis/settings.
+
+    Bookkeeping never stops a job: without it the job still runs (it fails on its own if it needs
+    what is missing), it is only not counted.
+    """
+    from mergeway.jobs.context import default_context
+
+    try:
+        ctx = default_context()
+    except Exception as exc:  # the job itself will meet (and report) the same problem
+        log.debug("no job bookkeeping: %s", type(exc).__name__)
+        return None
+    if ctx.redis is None:
+        return None
+    with _Tracked.lock:
+        if not _Tracked.installed:
+            ctx.forge_factory = outcomes.tracking(ctx.forge_factory, ctx.redis)
+            ctx._forges.clear()
+            _Tracked.installed = True
+    return ctx
+
+
+def report_unfinished(ctx: JobContext | None, kind: str, event: Event, job_id: str | None, why: str) -> None:
+    """Best effort: the job already failed; a failure to report is logged, not raised over it."""
+    if ctx is None or ctx.redis is None or not job_id:
+        return
+    try:
+        outcomes.report_unfinished(ctx.forge(event.repo), ctx.redis, kind, event, job_id, why)
+    except Exception as exc:
+        log.warning("could not report the unfinished %s job on the pull request: %s", kind, type(exc).__name__)
+
+
+def _attempt(ctx: JobContext | None, job_id: str | None) -> int:
+    if ctx is None or ctx.redis is None or not job_id:
+        return 1
+    try:
+        return outcomes.count_attempt(ctx.redis, job_id)
+    except Exception as exc:  # Redis unreachable: run uncounted rather than not at all
+        log.warning("could not count the attempts of job %s: %s", job_id, type(exc).__name__)
+        return 1
 
 
 def run_job(kind: JobKind, job_id: str | None, data: Any) -> None:
@@ -34,12 +93,37 @@ def run_job(kind: JobKind, job_id: str | None, data: Any) -> None:
         event: Event = from_dict(data)
         pr = getattr(getattr(event, "pr", None), "number", None)
         with log_context(job=kind, job_id=job_id, delivery_id=event.delivery_id, repo=event.repo.full_name, pr=pr):
-            log.info("%s job started", kind)
+            ctx = bookkeeping()
+            attempt = _attempt(ctx, job_id)
+            limit = ctx.settings.job_max_attempts if ctx is not None else attempt
+            if attempt > limit:
+                outcome = "given_up"
+                log.error("%s job given up: %d earlier attempts stopped their worker", kind, attempt - 1)
+                why = (
+                    f"the worker running it stopped {attempt - 1} times (out of memory, killed or crashed), "
+                    "so it is not retried again"
+                )
+                report_unfinished(ctx, kind, event, job_id, why)
+                return
+            log.info("%s job started", kind, extra={"attempt": attempt})
+            outcomes.set_current_job(job_id)
             try:
                 jobs.dispatch(kind, event)
+            except SoftTimeLimitExceeded:
+                log.error("%s job stopped at its time limit", kind)
+                report_unfinished(ctx, kind, event, job_id, "it ran longer than its time limit")
+                raise
+            except IdentityError as exc:
+                # The delivery's repository is not what it claims: nothing is posted anywhere, since
+                # the forge would be told about a repository the delivery has no right to speak for.
+                log.error("%s job failed: %s: %s", kind, type(exc).__name__, exc)
+                raise
             except Exception as exc:
                 log.error("%s job failed: %s: %s", kind, type(exc).__name__, exc, exc_info=exc)
+                report_unfinished(ctx, kind, event, job_id, f"it failed unexpectedly ({type(exc).__name__})")
                 raise
+            finally:
+                outcomes.set_current_job(None)
             outcome = "succeeded"
             log.info("%s job succeeded", kind)
     finally:
@@ -51,9 +135,28 @@ def run_job(kind: JobKind, job_id: str | None, data: Any) -> None:
 TaskBody = Callable[[Task, dict[str, Any]], None]
 
 
+class JobTask(Task):  # type: ignore[misc]  # celery is untyped
+    """Base of the job tasks: a hard time limit (the pool process was killed) is told on the PR."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        # Runs in the worker's main process for a hard time limit (the job's process is gone, so it
+        # cannot report itself); off the event loop, which must keep renewing leases.
+        if isinstance(exc, TimeLimitExceeded) and args and isinstance(args[0], dict):
+            kind = cast(JobKind, self.name.removeprefix("mergeway."))
+            threading.Thread(target=_report_hard_limit, args=(kind, task_id, args[0]), daemon=True).start()
+
+
+def _report_hard_limit(kind: JobKind, job_id: str, data: dict[str, Any]) -> None:
+    try:
+        event = from_dict(data)
+    except Exception:
+        return
+    report_unfinished(bookkeeping(), kind, event, job_id, "it ran longer than its time limit and was stopped")
+
+
 def _task(kind: JobKind) -> Callable[[TaskBody], Any]:
     """``app.task`` with the options every job task shares (Celery itself is untyped)."""
-    return cast(Callable[[TaskBody], Any], app.task(name=TASK_NAMES[kind], bind=True))
+    return cast(Callable[[TaskBody], Any], app.task(name=TASK_NAMES[kind], bind=True, base=JobTask))
 
 
 @_task("preview")

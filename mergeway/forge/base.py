@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from mergeway.events import PullRequest, Repository
 from mergeway.forge.errors import CommentTooLongError, ForgeNotFoundError, ForgeValidationError
@@ -64,6 +64,25 @@ class CommentRef:
     body: str
     url: str = ""
     author: str = ""
+    #: The author's numeric user id, when the forge gave one (logins can be renamed; ids cannot).
+    author_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The account Mergeway's credentials act as, as the forge itself reports it (never configured).
+
+    Sticky comments are matched by this author as well as by their marker: anyone can write the
+    marker into a comment of their own, and such a comment must never be edited or deleted.
+    """
+
+    login: str
+    id: int | None = None
+
+    def wrote(self, comment: CommentRef) -> bool:
+        if self.id is not None and comment.author_id is not None:
+            return comment.author_id == self.id
+        return bool(comment.author) and comment.author.lower() == self.login.lower()
 
 
 @dataclass(frozen=True)
@@ -162,7 +181,10 @@ class Forge(abc.ABC):
         """Delete a comment; raises :class:`ForgeNotFoundError` if it is already gone."""
 
     def upsert_comment(self, number: int, marker: str, body: str, *, lock: LockFactory | None = None) -> CommentRef:
-        """Create or edit *the* comment carrying ``marker`` (e.g. ``<!-- mergeway:preview:prod -->``).
+        """Create or edit *the* comment of Mergeway's own carrying ``marker`` (e.g. ``<!-- mergeway:preview:prod -->``).
+
+        Only comments written by :meth:`identity` count: a comment of someone else's that contains
+        (or quotes) the marker is neither edited nor deleted.
 
         With ``lock`` (workers pass a Redis lock keyed by PR and marker), jobs take turns and there is
         never a duplicate. Without it, two racing jobs may each create a comment, but both then list
@@ -195,7 +217,19 @@ class Forge(abc.ABC):
             return keep
 
     def _marked(self, number: int, marker: str) -> list[CommentRef]:
-        return [c for c in self.list_comments(number) if marker in c.body]
+        """Mergeway's own comments carrying ``marker``; other people's are never touched."""
+        me = self.identity()
+        return [c for c in self.list_comments(number) if marker in c.body and me.wrote(c)]
+
+    # -- who we are -------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def identity(self) -> Identity:
+        """The account these credentials act as, asked of the forge (cached per process)."""
+
+    @abc.abstractmethod
+    def repository_info(self) -> dict[str, Any]:
+        """The repository as the forge API reports it (the raw JSON object)."""
 
     # -- statuses and reactions -------------------------------------------------------------------
 

@@ -6,7 +6,12 @@ from mergeway.config import Settings
 from mergeway.events import Repository
 from mergeway.forge.base import Forge
 from mergeway.forge.errors import ForgeAuthError
-from mergeway.forge.github import GitHubForge, github_client_for_app, github_client_for_token
+from mergeway.forge.github import (
+    GitHubForge,
+    github_app_identity,
+    github_client_for_app,
+    github_client_for_token,
+)
 from mergeway.forge.gitlab import GitLabForge, gitlab_client
 from mergeway.forge.retry import RetryPolicy
 
@@ -26,24 +31,25 @@ def forge_for(repo: Repository, settings: Settings) -> Forge:
     policy = retry_policy(settings)
     if repo.forge == "github":
         if settings.github_app_id:
+            app = (settings.github_app_id, settings.github_app_private_key)
             client, token = github_client_for_app(
-                settings.github_app_id,
-                settings.github_app_private_key,
-                repo.full_name,
-                settings.github_api_url,
-                policy,
-                settings.github_write_interval_seconds,
+                *app, repo.full_name, settings.github_api_url, policy, settings.github_write_interval_seconds
             )
-        elif settings.github_token:
+            return GitHubForge(
+                repo,
+                client,
+                token,
+                identity=lambda: github_app_identity(*app, settings.github_api_url, policy),
+            )
+        if settings.github_token:
             client, token = github_client_for_token(
                 settings.github_token,
                 settings.github_api_url,
                 policy,
                 settings.github_write_interval_seconds,
             )
-        else:
-            raise ForgeAuthError("GitHub: no credentials configured (set GITHUB_TOKEN or GITHUB_APP_ID)")
-        return GitHubForge(repo, client, token)
+            return GitHubForge(repo, client, token)
+        raise ForgeAuthError("GitHub: no credentials configured (set GITHUB_TOKEN or GITHUB_APP_ID)")
     if repo.forge == "gitlab":
         if not settings.gitlab_token:
             raise ForgeAuthError("GitLab: no credentials configured (set GITLAB_TOKEN)")

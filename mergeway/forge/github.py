@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import requests
 from github import Auth, Github, GithubException, GithubIntegration
@@ -25,6 +25,7 @@ from mergeway.forge.base import (
     CommentRef,
     Forge,
     GitCredentials,
+    Identity,
     MergeMethod,
     Permission,
     PullRequestInfo,
@@ -104,12 +105,39 @@ class GitHubForge(Forge):
     name = "github"
     display_name = "GitHub"
 
-    def __init__(self, repo: Repository, client: Github, token: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        client: Github,
+        token: Callable[[], str],
+        *,
+        identity: Callable[[], Identity] | None = None,
+    ) -> None:
         super().__init__(repo)
         self._client = client
         self._token = token
         self._repo = client.get_repo(repo.full_name)
         self._owner = repo.full_name.split("/", 1)[0]
+        self._identity_source = identity or self._authenticated_user
+        self._me: Identity | None = None
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    def identity(self) -> Identity:
+        if self._me is None:
+            self._me = self._identity_source()
+        return self._me
+
+    def _authenticated_user(self) -> Identity:
+        with self._api("read the authenticated user (GET /user)"):
+            _, data = self._client.requester.requestJsonAndCheck("GET", "/user")
+        return Identity(login=str(data["login"]), id=int(data["id"]))
+
+    def repository_info(self) -> dict[str, Any]:
+        """The repository as the API reports it (canonical name, id, default branch, web URL)."""
+        with self._api("read the repository"):
+            _, data = self._client.requester.requestJsonAndCheck("GET", f"/repos/{self.repo.full_name}")
+        return dict(data)
 
     @property
     def comment_limit(self) -> int:
@@ -131,6 +159,7 @@ class GitHubForge(Forge):
             body=comment.body or "",
             url=comment.html_url or "",
             author=comment.user.login if comment.user else "",
+            author_id=comment.user.id if comment.user else None,
         )
 
     def list_comments(self, number: int) -> list[CommentRef]:
@@ -153,6 +182,7 @@ class GitHubForge(Forge):
                 body=body,
                 url=comment.html_url or "",
                 author=comment.user.login if comment.user else "",
+                author_id=comment.user.id if comment.user else None,
             )
 
     def delete_comment(self, number: int, comment_id: int) -> None:
@@ -212,7 +242,6 @@ class GitHubForge(Forge):
         )
         merge_sha = pr.merge_commit_sha if merged else None
         method: MergeMethod | None = self._merge_method(pr, merge_sha) if merged and merge_sha else None
-        head_repo = pr.head.repo.full_name if pr.head.repo is not None else None
         return PullRequestInfo(
             number=pr.number,
             title=pr.title or "",
@@ -226,7 +255,7 @@ class GitHubForge(Forge):
             merge_commit_sha=merge_sha,
             merge_method=method,
             commit_count=int(pr.commits or 0),
-            is_fork=head_repo is not None and head_repo != pr.base.repo.full_name,
+            is_fork=_is_fork(pr),
             body=pr.body or "",
             labels=tuple(label.name for label in pr.labels or ()),
         )
@@ -258,11 +287,25 @@ class GitHubForge(Forge):
         return GitCredentials(username="x-access-token", password=token)
 
 
+def _is_fork(pr: GhPullRequest) -> bool:
+    """A PR is same-repository only when its head repository is provably the base repository.
+
+    GitHub reports ``head.repo: null`` once the fork a PR came from is deleted; that PR's commits are
+    still a stranger's, so it is a fork.
+    """
+    # PyGithub types ``repo`` as always present; GitHub's API says it is nullable.
+    head, base = cast(Any, pr.head.repo), cast(Any, pr.base.repo)
+    if head is None or base is None:
+        return True
+    return bool(head.id != base.id or head.full_name.lower() != base.full_name.lower())
+
+
 # ---- clients ---------------------------------------------------------------------------------------
 
 _app_lock = threading.Lock()
 _installation_ids: dict[tuple[str, str, str], int] = {}
 _installation_auths: dict[tuple[str, str, int], Auth.AppInstallationAuth] = {}
+_app_identities: dict[tuple[str, str], Identity] = {}
 
 
 def _client_kwargs(api_url: str, policy: RetryPolicy, write_interval: float) -> dict[str, Any]:
@@ -286,6 +329,53 @@ def github_client_for_token(
     return client, lambda: token
 
 
+def _integration(app_id: str, private_key: str, api_url: str, policy: RetryPolicy) -> GithubIntegration:
+    """A client authenticated as the app itself (JWT), for the app-level endpoints."""
+    auth = Auth.AppAuth(app_id, private_key)
+    return GithubIntegration(auth=auth, base_url=api_url, timeout=int(policy.timeout), retry=github_retry(policy))
+
+
+def repo_installation_id(
+    app_id: str, private_key: str, full_name: str, api_url: str, policy: RetryPolicy, *, fresh: bool = False
+) -> int:
+    """The id of the app's installation that owns ``full_name`` (``GET /repos/{o}/{r}/installation``).
+
+    Cached per process; ``fresh`` asks the API again (an app reinstalled since gets a new id).
+    """
+    key = (api_url, app_id, full_name.lower())
+    with _app_lock:
+        cached = None if fresh else _installation_ids.get(key)
+    if cached is not None:
+        return cached
+    owner, _, name = full_name.partition("/")
+    integration = _integration(app_id, private_key, api_url, policy)
+    try:
+        installation_id = int(integration.get_repo_installation(owner, name).id)
+    except (GithubException, requests.RequestException) as exc:
+        raise translate_github_error(exc, "find the GitHub App installation", full_name) from None
+    with _app_lock:
+        _installation_ids[key] = installation_id
+    return installation_id
+
+
+def github_app_identity(app_id: str, private_key: str, api_url: str, policy: RetryPolicy) -> Identity:
+    """The app's bot account, ``<slug>[bot]``: the author of every comment an installation token writes."""
+    key = (api_url, app_id)
+    with _app_lock:
+        cached = _app_identities.get(key)
+    if cached is not None:
+        return cached
+    integration = _integration(app_id, private_key, api_url, policy)
+    try:
+        slug = str(integration.get_app().slug)
+    except (GithubException, requests.RequestException) as exc:
+        raise translate_github_error(exc, "read the GitHub App (GET /app)", f"app {app_id}") from None
+    identity = Identity(login=f"{slug}[bot]")
+    with _app_lock:
+        _app_identities[key] = identity
+    return identity
+
+
 def github_client_for_app(
     app_id: str,
     private_key: str,
@@ -301,22 +391,9 @@ def github_client_for_app(
     """
     install_log_redaction()
     register_secret(private_key)
-    owner, _, name = full_name.partition("/")
     kwargs = _client_kwargs(api_url, policy, write_interval)
     app_auth = Auth.AppAuth(app_id, private_key)
-    key = (api_url, app_id, full_name.lower())
-    with _app_lock:
-        installation_id = _installation_ids.get(key)
-    if installation_id is None:
-        integration = GithubIntegration(
-            auth=app_auth, base_url=api_url, timeout=kwargs["timeout"], retry=github_retry(policy)
-        )
-        try:
-            installation_id = int(integration.get_repo_installation(owner, name).id)
-        except (GithubException, requests.RequestException) as exc:
-            raise translate_github_error(exc, "find the GitHub App installation", full_name) from None
-        with _app_lock:
-            _installation_ids[key] = installation_id
+    installation_id = repo_installation_id(app_id, private_key, full_name, api_url, policy)
     with _app_lock:
         auth = _installation_auths.get((api_url, app_id, installation_id))
         if auth is None:
@@ -337,3 +414,4 @@ def forget_app_installations() -> None:
     with _app_lock:
         _installation_ids.clear()
         _installation_auths.clear()
+        _app_identities.clear()

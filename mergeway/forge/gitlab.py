@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -23,6 +24,7 @@ from mergeway.forge.base import (
     CommentRef,
     Forge,
     GitCredentials,
+    Identity,
     MergeMethod,
     Permission,
     PullRequestInfo,
@@ -124,6 +126,27 @@ class GitLabForge(Forge):
         self._token = token
         ident: int | str = repo.project_id if repo.project_id is not None else repo.full_name
         self._project: Project = client.projects.get(ident, lazy=True)
+        self._me: Identity | None = None
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    def identity(self) -> Identity:
+        if self._me is None:
+            with self._api("read the authenticated user (GET /user)"):
+                data = self._client.http_get("/user")
+            if not isinstance(data, dict):
+                raise ForgeError("GitLab: GET /user did not return a user")
+            self._me = Identity(login=str(data["username"]), id=int(data["id"]))
+        return self._me
+
+    def repository_info(self) -> dict[str, Any]:
+        """The project as the API reports it, addressed by id when known (canonical path, default branch)."""
+        ident = self.repo.project_id if self.repo.project_id is not None else self.repo.full_name
+        with self._api("read the project"):
+            data = self._client.http_get(f"/projects/{_quote(ident)}")
+        if not isinstance(data, dict):
+            raise ForgeError(f"GitLab: GET /projects/{ident} did not return a project")
+        return dict(data)
 
     @property
     def comment_limit(self) -> int:
@@ -143,8 +166,16 @@ class GitLabForge(Forge):
 
     @staticmethod
     def _ref(note: Any, url: str = "") -> CommentRef:
-        author = note.author.get("username", "") if isinstance(getattr(note, "author", None), dict) else ""
-        return CommentRef(id=int(note.id), body=str(note.body or ""), url=url, author=author)
+        raw = getattr(note, "author", None)
+        author = raw if isinstance(raw, dict) else {}
+        author_id = author.get("id")
+        return CommentRef(
+            id=int(note.id),
+            body=str(note.body or ""),
+            url=url,
+            author=str(author.get("username", "")),
+            author_id=author_id if isinstance(author_id, int) else None,
+        )
 
     def _note_url(self, number: int, note_id: int) -> str:
         web = self.repo.web_url.rstrip("/")
@@ -275,7 +306,8 @@ class GitLabForge(Forge):
             merge_commit_sha=merge_sha,
             merge_method=method,
             commit_count=count,
-            is_fork=mr.source_project_id != mr.target_project_id,
+            # A deleted source project leaves no source_project_id: still someone else's commits.
+            is_fork=mr.source_project_id is None or mr.source_project_id != mr.target_project_id,
             body=str(getattr(mr, "description", "") or ""),
             labels=tuple(str(name) for name in getattr(mr, "labels", None) or ()),
         )
@@ -286,6 +318,10 @@ class GitLabForge(Forge):
         # GitLab checks the password as a personal/project/group access token whatever the user name
         # is; "oauth2" also covers OAuth tokens.
         return GitCredentials(username="oauth2", password=self._token)
+
+
+def _quote(ident: int | str) -> str:
+    return str(ident) if isinstance(ident, int) else urllib.parse.quote(ident, safe="")
 
 
 def gitlab_client(url: str, token: str, policy: RetryPolicy) -> gitlab.Gitlab:

@@ -28,14 +28,14 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mergeway.config import Settings
 from mergeway.events import Repository
 from mergeway.forge.base import GitCredentials
-from mergeway.git.run import GitError, GitResult, base_env, credential_env, run_git
+from mergeway.git.run import CredentialHostError, GitError, GitResult, base_env, credential_env, run_git
 
 log = logging.getLogger("mergeway.git")
 
@@ -78,22 +78,35 @@ class CheckoutCache:
         *,
         timeout: float = 600.0,
         lock_timeout: float = 600.0,
+        remote_url: Callable[[Repository], str] | None = None,
+        allowed_origins: Collection[str] | None = None,
     ) -> None:
         self.root = Path(root)
         self.credentials = credentials
         self.timeout = timeout
         self.lock_timeout = lock_timeout
+        #: Where a repository is fetched from; default ``repo.clone_url`` (the worker builds it instead).
+        self.remote_url = remote_url or (lambda repo: repo.clone_url)
+        #: Origins credentials may go to (``None``: the remote's own, for caches built by hand).
+        self.allowed_origins = allowed_origins
         self._home = self.root / "home"  # an empty HOME for git children
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckoutCache:
-        """The worker's cache, authenticating with the same credentials as the forge API."""
+        """The worker's cache: git talks only to the configured forge hosts, with the API's credentials.
+
+        The remote is rebuilt from the configured host and the repository path on every use, so a
+        ``clone_url`` that came from anywhere else is never contacted.
+        """
         from mergeway.forge import forge_for
+        from mergeway.forge.identity import clone_url, git_origins
 
         return cls(
             settings.cache_dir / "git",
             lambda repo: forge_for(repo, settings).git_credentials(),
             timeout=settings.git_timeout_seconds,
+            remote_url=lambda repo: clone_url(repo.forge, repo.full_name, settings),
+            allowed_origins=git_origins(settings),
         )
 
     # -- paths and locks ---------------------------------------------------------------------------
@@ -147,7 +160,10 @@ class CheckoutCache:
         if remote:
             creds = self.credentials(repo)
             if creds is not None:
-                extra = credential_env(repo.clone_url, creds)
+                try:
+                    extra = credential_env(self.remote_url(repo), creds, allowed_origins=self.allowed_origins)
+                except CredentialHostError as exc:
+                    raise CheckoutError(f"{repo.full_name}: {exc}") from None
                 secrets.append(creds.password)
         env = base_env(self._home, extra)
         git_dir = ["--git-dir", str(self.mirror_path(repo))] if cwd is None else []
@@ -165,11 +181,12 @@ class CheckoutCache:
                 ("protocol.version", "2"),
             ):
                 self._git(repo, ["config", key, value])
+        url = self.remote_url(repo)
         current = self._git(repo, ["config", "--get", "remote.origin.url"], check=False).stdout.strip()
-        if current != repo.clone_url:
-            if "@" in repo.clone_url.split("//", 1)[-1].split("/", 1)[0]:
+        if current != url:
+            if "@" in url.split("//", 1)[-1].split("/", 1)[0]:
                 raise CheckoutError(f"clone URL of {repo.full_name} must not carry credentials")
-            self._git(repo, ["config", "remote.origin.url", repo.clone_url])
+            self._git(repo, ["config", "remote.origin.url", url])
         return path
 
     def has_commit(self, repo: Repository, sha: str) -> bool:

@@ -23,10 +23,10 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from mergeway.forge.base import GitCredentials
 from mergeway.forge.redaction import redact, register_secret
@@ -90,25 +90,49 @@ def base_env(home: Path | None = None, extra: Mapping[str, str] | None = None) -
     return env
 
 
-def credential_env(url: str, credentials: GitCredentials | None) -> dict[str, str]:
-    """Config entries (as ``GIT_CONFIG_*`` variables) that authenticate git to ``url``'s host."""
+class CredentialHostError(ValueError):
+    """Credentials were about to be offered to a host other than the configured forge's."""
+
+
+def credential_env(
+    url: str, credentials: GitCredentials | None, *, allowed_origins: Collection[str] | None = None
+) -> dict[str, str]:
+    """Config entries (as ``GIT_CONFIG_*`` variables) that authenticate git to ``url``'s host.
+
+    With ``allowed_origins`` (``scheme://host:port``, see :func:`mergeway.forge.identity.origin`),
+    a URL on any other origin is refused before anything is configured: the forge token goes to the
+    configured forge or nowhere. Redirects are not followed, so the header cannot travel on either.
+    """
     if credentials is None:
         return {}
     register_secret(credentials.password)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("credentials can only be sent to an http(s) remote")
+        raise CredentialHostError("credentials can only be sent to an http(s) remote")
+    if allowed_origins is not None and _origin(parts) not in allowed_origins:
+        raise CredentialHostError(
+            f"refusing to send forge credentials to {parts.hostname}:{parts.port or ''}, "
+            "which is not the configured forge"
+        )
     prefix = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/"
     basic = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
     register_secret(basic)
     return {
-        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_COUNT": "3",
         "GIT_CONFIG_KEY_0": f"http.{prefix}.extraHeader",
         "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
         # No credential helper may store or offer anything else.
         "GIT_CONFIG_KEY_1": "credential.helper",
         "GIT_CONFIG_VALUE_1": "",
+        "GIT_CONFIG_KEY_2": "http.followRedirects",
+        "GIT_CONFIG_VALUE_2": "false",
     }
+
+
+def _origin(parts: SplitResult) -> str:
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def run_git(

@@ -1,11 +1,18 @@
-"""Drop redeliveries: the forge's delivery id is claimed once in Redis with ``SET NX`` and a TTL.
+"""Drop redeliveries and replays: a delivery is claimed once in Redis, by its id *and* its body.
 
 GitHub keeps ``X-GitHub-Delivery`` on redelivery and GitLab keeps ``Idempotency-Key`` across
-retries, so a claim that already exists means "this delivery was already queued". The TTL bounds
-memory; it only needs to outlast the forges' retry windows (default 72 h).
+retries, so a claim that already exists means "this delivery was already queued". But the delivery
+id is not covered by GitHub's signature (and GitLab signs nothing): a captured body re-sent with a
+fresh id would pass an id-only check. So each delivery also claims the SHA-256 of its raw body, and
+a delivery is new only when neither key exists.
 
-A claim is released again when the job could not be enqueued after all, so the forge's retry is
-not mistaken for a duplicate and silently dropped.
+Claiming and enqueueing are one Lua script: both keys are set (same TTL) and the job is pushed onto
+its queue atomically, in one Redis round trip. There is no state in which a delivery is claimed but
+its job is not queued, so nothing needs releasing when Redis fails: either the script ran (the job
+is queued; a redelivery after a lost reply is a duplicate) or it did not (nothing is claimed; the
+forge's redelivery is processed).
+
+The TTL bounds memory; it only needs to outlast the forges' retry windows (default 72 h).
 """
 
 from __future__ import annotations
@@ -18,7 +25,27 @@ if TYPE_CHECKING:
     import redis
 
 KEY_PREFIX = "mergeway:delivery:"
+BODY_PREFIX = "mergeway:body:"
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+#: KEYS: the claims, then the queue; ARGV: the claims' value, their TTL, the message.
+#: 1 when every claim was free (all are now set and the message is queued), else 0 (nothing changed).
+_CLAIM_AND_ENQUEUE = """
+local queue = table.remove(KEYS)
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then return 0 end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[1], 'EX', ARGV[2])
+end
+redis.call('LPUSH', queue, ARGV[3])
+return 1
+"""
+
+
+def body_digest(body: bytes) -> str:
+    """What a replay cannot change without breaking the signature: the exact received bytes."""
+    return hashlib.sha256(body).hexdigest()
 
 
 def delivery_id_for(header_value: str | None, body: bytes) -> str | None:
@@ -28,7 +55,7 @@ def delivery_id_for(header_value: str | None, body: bytes) -> str | None:
     Returns ``None`` for a header that is present but malformed, which intake answers with 400.
     """
     if header_value is None or not header_value.strip():
-        return "sha256-" + hashlib.sha256(body).hexdigest()
+        return "sha256-" + body_digest(body)
     value = header_value.strip()
     return value if _SAFE_ID.fullmatch(value) else None
 
@@ -37,15 +64,25 @@ class Deduper:
     def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self.client = client
         self.ttl_seconds = ttl_seconds
+        self._script = client.register_script(_CLAIM_AND_ENQUEUE)
 
     @staticmethod
     def key(forge: str, delivery_id: str) -> str:
         return f"{KEY_PREFIX}{forge}:{delivery_id}"
 
-    def claim(self, forge: str, delivery_id: str, value: str = "1") -> bool:
-        """True when this is the first time the delivery is seen (the caller must then enqueue it)."""
-        return bool(self.client.set(self.key(forge, delivery_id), value, nx=True, ex=self.ttl_seconds))
+    @staticmethod
+    def body_key(forge: str, digest: str) -> str:
+        return f"{BODY_PREFIX}{forge}:{digest}"
 
-    def release(self, forge: str, delivery_id: str) -> None:
-        """Forget a claim whose job never made it onto the queue."""
-        self.client.delete(self.key(forge, delivery_id))
+    def _keys(self, forge: str, delivery_id: str, digest: str | None) -> list[str]:
+        keys = [self.key(forge, delivery_id)]
+        if digest is not None:
+            keys.append(self.body_key(forge, digest))
+        return keys
+
+    def claim_and_enqueue(
+        self, forge: str, delivery_id: str, value: str, *, digest: str | None, queue: str, message: str
+    ) -> bool:
+        """Queue ``message`` unless the delivery id or the body ``digest`` was seen; True when queued."""
+        keys = [*self._keys(forge, delivery_id, digest), queue]
+        return bool(self._script(keys=keys, args=[value, self.ttl_seconds, message]))

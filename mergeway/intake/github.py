@@ -20,7 +20,7 @@ from mergeway.events import (
     Repository,
 )
 from mergeway.intake import Ignored, Parsed, Ping
-from mergeway.intake.fields import obj, opt_bool, opt_str, req_int, req_str
+from mergeway.intake.fields import obj, opt_bool, opt_int, opt_str, req_int, req_str
 
 PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
 #: Event names we recognise, for metrics labels (anything else is counted as "other").
@@ -91,15 +91,19 @@ def _issue_comment(delivery_id: str, payload: dict[str, Any], bot_logins: Collec
 
 
 def _repository(payload: dict[str, Any]) -> Repository:
+    """The delivery's claim about the repository; the worker checks it against the API.
+
+    ``clone_url`` is deliberately not read: git talks only to the configured forge host.
+    """
     repo = obj(payload, "repository")
     full_name = req_str(payload, "repository", "full_name")
-    web_url = opt_str(repo, "html_url")
     return Repository(
         forge="github",
         full_name=full_name,
-        clone_url=opt_str(repo, "clone_url") or (f"{web_url}.git" if web_url else ""),
+        clone_url="",
         default_branch=opt_str(repo, "default_branch") or opt_str(repo, "master_branch") or "main",
-        web_url=web_url,
+        web_url=opt_str(repo, "html_url"),
+        installation_id=opt_int(payload, "installation", "id"),
     )
 
 

@@ -133,12 +133,16 @@ def _note(delivery_id: str, payload: dict[str, Any], bot_logins: Collection[str]
 
 
 def _repository(payload: dict[str, Any]) -> Repository:
+    """The delivery's claim about the project; the worker checks it against the API.
+
+    ``git_http_url`` is deliberately not read: git talks only to the configured GitLab host.
+    """
     project = obj(payload, "project")
     web_url = opt_str(project, "web_url") or opt_str(payload, "repository", "homepage")
     return Repository(
         forge="gitlab",
         full_name=req_str(payload, "project", "path_with_namespace"),
-        clone_url=opt_str(project, "git_http_url") or opt_str(payload, "repository", "git_http_url"),
+        clone_url="",
         default_branch=opt_str(project, "default_branch") or "main",
         project_id=opt_int(project, "id") or opt_int(payload, "project_id"),
         web_url=web_url,
@@ -146,8 +150,9 @@ def _repository(payload: dict[str, Any]) -> Repository:
 
 
 def _is_fork(attrs: dict[str, Any]) -> bool:
+    """Same-project only when both ids are present and equal: a missing source project is a fork."""
     source, target = opt_int(attrs, "source_project_id"), opt_int(attrs, "target_project_id")
-    return source is not None and target is not None and source != target
+    return source is None or target is None or source != target
 
 
 def _mr_url(repo: Repository, iid: int) -> str:

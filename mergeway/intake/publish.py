@@ -32,8 +32,8 @@ _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
 class Publisher(Protocol):
-    def publish(self, job: JobKind, event: Event, *, job_id: str) -> None:
-        """Enqueue ``event`` for ``job``; raise on failure (the caller answers 503)."""
+    def encode(self, job: JobKind, event: Event, *, job_id: str) -> tuple[str, str]:
+        """The queue and the serialised message for ``event``'s ``job`` (intake pushes it with its claim)."""
 
 
 def celery_message(
@@ -127,6 +127,10 @@ class RedisCeleryPublisher:
         self.origin = f"mergeway-web@{socket.gethostname()}:{os.getpid()}"
 
     def publish(self, job: JobKind, event: Event, *, job_id: str) -> None:
+        """Push one job on its own (intake pushes together with the delivery's claim instead)."""
+        self.client.lpush(*self.encode(job, event, job_id=job_id))
+
+    def encode(self, job: JobKind, event: Event, *, job_id: str) -> tuple[str, str]:
         queue = QUEUES[job]
         message = celery_message(
             TASK_NAMES[job],
@@ -137,4 +141,4 @@ class RedisCeleryPublisher:
             origin=self.origin,
             summary=summarize(event),
         )
-        self.client.lpush(queue, json.dumps(message, separators=(",", ":")))
+        return queue, json.dumps(message, separators=(",", ":"))

@@ -5,8 +5,9 @@ deliberate:
 
 1. authenticate first, so an unauthenticated sender learns nothing (not even whether its JSON parses);
 2. parse before dedupe, so ignored events cost no Redis round trip;
-3. claim the delivery id, then publish; if publishing fails the claim is released and the reply
-   is 503, so the forge's redelivery is processed instead of being dropped as a duplicate.
+3. claim the delivery id and the body's digest (a replayed body with a new id is a duplicate too)
+   and queue the job, atomically in one Redis round trip; if Redis fails, nothing is claimed and the
+   reply is 503, so the forge's redelivery is processed instead of being dropped as a duplicate.
 
 Replies never contain secrets, received signatures/tokens or payload text beyond names and numbers.
 """
@@ -27,11 +28,11 @@ from mergeway import metrics
 from mergeway.config import Settings
 from mergeway.events import Event, Forge
 from mergeway.intake import Ignored, Ping, github, gitlab
-from mergeway.intake.dedupe import Deduper, delivery_id_for
-from mergeway.intake.fields import InvalidPayloadError
+from mergeway.intake.dedupe import Deduper, body_digest, delivery_id_for
+from mergeway.intake.fields import InvalidPayloadError, opt_str
 from mergeway.intake.publish import Publisher, RedisCeleryPublisher
 from mergeway.intake.router import route
-from mergeway.intake.signatures import verify_github, verify_gitlab
+from mergeway.intake.signatures import gitlab_scope_for, gitlab_token_scopes, verify_github
 from mergeway.logs import log_context
 
 log = logging.getLogger("mergeway.intake")
@@ -102,13 +103,16 @@ class Intake:
         if forge not in self.settings.forges:
             return Reply(404, {"error": f"{forge} webhooks are not enabled on this server"}, "disabled")
         secret = self.settings.webhook_secret(forge)
+        scoped = self.settings.gitlab_webhook_secrets
+        scopes: frozenset[str | None] = frozenset({None})
         if forge == "github":
             if not verify_github(secret, body, _header(headers, "X-Hub-Signature-256")):
                 log.warning("rejected delivery: missing or invalid signature", extra={"forge": forge})
                 return Reply(401, {"error": "missing or invalid X-Hub-Signature-256"}, "unauthorized")
             raw_delivery = _header(headers, "X-GitHub-Delivery")
         else:
-            if not verify_gitlab(secret, _header(headers, "X-Gitlab-Token")):
+            scopes = gitlab_token_scopes(secret, scoped, _header(headers, "X-Gitlab-Token"))
+            if not scopes:
                 log.warning("rejected delivery: missing or invalid token", extra={"forge": forge})
                 return Reply(401, {"error": "missing or invalid X-Gitlab-Token"}, "unauthorized")
             raw_delivery = _header(headers, "Idempotency-Key") or _header(headers, "X-Gitlab-Event-UUID")
@@ -120,6 +124,12 @@ class Intake:
             payload = _decode(body, _header(headers, "Content-Type") or "")
             if payload is None:
                 return Reply(400, {"error": "body is not a JSON object"}, "bad_request")
+            if (
+                forge == "gitlab"
+                and gitlab_scope_for(opt_str(payload, "project", "path_with_namespace"), scoped) not in scopes
+            ):
+                log.warning("rejected delivery: the token is not the secret of this project")
+                return Reply(401, {"error": "X-Gitlab-Token is not valid for this project"}, "unauthorized")
             try:
                 parsed = self._parse(forge, headers, delivery_id, payload)
             except InvalidPayloadError as exc:
@@ -131,7 +141,7 @@ class Intake:
             if isinstance(parsed, Ignored):
                 log.info("delivery ignored: %s", parsed.reason)
                 return Reply(202, {"status": "ignored", "reason": parsed.reason}, "ignored")
-            return self._enqueue(forge, delivery_id, parsed)
+            return self._enqueue(forge, delivery_id, body_digest(body), parsed)
 
     def _parse(
         self, forge: Forge, headers: Headers, delivery_id: str, payload: dict[str, Any]
@@ -145,7 +155,7 @@ class Intake:
         kind = gitlab.event_kind(_header(headers, "X-Gitlab-Event"), payload)
         return gitlab.parse(kind, delivery_id, payload, bot_logins=bots)
 
-    def _enqueue(self, forge: Forge, delivery_id: str, event: Event) -> Reply:
+    def _enqueue(self, forge: Forge, delivery_id: str, digest: str, event: Event) -> Reply:
         pr = getattr(getattr(event, "pr", None), "number", None)
         with log_context(repo=event.repo.full_name, pr=pr, event=event.kind):
             job = route(event)
@@ -154,23 +164,17 @@ class Intake:
                 log.info("delivery ignored: %s", reason)
                 return Reply(202, {"status": "ignored", "reason": reason, "event": event.kind}, "ignored")
             job_id = str(uuid.uuid4())
+            queue, message = self.publisher.encode(job, event, job_id=job_id)
             try:
-                first = self.deduper.claim(forge, delivery_id, job_id)
+                first = self.deduper.claim_and_enqueue(
+                    forge, delivery_id, job_id, digest=digest, queue=queue, message=message
+                )
             except QUEUE_ERRORS as exc:
-                log.error("queue unavailable while deduplicating: %s", type(exc).__name__)
+                log.error("could not enqueue %s job: %s", job, type(exc).__name__)
                 return _unavailable()
             if not first:
                 log.info("duplicate delivery dropped")
                 return Reply(200, {"status": "duplicate"}, "duplicate")
-            try:
-                self.publisher.publish(job, event, job_id=job_id)
-            except QUEUE_ERRORS as exc:
-                log.error("could not enqueue %s job: %s", job, type(exc).__name__)
-                try:
-                    self.deduper.release(forge, delivery_id)
-                except QUEUE_ERRORS:
-                    log.error("could not release the delivery claim; a redelivery within the TTL is dropped")
-                return _unavailable()
             log.info("queued %s job", job, extra={"job": job, "job_id": job_id})
             return Reply(
                 202,

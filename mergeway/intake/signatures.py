@@ -1,14 +1,18 @@
 """Delivery authentication: GitHub's HMAC-SHA256 signature and GitLab's secret token.
 
 Both comparisons are constant-time (:func:`hmac.compare_digest`) so response timing leaks nothing
-about the secret. The GitHub HMAC is computed over the exact received bytes, before any parsing,
-as GitHub prescribes. Received signatures and tokens are never logged or echoed.
+about the secret. GitLab may have one secret per group or project
+(``MERGEWAY_GITLAB_WEBHOOK_SECRETS``): a delivery must then carry the secret of the project it is
+about, so a leaked group secret cannot speak for another group. The GitHub HMAC is computed over
+the exact received bytes, before any parsing, as GitHub prescribes. Received signatures and tokens
+are never logged or echoed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 SIGNATURE_PREFIX = "sha256="
 
@@ -39,3 +43,30 @@ def _header_bytes(value: str) -> bytes:
         return value.encode("latin-1")
     except UnicodeEncodeError:
         return value.encode("utf-8", "replace")
+
+
+def gitlab_token_scopes(secret: str, scoped: Mapping[str, str], token: str | None) -> frozenset[str | None]:
+    """Which secrets ``token`` is: ``None`` for the global one, else the path prefixes it belongs to.
+
+    Every configured secret is compared (no early exit), so timing does not say which one matched.
+    An empty set means the token is no configured secret at all.
+    """
+    matched: set[str | None] = set()
+    if verify_gitlab(secret, token):
+        matched.add(None)
+    for prefix, value in scoped.items():
+        if verify_gitlab(value, token):
+            matched.add(prefix)
+    return frozenset(matched)
+
+
+def gitlab_scope_for(path: str, scoped: Mapping[str, str]) -> str | None:
+    """The prefix whose secret a project at ``path`` must be delivered with (longest wins); ``None``: global."""
+    if not scoped:
+        return None
+    lowered = path.strip("/").lower()
+    best: str | None = None
+    for prefix in scoped:
+        if (lowered == prefix or lowered.startswith(prefix + "/")) and (best is None or len(prefix) > len(best)):
+            best = prefix
+    return best

@@ -38,5 +38,12 @@ def handler(kind: JobKind) -> Callable[[Event], None]:
 
 
 def dispatch(kind: JobKind, event: Event) -> None:
-    """Run the ``kind`` job for ``event``. Jobs must be idempotent: Celery may deliver twice."""
-    handler(kind)(event)
+    """Run the ``kind`` job for ``event``. Jobs must be idempotent: Celery may deliver twice.
+
+    The event's repository is the delivery's claim; it is checked against the configured forge
+    first, and the job sees only the verified repository (clone URL, name, default branch).
+    """
+    run = handler(kind)
+    from mergeway.jobs.context import default_context
+
+    run(default_context().verified(event))

@@ -7,12 +7,14 @@ worker builds one per process from its environment (:func:`default_context`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 
@@ -27,6 +29,7 @@ from mergeway.kube.clusters import ClusterRegistry
 from mergeway.limits import InputLimits
 from mergeway.render import Rendered, render
 
+E = TypeVar("E", bound=Event)
 Checkout = Callable[[Repository, str, int | None], AbstractContextManager[Path]]
 ForgeFactory = Callable[[Repository], Forge]
 
@@ -52,6 +55,21 @@ class JobContext:
             if key not in self._forges:
                 self._forges[key] = self.forge_factory(repo)
             return self._forges[key]
+
+    def verified(self, event: E) -> E:
+        """``event`` with its repository as the configured forge reports it (see :mod:`mergeway.forge.identity`).
+
+        Raises :class:`~mergeway.forge.identity.IdentityError` when the delivery's claims do not hold
+        (a GitHub App installation that does not own the repository, a GitLab path that is not the
+        project's): the job then does nothing at all, on no repository.
+        """
+        from mergeway.forge import retry_policy
+        from mergeway.forge.identity import check_path, verified_repository
+
+        check_path(event.repo.forge, event.repo.full_name)
+        forge = self.forge_factory(event.repo)
+        repo = verified_repository(event.repo, self.settings, forge, retry_policy(self.settings))
+        return dataclasses.replace(event, repo=repo)
 
     def load_repo_config(self, root: Path) -> repoconfig.RepoConfig:
         return repoconfig.load(root)

@@ -11,7 +11,7 @@ HELP = """{marker}
 
 | command | what it does |
 |---|---|
-| `/preview` | re-run the preview of every environment (`/preview staging` for one) |
+| `/preview` | re-run the preview of every environment (`/preview staging` for one; needs write access) |
 | `/rollback` | on a merged pull request: open a pull request that reverts it (needs write access) |
 | `/allow-destructive staging` | let merging prune storage, namespaces or CRDs in `staging` (needs write access) |
 | `/help` | this message |

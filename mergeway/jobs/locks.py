@@ -3,16 +3,24 @@
 A deploy can take minutes (rollouts), but a worker killed mid-deploy must not block the
 redelivered job for that long. So the lock has a short TTL and a heartbeat thread extends it while
 the holder is alive: a dead worker's lock expires within ``ttl`` seconds and the retry proceeds.
+
+The heartbeat keeps trying through a short Redis outage (a restart with AOF keeps the key and its
+expiry), and says so loudly if the lock was lost meanwhile: with Redis down for longer than
+``ttl`` another job may take the environment; that is the one case the lock cannot cover (see
+docs/DECISIONS.md, "Failures").
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 
 import redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, LockNotOwnedError
+
+log = logging.getLogger("mergeway.jobs.locks")
 
 
 class LockUnavailable(RuntimeError):
@@ -41,8 +49,11 @@ def held_lock(
         while not stop.wait(ttl / 3):
             try:
                 lock.reacquire()
-            except (LockError, redis.RedisError):
+            except LockNotOwnedError:
+                log.error("lost the lock %s (Redis was unreachable for longer than %gs)", key, ttl)
                 return
+            except (LockError, redis.RedisError) as exc:
+                log.warning("could not extend the lock %s: %s; retrying", key, type(exc).__name__)
 
     beat = threading.Thread(target=heartbeat, name=f"lock-heartbeat:{key}", daemon=True)
     beat.start()

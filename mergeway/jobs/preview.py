@@ -18,6 +18,7 @@ from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
 from mergeway.git import CheckoutError, GitError
 from mergeway.jobs.context import JobContext, default_context
+from mergeway.jobs.permissions import may_run
 from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.kube.clusters import UnknownCluster
@@ -53,6 +54,10 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
         raise TypeError(f"the preview job does not handle {event.kind} events")
     forge = ctx.forge(event.repo)
     number = event.pr.number
+    if isinstance(event, CommentCommand):
+        forge.add_reaction(number, event.comment_id, "eyes")
+        if not may_run(forge, event, lock=ctx.comment_lock(event)):
+            return PreviewOutcome("", [])
     pr = forge.get_pull_request(number)
     if isinstance(event, PullRequestUpdated) and pr.head_sha != event.pr.head_sha:
         log.info("previewing %s, the current head, instead of %s", pr.head_sha[:12], event.pr.head_sha[:12])

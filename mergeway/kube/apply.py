@@ -24,15 +24,20 @@ from typing import Any
 
 from mergeway.kube import applyset as aset
 from mergeway.kube.client import APPLY_PATCH, KubeClient, KubeError
-from mergeway.kube.diff import Differ, ObjectDiff, ObjectRef, Plan
+from mergeway.kube.diff import (
+    Differ,
+    ObjectDiff,
+    ObjectRef,
+    Plan,
+    opts_in_to_recreate,
+    touches_immutable_field,
+)
 from mergeway.kube.health import Health, Target, wait_healthy
 from mergeway.kube.secrets import scrub, secret_values
 from mergeway.kube.sort import stages
 from mergeway.render.manifests import Manifest
 
 COMMIT_ANNOTATION = "mergeway.io/commit"
-#: Objects opt in to delete-and-recreate when a change touches an immutable field.
-RECREATE_ANNOTATION = "mergeway.io/recreate"
 
 
 @dataclass
@@ -66,15 +71,6 @@ class DeployResult:
         }
         failed = len(self.failed) + len(self.plan.errors)
         return {**counts, "failed": failed} if failed else counts
-
-
-def _immutable(message: str) -> bool:
-    return "is immutable" in message
-
-
-def _opts_in_to_recreate(obj: dict[str, Any] | None) -> bool:
-    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
-    return str(annotations.get(RECREATE_ANNOTATION, "")).lower() == "true"
 
 
 class Applier:
@@ -120,7 +116,7 @@ class Applier:
             try:
                 item.observed = self.differ.apply(item.resource, item.desired, dry_run=False)
             except KubeError as exc:
-                if exc.status == 422 and _immutable(exc.message) and _opts_in_to_recreate(item.desired):
+                if touches_immutable_field(exc) and opts_in_to_recreate(item.desired):
                     item.observed = self._recreate(item)
                 else:
                     raise
@@ -182,13 +178,12 @@ class Applier:
         started = time.monotonic()
         plan = self.differ.plan_for(manifests, applyset, default_namespace=default_namespace)
         result = DeployResult(plan=plan)
-        blocking = [i for i in plan.errors if not (_immutable(i.message) and _opts_in_to_recreate(i.desired))]
-        if blocking:
+        if plan.errors:
             return result  # nothing applied: the report lists the rejected objects
+        # An object that opted in to be recreated is planned as an update (see Differ.diff_one).
         held = set(hold(plan)) if hold else set()
         result.held = [i for i in plan.items if i.ref in held]
-        recreate = [i for i in plan.errors if i not in blocking and i.ref not in held]
-        changes = [i for i in plan.items if i.action in ("create", "update") and i.ref not in held] + recreate
+        changes = [i for i in plan.items if i.action in ("create", "update") and i.ref not in held]
         prunes = [i for i in plan.items if i.action == "delete" and i.ref not in held]
 
         parent = aset.read_parent(self.client, applyset)

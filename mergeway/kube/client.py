@@ -13,20 +13,17 @@ import contextlib
 import hashlib
 import json
 import os
-import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mergeway.kube import kubeconfig
+from mergeway.kube.retry import RetryPolicy, is_transient
 from mergeway.kube.transport import DirectTransport, OfficialTransport, Response, Transport, TransportError
 
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "mergeway"
-#: Statuses worth a retry: the API server is busy, restarting, or rate limiting us.
-_TRANSIENT = {429, 500, 502, 503, 504}
 
 
 @dataclass
@@ -57,10 +54,16 @@ class KubeClient:
     """Raw JSON requests to one cluster. Thread-safe: share one instance across worker threads."""
 
     def __init__(
-        self, transport: Transport, *, retries: int = 4, timeout: float = 30.0, cache_dir: Path | None = None
+        self,
+        transport: Transport,
+        *,
+        retries: int = 4,
+        timeout: float = 30.0,
+        cache_dir: Path | None = None,
+        retry_seconds: float = 0.0,
     ) -> None:
         self.transport = transport
-        self.retries = retries
+        self.retry = RetryPolicy(budget=retry_seconds, min_attempts=retries)
         self.timeout = timeout
         self.cache_dir = cache_dir
         self._version = ""
@@ -180,33 +183,22 @@ class KubeClient:
         body: Any,
         timeout: float | None,
     ) -> Response:
-        """Send with retries: transient failures (429, 5xx, no answer) are retried with jittered backoff.
+        """Send with retries: transient failures (:mod:`mergeway.kube.retry`: no answer, 429, 5xx,
+        "the object has been modified") are retried with jittered backoff, honouring ``Retry-After``.
 
         Anything else is returned to the caller at once, because a 4xx is the API server's verdict on
         the object and is exactly what the PR comment must show.
         """
-        attempt = 0
+        attempts = self.retry.attempts()
         while True:
             try:
                 response = self.transport.send(
                     method, path, query=query, headers=headers, body=body, timeout=timeout or self.timeout
                 )
             except TransportError as exc:  # refused, reset, TLS or timeout: no answer at all
-                if attempt < self.retries:
-                    attempt += 1
-                    self._backoff(attempt, None)
+                if attempts.again():
                     continue
                 raise KubeError(status=0, reason="Unreachable", message=f"cannot reach the API server: {exc}") from None
-            if response.status in _TRANSIENT and attempt < self.retries:
-                attempt += 1
-                self._backoff(attempt, response.headers.get("Retry-After"))
+            if is_transient(response.status, response.data) and attempts.again(response.headers.get("Retry-After")):
                 continue
             return response
-
-    @staticmethod
-    def _backoff(attempt: int, retry_after: str | None) -> None:
-        delay = min(0.2 * 2**attempt, 5.0) * (0.5 + random.random() / 2)  # noqa: S311 - jitter only
-        if retry_after:
-            with contextlib.suppress(ValueError):
-                delay = min(float(retry_after), 30.0)
-        time.sleep(delay)

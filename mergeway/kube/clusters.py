@@ -41,6 +41,9 @@ class ClusterRegistry:
                 if context is None:
                     raise UnknownCluster(f"cluster {name!r} is not configured on this Mergeway server")
                 self._clients[name] = KubeClient.from_kubeconfig(
-                    self.settings.kubeconfig or None, context, pool_size=max(4, self.settings.dry_run_concurrency * 2)
+                    self.settings.kubeconfig or None,
+                    context,
+                    pool_size=max(4, self.settings.dry_run_concurrency * 2),
+                    retry_seconds=self.settings.kube_retry_seconds,
                 )
             return self._clients[name]

@@ -28,6 +28,8 @@ from mergeway.kube.secrets import mask_pair, scrub, secret_values
 from mergeway.render.manifests import Manifest
 
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+#: Objects opt in to delete-and-recreate when a change touches an immutable field.
+RECREATE_ANNOTATION = "mergeway.io/recreate"
 Action = Literal["create", "update", "unchanged", "delete", "error"]
 
 
@@ -66,6 +68,8 @@ class ObjectDiff:
     #: the whole server-defaulted object (``diff`` then shows only what Git asked for).
     defaults: int = 0
     full_diff: str = ""
+    #: Applying deletes and recreates the object (an immutable field changed; it opted in).
+    recreate: bool = False
 
     @property
     def changed(self) -> bool:
@@ -124,6 +128,16 @@ def leaf_paths(obj: Any, prefix: tuple[Any, ...] = ()) -> set[tuple[Any, ...]]:
     if isinstance(obj, list) and obj:
         return set().union(*(leaf_paths(v, (*prefix, i)) for i, v in enumerate(obj)))
     return {prefix}
+
+
+def touches_immutable_field(exc: KubeError) -> bool:
+    """Whether the API server refused a change because it touches an immutable field."""
+    return exc.status == 422 and "is immutable" in exc.message
+
+
+def opts_in_to_recreate(obj: dict[str, Any] | None) -> bool:
+    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(RECREATE_ANNOTATION, "")).lower() == "true"
 
 
 def config_hash(obj: dict[str, Any]) -> str:
@@ -263,13 +277,21 @@ class Differ:
                 return ObjectDiff(ref, "unchanged", manifest.source, desired=desired, resource=resource, observed=live)
             try:
                 planned: dict[str, Any] | None = self.apply(resource, desired, dry_run=True)
-                unvalidated, note = False, ""
+                unvalidated, note, recreate = False, "", False
             except KubeError as exc:
                 if live is None and exc.status == 404 and ref.namespace in new_namespaces:
-                    planned, unvalidated = desired, True
+                    planned, unvalidated, recreate = desired, True, False
                     note = (
                         f"namespace {ref.namespace} is created by this change, so the API server "
                         "validates this object at apply time"
+                    )
+                elif live is not None and touches_immutable_field(exc) and opts_in_to_recreate(desired):
+                    # What merging does (the deploy deletes and recreates it), not an error; the
+                    # recreated object is validated when it is created.
+                    planned, unvalidated, recreate = desired, True, True
+                    note = (
+                        f"this change touches an immutable field, so the deploy deletes and recreates the object "
+                        f'({RECREATE_ANNOTATION}: "true"): {scrub(exc.message, secrets)}'
                     )
                 else:
                     raise
@@ -302,6 +324,7 @@ class Differ:
             after=after,
             defaults=defaults,
             full_diff=full if defaults else "",
+            recreate=recreate,
         )
 
     def plan(

@@ -16,7 +16,6 @@ from mergeway.kube.diff import ObjectDiff, ObjectRef, Plan
 
 #: Objects may opt in to the same care as storage: pruning them needs an explicit allowance.
 PROTECT_ANNOTATION = "mergeway.io/protect"
-_RECREATE_ANNOTATION = "mergeway.io/recreate"  # the applier's opt-in (mergeway.kube.apply)
 _WHY_DELETE = {
     "PersistentVolumeClaim": "its volume and the data on it may be deleted with it",
     "PersistentVolume": "the volume may be deleted with it, depending on its reclaim policy",
@@ -116,10 +115,6 @@ def _spec(obj: dict[str, Any] | None) -> dict[str, Any]:
     return spec if isinstance(spec, dict) else {}
 
 
-def _recreates(item: ObjectDiff) -> bool:
-    return str(_annotations(item.desired).get(_RECREATE_ANNOTATION, "")).lower() == "true"
-
-
 def _restart_reasons(item: ObjectDiff) -> list[str]:
     """Why updating this workload rolls its pods: images, env, or other pod-template fields."""
     old, new = _spec(item.before).get("template"), _spec(item.after).get("template")
@@ -153,7 +148,7 @@ def risks(plan: Plan) -> list[Risk]:
         if item.action == "delete" and (item.ref.kind in _WHY_DELETE or protected):
             why = _WHY_DELETE.get(item.ref.kind, f"it is annotated `{PROTECT_ANNOTATION}`")
             out.append(Risk("destroy", item.ref, why))
-        elif item.action == "error" and "is immutable" in item.message and _recreates(item):
+        elif item.recreate:
             out.append(Risk("recreate", item.ref, "an immutable field changed: it is deleted and created again"))
         for reason in _restart_reasons(item):
             out.append(Risk("restart", item.ref, reason))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -19,7 +20,8 @@ from mergeway.repoconfig import Environment
 from tests.conftest import SHARED
 from tests.fixtures.cluster import SIMULATE_ANNOTATION
 from tests.fixtures.e2e import Stack
-from tests.fixtures.waiting import wait_for
+from tests.fixtures.services import ServiceProcess
+from tests.fixtures.waiting import absent_as_none
 
 pytestmark = pytest.mark.cluster
 GUESTBOOK = SHARED / "manifests" / "kubernetes-examples" / "web" / "guestbook"
@@ -155,22 +157,28 @@ def test_bad_rollout_fails_and_names_the_deployment(stack: Stack):
     assert "`/rollback`" in body
 
 
-def _applied_commits(stack: Stack, applyset: ApplySet, seen: list[str], stop: threading.Event) -> None:
-    """Record every commit the environment's ApplySet parent ever says was applied, in order."""
+def _applied_commits(
+    stack: Stack, applyset: ApplySet, seen: list[str], errors: list[BaseException], stop: threading.Event
+) -> None:
+    """Record every commit the environment's ApplySet parent ever says was applied, in order; an
+    exception ends the watch and is kept, so the test fails with it instead of timing out."""
     core = k8s.CoreV1Api(stack.cluster.api_client())
-    while not stop.is_set():
-        stream = watch.Watch()
-        for event in stream.stream(
-            core.list_namespaced_config_map,
-            stack.namespace,
-            field_selector=f"metadata.name={applyset.name}",
-            timeout_seconds=2,
-        ):
-            commit = (event["object"].metadata.annotations or {}).get(COMMIT_ANNOTATION)
-            if commit and (not seen or seen[-1] != commit):
-                seen.append(commit)
-            if stop.is_set():
-                stream.stop()
+    try:
+        while not stop.is_set():
+            stream = watch.Watch()
+            for event in stream.stream(
+                core.list_namespaced_config_map,
+                stack.namespace,
+                field_selector=f"metadata.name={applyset.name}",
+                timeout_seconds=2,
+            ):
+                commit = (event["object"].metadata.annotations or {}).get(COMMIT_ANNOTATION)
+                if commit and (not seen or seen[-1] != commit):
+                    seen.append(commit)
+                if stop.is_set():
+                    stream.stop()
+    except BaseException as exc:
+        errors.append(exc)
 
 
 def is_ancestor(repo, older: str, newer: str) -> bool:
@@ -182,24 +190,36 @@ def is_ancestor(repo, older: str, newer: str) -> bool:
     return proc.returncode == 0
 
 
+#: A final deploy status names the commit it deployed, or the newer one that superseded it.
+REPORTED = re.compile(r"^(?:Deployed (?P<deployed>[0-9a-f]{12}):|Superseded by (?P<superseded>[0-9a-f]{12}),)")
+
+
 def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack):
     stack.workers.append(stack.services.worker(stack.env, concurrency=2))  # four deploys can race
     cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  round: "{round}"\n'
     repo = stack.repo({"deploy/a.yaml": cm.format(name="a", round=0), "deploy/b.yaml": cm.format(name="b", round=0)})
     applyset = applyset_of(stack, repo)
     seen: list[str] = []
+    errors: list[BaseException] = []
     stop = threading.Event()
-    watcher = threading.Thread(target=_applied_commits, args=(stack, applyset, seen, stop), daemon=True)
+    watcher = threading.Thread(target=_applied_commits, args=(stack, applyset, seen, errors, stop), daemon=True)
     watcher.start()
     core = k8s.CoreV1Api(stack.cluster.api_client())
+    merges: list[tuple[int, str]] = []
     try:
         for round_ in range(1, 21):
             a = stack.sim.open_pr(repo, f"a-{round_}", files={"deploy/a.yaml": cm.format(name="a", round=round_)})
             b = stack.sim.open_pr(repo, f"b-{round_}", files={"deploy/b.yaml": cm.format(name="b", round=round_)})
-            merge(stack, repo, a)
-            merge(stack, repo, b)
+            merges.append((a.number, merge(stack, repo, a)))
+            merges.append((b.number, merge(stack, repo, b)))
         head = stack.sim.head(repo)
-        wait_for(lambda: seen and seen[-1] == head, timeout=240, message="the newest merge to be applied")
+
+        def newest_applied() -> bool:
+            if errors:
+                raise AssertionError(f"watching the ApplySet parent failed: {errors[0]!r}") from errors[0]
+            return bool(seen) and seen[-1] == head
+
+        stack.wait(newest_applied, timeout=240, message="the newest merge to be applied")
         assert core.read_namespaced_config_map("a", stack.namespace).data == {"round": "20"}
         assert core.read_namespaced_config_map("b", stack.namespace).data == {"round": "20"}
     finally:
@@ -207,6 +227,32 @@ def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack):
         watcher.join(timeout=10)
     for older, newer in itertools.pairwise(seen):
         assert is_ancestor(repo, older, newer), f"{newer[:12]} was applied after the newer {older[:12]}"
+
+    # Every merge gets a final report naming a commit that includes it; merges that piled up say a
+    # newer commit was deployed for them (the newest wins) instead of applying their own, older one.
+    newer_for_older = 0
+    for number, sha in merges:
+        status = stack.status(repo, sha, DEPLOY, timeout=120)
+        assert status.state == "success", f"#{number}: {status.description}"
+        reported = REPORTED.match(status.description)
+        assert reported, f"#{number}'s deploy status names no commit: {status.description!r}"
+        short = reported["deployed"] or reported["superseded"]
+        full = repo.git.resolve(short)
+        assert full and is_ancestor(repo, sha, full), f"#{number} reports {short}, which does not include {sha[:12]}"
+        if full != sha:
+            newer_for_older += 1
+            body = stack.only_comment(repo, number, MARKER).body
+            assert "includes this merge" in body, f"#{number}'s comment does not say why another commit was deployed"
+    assert newer_for_older, "no merge piled up behind another: the race was not exercised"
+
+
+def _job_records(worker: ServiceProcess, job_id: str) -> list[str]:
+    """The start/end messages the worker logged for one job, in order."""
+    return [
+        str(r["msg"])
+        for r in worker.log_records()
+        if r.get("job_id") == job_id and str(r.get("msg", "")).startswith("deploy job ")
+    ]
 
 
 def _pool_children(worker_pid: int) -> list[int]:
@@ -231,14 +277,16 @@ def test_killed_worker_deploy_is_redelivered_and_completes(stack: Stack):
     repo = stack.repo()
     pr = stack.sim.open_pr(repo, "slow", files={"deploy/slow.yaml": yaml.safe_dump(slow)})
     sha = merge(stack, repo, pr)
+    queued = stack.web.wait_log(lambda r: r.get("msg") == "queued deploy job", message="the deploy job queued")
+    job_id = str(queued["job_id"])
+    worker = stack.workers[0]
     apps = k8s.AppsV1Api(stack.cluster.api_client())
-    # Wait until the deploy has applied and is waiting for the rollout, then kill the process running it.
-    wait_for(
-        lambda: apps.read_namespaced_deployment("slow", stack.namespace),
-        timeout=60,
+    # Wait until the deploy has applied and is waiting for the rollout (12 s), then kill the process running it.
+    stack.wait(
+        absent_as_none(lambda: apps.read_namespaced_deployment("slow", stack.namespace)),
         message="the deploy to apply the Deployment",
     )
-    worker = stack.workers[0]
+    assert _job_records(worker, job_id) == ["deploy job started"], "the job was not running when it was killed"
     assert worker.process is not None
     children = _pool_children(worker.process.pid)
     assert children, "the worker has no pool processes"
@@ -246,6 +294,9 @@ def test_killed_worker_deploy_is_redelivered_and_completes(stack: Stack):
         os.kill(pid, signal.SIGKILL)
     status = stack.status(repo, sha, DEPLOY, timeout=120)
     assert status.state == "success", status.description
+    # The same job ran twice: killed mid-deploy (no outcome logged), then redelivered to completion.
+    assert _job_records(worker, job_id) == ["deploy job started", "deploy job started", "deploy job succeeded"], (
+        stack.log_tails()
+    )
     dep = apps.read_namespaced_deployment("slow", stack.namespace)
     assert dep.status.available_replicas == 1
-    assert "SIGKILL" in worker.logs()  # the pool process really died mid-deploy

@@ -173,3 +173,22 @@ def test_fork_pr_is_not_dry_run_and_says_so(stack: Stack):
     body = stack.only_comment(repo, pr.number, MARKER).body
     assert "comes from a fork" in body and "MERGEWAY_ALLOW_FORK_PREVIEWS=true" in body
     assert "to add" not in body  # nothing was rendered or sent to the cluster
+
+
+def test_diff_larger_than_gitlab_limit_keeps_summary_and_table(stack: Stack):
+    # Three ConfigMaps of ~400 kB each: a diff well over GitLab's 1,000,000-character note limit.
+    files = {}
+    for i in range(3):
+        data = "\n".join(f"  key{j:05d}: {'v' * 70}-{i}" for j in range(5000))
+        files[f"deploy/big-{i}.yaml"] = f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big-{i}\ndata:\n{data}\n"
+    repo = stack.repo(forge="gitlab", name="acme/platform/shop")
+    mr = stack.sim.open_pr(repo, "big", files=files)
+    status = stack.status(repo, mr.head_sha, CONTEXT, timeout=150)
+    assert status.state == "success", status.description
+    body = stack.only_comment(repo, mr.number, MARKER).body
+    assert len(body) <= 1_000_000
+    assert len(body) > 65_536, "cut to GitHub's limit instead of GitLab's"
+    assert "**3 to add, 0 to change, 0 to prune, 0 unchanged**" in body
+    for i in range(3):
+        assert f"`ConfigMap/{stack.namespace}/big-{i}`" in body
+    assert "cut to fit the comment size limit" in body

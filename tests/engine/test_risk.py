@@ -40,8 +40,7 @@ def test_prunes_of_namespaces_crds_and_protected_objects_are_destructive_others_
 
 
 def test_an_immutable_change_of_an_object_that_opts_in_to_recreate_is_a_recreate():
-    desired = {"metadata": {"name": "job", "annotations": {"mergeway.io/recreate": "true"}}}
-    item = ObjectDiff(ref("Job", "job"), "error", desired=desired, message="spec.template: field is immutable")
+    item = ObjectDiff(ref("Job", "job"), "update", recreate=True, message="this change touches an immutable field")
     assert [(r.kind, r.destructive) for r in risks(Plan([item]))] == [("recreate", True)]
 
 

@@ -13,6 +13,7 @@ from mergeway.forge import (
     ForgeAuthError,
     ForgeNotFoundError,
     ForgePermissionError,
+    ForgeValidationError,
     Permission,
 )
 from tests.fixtures.forgesim import SimHarness
@@ -170,9 +171,13 @@ def test_commit_statuses(forge_sim: SimHarness, repo: SimRepo, pr: SimPR) -> Non
 
 
 def test_status_on_unknown_commit_is_a_clear_error(forge_sim: SimHarness, repo: SimRepo) -> None:
-    with pytest.raises(Exception) as err:
+    # GitHub answers 422 "No commit found", GitLab 404: each becomes the matching forge error.
+    expected = ForgeValidationError if repo.forge == "github" else ForgeNotFoundError
+    with pytest.raises(expected) as err:
         forge_sim.forge(repo).set_status("0" * 40, "pending", "mergeway/preview/x")
-    assert "0000000000" in str(err.value) and repo.full_name in str(err.value)
+    message = str(err.value)
+    assert "could not set status mergeway/preview/x on commit 000000000000" in message
+    assert repo.full_name in message
 
 
 def test_reactions(forge_sim: SimHarness, repo: SimRepo, pr: SimPR) -> None:

@@ -88,10 +88,21 @@ def test_github_secondary_rate_limit_403_is_retried(forge_sim: SimHarness) -> No
 
 def test_slow_responses_within_the_timeout_succeed(forge_sim: SimHarness, repo: SimRepo) -> None:
     pr = forge_sim.open_pr(repo, "feature", files={"a": "1"})
-    forge_sim.inject(repo.forge, delay=0.5, path=_pr_path(repo))
-    started = time.monotonic()
-    assert forge_sim.forge(repo).get_pull_request(pr.number).number == pr.number
-    assert time.monotonic() - started >= 0.5
+    forge_sim.inject(repo.forge, delay=1.0, path=_pr_path(repo), times=100)
+    # Slow but inside the timeout: answered the first time, not abandoned and retried.
+    assert forge_sim.forge(repo, forge_timeout_seconds=5.0).get_pull_request(pr.number).number == pr.number
+    assert [r.status for r in forge_sim.api_requests(repo.forge, "GET", _pr_path(repo))] == [200]
+
+
+def test_a_response_slower_than_the_timeout_is_retried(forge_sim: SimHarness, repo: SimRepo) -> None:
+    pr = forge_sim.open_pr(repo, "feature", files={"a": "1"})
+    # The slow answer would be a 503: a client that waited for it would see it (and retry after it).
+    forge_sim.inject(repo.forge, status=503, delay=10.0, path=_pr_path(repo), times=1)
+    info = forge_sim.forge(repo, forge_timeout_seconds=1.0).get_pull_request(pr.number)
+    assert info.number == pr.number
+    # The simulator records a request when it answers: the slow first one is still being held, so
+    # the only answer so far is the retry's, sent after the client gave up waiting.
+    assert [r.status for r in forge_sim.api_requests(repo.forge, "GET", _pr_path(repo))] == [200]
 
 
 def test_rate_limit_wait_parsing() -> None:

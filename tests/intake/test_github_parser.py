@@ -27,9 +27,10 @@ from tests.fixtures.services import FIXTURES, event_header, fixture_files, fixtu
 HELLO = Repository(
     forge="github",
     full_name="Codertocat/Hello-World",
-    clone_url="https://github.com/Codertocat/Hello-World.git",
+    clone_url="",  # never taken from the payload: the worker builds it on the configured host
     default_branch="master",
     web_url="https://github.com/Codertocat/Hello-World",
+    installation_id=1,
 )
 HELLO_PR = PullRequest(
     number=2,
@@ -109,7 +110,7 @@ def test_rollback_comment_on_a_pr() -> None:
         repo=Repository(
             forge="github",
             full_name="chhsia0/knative-route-demo",
-            clone_url="https://github.com/chhsia0/knative-route-demo.git",
+            clone_url="",
             default_branch="master",
             web_url="https://github.com/chhsia0/knative-route-demo",
         ),

@@ -27,7 +27,7 @@ from tests.fixtures.services import FIXTURES, event_header, fixture_files, fixtu
 WOODPECKER_TEST = Repository(
     forge="gitlab",
     full_name="anbraten/woodpecker-test",
-    clone_url="https://gitlab.com/anbraten/woodpecker-test.git",
+    clone_url="",
     default_branch="main",
     project_id=32059612,
     web_url="https://gitlab.com/anbraten/woodpecker-test",
@@ -50,7 +50,7 @@ def test_open_runs_a_preview() -> None:
         repo=Repository(
             forge="gitlab",
             full_name="gitlabhq/gitlab-test",
-            clone_url="http://example.com/gitlabhq/gitlab-test.git",
+            clone_url="",
             default_branch="master",
             project_id=1,
             web_url="http://example.com/gitlabhq/gitlab-test",

@@ -23,18 +23,30 @@ SETTINGS = Settings.from_env(
 )
 
 
+#: Loggers whose level configure_logging changes (quietened libraries).
+QUIETENED = ("urllib3", "kubernetes.client.rest")
+
+
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
+    """Logging configured as a Mergeway process does, into a buffer; everything it changed (root
+    handlers and level, filters added to pytest's own handlers, quietened libraries) is put back,
+    or later tests that capture DEBUG logs would silently capture nothing."""
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
+    saved_filters = {handler: list(handler.filters) for handler in saved_handlers}
+    saved_levels = {name: logging.getLogger(name).level for name in QUIETENED}
     buffer = io.StringIO()
     configure_logging(SETTINGS, stream=buffer)
     yield buffer
     for handler in list(root.handlers):
         root.removeHandler(handler)
     for handler in saved_handlers:
+        handler.filters[:] = saved_filters[handler]
         root.addHandler(handler)
     root.setLevel(saved_level)
+    for name, level in saved_levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def records(buffer: io.StringIO) -> list[dict[str, Any]]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import redis
 
 from mergeway.config import Settings
-from mergeway.events import Event
-from mergeway.intake.publish import RedisCeleryPublisher
-from mergeway.intake.router import JobKind
 from mergeway.intake.service import Intake
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.services import FIXTURES, TEST_GITHUB_SECRET, TEST_GITLAB_SECRET, github_headers, queued_jobs
@@ -30,26 +28,16 @@ def settings(redis_url: str) -> Settings:
     )
 
 
-class FlakyPublisher:
-    """Fails like a Redis outage on the first publish, then publishes for real."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.real = RedisCeleryPublisher(client)
-        self.failures = 1
-
-    def publish(self, job: JobKind, event: Event, *, job_id: str) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise redis.ConnectionError("connection reset while publishing")
-        self.real.publish(job, event, job_id=job_id)
-
-
-def test_a_failed_enqueue_releases_the_delivery_so_the_redelivery_is_queued(
+def test_a_failed_enqueue_claims_nothing_so_the_redelivery_is_queued(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
-    intake = Intake(settings(redis_server.url), redis_client, FlakyPublisher(redis_client))
+    intake = Intake(settings(redis_server.url), redis_client)
     headers = github_headers(OPENED, "pull_request", delivery=str(uuid.uuid4()))
-    first = intake.handle("github", headers, OPENED)
+    redis_server.stop()
+    try:
+        first = intake.handle("github", headers, OPENED)
+    finally:
+        redis_server.start()
     assert (first.status, first.body) == (503, {"error": "job queue unavailable, please redeliver later"})
     assert queued_jobs(redis_client) == []
     second = intake.handle("github", headers, OPENED)
@@ -57,6 +45,27 @@ def test_a_failed_enqueue_releases_the_delivery_so_the_redelivery_is_queued(
     third = intake.handle("github", headers, OPENED)
     assert (third.status, third.body) == (200, {"status": "duplicate"})
     assert [j.task_id for j in queued_jobs(redis_client)] == [second.body["job_id"]]
+
+
+class CountingRedis(redis.Redis):
+    """A real client that records each command it sends (each is one round trip)."""
+
+    sent: list[str]
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.sent.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+
+def test_one_redis_round_trip_per_accepted_delivery(redis_server: RedisServer) -> None:
+    client = CountingRedis.from_url(redis_server.url)
+    client.sent = []
+    intake = Intake(settings(redis_server.url), client)
+    intake.handle("github", github_headers(OPENED, "pull_request"), OPENED)  # the first one loads the script
+    client.sent.clear()
+    reply = intake.handle("github", github_headers(OPENED + b" ", "pull_request"), OPENED + b" ")
+    assert reply.status == 202
+    assert client.sent == ["EVALSHA"]
 
 
 def test_delivery_ids_are_remembered_for_the_configured_ttl(

@@ -9,6 +9,7 @@ import uuid
 
 import redis
 
+import mergeway
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.services import (
     FIXTURES,
@@ -180,16 +181,16 @@ def test_same_delivery_twice_is_one_job(web: WebProcess, redis_client: redis.Red
         web.request("POST", "/webhooks/gitlab", mr, gitlab_headers("Merge Request Hook", delivery=key))
     old = gitlab_headers("Merge Request Hook")
     del old["Idempotency-Key"]
-    assert web.request("POST", "/webhooks/gitlab", mr, old)[1]["status"] == "queued"  # type: ignore[index]
-    assert web.request("POST", "/webhooks/gitlab", mr, old) == (200, {"status": "duplicate"})
+    other = mr + b"\n"  # another delivery: a body of its own
+    assert web.request("POST", "/webhooks/gitlab", other, old)[1]["status"] == "queued"  # type: ignore[index]
+    assert web.request("POST", "/webhooks/gitlab", other, old) == (200, {"status": "duplicate"})
     jobs = queued_jobs(redis_client)
     assert len(jobs) == 3
     assert len({j.task_id for j in jobs}) == 3
 
 
-def test_the_same_event_with_a_new_delivery_id_is_a_new_job(web: WebProcess, redis_client: redis.Redis) -> None:
-    body = OPENED.read_bytes()
-    for _ in range(2):
+def test_another_body_with_a_new_delivery_id_is_a_new_job(web: WebProcess, redis_client: redis.Redis) -> None:
+    for body in (OPENED.read_bytes(), OPENED.read_bytes() + b"\n"):
         assert web.request("POST", "/webhooks/github", body, github_headers(body, "pull_request"))[0] == 202
     assert len(queued_jobs(redis_client)) == 2
 
@@ -202,7 +203,7 @@ def test_redis_down_is_503_and_not_ready_then_recovers(
     assert web.request("GET", "/readyz") == (200, {"status": "ready"})
     redis_server.stop()
     assert web.request("GET", "/readyz") == (503, {"error": "redis unreachable"})
-    assert web.request("GET", "/healthz") == (200, {"status": "ok"})
+    assert web.request("GET", "/healthz") == (200, {"status": "ok", "version": mergeway.__version__})
     status, answer = web.request(
         "POST", "/webhooks/github", body, github_headers(body, "pull_request", delivery=delivery)
     )
@@ -237,30 +238,50 @@ def test_errors_are_json_without_traces(web: WebProcess) -> None:
     assert (status, answer) == (400, {"error": "payload lacks pull_request.number"})
 
 
-def test_metrics(web: WebProcess, redis_client: redis.Redis) -> None:
-    body = OPENED.read_bytes()
-    for _ in range(3):
-        web.request("POST", "/webhooks/github", body, github_headers(body, "pull_request"))
-    web.request("POST", "/webhooks/github", body, github_headers(body, "pull_request", secret="wrong"))
+def metric_samples(web: WebProcess) -> dict[str, float]:
     status, text = web.request("GET", "/metrics")
     assert status == 200 and isinstance(text, str)
-    samples = {
+    return {
         line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
+
+
+QUEUED = 'mergeway_webhooks_total{event="pull_request",forge="github",result="queued"}'
+UNAUTHORIZED = 'mergeway_webhooks_total{event="pull_request",forge="github",result="unauthorized"}'
+
+
+def test_metrics(web: WebProcess, redis_client: redis.Redis) -> None:
+    # The web service is shared by the module: counters carry what earlier tests did, so compare deltas.
+    before = metric_samples(web)
+    body = OPENED.read_bytes()
+    for i in range(3):
+        distinct = body + b" " * (i + 1)  # three deliveries, not one replayed (and not an earlier test's)
+        assert web.request("POST", "/webhooks/github", distinct, github_headers(distinct, "pull_request"))[0] == 202
+    assert web.request("POST", "/webhooks/github", body, github_headers(body, "pull_request", secret="wrong"))[0] == 401
+    after = metric_samples(web)
     # Counted across both gunicorn workers (multiprocess mode), whichever served each request.
-    assert samples['mergeway_webhooks_total{event="pull_request",forge="github",result="queued"}'] >= 3
-    assert samples['mergeway_webhooks_total{event="pull_request",forge="github",result="unauthorized"}'] >= 1
-    assert samples['mergeway_queue_depth{queue="preview"}'] == 3
-    assert samples['mergeway_queue_depth{queue="deploy"}'] == 0
-    assert any(k.startswith("mergeway_webhook_duration_seconds_bucket") for k in samples)
+    assert after[QUEUED] - before.get(QUEUED, 0) == 3
+    assert after[UNAUTHORIZED] - before.get(UNAUTHORIZED, 0) == 1
+    assert after['mergeway_queue_depth{queue="preview"}'] == 3  # redis_client emptied the queues first
+    assert after['mergeway_queue_depth{queue="deploy"}'] == 0
+    assert any(k.startswith("mergeway_webhook_duration_seconds_bucket") for k in after)
 
 
-def test_secrets_never_appear_in_logs(web: WebProcess) -> None:
-    # Runs after the other tests of this module (pytest keeps file order), over everything they logged.
+def test_secrets_never_appear_in_logs(web: WebProcess, redis_client: redis.Redis) -> None:
+    # Deliveries that carry or get close to the secrets: accepted, forged, and guessed tokens. Their
+    # bodies are this test's own, so later tests' deliveries are not dropped as replays of them.
+    body = OPENED.read_bytes() + b"\n\n"
+    web.request("POST", "/webhooks/github", body, github_headers(body, "pull_request"))
+    web.request("POST", "/webhooks/github", body, github_headers(body, "pull_request", secret=TEST_GITLAB_SECRET))
+    mr = MR_OPEN.read_bytes() + b"\n\n"
+    web.request("POST", "/webhooks/gitlab", mr, gitlab_headers("Merge Request Hook"))
+    web.request("POST", "/webhooks/gitlab", mr, gitlab_headers("Merge Request Hook", token=TEST_GITHUB_SECRET))
+    web.request("POST", "/webhooks/gitlab", mr, gitlab_headers("Merge Request Hook", token=TEST_GITLAB_SECRET + "x"))
+    # Everything the service logged so far: these deliveries, and whatever earlier tests of the module did.
     logs = web.logs()
-    assert logs, "the web service logs something"
+    assert logs.count('"delivery_id"') >= 5, "the web service logs each delivery"
     assert TEST_GITHUB_SECRET not in logs
     assert TEST_GITLAB_SECRET not in logs
     assert "Traceback" not in logs

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import logging
-import sys
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -15,13 +15,14 @@ import redis
 from mergeway import metrics
 from mergeway.config import Settings
 from mergeway.events import PullRequest, PullRequestMerged, Repository, to_dict
+from mergeway.forge import ForgeUnavailableError
 from mergeway.intake.publish import RedisCeleryPublisher
 from mergeway.logs import record_context
 from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.services import (
     FIXTURES,
     ServiceManager,
-    delivery_for,
+    github_headers,
     queued_jobs,
 )
 from tests.fixtures.waiting import wait_for
@@ -87,14 +88,17 @@ def test_worker_runs_jobs_delivered_through_the_web_service(
         "GITHUB_API_URL": "http://127.0.0.1:9",
         "GITLAB_URL": "http://127.0.0.1:9",
         "MERGEWAY_FORGE_RETRIES": "0",
+        "MERGEWAY_CACHE_DIR": str(services.workdir / "cache"),
     }
     web = services.web(env)
     worker = services.worker(env)
 
-    path = FIXTURES / "github" / "pull_request.closed.merged.json"
-    url, body, headers = delivery_for(path)
-    status, answer = web.request("POST", url, body, headers)
-    assert status == 202 and isinstance(answer, dict)
+    # A real merged-PR delivery while the forge answers nothing: the deploy job's first step (reading
+    # the repository from the forge) must fail, and the failure must be visible.
+    body = (FIXTURES / "github" / "pull_request.closed.merged.json").read_bytes()
+    headers = github_headers(body, "pull_request")
+    status, answer = web.request("POST", "/webhooks/github", body, headers)
+    assert status == 202 and isinstance(answer, dict), answer
     job_id = answer["job_id"]
 
     started = worker.wait_log(lambda r: r.get("job_id") == job_id and r.get("msg") == "deploy job started")
@@ -105,39 +109,56 @@ def test_worker_runs_jobs_delivered_through_the_web_service(
             r.get("job_id") == job_id and r.get("msg", "").startswith(("deploy job succeeded", "deploy job failed"))
         )
     )
+    assert finished["msg"].startswith("deploy job failed: ForgeUnavailableError"), finished
+    assert finished["level"] == "ERROR" and "ForgeUnavailableError" in finished["exc"]
+    assert finished["delivery_id"] == headers["X-GitHub-Delivery"]
     # The job logs its end just before Celery stores the final state (it says STARTED until then).
     meta = wait_for(
         lambda: (m := result_meta(redis_client, job_id)) and m["status"] in ("SUCCESS", "FAILURE") and m,
         timeout=30,
         message="final task state",
     )
-    assert (meta["status"] == "FAILURE") == finished["msg"].startswith("deploy job failed")
-    if importlib.util.find_spec("mergeway.jobs.deploy") is None:
-        # Until the deploy job exists it must fail, visibly, not pretend success.
-        assert meta["status"] == "FAILURE"
-        assert meta["result"]["exc_type"] == "JobNotImplementedError"
-        assert finished["level"] == "ERROR"
-        assert "JobNotImplementedError: the deploy job is not implemented yet" in finished["exc"]
+    assert meta["status"] == "FAILURE", f"a failed deploy was recorded as {meta['status']}:\n{worker.logs()[-3000:]}"
+    # Celery stores an exception it cannot import by name as its builtin base class; the message says what failed.
+    assert "could not read the repository in anbraten/test-ready-release-go" in str(meta["result"]["exc_message"])
     assert queued_jobs(redis_client) == []
     assert "Traceback" not in web.logs()
 
 
-def test_a_job_without_an_implementation_fails_loudly(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture
+def worker_context(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """The environment a worker's job context is built from (the context is cached per process)."""
+    from mergeway.jobs.context import default_context
+
+    for name, value in {
+        "GITHUB_TOKEN": "t" * 20,
+        "GITLAB_TOKEN": "t" * 20,
+        "MERGEWAY_CACHE_DIR": str(tmp_path),
+        "MERGEWAY_POLICY": "allow-all",
+        "GITHUB_API_URL": "http://127.0.0.1:9",  # refuses connections at once
+        "MERGEWAY_FORGE_RETRIES": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    default_context.cache_clear()
+    yield
+    default_context.cache_clear()
+
+
+@pytest.mark.usefixtures("worker_context")
+def test_a_failing_job_fails_loudly(caplog: pytest.LogCaptureFixture) -> None:
     from workers import tasks
 
-    monkeypatch.setitem(sys.modules, "mergeway.jobs.rollback", None)
-    before = metrics.JOBS.labels("rollback", "failed")._value.get()
+    # A merge whose forge cannot be reached: the job's first call fails.
+    before = metrics.JOBS.labels("deploy", "failed")._value.get()
     with caplog.at_level(logging.INFO, logger="mergeway.jobs"):
-        result = tasks.rollback.apply(args=[to_dict(EVENT)], task_id="job-1")
+        result = tasks.deploy.apply(args=[to_dict(EVENT)], task_id="job-1")
     assert result.failed()
-    assert type(result.result).__name__ == "JobNotImplementedError"
+    assert isinstance(result.result, ForgeUnavailableError)
     [failed] = [r for r in caplog.records if r.levelno == logging.ERROR and r.name == "mergeway.jobs"]
-    assert failed.getMessage().startswith("rollback job failed: JobNotImplementedError")
+    assert failed.getMessage().startswith("deploy job failed: ForgeUnavailableError: GitHub: could not read")
     context = record_context(failed)
     assert (context["job_id"], context["delivery_id"], context["repo"], context["pr"]) == ("job-1", "d-123", "o/r", 5)
-    assert metrics.JOBS.labels("rollback", "failed")._value.get() == before + 1
+    assert metrics.JOBS.labels("deploy", "failed")._value.get() == before + 1
 
 
 def test_celery_settings_that_keep_jobs_safe() -> None:
@@ -146,7 +167,12 @@ def test_celery_settings_that_keep_jobs_safe() -> None:
     assert app.conf.accept_content == ["json"] and app.conf.task_serializer == "json"
     assert app.conf.worker_prefetch_multiplier == 1
     assert {q.name for q in app.conf.task_queues} == {"preview", "deploy", "rollback", "help"}
-    assert app.conf.broker_transport_options["visibility_timeout"] >= 3600
+    # The visibility timeout is a lease the worker renews (workers/lease.py), not "longer than any job".
+    assert app.conf.broker_transport_options["visibility_timeout"] == 60
+    assert app.conf.broker_transport_options["unacked_restore_throttle"] == 1
+    assert any(step.__name__ == "LeaseRenewal" for step in app.steps["consumer"])
+    limits = app.conf.task_annotations["mergeway.deploy"]
+    assert limits["soft_time_limit"] < limits["time_limit"]
 
 
 def test_worker_refuses_to_start_without_forge_credentials(

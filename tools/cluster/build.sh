@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Build the local control plane's binaries (and helm) once into a cache outside the checkout.
+# With --helm-only, just helm (prints its bin directory).
 #
 # The cache is keyed by a hash of the three go.mod/go.sum pairs, so a fresh clone on the same
 # machine reuses it and a version bump rebuilds it. Prints the bin directory as its last line.
@@ -34,6 +35,11 @@ if [[ ! -x "$helm_bin/helm" ]]; then
   (cd "$here/helm" && CGO_ENABLED=0 GOFLAGS=-mod=mod \
      go build -trimpath -ldflags "-s -w" -o "$helm_bin.partial/helm" helm.sh/helm/v3/cmd/helm)
   rm -rf "$helm_bin" && mv "$helm_bin.partial" "$helm_bin"
+fi
+# --helm-only (the image build): helm's directory, without the cluster binaries.
+if [[ "${1:-}" == "--helm-only" ]]; then
+  echo "$helm_bin"
+  exit 0
 fi
 
 if complete; then

@@ -17,6 +17,9 @@ import jwt
 from tools.forgesim.api import ApiError, ApiRequest, ApiResponse, Principal, Router, paginate
 from tools.forgesim.state import SimApp, SimComment, SimPR, SimRepo, SimStatus, SimToken, SimUser, iso, now
 
+#: The creation time the simulator gives accounts and Apps (GitHub requires one; nothing reads it).
+SIM_EPOCH = "2020-01-01T00:00:00Z"
+
 if TYPE_CHECKING:
     from tools.forgesim.server import ForgeSim
 
@@ -119,21 +122,72 @@ class GitHubAPI:
     # -- JSON shapes -------------------------------------------------------------------------------
 
     def user_json(self, login: str, api: str, web: str) -> dict[str, Any]:
+        """GitHub's ``simple-user``: every field the REST description and the webhook schemas require."""
         user: SimUser = self.sim.user("github", login)
+        url = f"{api}/users/{user.login}"
         return {
             "login": user.login,
             "id": user.id,
             "node_id": f"U_{user.id}",
-            "avatar_url": "",
+            "avatar_url": f"{web}/avatars/u/{user.id}",
             "gravatar_id": "",
-            "url": f"{api}/users/{user.login}",
+            "url": url,
             "html_url": f"{web}/{user.login}",
+            "followers_url": f"{url}/followers",
+            "following_url": f"{url}/following{{/other_user}}",
+            "gists_url": f"{url}/gists{{/gist_id}}",
+            "starred_url": f"{url}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{url}/subscriptions",
+            "organizations_url": f"{url}/orgs",
+            "repos_url": f"{url}/repos",
+            "events_url": f"{url}/events{{/privacy}}",
+            "received_events_url": f"{url}/received_events",
             "type": "Bot" if user.bot else "User",
+            "user_view_type": "public",
             "site_admin": False,
         }
 
     def repo_json(self, repo: SimRepo, api: str, web: str) -> dict[str, Any]:
+        """GitHub's ``repository`` (as in pull requests and webhooks), with every required field."""
         url = f"{api}/repos/{repo.full_name}"
+        templates = {
+            "archive_url": "/{archive_format}{/ref}",
+            "assignees_url": "/assignees{/user}",
+            "blobs_url": "/git/blobs{/sha}",
+            "branches_url": "/branches{/branch}",
+            "collaborators_url": "/collaborators{/collaborator}",
+            "comments_url": "/comments{/number}",
+            "commits_url": "/commits{/sha}",
+            "compare_url": "/compare/{base}...{head}",
+            "contents_url": "/contents/{+path}",
+            "contributors_url": "/contributors",
+            "deployments_url": "/deployments",
+            "downloads_url": "/downloads",
+            "events_url": "/events",
+            "forks_url": "/forks",
+            "git_commits_url": "/git/commits{/sha}",
+            "git_refs_url": "/git/refs{/sha}",
+            "git_tags_url": "/git/tags{/sha}",
+            "hooks_url": "/hooks",
+            "issue_comment_url": "/issues/comments{/number}",
+            "issue_events_url": "/issues/events{/number}",
+            "issues_url": "/issues{/number}",
+            "keys_url": "/keys{/key_id}",
+            "labels_url": "/labels{/name}",
+            "languages_url": "/languages",
+            "merges_url": "/merges",
+            "milestones_url": "/milestones{/number}",
+            "notifications_url": "/notifications{?since,all,participating}",
+            "pulls_url": "/pulls{/number}",
+            "releases_url": "/releases{/id}",
+            "stargazers_url": "/stargazers",
+            "statuses_url": "/statuses/{sha}",
+            "subscribers_url": "/subscribers",
+            "subscription_url": "/subscription",
+            "tags_url": "/tags",
+            "teams_url": "/teams",
+            "trees_url": "/git/trees{/sha}",
+        }
         return {
             "id": repo.id,
             "node_id": f"R_{repo.id}",
@@ -145,10 +199,7 @@ class GitHubAPI:
             "description": None,
             "fork": False,
             "url": url,
-            "pulls_url": f"{url}/pulls{{/number}}",
-            "issues_url": f"{url}/issues{{/number}}",
-            "statuses_url": f"{url}/statuses/{{sha}}",
-            "commits_url": f"{url}/commits{{/sha}}",
+            **{key: url + suffix for key, suffix in templates.items()},
             "created_at": iso(repo.created_at),
             "updated_at": iso(repo.created_at),
             "pushed_at": iso(now()),
@@ -163,6 +214,24 @@ class GitHubAPI:
             "archived": False,
             "disabled": False,
             "has_issues": True,
+            "has_projects": False,
+            "has_downloads": False,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_discussions": False,
+            "language": None,
+            "license": None,
+            "mirror_url": None,
+            "forks": 0,
+            "forks_count": 0,
+            "open_issues": 0,
+            "open_issues_count": 0,
+            "stargazers_count": 0,
+            "watchers": 0,
+            "watchers_count": 0,
+            "allow_forking": True,
+            "is_template": False,
+            "topics": [],
         }
 
     def _fork_json(self, repo_json: dict[str, Any], owner: str, api: str, web: str) -> dict[str, Any]:
@@ -174,6 +243,11 @@ class GitHubAPI:
             "owner": self.user_json(owner, api, web),
             "html_url": f"{web}/{owner}/{name}",
         }
+
+    def _head_repo_json(self, pr: SimPR, repo_json: dict[str, Any], api: str, web: str) -> dict[str, Any] | None:
+        if not pr.fork_owner:
+            return repo_json
+        return None if pr.fork_deleted else self._fork_json(repo_json, pr.fork_owner, api, web)
 
     def pr_json(self, pr: SimPR, api: str, web: str) -> dict[str, Any]:
         repo = pr.repo
@@ -219,7 +293,7 @@ class GitHubAPI:
                 "ref": pr.head_ref,
                 "sha": pr.head_sha,
                 "user": self.user_json(pr.fork_owner or repo.owner, api, web),
-                "repo": self._fork_json(repo_json, pr.fork_owner, api, web) if pr.fork_owner else repo_json,
+                "repo": self._head_repo_json(pr, repo_json, api, web),
             },
             "base": {
                 "label": f"{repo.owner}:{pr.base_ref}",
@@ -235,6 +309,8 @@ class GitHubAPI:
                 "comments": {"href": f"{issue_url}/comments"},
                 "commits": {"href": f"{url}/commits"},
                 "statuses": {"href": f"{api}/repos/{repo.full_name}/statuses/{pr.head_sha}"},
+                "review_comments": {"href": f"{url}/comments"},
+                "review_comment": {"href": f"{api}/repos/{repo.full_name}/pulls/comments{{/number}}"},
             },
             "author_association": "OWNER" if pr.author == repo.owner else "CONTRIBUTOR",
             "auto_merge": None,
@@ -294,6 +370,8 @@ class GitHubAPI:
             "updated_at": iso(pr.updated_at),
             "closed_at": iso(pr.closed_at),
             "author_association": "OWNER" if pr.author == repo.owner else "CONTRIBUTOR",
+            "active_lock_reason": None,
+            "reactions": self._rollup(f"{url}/reactions", []),
             "pull_request": {
                 "url": f"{api}/repos/{repo.full_name}/pulls/{pr.number}",
                 "html_url": f"{repo.web_url}/pull/{pr.number}",
@@ -318,7 +396,16 @@ class GitHubAPI:
             "author_association": "OWNER" if c.author == repo.owner else "NONE",
             "body": c.body,
             "performed_via_github_app": None,
+            "reactions": self._rollup(
+                f"{api}/repos/{repo.full_name}/issues/comments/{c.id}/reactions",
+                [r.content for r in self.sim.reactions if r.repo is repo and r.comment_id == c.id],
+            ),
         }
+
+    @staticmethod
+    def _rollup(url: str, contents: list[str]) -> dict[str, Any]:
+        """GitHub's ``reactions`` summary on issues and comments (required in webhook payloads)."""
+        return {"url": url, "total_count": len(contents), **{name: contents.count(name) for name in REACTIONS}}
 
     def status_json(self, s: SimStatus, api: str, web: str) -> dict[str, Any]:
         return {
@@ -355,7 +442,13 @@ class GitHubAPI:
                     "date": info["committer_date"],
                 },
                 "comment_count": 0,
-                "verification": {"verified": False, "reason": "unsigned", "signature": None, "payload": None},
+                "verification": {
+                    "verified": False,
+                    "reason": "unsigned",
+                    "signature": None,
+                    "payload": None,
+                    "verified_at": None,
+                },
             },
             "author": None,
             "committer": None,
@@ -370,7 +463,12 @@ class GitHubAPI:
     # -- handlers ---------------------------------------------------------------------------------
 
     def get_user(self, req: ApiRequest) -> ApiResponse:
-        return ApiResponse(200, self.user_json(self.actor(req.principal), req.api_base, req.web_base))
+        """``GET /user``: GitHub's ``public-user`` (a token's own account), a simple-user plus profile."""
+        user = self.user_json(self.actor(req.principal), req.api_base, req.web_base)
+        profile = {"name": None, "company": None, "blog": "", "location": None, "email": None}
+        profile |= {"hireable": None, "bio": None, "public_repos": 0, "public_gists": 0}
+        profile |= {"followers": 0, "following": 0, "created_at": SIM_EPOCH, "updated_at": SIM_EPOCH}
+        return ApiResponse(200, {**user, **profile})
 
     def get_app(self, req: ApiRequest) -> ApiResponse:
         app = self._require_app(req)
@@ -381,7 +479,12 @@ class GitHubAPI:
                 "slug": app.slug,
                 "name": app.slug,
                 "node_id": f"A_{app.app_id}",
-                "owner": None,
+                "owner": self.user_json(f"{app.slug}-owner", req.api_base, req.web_base),
+                "description": None,
+                "external_url": f"{req.web_base}/apps/{app.slug}",
+                "html_url": f"{req.web_base}/apps/{app.slug}",
+                "created_at": SIM_EPOCH,
+                "updated_at": SIM_EPOCH,
                 "permissions": {"pull_requests": "write", "statuses": "write", "issues": "write", "contents": "write"},
                 "events": ["pull_request", "issue_comment"],
             },
@@ -404,6 +507,8 @@ class GitHubAPI:
             "updated_at": iso(now()),
             "single_file_name": None,
             "repository_selection": "selected",
+            "suspended_at": None,
+            "suspended_by": None,
         }
 
     def get_repo_installation(self, req: ApiRequest) -> ApiResponse:
@@ -442,6 +547,8 @@ class GitHubAPI:
         data = self.repo_json(repo, req.api_base, req.web_base)
         writable = self.sim.can_access(req.principal, repo, "write")
         data["permissions"] = {"admin": False, "maintain": writable, "push": writable, "triage": True, "pull": True}
+        data["network_count"] = 0
+        data["subscribers_count"] = 0
         return ApiResponse(200, data)
 
     def list_pulls(self, req: ApiRequest) -> ApiResponse:
@@ -676,7 +783,7 @@ class GitHubAPI:
             {
                 "permission": permission,
                 "role_name": role or "none",
-                "user": self.user_json(login, req.api_base, req.web_base),
+                "user": {**self.user_json(login, req.api_base, req.web_base), "role_name": role or "none"},
             },
         )
 

@@ -612,7 +612,8 @@ class GitLabAPI:
     def note_hook(self, note: SimComment, pr: SimPR, web: str) -> dict[str, Any]:
         repo = pr.repo
         author = self.sim.user("gitlab", note.author)
-        mr = self._mr_attrs(pr, web)
+        # GitLab's Note Hook example carries these two on the merge request too (null when unset).
+        mr = {**self._mr_attrs(pr, web), "assignee": None, "position": None}
         return {
             "object_kind": "note",
             "event_type": "note",

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from tools.forgesim import recording
 from tools.forgesim.api import ApiError, ApiRequest, ApiResponse, Principal
 from tools.forgesim.github_api import GitHubAPI
 from tools.forgesim.github_reviews import ReviewsAPI, SimReview, check_review
@@ -565,6 +566,15 @@ class ForgeSim:
         self._wait_last(repo.forge)
         return pr
 
+    def delete_fork(self, repo: SimRepo, pr: SimPR | int) -> SimPR:
+        """Delete the fork a GitHub PR came from: the PR stays, its ``head.repo`` becomes ``null``."""
+        pr = self.pr(repo, pr) if isinstance(pr, int) else pr
+        if not pr.fork_owner:
+            raise SimError(f"{repo.full_name}#{pr.number} is not from a fork")
+        with self.lock:
+            pr.fork_deleted = True
+        return pr
+
     def push(
         self, repo: SimRepo, pr: SimPR | int, files: Files, *, message: str | None = None, author: str | None = None
     ) -> str:
@@ -826,7 +836,9 @@ class ForgeSim:
             if fault.status is not None:
                 fault_body = fault.body if fault.body is not None else {"message": _reason(fault.status)}
                 self._record(forge, method, path, fault.status, "api")
-                return self._json_response(forge, ApiResponse(fault.status, fault_body, fault.headers))
+                injected = self._json_response(forge, ApiResponse(fault.status, fault_body, fault.headers))
+                self._tap(forge, request, path, injected, injected=True)
+                return injected
         api: GitHubAPI | GitLabAPI = self.github if forge == "github" else self.gitlab
         headers = {k: v for k, v in request.headers.items()}
         principal_desc = ""
@@ -857,7 +869,19 @@ class ForgeSim:
             except ApiError as exc:
                 response = ApiResponse(exc.status, exc.body, exc.headers)
         self._record(forge, method, path, response.status, "api", principal=principal_desc)
-        return self._json_response(forge, response)
+        answer = self._json_response(forge, response)
+        self._tap(forge, request, path, answer)
+        return answer
+
+    @staticmethod
+    def _tap(forge: ForgeName, request: Request, path: str, answer: Response, *, injected: bool = False) -> None:
+        """Show the answer, as sent, to the conformance recorders (tools/forgesim/recording.py)."""
+        if recording.recording():
+            query = request.query_string.decode("latin-1")
+            exchange = recording.Exchange(
+                forge, request.method.upper(), path, query, answer.status_code, answer.get_data(), injected
+            )
+            recording.tap_exchange(exchange)
 
     def _json_response(self, forge: ForgeName, response: ApiResponse) -> Response:
         headers = dict(response.headers)

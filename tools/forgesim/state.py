@@ -100,6 +100,8 @@ class SimPR:
     merge_commit_sha: str | None = None
     #: The PR comes from a fork owned by this user (its head repository differs from the base).
     fork_owner: str | None = None
+    #: The fork was deleted after the PR was opened: GitHub then reports ``head.repo: null``.
+    fork_deleted: bool = False
     squash_commit_sha: str | None = None
     merge_method: str | None = None
     merged_by: str | None = None

@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from tools.forgesim import recording
 from tools.forgesim.state import ForgeName
 
 
@@ -112,6 +113,7 @@ class WebhookSender:
         delivery = Delivery(delivery_id, forge, event, action, payload, body, headers, target.url if target else None)
         with self._lock:
             self.deliveries.append(delivery)
+        recording.tap_hook(recording.HookRecord(forge, event, action, dict(headers), body))
         self._queue.put(delivery)
         if wait:
             delivery.done.wait(self.timeout + 5)

@@ -7,15 +7,35 @@ app.kubernetes.io/name: mergeway
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{- define "mergeway.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
+{{- /* Cross-field checks the schema cannot word clearly. */ -}}
+{{- define "mergeway.validate" -}}
+{{- if not (or .Values.redis.existingSecret .Values.redis.password) -}}
+{{- fail "redis: set redis.existingSecret (a Secret with the Redis password) or redis.password; Mergeway's Redis must require a password" -}}
+{{- end -}}
+{{- if not (kindIs "slice" .Values.policy.rules) -}}
+{{- fail "policy.rules: a list of rules is required (which repositories may deploy where; see the chart README)" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mergeway.redisSecret" -}}
+{{- .Values.redis.existingSecret | default (printf "%s-redis" (include "mergeway.fullname" .)) -}}
+{{- end -}}
+
+{{- /* Settings both processes read. REDIS_URL gets the password from the Secret via $(VAR) expansion. */ -}}
 {{- define "mergeway.env" -}}
+{{- $parts := splitList "://" .Values.redis.url -}}
+- name: MERGEWAY_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "mergeway.redisSecret" . }}, key: {{ .Values.redis.passwordKey }}}
 - name: REDIS_URL
-  value: {{ .Values.redisUrl | quote }}
+  value: {{ printf "%s://:$(MERGEWAY_REDIS_PASSWORD)@%s" (first $parts) (last $parts) | quote }}
 - name: MERGEWAY_FORGES
   value: {{ join "," .Values.forges | quote }}
 - name: GITHUB_API_URL
@@ -24,12 +44,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .Values.gitlabUrl | quote }}
 - name: MERGEWAY_PUBLIC_URL
   value: {{ .Values.publicUrl | quote }}
-- name: MERGEWAY_CLUSTERS
-  value: {{ $pairs := list }}{{ range $name, $ctx := .Values.clusters }}{{ $pairs = append $pairs (printf "%s=%s" $name $ctx) }}{{ end }}{{ join "," $pairs | quote }}
-- name: KUBECONFIG
-  value: /etc/mergeway/kubeconfig
-{{- if .Values.policy }}
 - name: MERGEWAY_POLICY_FILE
-  value: /etc/mergeway/policy.yaml
-{{- end }}
+  value: /etc/mergeway/policy/policy.yaml
+- name: LOG_LEVEL
+  value: {{ .Values.logLevel | quote }}
+{{- end -}}
+
+{{- define "mergeway.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{- define "mergeway.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities: {drop: [ALL]}
+seccompProfile: {type: RuntimeDefault}
 {{- end -}}

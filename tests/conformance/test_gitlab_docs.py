@@ -1,0 +1,312 @@
+"""The simulator's GitLab side, checked against the examples in GitLab's own documentation.
+
+GitLab publishes no complete machine-readable description of its REST API or its webhooks, so the
+oracle here is the example responses and payloads of its documentation (gitlabhq/gitlabhq ``doc/``,
+read at the commits noted below; published at docs.gitlab.com). Each example is reduced to its
+*shape* (field names, nesting, and JSON type where the example's value is not null): the
+simulator's answer must have every documented field, with the documented type. Values are not
+compared (ids, names and times are the simulator's own).
+
+Compared (see also tools/forgesim/CONFORMANCE.md):
+
+======================================================  ==========================================
+simulator answer                                         documentation example
+======================================================  ==========================================
+``POST /projects/:id/merge_requests/:iid/notes``         doc/api/notes.md, "Get single merge
+(and the list, and ``PUT``)                              request note" (the same entity)
+``POST .../notes/:note_id/award_emoji``                  doc/api/emoji_reactions.md (award_emoji),
+                                                         "List an awardable's ... comment"
+``POST /projects/:id/statuses/:sha``                     doc/api/commits.md, "Set the pipeline
+                                                         status of a commit"
+``GET /projects/:id/members/all/:user_id``               doc/api/members.md, "Get a member ...
+                                                         including inherited"
+``GET /projects/:id/merge_requests`` and ``/:iid``       doc/api/merge_requests.md, "List merge
+                                                         requests"
+``GET /users?username=``                                 doc/api/users.md, "List users" (for
+                                                         non-administrators)
+Merge Request Hook (open, update, merge, close)          shared/fixtures/gitlab/merge_request.*.json
+                                                         (webhook_events.md and real deliveries)
+Note Hook on a merge request                             shared/fixtures/gitlab/note.merge_request.json
+======================================================  ==========================================
+
+:data:`ALLOWED` lists the fields the simulator leaves out on purpose, each with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.fixtures.forgesim import SimHarness
+from tests.fixtures.services import FIXTURES
+from tools.forgesim import SimRepo
+from tools.forgesim.recording import Recorder
+
+_USER = {"id": 1, "username": "u", "name": "U", "state": "active", "avatar_url": "https://x", "web_url": "https://x"}
+#: Shapes of the documentation's examples (doc/api/*.md; values are placeholders of the same type).
+DOCUMENTED: dict[str, Any] = {
+    "note": {
+        "id": 1,
+        "body": "s",
+        "attachment": None,
+        "author": {"id": 1, "username": "u", "email": "e", "name": "n", "state": "active", "created_at": "t"},
+        "created_at": "t",
+        "updated_at": "t",
+        "system": False,
+        "noteable_id": 2,
+        "noteable_type": "MergeRequest",
+        "project_id": 5,
+        "noteable_iid": 2,
+        "resolvable": False,
+        "confidential": False,
+        "internal": False,
+    },
+    "award_emoji": {
+        "id": 2,
+        "name": "eyes",
+        "user": {**_USER},
+        "created_at": "t",
+        "updated_at": "t",
+        "awardable_id": 1,
+        "awardable_type": "Note",
+    },
+    "commit_status": {
+        "author": {**_USER},
+        "name": "default",
+        "sha": "s",
+        "status": "success",
+        "coverage": 100.0,
+        "description": None,
+        "id": 93,
+        "target_url": None,
+        "ref": None,
+        "started_at": None,
+        "created_at": "t",
+        "allow_failure": False,
+        "finished_at": "t",
+    },
+    "member": {**_USER, "access_level": 30, "created_at": "t"},
+    "user": {**_USER, "locked": False},
+    "merge_request": {
+        "id": 1,
+        "iid": 1,
+        "project_id": 3,
+        "title": "s",
+        "description": "s",
+        "state": "opened",
+        "created_at": "t",
+        "updated_at": "t",
+        "target_branch": "main",
+        "source_branch": "b",
+        "author": {**_USER},
+        "assignees": [],
+        "reviewers": [],
+        "source_project_id": 2,
+        "target_project_id": 3,
+        "labels": ["l"],
+        "draft": False,
+        "work_in_progress": False,
+        "milestone": None,
+        "merge_when_pipeline_succeeds": True,
+        "merge_status": "can_be_merged",
+        "detailed_merge_status": "not_open",
+        "sha": "s",
+        "merge_commit_sha": None,
+        "squash_commit_sha": None,
+        "user_notes_count": 1,
+        "discussion_locked": None,
+        "should_remove_source_branch": True,
+        "force_remove_source_branch": False,
+        "web_url": "https://x",
+        "references": {"short": "!1", "relative": "!1", "full": "g/p!1"},
+        "time_stats": {
+            "time_estimate": 0,
+            "total_time_spent": 0,
+            "human_time_estimate": None,
+            "human_total_time_spent": None,
+        },
+        "squash": False,
+        "task_completion_status": {"count": 0, "completed_count": 0},
+    },
+}
+#: (what, JSON path) → why the simulator leaves the documented field out.
+_ADMIN_VIEW = "the example shows an administrator's view; other callers get the author without it"
+_CHANGES = (
+    "`changes` lists what this particular action changed (the example's open came with an edit); the "
+    "simulator reports updated_at, and state_id on merge/close; Mergeway never reads `changes`"
+)
+ALLOWED: dict[tuple[str, str], str] = {
+    ("note", "$.author.email"): _ADMIN_VIEW,
+    ("note", "$.author.created_at"): _ADMIN_VIEW,
+    **{
+        ("merge_request.open.json", f"$.changes.{field}"): _CHANGES
+        for field in ("updated_by_id", "draft", "labels", "last_edited_at", "last_edited_by_id")
+    },
+}
+
+
+def shape_differences(documented: Any, actual: Any, path: str = "$") -> list[str]:
+    """Where ``actual`` lacks a field of ``documented`` or has another JSON type (nulls match anything)."""
+    if documented is None or actual is None:
+        return []
+    if isinstance(documented, dict):
+        if not isinstance(actual, dict):
+            return [f"{path}: an object in the documentation, {type(actual).__name__} here"]
+        found = []
+        for key, value in documented.items():
+            if key not in actual:
+                found.append(f"{path}.{key}: missing")
+            else:
+                found.extend(shape_differences(value, actual[key], f"{path}.{key}"))
+        return found
+    if isinstance(documented, list):
+        if not isinstance(actual, list):
+            return [f"{path}: a list in the documentation, {type(actual).__name__} here"]
+        return shape_differences(documented[0], actual[0], f"{path}[0]") if documented and actual else []
+    numbers = (int, float)
+    same = isinstance(actual, bool) == isinstance(documented, bool) and (
+        isinstance(actual, numbers) if isinstance(documented, numbers) else type(actual) is type(documented)
+    )
+    return [] if same else [f"{path}: {type(documented).__name__} in the documentation, {type(actual).__name__} here"]
+
+
+def check(what: str, documented: Any, actual: Any) -> list[str]:
+    return [d for d in shape_differences(documented, actual) if (what, d.split(":", 1)[0]) not in ALLOWED]
+
+
+class Api:
+    """Plain HTTP against the simulator's GitLab API, as python-gitlab sends it."""
+
+    def __init__(self, sim: SimHarness, repo: SimRepo) -> None:
+        self.base = f"{sim.gitlab_url}/api/v4/projects/{repo.id}"
+        self.session = requests.Session()
+        self.session.headers["PRIVATE-TOKEN"] = sim.bot_token("gitlab")
+        self.root = f"{sim.gitlab_url}/api/v4"
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = path if path.startswith("http") else self.base + path
+        response = self.session.request(method, url, timeout=10, **kwargs)
+        assert response.status_code < 300, (method, path, response.status_code, response.text[:300])
+        return response.json()
+
+
+@pytest.fixture
+def gitlab(forge_sim: SimHarness) -> tuple[SimHarness, SimRepo, Api]:
+    repo = forge_sim.create_repo("gitlab", "group/conform", {"deploy/a.yaml": "a: 1\n"})
+    return forge_sim, repo, Api(forge_sim, repo)
+
+
+def test_rest_answers_have_the_documented_fields(gitlab: tuple[SimHarness, SimRepo, Api]) -> None:
+    sim, repo, api = gitlab
+    pr = sim.open_pr(repo, "feature", files={"deploy/a.yaml": "a: 2\n"})
+    alice = sim.user("gitlab", "alice")
+    answers = {
+        "note": api("POST", f"/merge_requests/{pr.number}/notes", json={"body": "hello"}),
+        "merge_request": api("GET", f"/merge_requests/{pr.number}"),
+        "member": api("GET", f"/members/all/{alice.id}"),
+        "user": api("GET", f"{api.root}/users", params={"username": "alice"})[0],
+        "commit_status": api("POST", f"/statuses/{pr.head_sha}", json={"state": "success", "name": "mergeway/x"}),
+    }
+    note_id = answers["note"]["id"]
+    answers["award_emoji"] = api(
+        "POST", f"/merge_requests/{pr.number}/notes/{note_id}/award_emoji", json={"name": "eyes"}
+    )
+    listed = {
+        "note": api("GET", f"/merge_requests/{pr.number}/notes")[0],
+        "merge_request": api("GET", "/merge_requests", params={"source_branch": "feature"})[0],
+    }
+    edited = api("PUT", f"/merge_requests/{pr.number}/notes/{note_id}", json={"body": "edited"})
+    failures = [f"{what} {d}" for what, answer in answers.items() for d in check(what, DOCUMENTED[what], answer)]
+    failures += [f"{what} (list) {d}" for what, answer in listed.items() for d in check(what, DOCUMENTED[what], answer)]
+    failures += [f"note (PUT) {d}" for d in check("note", DOCUMENTED["note"], edited)]
+    assert not failures, "\n".join(failures)
+
+
+def _fixture(name: str) -> dict[str, Any]:
+    return json.loads((Path(FIXTURES) / "gitlab" / name).read_bytes())
+
+
+def test_webhooks_have_the_fields_of_gitlabs_examples(gitlab: tuple[SimHarness, SimRepo, Api]) -> None:
+    sim, repo, _ = gitlab
+    pr = sim.open_pr(repo, "feature", files={"deploy/a.yaml": "a: 2\n"})
+    sim.push(repo, pr, {"deploy/b.yaml": "b: 1\n"})
+    sim.comment(repo, pr, "/preview")
+    sim.merge(repo, pr)
+    other = sim.open_pr(repo, "other", files={"deploy/c.yaml": "c: 1\n"})
+    sim.close(repo, other)
+    sim.webhooks.drain()
+    sent = {(d.event, d.action or "note"): d.payload for d in sim.deliveries("gitlab") if d.event.endswith("Hook")}
+    pairs = {
+        "merge_request.open.json": ("Merge Request Hook", "open"),
+        "merge_request.update.json": ("Merge Request Hook", "update"),
+        "merge_request.merge.json": ("Merge Request Hook", "merge"),
+        "merge_request.close.json": ("Merge Request Hook", "close"),
+        "note.merge_request.json": ("Note Hook", "create"),
+    }
+    failures = []
+    for fixture, key in pairs.items():
+        assert key in sent, f"the simulator sent no {key}; sent: {sorted(sent)}"
+        failures += [f"{fixture}: {d}" for d in check(fixture, _fixture(fixture), sent[key])]
+    assert not failures, f"{len(failures)} differences:\n" + "\n".join(failures)
+
+
+def test_shape_comparison_catches_a_missing_field() -> None:
+    documented = {"a": 1, "b": {"c": "s", "d": [{"e": True}]}}
+    assert shape_differences(documented, {"a": 2, "b": {"c": "x", "d": [{"e": False}]}}) == []
+    assert shape_differences(documented, {"a": "2", "b": {"d": [{"e": 1}]}}) == [
+        "$.a: int in the documentation, str here",
+        "$.b.c: missing",
+        "$.b.d[0].e: bool in the documentation, int here",
+    ]
+
+
+#: API path (after /api/v4) → which documented shape a 2xx answer has; lists are checked item by item.
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET|POST|PUT", r"/projects/[^/]+/merge_requests/\d+/notes(/\d+)?", "note"),
+    ("POST", r"/projects/[^/]+/merge_requests/\d+/notes/\d+/award_emoji", "award_emoji"),
+    ("POST", r"/projects/[^/]+/statuses/[0-9a-fA-F]+", "commit_status"),
+    ("GET", r"/projects/[^/]+/members/all/\d+", "member"),
+    ("GET", r"/users", "user"),
+    ("GET|POST", r"/projects/[^/]+/merge_requests(/\d+)?", "merge_request"),
+)
+HOOKS = {
+    ("Merge Request Hook", action): f"merge_request.{action}.json" for action in ("open", "update", "merge", "close")
+} | {("Note Hook", "create"): "note.merge_request.json"}
+
+
+@pytest.mark.session_traffic
+def test_recorded_gitlab_traffic_has_the_documented_fields(session_traffic: Recorder) -> None:
+    """The same comparison over every GitLab answer and hook recorded in the session (e2e included)."""
+    failures: set[str] = set()
+    compared: set[str] = set()
+    for exchange in session_traffic.exchanges:
+        if exchange.forge != "gitlab" or exchange.injected or not 200 <= exchange.status < 300:
+            continue
+        what = next(
+            (
+                w
+                for methods, regex, w in ROUTES
+                if exchange.method in methods.split("|") and re.fullmatch(regex, exchange.path)
+            ),
+            None,
+        )
+        if what is None:
+            continue
+        compared.add(what)
+        body = json.loads(exchange.body)
+        for item in body if isinstance(body, list) else [body]:
+            failures.update(f"{exchange.method} {what}: {d}" for d in check(what, DOCUMENTED[what], item))
+    for hook in session_traffic.hooks:
+        fixture = HOOKS.get((hook.event, hook.action))
+        if hook.forge != "gitlab" or fixture is None:
+            continue
+        compared.add(fixture)
+        failures.update(f"{fixture}: {d}" for d in check(fixture, _fixture(fixture), json.loads(hook.body)))
+    assert compared >= {"note", "merge_request.open.json", "note.merge_request.json"}, sorted(compared)
+    assert not failures, "\n".join(sorted(failures))
+    print(f"\nGitLab conformance: compared {', '.join(sorted(compared))}")

@@ -1,0 +1,91 @@
+"""``mergeway preview`` / ``mergeway apply`` from a terminal, against the local cluster: the exit
+codes scripts rely on (preview: 0 no changes, 1 changes, 2 error; apply: 0 healthy, 1 applied but
+failed or unhealthy, 2 error before applying)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from tests.fixtures.cluster import KubeCluster
+
+pytestmark = pytest.mark.cluster
+MERGEWAY = str(Path(sys.executable).parent / "mergeway")
+
+
+def mergeway(cluster: KubeCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**cluster.env(), "NO_COLOR": "1"}
+    return subprocess.run([MERGEWAY, *args], capture_output=True, text=True, timeout=180, env=env)
+
+
+def said(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {proc.returncode}\n--- stdout:\n{proc.stdout[-3000:]}\n--- stderr:\n{proc.stderr[-3000:]}"
+
+
+def deployment(name: str, *, replicas: int = 1, annotations: dict[str, str] | None = None) -> dict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": annotations or {}},
+                "spec": {"containers": [{"name": "app", "image": f"example.com/{name}:1"}]},
+            },
+        },
+    }
+
+
+def write(directory: Path, **objects: dict) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.yaml"):
+        old.unlink()
+    for name, obj in objects.items():
+        (directory / f"{name}.yaml").write_text(yaml.safe_dump(obj))
+    return directory
+
+
+def test_preview_and_apply_exit_codes(kube_cluster: KubeCluster, namespace: str, tmp_path: Path):
+    app = write(tmp_path / "app", web=deployment("web"))
+    ns = ["-n", namespace]
+
+    changes = mergeway(kube_cluster, "preview", str(app), *ns)
+    assert changes.returncode == 1, said(changes)
+    assert f"Deployment/{namespace}/web" in changes.stdout
+    applied = mergeway(kube_cluster, "apply", str(app), *ns, "--timeout", "60")
+    assert applied.returncode == 0, said(applied)
+    assert f"Deployment/{namespace}/web created" in applied.stdout
+    apps = k8s.AppsV1Api(kube_cluster.api_client())
+    assert apps.read_namespaced_deployment("web", namespace).status.available_replicas == 1
+    unchanged = mergeway(kube_cluster, "preview", str(app), *ns)
+    assert unchanged.returncode == 0, said(unchanged)
+
+    # Rejected by the API server: an error for both, and apply changes nothing.
+    write(app, web=deployment("web", replicas=-3))
+    rejected = mergeway(kube_cluster, "preview", str(app), *ns)
+    assert rejected.returncode == 2, said(rejected)
+    assert "spec.replicas" in rejected.stdout + rejected.stderr
+    refused = mergeway(kube_cluster, "apply", str(app), *ns)
+    assert refused.returncode == 2, said(refused)
+    assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 1
+
+    # Not YAML: nothing can be rendered.
+    (app / "web.yaml").write_text("kind: [unclosed\n")
+    for command in ("preview", "apply"):
+        broken = mergeway(kube_cluster, command, str(app), *ns)
+        assert broken.returncode == 2, said(broken)
+        assert "web.yaml" in broken.stderr and "Traceback" not in broken.stderr
+
+    # Applied, but the rollout does not become healthy within --timeout.
+    slow = deployment("web", annotations={"mergeway.test/ready-after": "600s"})
+    write(app, web=slow)
+    unhealthy = mergeway(kube_cluster, "apply", str(app), *ns, "--timeout", "5")
+    assert unhealthy.returncode == 1, said(unhealthy)
+    assert f"Deployment/{namespace}/web" in unhealthy.stderr and "timed out" in unhealthy.stderr

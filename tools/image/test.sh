@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# `make image-test`: run the built image with podman as the chart runs it (non-root, read-only root
+# filesystem, no capabilities) and check that
+#   - the web process answers /healthz with the image's version, and /readyz (Redis reachable),
+#   - the worker starts, connects to Redis (its Celery queues appear there) and reports ready,
+#   - PID 1 is tini and the processes run as UID 10001; kubectl, helm and git are inside,
+#   - kustomize (kubectl) and helm render inside the image under the same restrictions.
+# A password-protected Redis is started for the test on a free port (Debian's redis-server).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tools/image/common.sh
+source "$root/tools/image/common.sh"
+bash "$root/tools/image/ensure.sh"
+version=$(sed -nE 's/^__version__ = "([^"]+)"/\1/p' "$root/mergeway/__init__.py")
+image=${MERGEWAY_IMAGE:-localhost/mergeway:$version}
+podman_ image exists "$image" || { echo "no image $image: run make image first" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+web=mergeway-test-web-$$ worker=mergeway-test-worker-$$ redis_pid=
+cleanup() {
+  podman_ rm -f -t 5 "$web" "$worker" >/dev/null 2>&1 || true
+  [[ -z "$redis_pid" ]] || kill "$redis_pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "image-test FAILED: $*" >&2; for c in "$web" "$worker"; do echo "--- $c logs:" >&2; podman_ logs "$c" 2>&1 | tail -20 >&2 || true; done; exit 1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# wait_until SECONDS DESCRIPTION COMMAND...: poll a condition, fail with DESCRIPTION on timeout.
+wait_until() {
+  local deadline=$(( $(date +%s) + $1 )) what=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    (( $(date +%s) < deadline )) || fail "timed out waiting for $what"
+    sleep 0.5
+  done
+}
+
+[[ $(podman_ image inspect --format '{{index .Labels "org.opencontainers.image.version"}}' "$image") == "$version" ]] \
+  || fail "the image label org.opencontainers.image.version is not $version"
+
+password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+redis_port=$(free_port) web_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --requirepass "$password" --save '' --appendonly no \
+  --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+redis_pid=$!
+rcli() { redis-cli -p "$redis_port" --no-auth-warning -a "$password" "$@"; }
+wait_until 20 "redis-server" rcli ping
+printf 'rules:\n  - repositories: ["github:acme/*"]\n    clusters: [in-cluster]\n    namespaces: [shop]\n' >"$tmp/policy.yaml"
+chmod 644 "$tmp/policy.yaml"
+
+# As the chart runs it: read-only root, writable emptyDir-like tmpfs, no capabilities, no privilege gain.
+# Limits: see run_limits in common.sh.
+secure=(--network host "${run_limits[@]}" --read-only --cap-drop ALL --security-opt no-new-privileges
+        --tmpfs /tmp --tmpfs /var/cache/mergeway:mode=1777 --tmpfs /home/mergeway:mode=1777)
+run=(podman_ run -d "${secure[@]}"
+     -v "$tmp/policy.yaml:/etc/mergeway/policy/policy.yaml:ro" -e MERGEWAY_POLICY_FILE=/etc/mergeway/policy/policy.yaml
+     -e "REDIS_URL=redis://:$password@127.0.0.1:$redis_port/0" -e MERGEWAY_FORGES=github,gitlab)
+"${run[@]}" --name "$web" -e "PORT=$web_port" -e WEB_CONCURRENCY=1 \
+  -e GITHUB_WEBHOOK_SECRET=image-test-github -e GITLAB_WEBHOOK_SECRET=image-test-gitlab "$image" mergeway-web >/dev/null
+wait_until 60 "web /healthz" curl -fsS "http://127.0.0.1:$web_port/healthz"
+body=$(curl -fsS "http://127.0.0.1:$web_port/healthz")
+[[ "$body" == *"\"version\":\"$version\""* || "$body" == *"\"version\": \"$version\""* ]] || fail "/healthz said $body"
+curl -fsS "http://127.0.0.1:$web_port/readyz" >/dev/null || fail "/readyz: the web process cannot reach Redis"
+echo "web: /healthz $body, /readyz ok"
+
+"${run[@]}" --name "$worker" -e GITHUB_TOKEN=ghp_imagetest -e GITLAB_TOKEN=glpat-imagetest \
+  "$image" mergeway-worker --concurrency 1 >/dev/null
+worker_ready() { podman_ logs "$worker" 2>&1 | grep -q 'ready'; }
+queues_in_redis() { [[ -n $(rcli --scan --pattern '_kombu.binding.*' | head -n1) ]]; }
+wait_until 90 "the worker to report ready" worker_ready
+wait_until 30 "the worker's queues in Redis" queues_in_redis
+echo "worker: ready, queues bound in Redis ($(rcli --scan --pattern '_kombu.binding.*' | tr '\n' ' '))"
+
+for c in "$web" "$worker"; do
+  [[ $(podman_ exec "$c" id -u) == 10001 ]] || fail "$c does not run as UID 10001"
+  pid1=$(podman_ exec "$c" cat /proc/1/cmdline | tr '\0' ' ')
+  [[ "$pid1" == */tini* ]] || fail "$c: PID 1 is $pid1, not tini"
+done
+podman_ exec "$worker" kubectl version --client=true >/dev/null || fail "kubectl missing in the image"
+podman_ exec "$worker" helm version --short >/dev/null || fail "helm missing in the image"
+podman_ exec "$worker" git --version >/dev/null || fail "git missing in the image"
+# The worker's renderers as deployed (read-only root, UID 10001): a kustomization through the
+# image's kubectl, and a Helm chart (this project's own) through its helm.
+mkdir -p "$tmp/repo/app"
+cp -r "$root/charts/mergeway" "$tmp/repo/chart"
+printf 'resources: [cm.yaml]\n' >"$tmp/repo/app/kustomization.yaml"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hello}\ndata: {a: b}\n' >"$tmp/repo/app/cm.yaml"
+chmod -R a+rX "$tmp/repo"
+rendered=$(podman_ run --rm "${secure[@]}" -v "$tmp/repo:/repo:ro" "$image" python -c '
+from pathlib import Path
+from mergeway.render import render
+kustomized = render(Path("/repo"), "app", namespace="shop")
+chart = render(Path("/repo"), "chart", namespace="shop", release="t", kube_version="v1.36.3")
+print(len(kustomized.manifests), sorted({m.kind for m in chart.manifests}))') || fail "rendering inside the image"
+[[ "$rendered" == "1 "*Deployment* ]] || fail "unexpected renders inside the image: $rendered"
+echo "renderers: kustomize and helm work inside the image ($rendered)"
+echo "image-test passed: $image"
