@@ -14,8 +14,8 @@ from typing import Final, Literal
 
 from mergeway.events import Command
 
-CommandName = Literal["rollback", "preview", "help"]
-COMMAND_NAMES: Final[tuple[CommandName, ...]] = ("rollback", "preview", "help")
+CommandName = Literal["rollback", "preview", "help", "allow-destructive"]
+COMMAND_NAMES: Final[tuple[CommandName, ...]] = ("rollback", "preview", "help", "allow-destructive")
 
 #: Arguments are environment names and similar short words. Bounding them keeps an event small and
 #: keeps arbitrary comment text (which is untrusted) out of job payloads and logs.
@@ -55,5 +55,6 @@ Mergeway commands (write them on the first line of a comment):
 
 - `/preview [env ...]`: re-run the preview (all environments, or only those named; needs write access)
 - `/rollback`: open a pull request that reverts this merged pull request (needs write access)
+- `/allow-destructive env`: apply the destructive changes a merge held back in `env` (needs write access)
 - `/help`: show this message
 """

@@ -61,7 +61,7 @@ class PullRequest:
 class Command:
     """A slash command parsed from a comment, e.g. ``/rollback`` or ``/preview staging``."""
 
-    name: Literal["rollback", "preview", "help"]
+    name: Literal["rollback", "preview", "help", "allow-destructive"]
     args: tuple[str, ...] = ()
 
 

@@ -110,6 +110,8 @@ class PullRequestInfo:
     commit_count: int = 0
     is_fork: bool = False
     body: str = ""
+    #: Label names, e.g. ``mergeway/allow-destructive`` (which lets a merge prune storage).
+    labels: tuple[str, ...] = ()
 
     def as_event(self) -> PullRequest:
         """The forge-neutral :class:`~mergeway.events.PullRequest` jobs pass around."""

@@ -257,6 +257,7 @@ class GitHubForge(Forge):
             commit_count=int(pr.commits or 0),
             is_fork=_is_fork(pr),
             body=pr.body or "",
+            labels=tuple(label.name for label in pr.labels or ()),
         )
 
     def _merge_method(self, pr: GhPullRequest, merge_sha: str) -> MergeMethod:

@@ -309,6 +309,7 @@ class GitLabForge(Forge):
             # A deleted source project leaves no source_project_id: still someone else's commits.
             is_fork=mr.source_project_id is None or mr.source_project_id != mr.target_project_id,
             body=str(getattr(mr, "description", "") or ""),
+            labels=tuple(str(name) for name in getattr(mr, "labels", None) or ()),
         )
 
     # -- git --------------------------------------------------------------------------------------

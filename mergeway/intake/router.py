@@ -26,5 +26,6 @@ def route(event: Event) -> JobKind | None:
     if isinstance(event, PullRequestMerged):
         return "deploy"
     if isinstance(event, CommentCommand):
-        return event.command.name
+        # Allowing held-back changes is a deploy: it waits on the deploy queue and environment lock.
+        return "deploy" if event.command.name == "allow-destructive" else event.command.name
     return None

@@ -19,21 +19,26 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from mergeway.events import Event, PullRequestMerged
+from mergeway.commands import parse_command
+from mergeway.events import CommentCommand, Event, PullRequestMerged
+from mergeway.forge.base import Forge
 from mergeway.git import GitError
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.kube.apply import COMMIT_ANNOTATION, Applier
 from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent, retire_legacy
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.kube.clusters import UnknownCluster
+from mergeway.kube.diff import ObjectRef, Plan
 from mergeway.kube.discovery import Discovery
 from mergeway.render import RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
-from mergeway.report.preview import marker
+from mergeway.report.markdown import ALLOW_LABEL, marker
+from mergeway.report.risk import destructive
 
 log = logging.getLogger("mergeway.jobs.deploy")
 
@@ -48,8 +53,67 @@ def run(event: Event) -> None:
 
 
 def deploy(event: Event, ctx: JobContext) -> list[DeployReport]:
+    if isinstance(event, CommentCommand) and event.command.name == "allow-destructive":
+        return allow_destructive(event, ctx)
     if not isinstance(event, PullRequestMerged):
         raise TypeError(f"the deploy job does not handle {event.kind} events")
+    return _deploy_merge(event, ctx)
+
+
+def allow_destructive(event: CommentCommand, ctx: JobContext) -> list[DeployReport]:
+    """``/allow-destructive env`` after a merge: deploy ``env`` again, destructive changes included.
+
+    The allowance itself is the comment (read again by :func:`_allowed`), so a comment written
+    before the merge counts on merge, and one written after it re-runs the deploy now.
+    """
+    forge = ctx.forge(event.repo)
+    forge.add_reaction(event.pr.number, event.comment_id, "eyes")
+    reply = functools.partial(_reply, ctx, forge, event)
+    if len(event.command.args) != 1:
+        reply(f"@{event.author} name one environment: `/allow-destructive staging`. Nothing was changed.")
+        return []
+    if not forge.get_permission(event.author).can_write:
+        reply(
+            f"@{event.author} only users with write access to this repository can use "
+            "`/allow-destructive`. Nothing was changed."
+        )
+        return []
+    pr = forge.get_pull_request(event.pr.number)
+    if not pr.merged or not pr.merge_commit_sha:
+        reply(f"Noted: merging #{pr.number} will apply destructive changes to `{event.command.args[0]}`.")
+        return []
+    merged = PullRequestMerged(delivery_id=event.delivery_id, repo=event.repo, pr=pr.as_event(), merged_by="")
+    return _deploy_merge(merged, ctx, only=event.command.args[0])
+
+
+def _reply(ctx: JobContext, forge: Forge, event: CommentCommand, text: str) -> None:
+    key = marker("allow", "reply")
+    forge.upsert_comment(event.pr.number, key, f"{key}\n{text}", lock=ctx.comment_lock(event))
+
+
+def _allowed(forge: Forge, number: int, env: str) -> bool:
+    """The label on the pull request, or ``/allow-destructive env`` from someone with write access."""
+    if ALLOW_LABEL in forge.get_pull_request(number).labels:
+        return True
+    authors = set()
+    for comment in forge.list_comments(number):
+        command = parse_command(comment.body)
+        if command is not None and command.name == "allow-destructive" and env in command.args and comment.author:
+            authors.add(comment.author)
+    return any(forge.get_permission(author).can_write for author in sorted(authors))
+
+
+def _hold(forge: Forge, number: int, env: str) -> Callable[[Plan], set[ObjectRef]]:
+    """What a deploy must not execute: destructive changes, unless allowed (asked only when any)."""
+
+    def held(plan: Plan) -> set[ObjectRef]:
+        risky = {r.ref for r in destructive(plan)}
+        return set() if not risky or _allowed(forge, number, env) else risky
+
+    return held
+
+
+def _deploy_merge(event: PullRequestMerged, ctx: JobContext, *, only: str = "") -> list[DeployReport]:
     repo, pr = event.repo, event.pr
     forge = ctx.forge(repo)
     merge_sha = pr.merge_commit_sha or forge.get_pull_request(pr.number).merge_commit_sha or ""
@@ -64,6 +128,11 @@ def deploy(event: Event, ctx: JobContext) -> list[DeployReport]:
             _publish(ctx, event, report)
             return [report]
     envs = [e for e in config.environments if e.auto_deploy and (e.branch or repo.default_branch) == pr.base_ref]
+    envs = [e for e in envs if not only or e.name == only]
+    if only and not envs:
+        report = DeployReport(only, merge_sha, head, state="failure", error=f"{only!r} is not deployed by this merge")
+        _publish(ctx, event, report)
+        return [report]
     reports = []
     with Reporter(ctx, event) as reporter:
         for env in envs:
@@ -144,6 +213,7 @@ def _deploy_environment(
                 # (the old name may be shared with another repository, whose commits are not ours).
                 old = _commit_of(read_parent(client, legacy))
                 applied = old if old and ctx.git.has_commit(repo, old) else ""
+            report.previous_sha = applied
             if applied and applied != head and not ctx.git.has_commit(repo, applied):
                 report.error = (
                     f"the environment is at {applied[:12]}, which is not in {repo.full_name}; "
@@ -186,6 +256,7 @@ def _deploy_environment(
                 default_namespace=env.namespace,
                 commit=head,
                 health_timeout=ctx.settings.health_timeout_seconds,
+                hold=_hold(ctx.forge(repo), event.pr.number, env.name),
             )
         if not result.failed and not result.plan.errors:
             _retire_legacy(client, legacy, report)
@@ -203,6 +274,12 @@ def _deploy_environment(
         return report
     report.result = result
     report.failures = failures_of(result)
+    held = {i.ref for i in result.held}
+    report.held = [r for r in destructive(result.plan) if r.ref in held]
+    report.allow_hint = (
+        f"To apply them, someone with write access comments `/allow-destructive {env.name}` on this pull "
+        f"request; pull requests labelled `{ALLOW_LABEL}` apply them on merge."
+    )
     report.state = "success" if result.ok else "failure"
     log.info("deploy of %s to %s: %s", head[:12], env.name, report.state)
     return report
@@ -239,6 +316,9 @@ def _retire_legacy(client: KubeClient, legacy: ApplySet, report: DeployReport) -
 def _publish(ctx: JobContext, event: PullRequestMerged, report: DeployReport) -> None:
     forge = ctx.forge(event.repo)
     body = render_deploy(report, limit=forge.comment_limit)
-    forge.upsert_comment(event.pr.number, marker("deploy", report.environment), body, lock=ctx.comment_lock(event))
+    ref = forge.upsert_comment(
+        event.pr.number, marker("deploy", report.environment), body, lock=ctx.comment_lock(event)
+    )
     state, description = report.status()
-    forge.set_status(report.merge_sha, state, status_context(report.environment), description, ctx.target_url(event))
+    url = ref.url or ctx.target_url(event)
+    forge.set_status(report.merge_sha, state, status_context(report.environment), description, url)

@@ -13,6 +13,7 @@ HELP = """{marker}
 |---|---|
 | `/preview` | re-run the preview of every environment (`/preview staging` for one; needs write access) |
 | `/rollback` | on a merged pull request: open a pull request that reverts it (needs write access) |
+| `/allow-destructive staging` | let merging prune storage, namespaces or CRDs in `staging` (needs write access) |
 | `/help` | this message |
 
 Previews run by themselves when the pull request is opened or new commits are pushed; merging deploys.

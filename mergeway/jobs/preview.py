@@ -9,12 +9,14 @@ The job is idempotent: re-running it edits the same comments and sets the same s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
+from mergeway.git import CheckoutError, GitError
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.jobs.permissions import may_run
 from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent
@@ -24,7 +26,8 @@ from mergeway.kube.diff import Differ
 from mergeway.kube.discovery import Discovery
 from mergeway.render import RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
-from mergeway.report.preview import PreviewReport, marker, render_preview
+from mergeway.report.markdown import marker
+from mergeway.report.preview import PreviewReport, merge_footer, on_merge, render_preview, render_summary
 
 log = logging.getLogger("mergeway.jobs.preview")
 
@@ -61,6 +64,7 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
     wanted = set(event.command.args) if isinstance(event, CommentCommand) else set()
 
     with ctx.checkout(event.repo, pr.head_sha, number) as root:
+        rendered_from = _merge_base_into(ctx, event, pr, root)
         try:
             config = ctx.load_repo_config(root)
         except RepoConfigError as exc:
@@ -72,10 +76,29 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
         for env in envs:
             forge.set_status(pr.head_sha, "pending", status_context(env.name), "Previewing…", ctx.target_url(event))
         reports = []
+        links: dict[str, str] = {}
         for env in envs:
             report = _preview_environment(ctx, event, pr, env, root)
+            report.footer = merge_footer(
+                env=env.name,
+                base_ref=pr.base_ref,
+                deploy_branch=env.branch or event.repo.default_branch,
+                auto_deploy=env.auto_deploy,
+                path=env.path,
+                namespace=env.namespace,
+                applyset=ApplySet.for_environment(event.repo, env).name,
+            )
+            report.rendered_from = rendered_from
+            report.on_merge = on_merge(
+                env=env.name,
+                base_ref=pr.base_ref,
+                deploy_branch=env.branch or event.repo.default_branch,
+                auto_deploy=env.auto_deploy,
+            )[0]
             reports.append(report)
-            _publish(ctx, event, pr, report, status=status_context(env.name))
+            links[env.name] = _publish(ctx, event, pr, report, status=status_context(env.name))
+        if len(config.environments) > 1 and links:
+            _publish_summary(ctx, event, pr, reports, links)
         if unknown:
             note = PreviewReport(
                 CONFIG_ENV,
@@ -90,6 +113,37 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
                 lock=ctx.comment_lock(event),
             )
     return PreviewOutcome(pr.head_sha, reports)
+
+
+def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: Path) -> str:
+    """Make ``root`` what merging deploys: the PR head merged with its base's current head.
+
+    A preview of the bare head would show changes already deployed from the base (which moved on
+    after the PR branched) as reverts. A local merge works the same on every forge; when it
+    conflicts, the head is previewed and the heading says so.
+    """
+    try:
+        base = ctx.git.branch_head(event.repo, pr.base_ref)
+    except (GitError, CheckoutError) as exc:
+        log.warning("previewing the head of #%s: its base could not be read: %s", pr.number, exc)
+        return f"this pull request's head only: ⚠️ its base `{pr.base_ref}` could not be read"
+    base_md = f"`{pr.base_ref}` ({base})"
+    try:
+        ctx.git.git(event.repo, root, "merge-base", "--is-ancestor", base, "HEAD")
+        return f"this pull request's head, up to date with {base_md}"
+    except GitError as exc:
+        if exc.returncode != 1:
+            raise
+    try:
+        ctx.git.git(event.repo, root, "merge", "--no-edit", "--no-ff", "--no-verify", "-q", base)
+    except GitError:
+        with contextlib.suppress(GitError):  # nothing to abort when git refused to start the merge
+            ctx.git.git(event.repo, root, "merge", "--abort")
+        return (
+            f"this pull request's head only: ⚠️ it conflicts with {base_md}, so this is not what merging "
+            "would deploy; resolve the conflicts to see that"
+        )
+    return f"the merge of this pull request into {base_md}, which is what merging deploys"
 
 
 def _preview_environment(
@@ -151,14 +205,27 @@ def _migration_note(client: KubeClient, applyset: ApplySet, legacy: ApplySet) ->
     ]
 
 
-def _publish(ctx: JobContext, event: Event, pr: PullRequestInfo, report: PreviewReport, *, status: str) -> None:
+def _publish(ctx: JobContext, event: Event, pr: PullRequestInfo, report: PreviewReport, *, status: str) -> str:
+    """Write the comment and the status (linking to the comment); returns the comment's URL."""
     forge = ctx.forge(event.repo)
     current = forge.get_pull_request(pr.number).head_sha
     if current != pr.head_sha:
         # A newer push arrived while we worked; its own job reports. Never overwrite newer with older.
         log.info("preview of %s superseded by %s; not reporting", pr.head_sha[:12], current[:12])
-        return
+        return ""
     body = render_preview(report, limit=forge.comment_limit)
-    forge.upsert_comment(pr.number, marker("preview", report.environment), body, lock=ctx.comment_lock(event))
+    ref = forge.upsert_comment(pr.number, marker("preview", report.environment), body, lock=ctx.comment_lock(event))
     state, description = report.status()
-    forge.set_status(pr.head_sha, state, status, description, ctx.target_url(event))
+    forge.set_status(pr.head_sha, state, status, description, ref.url or ctx.target_url(event))
+    return ref.url
+
+
+def _publish_summary(
+    ctx: JobContext, event: Event, pr: PullRequestInfo, reports: list[PreviewReport], links: dict[str, str]
+) -> None:
+    """One comment that says, per environment, what this pull request does there."""
+    forge = ctx.forge(event.repo)
+    if forge.get_pull_request(pr.number).head_sha != pr.head_sha:
+        return
+    body = render_summary(reports, links, limit=forge.comment_limit)
+    forge.upsert_comment(pr.number, marker("summary", "preview"), body, lock=ctx.comment_lock(event))

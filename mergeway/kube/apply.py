@@ -17,7 +17,7 @@ Order of a deploy, and why:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +27,7 @@ from mergeway.kube.client import APPLY_PATCH, KubeClient, KubeError
 from mergeway.kube.diff import (
     Differ,
     ObjectDiff,
+    ObjectRef,
     Plan,
     opts_in_to_recreate,
     touches_immutable_field,
@@ -45,6 +46,8 @@ class DeployResult:
     applied: list[ObjectDiff] = field(default_factory=list)
     pruned: list[ObjectDiff] = field(default_factory=list)
     failed: list[tuple[ObjectDiff, str]] = field(default_factory=list)
+    #: Changes deliberately not executed (destructive ones nobody allowed); they stay set members.
+    held: list[ObjectDiff] = field(default_factory=list)
     health: dict[str, Health] = field(default_factory=dict)
     apply_seconds: float = 0.0
     rollout_seconds: float = 0.0
@@ -59,12 +62,15 @@ class DeployResult:
         return not self.failed and not self.plan.errors and not self.unhealthy
 
     def counts(self) -> dict[str, int]:
-        return {
-            "created": sum(1 for i in self.applied if i.action == "create"),
-            "configured": sum(1 for i in self.applied if i.action == "update"),
+        """What was done, in the words previews use (add/change/prune), so both read alike."""
+        counts = {
+            "added": sum(1 for i in self.applied if i.action == "create"),
+            "changed": sum(1 for i in self.applied if i.action == "update"),
             "pruned": len(self.pruned),
             "unchanged": self.plan.count("unchanged"),
         }
+        failed = len(self.failed) + len(self.plan.errors)
+        return {**counts, "failed": failed} if failed else counts
 
 
 class Applier:
@@ -167,6 +173,7 @@ class Applier:
         health_timeout: float = 300.0,
         wait: bool = True,
         progress: Callable[[str], None] | None = None,
+        hold: Callable[[Plan], Collection[ObjectRef]] | None = None,
     ) -> DeployResult:
         started = time.monotonic()
         plan = self.differ.plan_for(manifests, applyset, default_namespace=default_namespace)
@@ -174,15 +181,19 @@ class Applier:
         if plan.errors:
             return result  # nothing applied: the report lists the rejected objects
         # An object that opted in to be recreated is planned as an update (see Differ.diff_one).
-        changes = [i for i in plan.items if i.action in ("create", "update")]
-        prunes = [i for i in plan.items if i.action == "delete"]
+        held = set(hold(plan)) if hold else set()
+        result.held = [i for i in plan.items if i.ref in held]
+        changes = [i for i in plan.items if i.action in ("create", "update") and i.ref not in held]
+        prunes = [i for i in plan.items if i.action == "delete" and i.ref not in held]
 
         parent = aset.read_parent(self.client, applyset)
         old_annotations = ((parent or {}).get("metadata") or {}).get("annotations") or {}
         old_gks = {g for g in str(old_annotations.get(aset.GROUP_KINDS, "")).split(",") if g}
         old_ns = {n for n in str(old_annotations.get(aset.NAMESPACES, "")).split(",") if n}
-        new_gks = {aset.group_kind(i.ref.group, i.ref.kind) for i in plan.items if i.action != "delete"}
-        new_ns = {i.ref.namespace for i in plan.items if i.action != "delete" and i.ref.namespace}
+        # A held prune stays a member: its kind and namespace stay on the parent so a later run finds it.
+        kept = [i for i in plan.items if i.action != "delete" or i.ref in held]
+        new_gks = {aset.group_kind(i.ref.group, i.ref.kind) for i in kept}
+        new_ns = {i.ref.namespace for i in kept if i.ref.namespace}
 
         grouped = stages(changes)
         if progress:

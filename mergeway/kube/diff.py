@@ -61,6 +61,15 @@ class ObjectDiff:
     unvalidated: bool = False
     #: The live object as last seen (listed, read, or returned by the apply), for the health check.
     observed: dict[str, Any] | None = field(default=None, repr=False)
+    #: Both sides of the diff, normalised and with Secret values masked: safe to show.
+    before: dict[str, Any] | None = field(default=None, repr=False)
+    after: dict[str, Any] | None = field(default=None, repr=False)
+    #: For a new object: fields the API server filled in that Git did not ask for, and the diff of
+    #: the whole server-defaulted object (``diff`` then shows only what Git asked for).
+    defaults: int = 0
+    full_diff: str = ""
+    #: Applying deletes and recreates the object (an immutable field changed; it opted in).
+    recreate: bool = False
 
     @property
     def changed(self) -> bool:
@@ -110,6 +119,15 @@ def unified(ref: ObjectRef, before: dict[str, Any] | None, after: dict[str, Any]
         n=3,
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def leaf_paths(obj: Any, prefix: tuple[Any, ...] = ()) -> set[tuple[Any, ...]]:
+    """Every leaf of a nested object as a path of keys and list indexes (for counting fields)."""
+    if isinstance(obj, dict) and obj:
+        return set().union(*(leaf_paths(v, (*prefix, k)) for k, v in obj.items()))
+    if isinstance(obj, list) and obj:
+        return set().union(*(leaf_paths(v, (*prefix, i)) for i, v in enumerate(obj)))
+    return {prefix}
 
 
 def touches_immutable_field(exc: KubeError) -> bool:
@@ -245,6 +263,7 @@ class Differ:
                     message="its CustomResourceDefinition is added by this change, so the API "
                     "server validates it at apply time",
                     unvalidated=True,
+                    after=shown,
                 )
             return ObjectDiff(ref, "error", manifest.source, message=str(exc))
         except KubeError as exc:
@@ -258,10 +277,10 @@ class Differ:
                 return ObjectDiff(ref, "unchanged", manifest.source, desired=desired, resource=resource, observed=live)
             try:
                 planned: dict[str, Any] | None = self.apply(resource, desired, dry_run=True)
-                unvalidated, note = False, ""
+                unvalidated, note, recreate = False, "", False
             except KubeError as exc:
                 if live is None and exc.status == 404 and ref.namespace in new_namespaces:
-                    planned, unvalidated = desired, True
+                    planned, unvalidated, recreate = desired, True, False
                     note = (
                         f"namespace {ref.namespace} is created by this change, so the API server "
                         "validates this object at apply time"
@@ -269,7 +288,7 @@ class Differ:
                 elif live is not None and touches_immutable_field(exc) and opts_in_to_recreate(desired):
                     # What merging does (the deploy deletes and recreates it), not an error; the
                     # recreated object is validated when it is created.
-                    planned, unvalidated = desired, True
+                    planned, unvalidated, recreate = desired, True, True
                     note = (
                         f"this change touches an immutable field, so the deploy deletes and recreates the object "
                         f'({RECREATE_ANNOTATION}: "true"): {scrub(exc.message, secrets)}'
@@ -281,11 +300,16 @@ class Differ:
                 ref, "error", manifest.source, desired=desired, resource=resource, message=scrub(str(exc), secrets)
             )
         before, after = mask_pair(normalize(live), normalize(planned))
+        full, defaults = "", 0
         if live is None:
             action: Action = "create"
+            # Reviewers read what Git asks for; what the server adds is counted and kept collapsed.
+            _, asked = mask_pair(None, normalize(desired))
+            full, defaults = scrub(unified(ref, None, after), secrets), len(leaf_paths(after) - leaf_paths(asked))
+            text = unified(ref, None, asked) if defaults else full
         else:
             action = "unchanged" if before == after else "update"
-        text = "" if action == "unchanged" else unified(ref, before, after)
+            text = "" if action == "unchanged" else unified(ref, before, after)
         return ObjectDiff(
             ref,
             action,
@@ -296,6 +320,11 @@ class Differ:
             message=note,
             unvalidated=unvalidated,
             observed=live,
+            before=before,
+            after=after,
+            defaults=defaults,
+            full_diff=full if defaults else "",
+            recreate=recreate,
         )
 
     def plan(
@@ -325,7 +354,9 @@ class Differ:
             metadata = live.get("metadata") or {}
             ref = ObjectRef(resource.group, resource.kind, metadata.get("namespace", ""), metadata.get("name", ""))
             before, _ = mask_pair(normalize(live), None)
-            items.append(ObjectDiff(ref, "delete", "", resource=resource, diff=unified(ref, before, None)))
+            items.append(
+                ObjectDiff(ref, "delete", "", resource=resource, diff=unified(ref, before, None), before=before)
+            )
         return Plan(items)
 
     def _prefetch(

@@ -9,11 +9,16 @@ was cut -- a truncated comment that hides *which* objects change would be worse 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mergeway.kube.diff import ObjectDiff, Plan
+from mergeway.kube.diff import ObjectDiff, Plan, leaf_paths
+from mergeway.report.markdown import ALLOW_LABEL, code, sha
+from mergeway.report.markdown import cell as _cell
+from mergeway.report.markdown import clip as _clip
+from mergeway.report.markdown import fence as _fence
+from mergeway.report.markdown import marker as marker
+from mergeway.report.risk import ICONS, Risk, field_changes, risks
 
 if TYPE_CHECKING:  # the forge package pulls in both client libraries; reports need only the type
     from mergeway.forge.base import StatusState
@@ -21,11 +26,7 @@ if TYPE_CHECKING:  # the forge package pulls in both client libraries; reports n
 _ICONS = {"create": "➕ add", "update": "✏️ change", "delete": "🗑️ prune", "error": "❌ failed", "unchanged": "unchanged"}
 _ORDER = {"error": 0, "create": 1, "update": 2, "delete": 3, "unchanged": 4}
 _MAX_MESSAGE = 2_000
-
-
-def marker(kind: str, env: str) -> str:
-    """The hidden marker that lets the same comment be found and edited on every push."""
-    return f"<!-- mergeway:{kind}:{env} -->"
+_MAX_CHANGES = 6
 
 
 @dataclass
@@ -42,6 +43,15 @@ class PreviewReport:
     cluster: str = ""
     #: Deliberately not previewed (a fork PR): the status says so instead of claiming success.
     skipped: str = ""
+    #: What merging does and how to reproduce this preview (see :func:`merge_footer`).
+    footer: list[str] = field(default_factory=list)
+    #: What merging does here, in a few words, for the summary comment ("deploys", "not deployed: …").
+    on_merge: str = ""
+    #: Shown in the heading: what was rendered ("the merge into `main`", or the head on conflict).
+    rendered_from: str = ""
+
+    def risks(self) -> list[Risk]:
+        return risks(self.plan) if self.plan is not None and not self.error else []
 
     @property
     def failed(self) -> bool:
@@ -62,23 +72,6 @@ class PreviewReport:
         return "success", _clip(self.plan.summary(), 139)
 
 
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fence(text: str, lang: str = "") -> str:
-    """A code fence longer than any backtick run inside, so content cannot close it early."""
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    body = text if text.endswith("\n") else text + "\n"
-    return f"{ticks}{lang}\n{body}{ticks}\n"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _details(item: ObjectDiff, diff: str, note: str = "") -> str:
     summary = f"{_ICONS[item.action]} <code>{_cell(str(item.ref))}</code>"
     parts = [f"<details><summary>{summary}</summary>\n\n"]
@@ -86,6 +79,13 @@ def _details(item: ObjectDiff, diff: str, note: str = "") -> str:
         parts.append(f"{_cell(item.message)}\n\n")
     if diff:
         parts.append(_fence(diff, "diff"))
+    if item.defaults and diff:
+        parts.append(
+            f"\n{item.defaults} field(s) defaulted by the API server are not shown above.\n\n"
+            "<details><summary>The whole object as the API server would store it</summary>\n\n"
+            + _fence(item.full_diff, "diff")
+            + "</details>\n"
+        )
     if note:
         parts.append(f"\n_{note}_\n")
     parts.append("</details>\n")
@@ -96,9 +96,11 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
     """The comment body, never longer than ``limit`` characters."""
     head = [
         marker("preview", report.environment),
-        f"### {title} · `{report.environment}` · `{report.head_sha[:12]}`",
+        f"### {title} · `{report.environment}` · {sha(report.head_sha)}",
         "",
     ]
+    if report.rendered_from:
+        head += [f"Rendered from {report.rendered_from}.", ""]
     where = ", ".join(
         x
         for x in (
@@ -124,9 +126,12 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
     if report.warnings:
         head.append("")
     items = sorted((i for i in plan.items if i.action != "unchanged"), key=lambda i: (_ORDER[i.action], i.ref))
+    head += risk_block(report.risks(), report.environment)
     if items:
-        head += ["| | object | source |", "|---|---|---|"]
-        head += [f"| {_ICONS[i.action]} | `{_cell(str(i.ref))}` | {_cell(i.source)} |" for i in items]
+        head += ["| | object | changed fields | source |", "|---|---|---|---|"]
+        head += [
+            f"| {_ICONS[i.action]} | `{_cell(str(i.ref))}` | {changes_cell(i)} | {_cell(i.source)} |" for i in items
+        ]
         head.append("")
     errors = [i for i in items if i.action == "error"]
     if errors:
@@ -134,9 +139,43 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
         for item in errors:
             head += [f"**`{_cell(str(item.ref))}`** ({_cell(item.source)})", "", _fence(item.message[:_MAX_MESSAGE])]
     if not items:
-        head.append("No changes: the cluster already matches this commit.")
+        head += ["No changes: the cluster already matches this commit.", ""]
+    head += report.footer
     blocks = [(i, i.diff) for i in items if i.action != "error"]
     return _fit("\n".join(head), blocks, limit)
+
+
+def _row(item: ObjectDiff) -> str:
+    return f"| {_ICONS[item.action]} | `{_cell(str(item.ref))}` | {changes_cell(item)} | {_cell(item.source)} |"
+
+
+def risk_block(found: list[Risk], env: str) -> list[str]:
+    """The risky changes, above the table: what deletes data, recreates, restarts or scales."""
+    if not found:
+        return []
+    lines = ["#### ⚠️ Look at these first", ""]
+    lines += [f"- {ICONS[r.kind]} **{r.verb}** `{_cell(str(r.ref))}`: {_cell(r.why)}" for r in found]
+    if any(r.destructive for r in found):
+        lines += [
+            "",
+            f"🛑 Merging holds the {ICONS['destroy']}/{ICONS['recreate']} changes back unless this pull request is "
+            f"labelled `{ALLOW_LABEL}` or someone with write access comments `/allow-destructive {env}`.",
+        ]
+    return [*lines, ""]
+
+
+def changes_cell(item: ObjectDiff) -> str:
+    """Changed field paths with old→new for small values; for a new object, what Git set."""
+    if item.action == "create":
+        fields = len(leaf_paths(item.after)) if item.after else 0
+        return f"new: {fields - item.defaults} field(s) from Git, {item.defaults} server default(s)"
+    if item.action != "update":
+        return ""
+    found = field_changes(item.before, item.after)
+    shown = [code(c.describe()) for c in found[:_MAX_CHANGES]]
+    if len(found) > _MAX_CHANGES:
+        shown.append(f"and {len(found) - _MAX_CHANGES} more")
+    return "<br>".join(shown)
 
 
 def _fit(head: str, blocks: list[tuple[ObjectDiff, str]], limit: int) -> str:
@@ -175,3 +214,53 @@ def _fit(head: str, blocks: list[tuple[ObjectDiff, str]], limit: int) -> str:
             note = f"\n_{len(cut)} diff(s) were cut to fit the comment size limit._\n"
         body += note
     return body[:limit]
+
+
+def on_merge(*, env: str, base_ref: str, deploy_branch: str, auto_deploy: bool) -> tuple[str, str]:
+    """(a few words, a sentence) saying whether merging into ``base_ref`` deploys ``env``."""
+    if not auto_deploy:
+        return "not deployed: `auto_deploy` off", f"Not deployed on merge: `auto_deploy` is off for `{env}`."
+    if deploy_branch != base_ref:
+        return (
+            f"not deployed: deploys from `{deploy_branch}`",
+            f"Not deployed on merge into `{base_ref}`: `{env}` deploys from `{deploy_branch}`.",
+        )
+    return "deploys", f"On merge into `{base_ref}`: applies to `{env}`, then waits for the rollout."
+
+
+def merge_footer(
+    *, env: str, base_ref: str, deploy_branch: str, auto_deploy: bool, path: str, namespace: str, applyset: str
+) -> list[str]:
+    """What merging this pull request does to ``env``, and how to see this preview again."""
+    what = on_merge(env=env, base_ref=base_ref, deploy_branch=deploy_branch, auto_deploy=auto_deploy)[1]
+    local = f"mergeway preview {path} --applyset {applyset}" + (f" -n {namespace}" if namespace else "")
+    return [
+        "---",
+        f"**{what}**",
+        "",
+        f"Comment `/preview {env}` to run this again; locally: {code(local)}",
+        "",
+    ]
+
+
+def render_summary(reports: list[PreviewReport], links: dict[str, str], *, limit: int) -> str:
+    """The one comment for a pull request with several environments: a line each, linked."""
+    lines = [marker("summary", "preview"), f"### Mergeway preview summary · {sha(reports[0].head_sha)}", ""]
+    lines += ["| environment | preview | changes | risks | on merge |", "|---|---|---|---|---|"]
+    for report in reports:
+        state, description = report.status()
+        icon = {"success": "✅", "failure": "❌", "error": "⚠️"}.get(state, "⏳")
+        name = f"`{report.environment}`"
+        if links.get(report.environment):
+            name = f"[{name}]({links[report.environment]})"
+        found = report.risks()
+        risky = " ".join(f"{ICONS[r.kind]} {r.verb} `{_cell(r.ref.name)}`" for r in found[:4])
+        if len(found) > 4:
+            risky += f" and {len(found) - 4} more"
+        summary = report.plan.summary() if report.plan is not None and not report.error else description
+        lines.append(f"| {name} | {icon} {state} | {_cell(summary)} | {risky} | {report.on_merge} |")
+    return _clip_body("\n".join(lines) + "\n", limit)
+
+
+def _clip_body(body: str, limit: int) -> str:
+    return body if len(body) <= limit else body[: limit - 60] + "\n\n_Cut to fit the comment size limit._\n"

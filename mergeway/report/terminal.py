@@ -11,13 +11,20 @@ _RESET = "\033[0m"
 _BOLD = "\033[1m"
 
 
+#: The same words as the pull request comments and statuses.
+_WORDS = {"create": "add", "update": "change", "delete": "prune", "error": "failed"}
+_ORDER = {"error": 0, "create": 1, "update": 2, "delete": 3}
+
+
 def print_plan(plan: Plan, out: TextIO, *, color: bool, warnings: list[str] | None = None) -> None:
+    """Summary first, then failures, then each change; the summary again last, next to the prompt."""
+    out.write(f"{plan.summary()}\n")
     for warning in warnings or []:
         out.write(f"warning: {warning}\n")
-    for item in sorted(plan.items, key=lambda i: i.ref):
+    for item in sorted(plan.items, key=lambda i: (_ORDER.get(i.action, 9), i.ref)):
         if item.action == "unchanged":
             continue
-        title = f"{item.action}: {item.ref}"
+        title = f"{_WORDS[item.action]}: {item.ref}"
         out.write(f"{_BOLD}{title}{_RESET}\n" if color else f"{title}\n")
         if item.message:
             out.write(f"  {item.message}\n")

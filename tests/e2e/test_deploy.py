@@ -51,9 +51,9 @@ def test_merging_the_guestbook_deploys_it(stack: Stack):
     sha = merge(stack, repo, pr)
     status = stack.status(repo, sha, DEPLOY)
     assert status.state == "success", status.description
-    assert "6 created" in status.description
+    assert "6 added" in status.description
     body = stack.only_comment(repo, pr.number, MARKER).body
-    assert "✅ Deployed" in body and "**6 created, 0 configured, 0 pruned, 0 unchanged**" in body
+    assert "✅ Deployed" in body and "**6 added, 0 changed, 0 pruned, 0 unchanged**" in body
 
     api = stack.cluster.api_client()
     apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)

@@ -114,7 +114,7 @@ def test_deploy_applies_with_field_manager_and_applyset_then_prunes_only_what_le
         render(root, ".").manifests, applyset=applyset, default_namespace=namespace, commit="c1", health_timeout=120
     )
     assert result.ok, (result.failed, result.unhealthy)
-    assert result.counts() == {"created": 6, "configured": 0, "pruned": 0, "unchanged": 0}
+    assert result.counts() == {"added": 6, "changed": 0, "pruned": 0, "unchanged": 0}
     for name in ("frontend", "redis-master", "redis-replica"):
         dep = apps.read_namespaced_deployment(name, namespace)
         assert dep.metadata.labels[PART_OF_LABEL] == applyset.id

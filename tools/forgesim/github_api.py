@@ -7,8 +7,10 @@ carries its absolute ``url`` (PyGithub addresses follow-up requests by it), list
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import jwt
 
@@ -278,7 +280,7 @@ class GitHubAPI:
             "assignees": [],
             "requested_reviewers": [],
             "requested_teams": [],
-            "labels": [],
+            "labels": [self.label_json(pr.repo, name, api) for name in pr.labels],
             "milestone": None,
             "draft": False,
             "commits_url": f"{url}/commits",
@@ -327,6 +329,20 @@ class GitHubAPI:
             "changed_files": 0,
         }
 
+    @staticmethod
+    def label_json(repo: SimRepo, name: str, api: str) -> dict[str, Any]:
+        """A label as GitHub's REST API shows it (ids derived from the name, stable per repository)."""
+        ident = int.from_bytes(hashlib.sha256(f"{repo.full_name}:{name}".encode()).digest()[:4], "big")
+        return {
+            "id": ident,
+            "node_id": f"LA_{ident}",
+            "url": f"{api}/repos/{repo.full_name}/labels/{quote(name, safe='')}",
+            "name": name,
+            "color": "ededed",
+            "default": False,
+            "description": None,
+        }
+
     def issue_json(self, pr: SimPR, api: str, web: str) -> dict[str, Any]:
         repo = pr.repo
         url = f"{api}/repos/{repo.full_name}/issues/{pr.number}"
@@ -343,7 +359,7 @@ class GitHubAPI:
             "number": pr.number,
             "title": pr.title,
             "user": self.user_json(pr.author, api, web),
-            "labels": [],
+            "labels": [self.label_json(pr.repo, name, api) for name in pr.labels],
             "state": "open" if pr.state == "open" else "closed",
             "locked": False,
             "assignee": None,

@@ -179,7 +179,7 @@ class GitLabAPI:
             "reviewers": [],
             "source_project_id": repo.id,
             "target_project_id": repo.id,
-            "labels": [],
+            "labels": list(pr.labels),
             "draft": False,
             "work_in_progress": False,
             "milestone": None,

@@ -644,6 +644,15 @@ class ForgeSim:
         delivery.done.wait(self.webhooks.timeout + 5)
         return pr
 
+    def label(self, repo: SimRepo, pr: SimPR | int, name: str) -> SimPR:
+        """Add a label to the PR, as a maintainer would in the web UI (no webhook: nothing listens)."""
+        pr = self.pr(repo, pr) if isinstance(pr, int) else pr
+        with self.lock:
+            if name not in pr.labels:
+                pr.labels.append(name)
+            pr.updated_at = now()
+        return pr
+
     def comment(self, repo: SimRepo, pr: SimPR | int, body: str, *, author: str = "alice") -> SimComment:
         """Comment on the PR as ``author``; sends issue_comment / Note Hook and waits for the answer."""
         pr = self.pr(repo, pr) if isinstance(pr, int) else pr

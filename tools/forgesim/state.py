@@ -110,6 +110,7 @@ class SimPR:
     updated_at: float = field(default_factory=now)
     closed_at: float | None = None
     merged_at: float | None = None
+    labels: list[str] = field(default_factory=list)
 
     @property
     def merged(self) -> bool:
