@@ -56,10 +56,10 @@ def test_merging_deploys_a_kustomize_overlay_and_a_helm_chart(stack: Stack):
 
     kustomized = stack.status(repo, sha, "mergeway/deploy/overlay", timeout=150)
     assert kustomized.state == "success", kustomized.description
-    assert "9 created" in kustomized.description
+    assert "9 added" in kustomized.description
     chart = stack.status(repo, sha, "mergeway/deploy/chart", timeout=150)
     assert chart.state == "success", chart.description
-    assert "2 created" in chart.description
+    assert "2 added" in chart.description
 
     apps, core = k8s.AppsV1Api(stack.cluster.api_client()), k8s.CoreV1Api(stack.cluster.api_client())
     for name in ("backend", "frontend", "cache", "web-podinfo"):
@@ -159,6 +159,8 @@ def test_an_immutable_change_is_refused_unless_the_object_opts_in_to_recreate(st
     assert preview.state == "success" and preview.description.startswith("0 to add, 1 to change"), preview.description
     body = stack.only_comment(repo, opted_in.number, "<!-- mergeway:preview:staging -->").body
     assert "deletes and recreates the object" in body and "field is immutable" in body
+    # A recreate is destructive: merging carries it out only when the PR is allowed to (the label).
+    stack.sim.label(repo, opted_in, "mergeway/allow-destructive")
     deploy = stack.status(repo, merged_sha(stack, repo, opted_in), "mergeway/deploy/staging", timeout=150)
     assert deploy.state == "success", deploy.description
     live = apps.read_namespaced_deployment("api", ns)
