@@ -1,9 +1,10 @@
-"""HTTP transports to an API server: a direct urllib3 pool, or the official client for plugin auth.
+"""HTTP transports to an API server: direct keep-alive connections, or the official client for plugin auth.
 
 Mergeway sends raw JSON (server-side apply bodies, dry runs, lists), so it needs no generated models:
-the direct transport is one keep-alive urllib3 pool with TLS set up from :mod:`mergeway.kube.kubeconfig`.
-Bodies are encoded once with ``json.dumps`` (the official client first walks every object to
-"sanitise" it, which costs more CPU than the request itself for large manifests).
+the direct transport is a small HTTP/1.1 client over keep-alive TLS connections set up from
+:mod:`mergeway.kube.kubeconfig`. Bodies are encoded once with ``json.dumps`` (the official client first
+walks every object to "sanitise" it, which costs more CPU than the request itself for large
+manifests).
 
 Credentials that need a program to mint them (``exec`` plugins, ``auth-provider``) go through the
 official ``kubernetes`` client instead, which implements their refresh; it is imported only then.
@@ -11,9 +12,12 @@ official ``kubernetes`` client instead, which implements their refresh; it is im
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import select
+import socket
 import ssl
 import tempfile
 import threading
@@ -22,8 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
-
-import urllib3
 
 from mergeway.kube.kubeconfig import Credentials
 
@@ -73,8 +75,155 @@ def _ssl_context(creds: Credentials) -> ssl.SSLContext:
     return ctx
 
 
+class _Headers(dict[str, str]):
+    """Response headers by lower-cased name; ``get`` is case-insensitive like HTTP header names."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(key.lower() if isinstance(key, str) else key)
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection, used by one thread at a time.
+
+    Reads into a buffer of its own: a response head (status line and headers) is found and split
+    in one step instead of a ``readline`` per header, which matters at hundreds of small answers.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.timeout: float | None = None
+        #: Set once a response said ``Connection: close`` (or was read to EOF): not reusable.
+        self.closing = False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def dropped(self) -> bool:
+        """Whether the peer closed (or wrote to) an idle connection: then it must not be reused."""
+        if self.closing or self.buf:
+            return True
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def exchange(self, request: bytes, method: str, timeout: float) -> tuple[int, str, _Headers, bytes]:
+        """Send one request and read its whole answer."""
+        if timeout != self.timeout:
+            self.sock.settimeout(timeout)
+            self.timeout = timeout
+        self.sock.sendall(request)
+        status, reason, headers = self._head()
+        while 100 <= status < 200:  # interim answers (Mergeway sends no Expect, but a proxy may)
+            status, reason, headers = self._head()
+        if method == "HEAD" or status in (204, 304):
+            data = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            data = self._chunked()
+        elif "content-length" in headers:
+            data = self._take(int(headers["content-length"]))
+        else:
+            data = self._to_eof()
+        if "close" in headers.get("connection", "").lower() or self.buf:
+            self.closing = True  # told to, or more bytes than the answer: never reuse it
+        return status, reason, headers, data
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(_RECV)
+        if not chunk:
+            raise _Closed("connection closed by the server")
+        self.buf += chunk
+
+    def _until(self, marker: bytes, limit: int) -> bytes:
+        """The bytes before ``marker`` (which is consumed too)."""
+        start = 0
+        while (end := self.buf.find(marker, start)) < 0:
+            if len(self.buf) > limit:
+                raise ValueError("response head too long")
+            start = max(0, len(self.buf) - len(marker) + 1)
+            self._fill()
+        found = bytes(self.buf[:end])
+        del self.buf[: end + len(marker)]
+        return found
+
+    def _head(self) -> tuple[int, str, _Headers]:
+        lines = self._until(b"\r\n\r\n", _MAX_HEAD).decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not code.isdigit() or len(lines) > _MAX_HEADERS:
+            raise ValueError("not an HTTP/1.x response")
+        headers = _Headers()
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                key = name.strip().lower()
+                value = value.strip()
+                headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        return int(code), reason, headers
+
+    def _take(self, length: int) -> bytes:
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        while len(self.buf) < length:
+            self._fill()
+        data = bytes(self.buf[:length])
+        del self.buf[:length]
+        return data
+
+    def _chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int(self._until(b"\r\n", _MAX_HEAD).split(b";", 1)[0].strip() or b"x", 16)
+            if size == 0:
+                while self._until(b"\r\n", _MAX_HEAD):  # trailers, up to the empty line
+                    pass
+                return b"".join(parts)
+            parts.append(self._take(size))
+            if self._take(2) != b"\r\n":
+                raise ValueError("malformed chunk")
+
+    def _to_eof(self) -> bytes:
+        self.closing = True
+        while True:
+            try:
+                self._fill()
+            except _Closed:
+                break
+        data = bytes(self.buf)
+        self.buf.clear()
+        return data
+
+
+class _Closed(OSError):
+    """The server closed the connection before a complete answer."""
+
+
+_RECV = 262144
+_MAX_HEAD = 65536
+_MAX_HEADERS = 200
+
+
 class DirectTransport:
-    """One thread-safe keep-alive connection pool to one API server."""
+    """Keep-alive HTTP/1.1 connections to one API server, shared by threads (one request each at a time).
+
+    A small client of its own rather than urllib3: importing urllib3 (with ``http.client`` and the
+    ``email`` parser it pulls in) is a noticeable part of a small CLI run, and per request it
+    parses headers through ``email.feedparser`` and sends header and body in separate writes. Here
+    a request is one ``sendall`` and a response is read with a buffered reader; idle connections
+    are kept LIFO, checked for a close by the server before reuse, and a request that fails on a
+    reused connection before any answer is sent once more on a new one (the server may close an
+    idle connection at any moment; every request Mergeway sends is safe to repeat, see
+    :mod:`mergeway.kube.retry`).
+    """
 
     #: How long a token read from a file is trusted before it is read again (kubelet rotates them).
     TOKEN_TTL = 60.0
@@ -85,18 +234,14 @@ class DirectTransport:
         url = urlsplit(creds.server)
         if not url.hostname or url.scheme not in ("http", "https"):
             raise ValueError(f"the API server address {creds.server!r} is not an http(s) URL")
-        kwargs: dict[str, Any] = {"maxsize": pool_size, "block": True, "retries": False}
-        if url.scheme == "https":
-            kwargs["ssl_context"] = _ssl_context(creds)
-            if creds.tls_server_name:
-                kwargs["server_hostname"] = creds.tls_server_name
-            if creds.insecure:
-                kwargs["cert_reqs"] = "CERT_NONE"
-                kwargs["assert_hostname"] = False
-            self.pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(url.hostname, url.port or 443, **kwargs)
-        else:
-            self.pool = urllib3.HTTPConnectionPool(url.hostname, url.port or 80, **kwargs)
+        self.address = (url.hostname, url.port or (443 if url.scheme == "https" else 80))
+        self.authority = url.netloc.rpartition("@")[2].encode("idna")
+        self.ssl_context = _ssl_context(creds) if url.scheme == "https" else None
+        self.server_hostname = creds.tls_server_name or url.hostname
         self.prefix = url.path.rstrip("/")
+        self.pool_size = pool_size
+        self._idle: list[_Connection] = []
+        self._lock = threading.Lock()
         self._token_lock = threading.Lock()
         self._token, self._token_read = "", 0.0
 
@@ -112,8 +257,46 @@ class DirectTransport:
         if creds.token:
             return f"Bearer {creds.token}"
         if creds.username:
-            return urllib3.util.make_headers(basic_auth=f"{creds.username}:{creds.password}")["authorization"]
+            basic = base64.b64encode(f"{creds.username}:{creds.password}".encode("latin-1")).decode("ascii")
+            return f"Basic {basic}"
         return ""
+
+    def _connect(self, timeout: float) -> _Connection:
+        sock = socket.create_connection(self.address, timeout=timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.server_hostname)
+        except BaseException:
+            sock.close()
+            raise
+        return _Connection(sock)
+
+    def _checkout(self) -> _Connection | None:
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.dropped():
+                    return conn
+                conn.close()
+        return None
+
+    def _checkin(self, conn: _Connection) -> None:
+        if conn.closing:
+            conn.close()
+            return
+        with self._lock:
+            if len(self._idle) < self.pool_size:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def send(
         self,
@@ -125,25 +308,36 @@ class DirectTransport:
         body: Any,
         timeout: float,
     ) -> Response:
-        url = self.prefix + path + ("?" + urlencode(list(query.items())) if query else "")
-        all_headers = dict(headers)
+        target = self.prefix + path + ("?" + urlencode(list(query.items())) if query else "")
+        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.authority.decode('ascii')}"]
+        lines.extend(f"{name}: {value}" for name, value in headers.items())
         auth = self._authorization()
         if auth:
-            all_headers["Authorization"] = auth
-        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+            lines.append(f"Authorization: {auth}")
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(payload)}")
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
+        conn = self._checkout()
+        fresh = conn is None
         try:
-            response = self.pool.urlopen(
-                method,
-                url,
-                body=payload,
-                headers=all_headers,
-                timeout=urllib3.Timeout(total=timeout),
-                redirect=False,
-                preload_content=True,
-            )
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if conn is None:
+                conn = self._connect(timeout)
+            try:
+                status, reason, answer, data = conn.exchange(request, method, timeout)
+            except (_Closed, ConnectionError, ssl.SSLEOFError):
+                if fresh:
+                    raise
+                # The server closed the idle connection as we sent: once more, on a new one.
+                conn.close()
+                conn = self._connect(timeout)
+                status, reason, answer, data = conn.exchange(request, method, timeout)
+        except (OSError, ValueError) as exc:
+            if conn is not None:
+                conn.close()
             raise TransportError(type(exc).__name__) from None
-        return Response(response.status, str(response.reason or ""), response.headers, response.data or b"")
+        self._checkin(conn)
+        return Response(status, reason, answer, data)
 
 
 class OfficialTransport:
@@ -174,6 +368,7 @@ class OfficialTransport:
         body: Any,
         timeout: float,
     ) -> Response:
+        import urllib3
         from kubernetes.client.exceptions import ApiException
 
         try:
