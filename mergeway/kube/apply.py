@@ -76,7 +76,8 @@ class DeployResult:
 class Applier:
     def __init__(self, client: KubeClient, *, concurrency: int = 16, field_manager: str = "mergeway") -> None:
         self.client = client
-        self.differ = Differ(client, concurrency=concurrency, field_manager=field_manager)
+        # A deploy reports actions, not diff texts: rendering them is most of the planning CPU.
+        self.differ = Differ(client, concurrency=concurrency, field_manager=field_manager, diffs=False)
         self.concurrency = concurrency
 
     @staticmethod

@@ -24,7 +24,7 @@ from mergeway.kube import applyset as aset
 from mergeway.kube.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.discovery import Discovery, Resource, UnknownKind
 from mergeway.kube.normalize import CONFIG_HASH, normalize
-from mergeway.kube.secrets import mask_pair, scrub, secret_values
+from mergeway.kube.secrets import is_secret, mask_pair, scrub, secret_values, stored_form
 from mergeway.render.manifests import Manifest
 
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -177,11 +177,14 @@ class Differ:
         *,
         concurrency: int = 16,
         field_manager: str = FIELD_MANAGER,
+        diffs: bool = True,
     ) -> None:
         self.client = client
         self.discovery = discovery or Discovery(client)
         self.concurrency = concurrency
         self.field_manager = field_manager
+        #: Render unified diff texts (previews show them; a deploy only needs actions and before/after).
+        self.diffs = diffs
 
     def prepare(self, manifest: Manifest, default_namespace: str) -> tuple[Resource, dict[str, Any]]:
         """Resolve the resource and default the namespace, as ``kubectl apply -n`` would."""
@@ -216,7 +219,10 @@ class Differ:
         """
         live_hash = ((live.get("metadata") or {}).get("annotations") or {}).get(CONFIG_HASH)
         return (
-            bool(live_hash) and live_hash == desired["metadata"]["annotations"][CONFIG_HASH] and contains(live, desired)
+            bool(live_hash)
+            and live_hash == desired["metadata"]["annotations"][CONFIG_HASH]
+            # A Secret's stringData is write-only: the server stores it folded into base64 data.
+            and contains(live, stored_form(desired) if is_secret(desired) else desired)
         )
 
     def apply(self, resource: Resource, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
@@ -305,11 +311,12 @@ class Differ:
             action: Action = "create"
             # Reviewers read what Git asks for; what the server adds is counted and kept collapsed.
             _, asked = mask_pair(None, normalize(desired))
-            full, defaults = scrub(unified(ref, None, after), secrets), len(leaf_paths(after) - leaf_paths(asked))
-            text = unified(ref, None, asked) if defaults else full
+            defaults = len(leaf_paths(after) - leaf_paths(asked))
+            full = scrub(unified(ref, None, after), secrets) if self.diffs else ""
+            text = (unified(ref, None, asked) if defaults else full) if self.diffs else ""
         else:
             action = "unchanged" if before == after else "update"
-            text = "" if action == "unchanged" else unified(ref, before, after)
+            text = "" if action == "unchanged" or not self.diffs else unified(ref, before, after)
         return ObjectDiff(
             ref,
             action,

@@ -1,0 +1,101 @@
+"""What a preview and a deploy send to the real API server: the requests the guarantees cost, no more.
+
+Every request is one the API server's CPU pays for, and on a small cluster that is the floor of a
+deploy's time. These tests count what reaches the server (the real transport, observed), so a
+change that quietly doubles the requests per object shows up here, not only in a benchmark.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from mergeway.kube.apply import Applier
+from mergeway.kube.applyset import ApplySet
+from mergeway.kube.client import KubeClient
+from mergeway.kube.diff import Differ
+from mergeway.kube.transport import Response, Transport
+from mergeway.render.manifests import Manifest
+
+pytestmark = pytest.mark.cluster
+
+
+class Observed:
+    """The real transport, with a count of what was sent through it."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.host = inner.host
+        self.sent: Counter[str] = Counter()
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        body: Any,
+        timeout: float,
+    ) -> Response:
+        dry = "dryRun" in (query or {})
+        self.sent[f"{method} dry-run" if dry else method] += 1
+        return self.inner.send(method, path, query=query, headers=headers, body=body, timeout=timeout)
+
+
+@pytest.fixture
+def observed(kube_cluster) -> tuple[KubeClient, Observed]:
+    client = KubeClient.from_kubeconfig(str(kube_cluster.kubeconfig))
+    spy = Observed(client.transport)
+    client.transport = spy
+    return client, spy
+
+
+def _secret(name: str, value: str) -> Manifest:
+    obj = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": {"token": value}}
+    return Manifest(obj, f"{name}.yaml")
+
+
+def _config(name: str) -> Manifest:
+    return Manifest(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": name}}, "c.yaml"
+    )
+
+
+def test_an_unchanged_secret_previews_as_unchanged_without_a_dry_run(observed, namespace) -> None:
+    client, spy = observed
+    applyset = ApplySet("budget-secrets", namespace)
+    secrets = [_secret("a", "one"), _secret("b", "two")]
+    Applier(client).deploy(secrets, applyset=applyset, default_namespace=namespace, wait=False)
+
+    spy.sent.clear()
+    plan = Differ(client).plan_for(secrets, applyset, default_namespace=namespace)
+    assert plan.summary() == "0 to add, 0 to change, 0 to prune, 2 unchanged"
+    assert spy.sent["PATCH dry-run"] == 0  # stringData is stored as data: nothing to ask the server
+
+    spy.sent.clear()
+    plan = Differ(client).plan_for(
+        [_secret("a", "one"), _secret("b", "rotated")], applyset, default_namespace=namespace
+    )
+    assert plan.summary() == "0 to add, 1 to change, 0 to prune, 1 unchanged"
+    assert spy.sent["PATCH dry-run"] == 1  # only the rotated one is asked about
+
+
+def test_a_deploy_of_new_objects_sends_one_dry_run_and_one_apply_each(observed, namespace) -> None:
+    client, spy = observed
+    applyset = ApplySet("budget-new", namespace)
+    objects = [_config(f"c-{i:02d}") for i in range(12)]
+    result = Applier(client).deploy(objects, applyset=applyset, default_namespace=namespace, wait=False)
+    assert result.counts() == {"added": 12, "changed": 0, "pruned": 0, "unchanged": 0}
+    assert spy.sent["PATCH dry-run"] == 12  # everything validated before anything is applied
+    assert spy.sent["PATCH"] == 12 + 2  # the objects, and the ApplySet parent before and after
+    assert spy.sent["GET"] <= 5  # discovery (2), the parent, one LIST of the collection
+    assert sum(spy.sent.values()) <= 12 * 2 + 7
+
+    spy.sent.clear()
+    again = Applier(client).deploy(objects, applyset=applyset, default_namespace=namespace, wait=False)
+    assert again.counts() == {"added": 0, "changed": 0, "pruned": 0, "unchanged": 12}
+    assert spy.sent["PATCH dry-run"] == spy.sent["PATCH"] == 0  # nothing changed, nothing sent
