@@ -6,11 +6,14 @@ Every answer is JSON, including errors Flask raises itself (404, 405, 413) and u
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.http import HTTP_STATUS_CODES
 
 from mergeway import __version__, metrics
 from mergeway.events import Forge
@@ -110,7 +113,66 @@ def _unexpected(exc: Exception) -> Response:
     return _json(500, {"error": "internal error"})
 
 
+StartResponse = Callable[..., Any]
+_FAST_PATHS: dict[str, Forge] = {"/webhooks/github": "github", "/webhooks/gitlab": "gitlab"}
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class _EnvironHeaders:
+    """Request headers straight from the WSGI environ (what :class:`Intake` reads of them)."""
+
+    __slots__ = ("environ",)
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
+
+    def get(self, key: str, /) -> str | None:
+        name = key.upper().replace("-", "_")
+        if name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            return self.environ.get(name)
+        value = self.environ.get("HTTP_" + name)
+        return value if isinstance(value, str) else None
+
+
+class WebhookFastPath:
+    """``POST /webhooks/<forge>`` with a declared length within the limit, served as plain WSGI.
+
+    Flask's request machinery (request context, routing, ``Request`` and ``Response`` objects,
+    ``jsonify``) costs about as much CPU per delivery as verifying and parsing it, and a delivery
+    needs none of it: the body, a few headers, a JSON answer. Every other request (other paths and
+    methods, a chunked or oversized body, which Flask refuses with 413) goes to the Flask app, so
+    answers and error handling are the same either way: the same :class:`Intake`, the same JSON
+    bodies (as ``jsonify`` writes them), the same 500 for a bug, logged the same way.
+    """
+
+    def __init__(self, flask_app: WsgiApp, intake: Intake) -> None:
+        self.flask_app = flask_app
+        self.intake = intake
+        self.limit = intake.settings.max_body_bytes
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        forge = _FAST_PATHS.get(environ.get("PATH_INFO", ""))
+        length = environ.get("CONTENT_LENGTH") or ""
+        if forge is None or environ.get("REQUEST_METHOD") != "POST" or not length.isdigit() or int(length) > self.limit:
+            return self.flask_app(environ, start_response)
+        try:
+            body = environ["wsgi.input"].read(int(length))
+            reply = self.intake.handle(forge, _EnvironHeaders(environ), body)
+            status, answer = reply.status, reply.body
+        except Exception as exc:
+            log.error("unhandled error on POST %s", environ.get("PATH_INFO"), exc_info=exc)
+            status, answer = 500, {"error": "internal error"}
+        # Byte for byte what jsonify answers (compact, sorted keys, ASCII, trailing newline).
+        data = (json.dumps(answer, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        start_response(
+            f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN').upper()}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
+    app.wsgi_app = WebhookFastPath(app.wsgi_app, app.extensions["mergeway_intake"])  # type: ignore[method-assign]
