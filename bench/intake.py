@@ -237,6 +237,37 @@ def load(port: int, requests: int, procs: int, conns: int, run_tag: str) -> dict
         "queued": sum(r.queued for r in out),
         "errors": sum(r.errors for r in out),
         "client_cpu_s": sum(r.cpu for r in out),
+        "latencies": latencies,
+    }
+
+
+def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several rounds against the same server: totals, and percentiles over all."""
+    latencies = sorted(x for r in rounds for x in r["latencies"])
+    elapsed = sum(r["elapsed_s"] for r in rounds)
+    statuses: dict[str, int] = {}
+    for r in rounds:
+        for k, v in r["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    return {
+        "requests": len(latencies),
+        "elapsed_s": elapsed,
+        "rps": len(latencies) / elapsed,
+        "round_rps": [round(r["rps"]) for r in rounds],
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": latencies[-1] * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000,
+        "statuses": dict(sorted(statuses.items())),
+        "queued": sum(r["queued"] for r in rounds),
+        "errors": sum(r["errors"] for r in rounds),
+        "client_cpu_s": sum(r["client_cpu_s"] for r in rounds),
+        "server_cpu_s": sum(r["server_cpu_s"] for r in rounds),
     }
 
 
@@ -251,13 +282,16 @@ def free_port() -> int:
 
 
 def procfile_web() -> list[str]:
+    """The Procfile's ``web`` command as gunicorn runs it: ``mergeway-web`` is gunicorn with this
+    config module and app (:mod:`webhook_service.serve`), so another app can run under the same
+    settings by swapping the last argument."""
+    from webhook_service.serve import APP, CONFIG
+
     for line in (ROOT / "Procfile").read_text().splitlines():
         name, _, command = line.partition(":")
-        if name.strip() == "web":
-            argv = shlex.split(command)
-            exe = Path(sys.executable).parent / argv[0]
-            return [str(exe) if exe.exists() else argv[0], *argv[1:]]
-    raise SystemExit("no web process in Procfile")
+        if name.strip() == "web" and shlex.split(command)[0] == "mergeway-web":
+            return [str(Path(sys.executable).parent / "gunicorn"), "-c", CONFIG, *shlex.split(command)[1:], APP]
+    raise SystemExit("the Procfile's web process is not mergeway-web")
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -357,15 +391,28 @@ class Servers:
 # ---------------------------------------------------------------------------------------------
 
 
-def measure(servers: Servers, app: str, name: str, args: argparse.Namespace, tag: str) -> tuple[dict[str, Any], float]:
-    port, proc = servers.start_gunicorn(app, name)
-    load(port, args.warmup, args.procs, args.conns, f"{tag}-warm")
+def measure(servers: Servers, apps: dict[str, str], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Both servers up at once, measured in alternating rounds, so background load hits them alike.
+
+    Each round sends ``requests / rounds`` deliveries to one server, then to the other (the order
+    flips every round). Returns each server's combined result, with the per-round throughputs.
+    """
+    started = {name: servers.start_gunicorn(app, name) for name, app in apps.items()}
+    for name, (port, _) in started.items():
+        load(port, args.warmup, args.procs, args.conns, f"{name}-warm")
     servers.redis.flushall()
-    cpu0 = process_tree_cpu(proc.pid)
-    result = load(port, args.requests, args.procs, args.conns, tag)
-    result["server_cpu_s"] = process_tree_cpu(proc.pid) - cpu0
-    servers.stop(proc)
-    return result, result["server_cpu_s"]
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in apps}
+    names = list(apps)
+    for index in range(args.rounds):
+        for name in names if index % 2 == 0 else reversed(names):
+            port, proc = started[name]
+            cpu0 = process_tree_cpu(proc.pid)
+            result = load(port, args.requests // args.rounds, args.procs, args.conns, f"{name}-{index}")
+            result["server_cpu_s"] = process_tree_cpu(proc.pid) - cpu0
+            rounds[name].append(result)
+    for _, proc in started.values():
+        servers.stop(proc)
+    return {name: combine(results) for name, results in rounds.items()}
 
 
 def show(title: str, r: dict[str, Any]) -> None:
@@ -377,6 +424,7 @@ def show(title: str, r: dict[str, Any]) -> None:
         f"max {r['max_ms']:.2f}  mean {r['mean_ms']:.2f}"
     )
     print(f"statuses      {r['statuses']}")
+    print(f"rounds req/s  {r['round_rps']}")
     busy = (r["server_cpu_s"] + r["client_cpu_s"]) / (r["elapsed_s"] * cores) * 100
     print(
         f"cpu           server {r['server_cpu_s']:.1f} s, load generator {r['client_cpu_s']:.1f} s "
@@ -392,10 +440,11 @@ def main() -> int:
     parser.add_argument("--conns", type=int, default=4, help="keep-alive connections per process (default 4)")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per server (default 6)")
     parser.add_argument("--skip-baseline", action="store_true", help="do not measure the trivial endpoint")
     args = parser.parse_args()
-    if args.requests < 1 or args.procs < 1 or args.conns < 1:
-        parser.error("--requests, --procs and --conns must be positive")
+    if args.requests < 1 or args.procs < 1 or args.conns < 1 or args.rounds < 1:
+        parser.error("--requests, --procs, --conns and --rounds must be positive")
 
     workdir = Path(tempfile.mkdtemp(prefix="mergeway-bench-intake-"))
     overrides = {k: os.environ[k] for k in ("WEB_CONCURRENCY", "MERGEWAY_WEB_THREADS") if k in os.environ}
@@ -409,11 +458,15 @@ def main() -> int:
     }
     print(
         f"{report['fixtures']} fixtures, {args.requests} requests per run, concurrency "
-        f"{args.procs}x{args.conns}, {report['cores']} cores, work dir {workdir}"
+        f"{args.procs}x{args.conns}, {report['cores']} cores, {args.rounds} alternating rounds, work dir {workdir}"
     )
     try:
         servers.start_redis()
-        result, _ = measure(servers, "webhook_service:create_app()", "web", args, "wh")
+        apps = {"web": "webhook_service:create_app()"}
+        if not args.skip_baseline:
+            apps["trivial"] = "intake_trivial:create_app()"
+        results = measure(servers, apps, args)
+        result = results["web"]
         found = sum(int(servers.redis.llen(q)) for q in QUEUES)
         result["jobs_on_queue"] = found
         report["webhooks"] = result
@@ -421,18 +474,28 @@ def main() -> int:
         lost = result["queued"] - found
         print(f"jobs          queued answers {result['queued']}, jobs found on the queues {found}, lost {lost}")
         ok = lost == 0 and result["errors"] == 0
+        ratio = 0.0
         if not args.skip_baseline:
-            base, _ = measure(servers, "intake_trivial:create_app()", "trivial", args, "tr")
+            base = results["trivial"]
             report["trivial"] = base
             show("baseline: trivial Flask endpoint, same gunicorn settings", base)
-            report["ratio"] = result["rps"] / base["rps"]
-            print(f"\nratio         webhooks / trivial throughput = {report['ratio']:.2f}")
-        target = result["rps"] >= 1000 and result["p99_ms"] < 50 and ok
+            per_round = [w / t for w, t in zip(result["round_rps"], base["round_rps"], strict=True)]
+            ratio = statistics.median(per_round)
+            report["ratio"], report["round_ratios"] = ratio, per_round
+            print(
+                f"\nratio         webhooks / trivial throughput = {ratio:.2f} (median of rounds "
+                f"{', '.join(f'{r:.2f}' for r in per_round)}; of totals {result['rps'] / base['rps']:.2f})"
+            )
+        target = (args.skip_baseline or ratio >= 0.85) and result["p99_ms"] < 20 and ok
         print(
-            f"target        >= 1000 req/s, p99 < 50 ms, zero lost: {'MET' if target else 'MISSED'} "
-            f"({result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms, lost {lost}, errors {result['errors']})"
+            f"target        >= 0.85 of the trivial endpoint, p99 < 20 ms, zero lost: {'MET' if target else 'MISSED'} "
+            f"(ratio {ratio:.2f}, {result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms, lost {lost}, "
+            f"errors {result['errors']}; load average {os.getloadavg()[0]:.1f})"
         )
         if args.json:
+            for entry in (report.get("webhooks"), report.get("trivial")):
+                if entry:
+                    entry.pop("latencies", None)
             args.json.write_text(json.dumps(report, indent=2))
         return 0 if ok else 1
     finally:

@@ -99,8 +99,14 @@ def event_data(event: Event) -> dict[str, Any]:
     return data
 
 
+#: Leaf types of events (immutable, JSON-native): returned as they are, without a dataclass check.
+_LEAVES = frozenset({str, int, bool, float, type(None)})
+
+
 def _plain(value: Any) -> Any:
     cls = type(value)
+    if cls in _LEAVES:
+        return value
     names = _FIELD_NAMES.get(cls)
     if names is None and dataclasses.is_dataclass(value):
         names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(value))
