@@ -99,7 +99,6 @@ def _preview(args: argparse.Namespace) -> int:
 
 def _apply(args: argparse.Namespace) -> int:
     from mergeway.kube.apply import Applier
-    from mergeway.report.deploy import failures_of
 
     target = Path(args.path).resolve()
     root = target if target.is_dir() else target.parent
@@ -123,8 +122,11 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"{item.ref} {'created' if item.action == 'create' else 'configured'}")
     for item in result.pruned:
         print(f"{item.ref} pruned")
-    for line in failures_of(result):
-        print(f"failed: {line}", file=sys.stderr)
+    if result.plan.errors or result.failed or result.unhealthy:
+        from mergeway.report.deploy import failures_of  # the report module is imported only to report
+
+        for line in failures_of(result):
+            print(f"failed: {line}", file=sys.stderr)
     counts = ", ".join(f"{v} {k}" for k, v in result.counts().items())
     print(f"{counts}; applied in {result.apply_seconds:.2f}s, rollout {result.rollout_seconds:.2f}s")
     if result.plan.errors and not (result.applied or result.pruned):

@@ -1,0 +1,45 @@
+"""``mergeway apply`` from a terminal: what it applies, and the API server's words when it refuses.
+
+The CLI imports its report helpers only when there is something to report (start-up is most of a
+small apply's time); these tests pin that both outcomes still print what a user needs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures.cluster import KubeCluster
+
+pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _apply(kube_cluster: KubeCluster, target: Path, namespace: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "mergeway.cli", "apply", str(target), "-n", namespace, "--no-wait"]
+    argv += ["--kubeconfig", str(kube_cluster.kubeconfig)]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_apply_reports_created_objects_then_the_server_refusal_of_an_invalid_one(
+    kube_cluster: KubeCluster, namespace: str, tmp_path: Path
+) -> None:
+    target = tmp_path / "env"
+    target.mkdir()
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"}, "data": {"k": "v"}}
+    (target / "good.yaml").write_text(yaml.safe_dump(good))
+    done = _apply(kube_cluster, target, namespace)
+    assert done.returncode == 0, done.stderr
+    assert f"ConfigMap/{namespace}/app created" in done.stdout
+    assert "failed:" not in done.stderr
+
+    bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bad"}, "data": {"not a key!": "v"}}
+    (target / "bad.yaml").write_text(yaml.safe_dump(bad))
+    done = _apply(kube_cluster, target, namespace)
+    assert done.returncode == 2, done.stderr  # refused in the dry run: nothing applied
+    assert f"failed: ConfigMap/{namespace}/bad (dry run): " in done.stderr
+    assert "not a key!" in done.stderr  # the server's own explanation names the key
