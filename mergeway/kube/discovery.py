@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +58,22 @@ class Discovery:
 
     def refresh(self) -> None:
         by_kind: dict[tuple[str, str], Resource] = {}
-        for root in ("/api", "/apis"):
-            table = self.client.get_cached(root, accept=_AGGREGATED, reduce=functools.partial(self._table, root))
+        # Both documents at once: each is a round trip (a 304 when cached), and this is on the
+        # critical path of every preview and deploy, before the first object is looked at.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="discovery") as pool:
+            tables = list(pool.map(self._fetch, ("/api", "/apis")))
+        for table in tables:
             for group, version, kind, plural, namespaced in table:
                 resource = Resource(group=group, version=version, kind=kind, plural=plural, namespaced=namespaced)
                 by_kind.setdefault((resource.api_version, kind), resource)
         with self._lock:
             self._by_kind = by_kind
+
+    def _fetch(self, root: str) -> list[tuple[str, str, str, str, bool]]:
+        table: list[tuple[str, str, str, str, bool]] = self.client.get_cached(
+            root, accept=_AGGREGATED, reduce=functools.partial(self._table, root)
+        )
+        return table
 
     def _table(self, root: str, doc: Any) -> list[tuple[str, str, str, str, bool]]:
         """The rows of one discovery document that Mergeway uses (and caches): kind to REST path."""
