@@ -116,6 +116,33 @@ def write_small_set(directory: Path, objects: int) -> None:
         (directory / f"small-{start:05d}.yaml").write_text("---\n".join(docs[start : start + 50]))
 
 
+def _control_plane_cpu() -> float:
+    """CPU seconds used so far by the local cluster's processes (API server, controllers, etcd, KWOK)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    pids = launcher().state_dir() / "pids"
+    for pid_file in pids.iterdir() if pids.is_dir() else []:
+        try:
+            fields = Path(f"/proc/{pid_file.read_text().strip()}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def settle(quiet: float = 0.3, timeout: float = 10.0) -> None:
+    """Wait (untimed) until the control plane is nearly idle: below ``quiet`` cores over half a second.
+
+    Deleting a namespace of Deployments leaves the controllers busy (ReplicaSets, pods) after the
+    namespace is gone; whichever tool is timed next would pay for it.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = _control_plane_cpu()
+        time.sleep(0.5)
+        if _control_plane_cpu() - before < quiet * 0.5:
+            return
+
+
 def kubectl(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
     proc = subprocess.run([str(BIN / "kubectl"), *args], env=env, capture_output=True, timeout=600)
     if check and proc.returncode not in (0, 1):

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import BIN, cluster_env, kubectl, launcher, write_set, write_small_set
+from _common import BIN, cluster_env, kubectl, launcher, settle, write_set, write_small_set
 
 #: (phase, generation, change every Nth app); "small" is the many-small-objects create.
 PHASES = (("create", 1, 1), ("typical", 2, 10), ("update-all", 3, 1), ("small", 1, 1))
@@ -33,6 +33,7 @@ PHASES = (("create", 1, 1), ("typical", 2, 10), ("update-all", 3, 1), ("small", 
 
 def run_tool(env: dict[str, str], tool: str, folder: Path, ns: str, size: int) -> float:
     """One timed apply of ``folder`` into ``ns``; then, untimed, wait for the rollout it started."""
+    settle()
     if tool == "mergeway":
         argv = [str(BIN / "mergeway"), "apply", str(folder), "-n", ns, "--no-wait", "--applyset", f"bench-{size}"]
     else:
@@ -78,7 +79,7 @@ def one_round(env: dict[str, str], size: int, tools: tuple[str, ...]) -> dict[tu
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="50,200,500")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds per size; medians are reported")
+    parser.add_argument("--repeat", type=int, default=4, help="rounds per size (tools alternate going first)")
     args = parser.parse_args()
     env, started = cluster_env()
     rows = []
