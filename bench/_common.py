@@ -29,8 +29,8 @@ def precompile() -> None:
     """Write the package's bytecode, as installing it does (pip compiles at install time).
 
     A checkout run with ``PYTHONDONTWRITEBYTECODE`` (set in some shells and CI images) otherwise
-    compiles every module from source at every start: ~30 ms of a CLI run that no installed
-    Mergeway pays, and that would be charged to it against a compiled kubectl.
+    compiles every module from source at every start: ~30 ms of a CLI run that a ``pip install``
+    does not pay, and that would be charged to it against a compiled kubectl.
     """
     compileall.compile_dir(ROOT / "mergeway", quiet=1)
 
