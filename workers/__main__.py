@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from celery import signals
 
-    from mergeway.intake.router import QUEUES
+    from mergeway.jobs.kinds import QUEUES
     from mergeway.logs import configure_logging
     from workers.celery_app import app
 

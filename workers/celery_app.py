@@ -28,7 +28,7 @@ from kombu.entity import Exchange as _Exchange
 from kombu.entity import Queue as _Queue
 
 from mergeway.config import Settings
-from mergeway.intake.router import JOB_KINDS, QUEUES, TASK_NAMES, JobKind
+from mergeway.jobs.kinds import JOB_KINDS, QUEUES, TASK_NAMES, JobKind
 
 #: kombu ships no type hints; name the constructors once so every call below is typed.
 Queue: Any = _Queue
