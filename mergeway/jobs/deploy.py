@@ -27,13 +27,15 @@ from mergeway.commands import parse_command
 from mergeway.events import CommentCommand, Event, PullRequestMerged
 from mergeway.forge.base import Forge
 from mergeway.git import GitError
+from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext, default_context
-from mergeway.kube.apply import COMMIT_ANNOTATION, Applier
-from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent, retire_legacy
+from mergeway.kube.apply import Applier
+from mergeway.kube.applyset import ApplySet, ApplySetConflict, Parent
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.kube.clusters import UnknownCluster
 from mergeway.kube.diff import ObjectRef, Plan
 from mergeway.kube.discovery import Discovery
+from mergeway.kube.prune import retire_legacy
 from mergeway.render import RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
@@ -203,15 +205,15 @@ def _deploy_environment(
         return report
     try:
         client = ctx.clusters.client(env.cluster)
-        applyset = ApplySet.for_environment(repo, env)
-        legacy = legacy_for_environment(repo, env)
-        parent = read_parent(client, applyset)
+        applyset = applyset_for(repo, env)
+        legacy = legacy_applyset_for(repo, env)
+        parent = applyset.read(client)
         applied = _commit_of(parent)
         with ctx.checkout(repo, head, None) as root:
             if parent is None:
                 # Migrating from the old-named set: its commit counts only if it is this repository's
                 # (the old name may be shared with another repository, whose commits are not ours).
-                old = _commit_of(read_parent(client, legacy))
+                old = _commit_of(legacy.read(client))
                 applied = old if old and ctx.git.has_commit(repo, old) else ""
             report.previous_sha = applied
             if applied and applied != head and not ctx.git.has_commit(repo, applied):
@@ -294,10 +296,8 @@ def _policy_refusal(ctx: JobContext, event: PullRequestMerged, env: Environment)
     return "" if decision.allowed else f"Not allowed by this server's policy: {decision.reason}"
 
 
-def _commit_of(parent: dict[str, object] | None) -> str:
-    metadata = (parent or {}).get("metadata")
-    annotations = (metadata.get("annotations") if isinstance(metadata, dict) else None) or {}
-    return str(annotations.get(COMMIT_ANNOTATION, ""))
+def _commit_of(parent: Parent | None) -> str:
+    return parent.commit if parent else ""
 
 
 def _retire_legacy(client: KubeClient, legacy: ApplySet, report: DeployReport) -> None:

@@ -17,9 +17,10 @@ from pathlib import Path
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
 from mergeway.git import CheckoutError, GitError
+from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.jobs.permissions import may_run
-from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent
+from mergeway.kube.applyset import ApplySet, ApplySetConflict
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.kube.clusters import UnknownCluster
 from mergeway.kube.diff import Differ
@@ -86,7 +87,7 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
                 auto_deploy=env.auto_deploy,
                 path=env.path,
                 namespace=env.namespace,
-                applyset=ApplySet.for_environment(event.repo, env).name,
+                applyset=applyset_for(event.repo, env).name,
             )
             report.rendered_from = rendered_from
             report.on_merge = on_merge(
@@ -184,9 +185,9 @@ def _preview_environment(
             report.error = f"Not allowed by this server's policy: {refusal}"
             return report
         differ = Differ(client, discovery, concurrency=ctx.settings.dry_run_concurrency)
-        applyset = ApplySet.for_environment(repo, env)
+        applyset = applyset_for(repo, env)
         report.plan = differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace)
-        report.notes.extend(_migration_note(client, applyset, legacy_for_environment(repo, env)))
+        report.notes.extend(_migration_note(client, applyset, legacy_applyset_for(repo, env)))
     except ApplySetConflict as exc:
         report.error = str(exc)
     except KubeError as exc:
@@ -196,7 +197,7 @@ def _preview_environment(
 
 def _migration_note(client: KubeClient, applyset: ApplySet, legacy: ApplySet) -> list[str]:
     """Say so when merging moves the environment from its old-named ApplySet to the new one."""
-    if read_parent(client, applyset) is not None or read_parent(client, legacy) is None:
+    if applyset.read(client) is not None or legacy.read(client) is None:
         return []
     return [
         f"This environment was deployed under the ApplySet `{legacy.name}`, whose name other repositories "
