@@ -35,6 +35,8 @@ SECRET_ENV_VARS = (
 )
 #: Secrets taken out of ``os.environ``, still visible to :meth:`Settings.from_env` in this process.
 _held_secrets: dict[str, str] = {}
+#: Policies this process has read, by file (``""``: allow-all); see :meth:`Settings.load_policy`.
+_policies: dict[str, Policy] = {}
 
 
 def scrub_secrets() -> None:
@@ -278,6 +280,9 @@ class Settings:
 
         A service with no policy file would let any repository deploy anything anywhere, so that
         needs the explicit ``MERGEWAY_POLICY=allow-all``; both at once is ambiguous and refused too.
+        The file is read once per process, when :meth:`validate` runs at start-up: every later call
+        (each job) gets that policy, and so do job processes forked from it. An edit takes effect
+        at the next restart, where a mistake stops the rollout instead of failing jobs.
         """
         from mergeway import policy
 
@@ -289,10 +294,13 @@ class Settings:
                 "deploy what, where), or MERGEWAY_POLICY=allow-all to let every repository deploy anything "
                 "to every configured cluster (single-team installs and local use only)"
             )
-        try:
-            return policy.load(self.policy_file)
-        except policy.PolicyError as exc:
-            raise ConfigError(f"MERGEWAY_POLICY_FILE ({self.policy_file}): {exc}") from None
+        loaded = _policies.get(self.policy_file)
+        if loaded is None:
+            try:
+                loaded = _policies[self.policy_file] = policy.load(self.policy_file)
+            except policy.PolicyError as exc:
+                raise ConfigError(f"MERGEWAY_POLICY_FILE ({self.policy_file}): {exc}") from None
+        return loaded
 
 
 def _policy_mode(env: Mapping[str, str]) -> bool:
