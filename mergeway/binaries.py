@@ -12,6 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from mergeway.config import Settings
+
 
 class MissingTool(RuntimeError):
     """A required binary is not installed; the message says how to get it."""
@@ -23,9 +25,14 @@ _HINTS = {
 }
 
 
-def find(name: str) -> str:
-    """Return the path of ``name``: ``MERGEWAY_<NAME>`` first, then PATH, the venv, the build cache."""
-    override = os.environ.get(f"MERGEWAY_{name.upper()}", "").strip()
+def find(name: str, settings: Settings | None = None) -> str:
+    """Return the path of ``name``: ``MERGEWAY_<NAME>`` first, then PATH, the venv, the build cache.
+
+    ``settings`` defaults to the process's (read from its environment now, so an override set by
+    the caller since start-up counts).
+    """
+    settings = Settings.from_env() if settings is None else settings
+    override = {"kubectl": settings.kubectl, "helm": settings.helm}.get(name, "")
     if override:
         return override
     found = shutil.which(name)
@@ -34,13 +41,7 @@ def find(name: str) -> str:
     candidates = [Path(sys.prefix) / "bin" / name]
     # tools/cluster/build.sh builds into the user's cache; a worker may point MERGEWAY_CACHE_DIR
     # (its git cache) elsewhere, so both places are searched.
-    caches = dict.fromkeys(
-        [
-            Path(os.environ.get("MERGEWAY_CACHE_DIR", "") or Path.home() / ".cache" / "mergeway"),
-            Path.home() / ".cache" / "mergeway",
-        ]
-    )
-    for cache in caches:
+    for cache in dict.fromkeys([settings.cache_dir, settings.user_cache_dir]):
         candidates += sorted(cache.glob(f"*/bin/{name}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
