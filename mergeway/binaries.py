@@ -25,14 +25,12 @@ _HINTS = {
 }
 
 
-def find(name: str, settings: Settings | None = None) -> str:
+def find(name: str) -> str:
     """Return the path of ``name``: ``MERGEWAY_<NAME>`` first, then PATH, the venv, the build cache.
 
-    ``settings`` defaults to the process's (read from its environment now, so an override set by
-    the caller since start-up counts).
+    The settings involved are read when called, so an override set since start-up counts.
     """
-    settings = Settings.from_env() if settings is None else settings
-    override = {"kubectl": settings.kubectl, "helm": settings.helm}.get(name, "")
+    override = str(Settings.read(name)) if name in ("kubectl", "helm") else ""
     if override:
         return override
     found = shutil.which(name)
@@ -41,7 +39,7 @@ def find(name: str, settings: Settings | None = None) -> str:
     candidates = [Path(sys.prefix) / "bin" / name]
     # tools/cluster/build.sh builds into the user's cache; a worker may point MERGEWAY_CACHE_DIR
     # (its git cache) elsewhere, so both places are searched.
-    for cache in dict.fromkeys([settings.cache_dir, settings.user_cache_dir]):
+    for cache in dict.fromkeys([Settings.read("cache_dir"), Settings.read("user_cache_dir")]):
         candidates += sorted(cache.glob(f"*/bin/{name}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):

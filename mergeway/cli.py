@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mergeway import __version__
-from mergeway.config import ConfigError, Settings
+from mergeway.config import Settings
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.render import RenderError, render
 
@@ -67,7 +67,7 @@ def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], clien
 
 def _client(args: argparse.Namespace) -> KubeClient:
     """A client whose discovery is cached on disk between runs (revalidated by ETag), as kubectl's is."""
-    cache = Settings.from_env().user_cache_dir / "discovery"
+    cache: Path = Settings.read("user_cache_dir") / "discovery"
     return KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency, cache_dir=cache)
 
 
@@ -169,11 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ConfigError as exc:  # the environment's settings (tool paths, cache directory)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

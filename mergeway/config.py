@@ -310,6 +310,16 @@ class Settings:
         settings.validate(role)
         return settings
 
+    @classmethod
+    def read(cls, name: str, env: Mapping[str, str] | None = None) -> Any:
+        """One field, read from the environment exactly as :meth:`from_env` reads it, and nothing else.
+
+        For code that needs a setting at the moment it runs (where a tool is, for each render)
+        without reading every secret file again or being stopped by an unrelated variable.
+        """
+        env = _process_env() if env is None else env
+        return _read_field(next(f for f in fields(cls) if f.name == name), env)
+
     def validate(self, role: Role) -> None:
         """Refuse configurations that would fail later, at the worst moment."""
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):

@@ -39,3 +39,10 @@ def test_an_empty_environment_gives_the_stated_defaults() -> None:
     assert {f.name: getattr(Settings.from_env({}), f.name) for f in dataclasses.fields(Settings)} == {
         f.name: getattr(Settings(), f.name) for f in dataclasses.fields(Settings)
     }
+
+
+def test_one_setting_reads_as_all_of_them_do() -> None:
+    env = {"MERGEWAY_HELM": "/opt/helm", "XDG_CACHE_HOME": "/var/cache", "MERGEWAY_CACHE_DIR": "", "PORT": "9000"}
+    every = Settings.from_env(env)
+    for name in ("helm", "kubectl", "user_cache_dir", "cache_dir", "web_port"):
+        assert Settings.read(name, env) == getattr(every, name)
