@@ -1,8 +1,9 @@
 """GitHub deliveries → forge-neutral events.
 
 The event name comes from the ``X-GitHub-Event`` header and the action from the body, as GitHub
-advises ("check both, because new ones keep being added"). Anything not listed in DESIGN.md §1
-is :class:`~mergeway.intake.Ignored` with a reason a person reading the delivery log understands.
+advises ("check both, because new ones keep being added"). Anything not in :data:`KNOWN_EVENTS`
+(with the actions handled below) is :class:`~mergeway.intake.Ignored`, with a reason a person
+reading the delivery log understands.
 """
 
 from __future__ import annotations
