@@ -40,8 +40,9 @@ from mergeway.forge.errors import (
     ForgeUnavailableError,
     ForgeValidationError,
 )
-from mergeway.forge.redaction import install_log_redaction, register_secret
 from mergeway.forge.retry import RetryPolicy, retrying_session
+from mergeway.logs import install_log_redaction
+from mergeway.redaction import register_secret
 
 log = logging.getLogger("mergeway.forge.gitlab")
 

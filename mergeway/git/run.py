@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
 from mergeway.forge.base import GitCredentials
-from mergeway.forge.redaction import redact, register_secret
+from mergeway.redaction import redact, register_secret
 
 log = logging.getLogger("mergeway.git")
 

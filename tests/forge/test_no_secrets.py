@@ -100,7 +100,8 @@ def test_no_token_leaks(
 
 def test_log_redaction_filter(caplog: pytest.LogCaptureFixture) -> None:
     """Library loggers that could print a token-bearing body or header are filtered."""
-    from mergeway.forge.redaction import install_log_redaction, redact, register_secret
+    from mergeway.logs import install_log_redaction
+    from mergeway.redaction import redact, register_secret
 
     install_log_redaction()
     caplog.set_level(logging.DEBUG)
@@ -114,5 +115,5 @@ def test_log_redaction_filter(caplog: pytest.LogCaptureFixture) -> None:
     assert caplog.records and all(token not in r.getMessage() for r in caplog.records)
     register_secret("s3cr3t-value-xyz")
     assert redact("https://u:s3cr3t-value-xyz@host/x and PRIVATE-TOKEN: glpat-abcdefghijklmnopqrstu") == (
-        "https://u:***@host/x and PRIVATE-TOKEN: ***"
+        "https://***@host/x and PRIVATE-TOKEN: ***"
     )
