@@ -3,7 +3,7 @@
 The scenario exercises every path that handles a credential: API calls with personal and GitHub
 App installation tokens, failures that produce exceptions, and git fetch/push through the checkout
 cache; logging is captured at DEBUG for every logger. Every git process is recorded (argv and
-environment) through :data:`mergeway.git.run._popen`.
+environment) through :data:`mergeway.proc._popen`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from mergeway import proc
 from mergeway.forge import ForgeError
 from mergeway.git import CheckoutCache, GitError
-from mergeway.git import run as git_run
 from tests.fixtures.forgesim import SimHarness
 
 
@@ -31,7 +31,7 @@ def test_no_token_leaks(
         spawned.append((list(argv), dict(kwargs.get("env") or {})))
         return real_popen(argv, **kwargs)
 
-    monkeypatch.setattr(git_run, "_popen", recording_popen)
+    monkeypatch.setattr(proc, "_popen", recording_popen)
     errors: list[str] = []
     app = forge_sim.create_github_app()
     wrong = {"github": "ghp_" + "7" * 36, "gitlab": "glpat-" + "7" * 20}
