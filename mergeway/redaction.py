@@ -11,12 +11,13 @@ up in a pull request comment or a commit status; a secret known to one path is k
 - every registered value (longest first, so a secret that contains another is replaced whole);
 - JSON fields that carry a token (``{"token": "ghs_..."}``, the installation-token response that
   PyGithub logs at DEBUG);
-- ``Authorization`` and ``PRIVATE-TOKEN`` header values (header dumps, git trace output);
 - the user-info of a URL (``https://user:token@host`` → ``https://***@host``);
 - well-known token shapes (GitHub ``ghp_``/``ghs_``/``github_pat_``..., GitLab ``glpat-``/``gldt-``...),
   in case one arrives unregistered;
 - ``key: value`` / ``key=value`` pairs whose key names a credential (``password``, ``token``,
-  ``X-Gitlab-Token``, ``X-Hub-Signature-256``...).
+  ``X-Gitlab-Token``, ``X-Hub-Signature-256``...), up to a separator (``&``, ``;``, a quote);
+- ``Authorization`` and ``PRIVATE-TOKEN`` header values, up to a quote, a comma or a brace (header
+  dumps, git trace output).
 
 Each rule is cheap to skip: it runs only when the text holds the characters it needs, because every
 log record of every process passes through here.
@@ -39,11 +40,8 @@ _secrets_lock = threading.Lock()
 _ordered_secrets: tuple[str, ...] = ()
 
 _JSON_FIELDS = re.compile(r'("(?:token|access_token|private_token|password)"\s*:\s*")[^"]+(")', re.I)
-_HEADERS = re.compile(
-    r"((?:authorization['\"]?\s*[:=]\s*['\"]?(?:basic|bearer|token)\s+|private-token['\"]?\s*[:=]\s*['\"]?))"
-    r"[^\s'\",}]+",
-    re.I,
-)
+_AUTHORIZATION = re.compile(r"(authorization['\"]?\s*[:=]\s*['\"]?(?:basic|bearer|token)\s+)[^\s'\",}]+", re.I)
+_PRIVATE_TOKEN = re.compile(r"(private-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+", re.I)
 #: User-info up to the ``@``: either anything without quotes or angle brackets, or ``user:password``
 #: where the password may hold them.
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?:[^/\s@'\"<>]+|[^/\s:@]*:[^@\s/]+)@")
@@ -99,15 +97,21 @@ def redact(text: str) -> str:
     for secret in _ordered_secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    if ":" in text or "=" in text:
+    if '"' in text and ":" in text:
         text = _JSON_FIELDS.sub(rf"\g<1>{MASK}\g<2>", text)
-        text = _HEADERS.sub(rf"\g<1>{MASK}", text)
     if "://" in text and "@" in text:
         text = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
     if "_" in text or "-" in text:
         text = _TOKEN_SHAPES.sub(MASK, text)
     if ":" in text or "=" in text:
         text = _KEY_VALUES.sub(lambda m: f"{m.group('key')}{m.group('scheme') or ''}{MASK}", text)
+        # Last: a header's value runs to the next quote, comma or brace, so masking it first could
+        # swallow the key of a following pair and leave that pair's value unmasked.
+        lowered = text.lower()
+        if "authorization" in lowered:
+            text = _AUTHORIZATION.sub(rf"\g<1>{MASK}", text)
+        if "private-token" in lowered:
+            text = _PRIVATE_TOKEN.sub(rf"\g<1>{MASK}", text)
     return text
 
 
