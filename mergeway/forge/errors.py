@@ -8,7 +8,7 @@ Every error here names the forge, the repository and the thing being accessed, a
 
 from __future__ import annotations
 
-from mergeway.forge.redaction import redact
+from mergeway.redaction import redact
 
 
 class ForgeError(Exception):
