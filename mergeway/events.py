@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Forge = Literal["github", "gitlab"]
+#: The slash commands Mergeway answers; :mod:`mergeway.jobs.kinds` says which job runs each.
+CommandName = Literal["rollback", "preview", "help", "allow-destructive"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class PullRequest:
 class Command:
     """A slash command parsed from a comment, e.g. ``/rollback`` or ``/preview staging``."""
 
-    name: Literal["rollback", "preview", "help", "allow-destructive"]
+    name: CommandName
     args: tuple[str, ...] = ()
 
 

@@ -14,8 +14,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from mergeway import __version__, metrics
 from mergeway.events import Forge
-from mergeway.intake.router import QUEUES
 from mergeway.intake.service import Intake
+from mergeway.jobs.kinds import QUEUES
 
 log = logging.getLogger("webhook_service")
 bp = Blueprint("webhooks", __name__)

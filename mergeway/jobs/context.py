@@ -123,7 +123,7 @@ def context_from_settings(settings: Settings) -> JobContext:
         forge_factory=lambda repo: forge_for(repo, settings),
         git=cache,
         clusters=ClusterRegistry(settings),
-        policy=policy_mod.load(settings.policy_file),
+        policy=settings.load_policy(),
         redis=redis.Redis.from_url(settings.redis_url),
     )
 

@@ -27,14 +27,16 @@ from mergeway.commands import parse_command
 from mergeway.events import CommentCommand, Event, PullRequestMerged, Repository
 from mergeway.forge.base import Forge
 from mergeway.git import GitError
+from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, Refused, describe
 from mergeway.jobs.locks import LockUnavailable
-from mergeway.kube.apply import COMMIT_ANNOTATION, Applier, DeployResult
-from mergeway.kube.applyset import ApplySet, legacy_for_environment, read_parent, retire_legacy
+from mergeway.kube.apply import Applier, DeployResult
+from mergeway.kube.applyset import ApplySet, Parent
 from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import ObjectRef, Plan
 from mergeway.kube.discovery import Discovery
+from mergeway.kube.prune import retire_legacy
 from mergeway.repoconfig import Environment
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
 from mergeway.report.markdown import ALLOW_LABEL, marker
@@ -222,7 +224,7 @@ def _deploy_head(
         report.note = f"Deploying `{head[:12]}`, the head of `{event.pr.base_ref}`, which includes this merge."
     step.check_policy()
     client = step.client()
-    applyset, legacy = ApplySet.for_environment(repo, step.env), legacy_for_environment(repo, step.env)
+    applyset, legacy = applyset_for(repo, step.env), legacy_applyset_for(repo, step.env)
     with ctx.checkout(repo, head, None) as root:
         report.previous_sha = applied = _applied_commit(ctx, client, repo, applyset, legacy)
         if _superseded(ctx, event, root, applied, head):
@@ -290,19 +292,17 @@ def _outcome(report: DeployReport, result: DeployResult, env: Environment) -> De
 
 def _applied_commit(ctx: JobContext, client: KubeClient, repo: Repository, applyset: ApplySet, legacy: ApplySet) -> str:
     """The commit the environment runs, as its ApplySet parent records it (``""``: never deployed)."""
-    parent = read_parent(client, applyset)
+    parent = applyset.read(client)
     if parent is not None:
         return _commit_of(parent)
     # Migrating from the old-named set: its commit counts only if it is this repository's
     # (the old name may be shared with another repository, whose commits are not ours).
-    old = _commit_of(read_parent(client, legacy))
+    old = _commit_of(legacy.read(client))
     return old if old and ctx.git.has_commit(repo, old) else ""
 
 
-def _commit_of(parent: dict[str, object] | None) -> str:
-    metadata = (parent or {}).get("metadata")
-    annotations = (metadata.get("annotations") if isinstance(metadata, dict) else None) or {}
-    return str(annotations.get(COMMIT_ANNOTATION, ""))
+def _commit_of(parent: Parent | None) -> str:
+    return parent.commit if parent else ""
 
 
 def _retire_legacy(client: KubeClient, legacy: ApplySet, report: DeployReport) -> None:

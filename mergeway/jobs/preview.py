@@ -17,10 +17,11 @@ from pathlib import Path
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
 from mergeway.git import CheckoutError, GitError
+from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, describe
 from mergeway.jobs.permissions import may_run
-from mergeway.kube.applyset import ApplySet, legacy_for_environment, read_parent
+from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
 from mergeway.kube.discovery import Discovery
@@ -107,7 +108,7 @@ def _describe_merge(report: PreviewReport, event: Event, pr: PullRequestInfo, en
         auto_deploy=env.auto_deploy,
         path=env.path,
         namespace=env.namespace,
-        applyset=ApplySet.for_environment(event.repo, env).name,
+        applyset=applyset_for(event.repo, env).name,
     )
     report.on_merge = on_merge(
         env=env.name, base_ref=pr.base_ref, deploy_branch=deploy_branch, auto_deploy=env.auto_deploy
@@ -186,7 +187,7 @@ def _dry_run(step: EnvironmentStep, pr: PullRequestInfo, root: Path, report: Pre
     discovery = Discovery(client)
     step.admit(rendered, discovery)
     env, repo = step.env, step.repo
-    applyset, legacy = ApplySet.for_environment(repo, env), legacy_for_environment(repo, env)
+    applyset, legacy = applyset_for(repo, env), legacy_applyset_for(repo, env)
     differ = Differ(client, discovery, concurrency=step.ctx.settings.dry_run_concurrency)
     report.plan = differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace)
     report.notes.extend(_migration_note(client, applyset, legacy))
@@ -195,7 +196,7 @@ def _dry_run(step: EnvironmentStep, pr: PullRequestInfo, root: Path, report: Pre
 
 def _migration_note(client: KubeClient, applyset: ApplySet, legacy: ApplySet) -> list[str]:
     """Say so when merging moves the environment from its old-named ApplySet to the new one."""
-    if read_parent(client, applyset) is not None or read_parent(client, legacy) is None:
+    if applyset.read(client) is not None or legacy.read(client) is None:
         return []
     return [
         f"This environment was deployed under the ApplySet `{legacy.name}`, whose name other repositories "

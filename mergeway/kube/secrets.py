@@ -29,14 +29,6 @@ def _folded(obj: dict[str, Any]) -> dict[str, str]:
     return data
 
 
-def stored_form(obj: dict[str, Any]) -> dict[str, Any]:
-    """A Secret as the API server stores it: ``stringData`` folded into base64 ``data``."""
-    out = copy.deepcopy(obj)
-    out.pop("stringData", None)
-    out["data"] = _folded(obj)
-    return out
-
-
 def mask_pair(
     before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

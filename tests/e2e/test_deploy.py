@@ -14,8 +14,8 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import watch
 
-from mergeway.kube.apply import COMMIT_ANNOTATION
-from mergeway.kube.applyset import PART_OF_LABEL, ApplySet
+from mergeway.jobs.applysets import applyset_for
+from mergeway.kube.applyset import COMMIT_ANNOTATION, PART_OF_LABEL, ApplySet
 from mergeway.repoconfig import Environment
 from tests.conftest import SHARED
 from tests.fixtures.cluster import SIMULATE_ANNOTATION
@@ -42,7 +42,7 @@ def merge(stack: Stack, repo, pr, method: str = "merge") -> str:
 
 def applyset_of(stack: Stack, repo) -> ApplySet:
     env = Environment("staging", "deploy", "local", stack.namespace)
-    return ApplySet.for_environment(stack.sim.repository(repo), env)
+    return applyset_for(stack.sim.repository(repo), env)
 
 
 def test_merging_the_guestbook_deploys_it(stack: Stack):
