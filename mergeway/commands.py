@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from mergeway.events import Command
-from mergeway.jobs.kinds import COMMAND_NAMES
+from mergeway.events import COMMAND_NAMES, Command
 
 #: Arguments are environment names and similar short words. Bounding them keeps an event small and
 #: keeps arbitrary comment text (which is untrusted) out of job payloads and logs.

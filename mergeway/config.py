@@ -14,6 +14,8 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from mergeway.limits import DEFAULT_LIMITS, InputLimits
+
 if TYPE_CHECKING:
     from mergeway.policy import Policy
 
@@ -268,12 +270,12 @@ class Settings:
         default=3600.0, metadata=_var("MERGEWAY_DEPLOY_TIME_LIMIT_SECONDS", minimum=60)
     )
     kube_retry_seconds: float = field(default=60.0, metadata=_var("MERGEWAY_KUBE_RETRY_SECONDS"))
-    max_objects: int = field(default=5000, metadata=_var("MERGEWAY_MAX_OBJECTS", minimum=1))
+    max_objects: int = field(default=DEFAULT_LIMITS.max_objects, metadata=_var("MERGEWAY_MAX_OBJECTS", minimum=1))
     max_rendered_bytes: int = field(
-        default=32 * 1024 * 1024, metadata=_var("MERGEWAY_MAX_RENDERED_BYTES", minimum=1024)
+        default=DEFAULT_LIMITS.max_bytes, metadata=_var("MERGEWAY_MAX_RENDERED_BYTES", minimum=1024)
     )
-    max_yaml_depth: int = field(default=100, metadata=_var("MERGEWAY_MAX_YAML_DEPTH", minimum=10))
-    max_yaml_aliases: int = field(default=100, metadata=_var("MERGEWAY_MAX_YAML_ALIASES"))
+    max_yaml_depth: int = field(default=DEFAULT_LIMITS.max_depth, metadata=_var("MERGEWAY_MAX_YAML_DEPTH", minimum=10))
+    max_yaml_aliases: int = field(default=DEFAULT_LIMITS.max_aliases, metadata=_var("MERGEWAY_MAX_YAML_ALIASES"))
 
     #: The web service's gunicorn (``webhook_service/gunicorn_conf.py``): ``MERGEWAY_BIND`` wins over ``PORT``.
     web_bind: str = field(default="", metadata=_var("MERGEWAY_BIND"))
@@ -343,6 +345,15 @@ class Settings:
             self.load_policy()
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+    def input_limits(self) -> InputLimits:
+        """The bounds on what one environment's render may read (:mod:`mergeway.limits`)."""
+        return InputLimits(
+            max_objects=self.max_objects,
+            max_bytes=self.max_rendered_bytes,
+            max_depth=self.max_yaml_depth,
+            max_aliases=self.max_yaml_aliases,
+        )
 
     def load_policy(self) -> Policy:
         """The operator's policy, parsed; refuses (:class:`ConfigError`) to run without one.

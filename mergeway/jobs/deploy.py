@@ -39,14 +39,10 @@ from mergeway.kube.discovery import Discovery
 from mergeway.kube.prune import retire_legacy
 from mergeway.repoconfig import Environment
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
-from mergeway.report.markdown import ALLOW_LABEL, marker
+from mergeway.report.markdown import ALLOW_LABEL, marker, refusal, status_name
 from mergeway.report.risk import destructive
 
 log = logging.getLogger("mergeway.jobs.deploy")
-
-
-def status_context(env: str) -> str:
-    return f"mergeway/deploy/{env}"
 
 
 def run(event: Event) -> None:
@@ -75,10 +71,7 @@ def allow_destructive(event: CommentCommand, ctx: JobContext) -> list[DeployRepo
         reply(f"@{event.author} name one environment: `/allow-destructive staging`. Nothing was changed.")
         return []
     if not forge.get_permission(event.author).can_write:
-        reply(
-            f"@{event.author} only users with write access to this repository can use "
-            "`/allow-destructive`. Nothing was changed."
-        )
+        reply(refusal(event.author, "allow-destructive", nothing="changed"))
         return []
     pr = forge.get_pull_request(event.pr.number)
     if not pr.merged or not pr.merge_commit_sha:
@@ -326,4 +319,4 @@ def _publish(ctx: JobContext, event: PullRequestMerged, report: DeployReport) ->
     )
     state, description = report.status()
     url = ref.url or ctx.target_url(event)
-    forge.set_status(report.merge_sha, state, status_context(report.environment), description, url)
+    forge.set_status(report.merge_sha, state, status_name("deploy", report.environment), description, url)

@@ -26,8 +26,6 @@ JOB_KINDS: Final[tuple[JobKind, ...]] = get_args(JobKind)
 TASK_NAMES: Final[Mapping[JobKind, str]] = MappingProxyType({kind: f"mergeway.{kind}" for kind in JOB_KINDS})
 QUEUES: Final[Mapping[JobKind, str]] = MappingProxyType({kind: kind for kind in JOB_KINDS})
 
-#: Every slash command Mergeway answers, in the order ``mergeway.events.CommandName`` lists them.
-COMMAND_NAMES: Final[tuple[CommandName, ...]] = get_args(CommandName)
 
 Run = Callable[[Event], None]
 

@@ -26,14 +26,10 @@ from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
 from mergeway.kube.discovery import Discovery
 from mergeway.repoconfig import Environment, RepoConfig
-from mergeway.report.markdown import marker
+from mergeway.report.markdown import marker, status_name
 from mergeway.report.preview import PreviewReport, merge_footer, on_merge, render_preview, render_summary
 
 log = logging.getLogger("mergeway.jobs.preview")
-
-
-def status_context(env: str) -> str:
-    return f"mergeway/preview/{env}"
 
 
 @dataclass
@@ -66,7 +62,7 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
             config = ctx.load_repo_config(root)
         except READ_ERRORS as exc:
             report = PreviewReport(CONFIG_ENV, pr.head_sha, error=describe(exc, "preview"))
-            _publish(ctx, event, pr, report, status=status_context(CONFIG_ENV))
+            _publish(ctx, event, pr, report, status=status_name("preview", CONFIG_ENV))
             return PreviewOutcome(pr.head_sha, [report])
         reports = _preview_environments(ctx, event, pr, root, config, rendered_from)
     return PreviewOutcome(pr.head_sha, reports)
@@ -80,7 +76,7 @@ def _preview_environments(
     envs = [e for e in config.environments if not wanted or e.name in wanted]
     for env in envs:
         ctx.forge(event.repo).set_status(
-            pr.head_sha, "pending", status_context(env.name), "Previewing…", ctx.target_url(event)
+            pr.head_sha, "pending", status_name("preview", env.name), "Previewing…", ctx.target_url(event)
         )
     reports = []
     links: dict[str, str] = {}
@@ -89,7 +85,7 @@ def _preview_environments(
         _describe_merge(report, event, pr, env)
         report.rendered_from = rendered_from
         reports.append(report)
-        links[env.name] = _publish(ctx, event, pr, report, status=status_context(env.name))
+        links[env.name] = _publish(ctx, event, pr, report, status=status_name("preview", env.name))
     if len(config.environments) > 1 and links:
         _publish_summary(ctx, event, pr, reports, links)
     unknown = wanted - {e.name for e in config.environments}

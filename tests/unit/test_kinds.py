@@ -8,8 +8,8 @@ from pathlib import Path
 
 from mergeway import jobs
 from mergeway.commands import parse_command
-from mergeway.events import Command, CommentCommand, PullRequest, Repository
-from mergeway.jobs.kinds import COMMAND_NAMES, JOB_KINDS, QUEUES, TASK_NAMES, kind_of_task, route
+from mergeway.events import COMMAND_NAMES, Command, CommentCommand, PullRequest, Repository
+from mergeway.jobs.kinds import JOB_KINDS, QUEUES, TASK_NAMES, kind_of_task, route
 
 REPO = Repository(forge="github", full_name="o/r", clone_url="")
 PR = PullRequest(number=1, title="t", head_sha="", head_ref="", base_ref="", author="me")

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from mergeway.commands import parse_command
-from mergeway.jobs.kinds import COMMAND_NAMES
+from mergeway.events import COMMAND_NAMES
 from mergeway.kube.apply import DeployResult
 from mergeway.kube.diff import ObjectDiff, ObjectRef, Plan
 from mergeway.report import rollback
