@@ -6,7 +6,7 @@ What it does (all on 127.0.0.1):
 1. starts a private redis-server and the ``web`` process from the Procfile (gunicorn with
    webhook_service/gunicorn_conf.py, its default workers/threads unless WEB_CONCURRENCY /
    MERGEWAY_WEB_THREADS are set);
-2. replays every fixture in shared/fixtures (GitHub signed with HMAC, GitLab with its token), each
+2. replays every fixture in tests/data/webhooks (GitHub signed with HMAC, GitLab with its token), each
    as a distinct delivery (fresh id, body varied by trailing whitespace: intake drops replayed
    bodies), from several load-generator processes over keep-alive connections;
 3. prints throughput, p50/p90/p99/max latency, status counts, and the jobs found on the Redis
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from mergeway.intake.signatures import sign_github  # noqa: E402
 
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "data" / "webhooks"
 GITHUB_SECRET = "bench-github-secret-7c1d"
 GITLAB_SECRET = "bench-gitlab-token-93ab"
 GITLAB_HOOKS = {"merge_request": "Merge Request Hook", "note": "Note Hook", "push": "Push Hook"}

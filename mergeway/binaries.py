@@ -12,6 +12,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from mergeway.config import Settings
+
 
 class MissingTool(RuntimeError):
     """A required binary is not installed; the message says how to get it."""
@@ -24,8 +26,11 @@ _HINTS = {
 
 
 def find(name: str) -> str:
-    """Return the path of ``name``: ``MERGEWAY_<NAME>`` first, then PATH, the venv, the build cache."""
-    override = os.environ.get(f"MERGEWAY_{name.upper()}", "").strip()
+    """Return the path of ``name``: ``MERGEWAY_<NAME>`` first, then PATH, the venv, the build cache.
+
+    The settings involved are read when called, so an override set since start-up counts.
+    """
+    override = str(Settings.read(name)) if name in ("kubectl", "helm") else ""
     if override:
         return override
     found = shutil.which(name)
@@ -34,13 +39,7 @@ def find(name: str) -> str:
     candidates = [Path(sys.prefix) / "bin" / name]
     # tools/cluster/build.sh builds into the user's cache; a worker may point MERGEWAY_CACHE_DIR
     # (its git cache) elsewhere, so both places are searched.
-    caches = dict.fromkeys(
-        [
-            Path(os.environ.get("MERGEWAY_CACHE_DIR", "") or Path.home() / ".cache" / "mergeway"),
-            Path.home() / ".cache" / "mergeway",
-        ]
-    )
-    for cache in caches:
+    for cache in dict.fromkeys([Settings.read("cache_dir"), Settings.read("user_cache_dir")]):
         candidates += sorted(cache.glob(f"*/bin/{name}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):

@@ -12,13 +12,13 @@ against the operator's policy first, exactly as the service does, and send nothi
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mergeway import __version__
+from mergeway.config import Settings
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.render import RenderError, render
 
@@ -67,7 +67,7 @@ def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], clien
 
 def _client(args: argparse.Namespace) -> KubeClient:
     """A client whose discovery is cached on disk between runs (revalidated by ETag), as kubectl's is."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mergeway" / "discovery"
+    cache: Path = Settings.read("user_cache_dir") / "discovery"
     return KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency, cache_dir=cache)
 
 

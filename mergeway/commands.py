@@ -10,12 +10,9 @@ are not ours: they are "not a command", never an error.
 from __future__ import annotations
 
 import re
-from typing import Final, Literal
+from typing import Final
 
-from mergeway.events import Command
-
-CommandName = Literal["rollback", "preview", "help", "allow-destructive"]
-COMMAND_NAMES: Final[tuple[CommandName, ...]] = ("rollback", "preview", "help", "allow-destructive")
+from mergeway.events import COMMAND_NAMES, Command
 
 #: Arguments are environment names and similar short words. Bounding them keeps an event small and
 #: keeps arbitrary comment text (which is untrusted) out of job payloads and logs.
@@ -48,13 +45,3 @@ def parse_command(body: object) -> Command | None:
     if len(args) > MAX_ARGS or any(len(a) > MAX_ARG_LENGTH or not _ARG.fullmatch(a) for a in args):
         return None
     return Command(name=name, args=tuple(args))
-
-
-HELP_TEXT: Final = """\
-Mergeway commands (write them on the first line of a comment):
-
-- `/preview [env ...]`: re-run the preview (all environments, or only those named; needs write access)
-- `/rollback`: open a pull request that reverts this merged pull request (needs write access)
-- `/allow-destructive env`: apply the destructive changes a merge held back in `env` (needs write access)
-- `/help`: show this message
-"""

@@ -9,15 +9,18 @@ neither should be discovered at the first delivery. Every variable is documented
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from mergeway.limits import DEFAULT_LIMITS, InputLimits
 
 if TYPE_CHECKING:
     from mergeway.policy import Policy
 
 Role = Literal["web", "worker", "cli"]
+_N = TypeVar("_N", int, float)
 FORGES = ("github", "gitlab")
 
 
@@ -35,6 +38,8 @@ SECRET_ENV_VARS = (
 )
 #: Secrets taken out of ``os.environ``, still visible to :meth:`Settings.from_env` in this process.
 _held_secrets: dict[str, str] = {}
+#: Policies this process has read, by file (``""``: allow-all); see :meth:`Settings.load_policy`.
+_policies: dict[str, Policy] = {}
 
 
 def scrub_secrets() -> None:
@@ -61,27 +66,16 @@ class ConfigError(ValueError):
     """A setting is missing or invalid. The message names the variable, never its value."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+def _number(env: Mapping[str, str], name: str, default: _N, *, minimum: _N) -> _N:
+    """``name`` as a number of ``default``'s type (a whole number for ``int``), at least ``minimum``."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
+    kind = type(default)
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number") from None
+        raise ConfigError(f"{name} must be {'a whole number' if kind is int else 'a number'}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}")
     return value
@@ -105,7 +99,7 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
-def _secret(env: Mapping[str, str], name: str) -> str:
+def _secret(env: Mapping[str, str], name: str, default: str = "") -> str:
     """A secret given inline or, with the ``_FILE`` suffix, as a path (for Kubernetes Secret mounts)."""
     path = env.get(f"{name}_FILE", "").strip()
     if path:
@@ -113,62 +107,183 @@ def _secret(env: Mapping[str, str], name: str) -> str:
             return Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{name}_FILE cannot be read: {exc.strerror}") from None
-    return env.get(name, "").strip()
+    return env.get(name, "").strip() or default
+
+
+def _scoped_secrets(env: Mapping[str, str], name: str, default: Mapping[str, str]) -> dict[str, str]:
+    """``group/sub=secret`` entries, separated by commas or newlines (``_FILE``: read from a file).
+
+    The prefix is a GitLab namespace or project path; it matches itself and everything below it.
+    """
+    raw = _secret(env, name, "")
+    scoped: dict[str, str] = {}
+    for item in raw.replace("\n", ",").split(","):
+        if not item.strip():
+            continue
+        prefix, sep, secret = item.partition("=")
+        prefix = prefix.strip().strip("/").lower()
+        if not sep or not prefix or not secret.strip() or any(not s for s in prefix.split("/")):
+            raise ConfigError(f"{name} entries must look like group/project=secret")
+        scoped[prefix] = secret.strip()
+    return scoped or dict(default)
+
+
+def _forges(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    forges = _list(env, name, default)
+    unknown = [f for f in forges if f not in FORGES]
+    if unknown:
+        raise ConfigError(f"{name} names unknown forges: {', '.join(unknown)}")
+    if not forges:
+        raise ConfigError(f"{name} must name at least one of: {', '.join(FORGES)}")
+    return forges
+
+
+def _clusters(env: Mapping[str, str], name: str, default: Mapping[str, str]) -> dict[str, str]:
+    """``name=kubeconfig-context`` entries: the cluster names repositories use, and their credentials."""
+    clusters = dict(default)
+    for item in _list(env, name, ()):
+        cluster, sep, context = item.partition("=")
+        if not sep or not cluster.strip() or not context.strip():
+            raise ConfigError(f"{name} entries must look like name=kubeconfig-context")
+        clusters[cluster.strip()] = context.strip()
+    return clusters
+
+
+def _policy_mode(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``MERGEWAY_POLICY``: empty, or ``allow-all`` (nothing else, so a typo is not a silent allow)."""
+    raw = env.get(name, "").strip().lower()
+    if raw and raw != "allow-all":
+        raise ConfigError(f"{name} must be empty or allow-all (a policy file goes in MERGEWAY_POLICY_FILE)")
+    return raw == "allow-all" or default
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    return (env.get(name, "").strip() or default).rstrip("/")
+
+
+def _upper(env: Mapping[str, str], name: str, default: str) -> str:
+    return (env.get(name, "").strip() or default).upper()
+
+
+def _user_cache(env: Mapping[str, str]) -> Path:
+    """The user's cache for Mergeway (``$XDG_CACHE_HOME/mergeway``, else ``~/.cache/mergeway``)."""
+    return Path(env.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache").expanduser() / "mergeway"
+
+
+def _user_cache_var(env: Mapping[str, str], name: str, default: Path) -> Path:
+    return _user_cache(env)
+
+
+def _cache(env: Mapping[str, str], name: str, default: Path) -> Path:
+    """``name`` if set, else the user's cache (which honours ``XDG_CACHE_HOME`` as the tooling does)."""
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser() if raw else _user_cache(env)
+
+
+#: Reads one variable: ``(environment, variable name, the field's default) -> value``.
+Reader = Callable[[Mapping[str, str], str, Any], Any]
+
+
+def _var(name: str, *, minimum: float = 0, read: Reader | None = None) -> dict[str, Any]:
+    """Field metadata: the variable ``name`` sets the field; numbers below ``minimum`` are refused."""
+    return {"env": name, "minimum": minimum, "read": read}
+
+
+def _read_field(f: Field[Any], env: Mapping[str, str]) -> Any:
+    """The value of one :class:`Settings` field from ``env``: its reader's, else by its default's type."""
+    name, read = f.metadata["env"], f.metadata["read"]
+    default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[operator]
+    if read is not None:
+        return read(env, name, default)
+    if isinstance(default, bool):
+        return _bool(env, name, default)
+    if isinstance(default, int | float):
+        return _number(env, name, default, minimum=type(default)(f.metadata["minimum"]))
+    if isinstance(default, tuple):
+        return _list(env, name, default)
+    return env.get(name, "").strip() or default
 
 
 @dataclass(frozen=True, repr=False)
 class Settings:
     """Everything Mergeway reads from its environment.
 
+    Each field names its variable and states its default once (:func:`_var`); :meth:`from_env`
+    reads every field the same way, by the type of its default, unless the field names a reader.
     ``repr`` is disabled so that a settings object printed in a traceback or log never shows a
     secret; use :meth:`describe` for a safe summary.
     """
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    forges: tuple[str, ...] = FORGES
-    github_webhook_secret: str = ""
-    gitlab_webhook_secret: str = ""
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata=_var("REDIS_URL"))
+    forges: tuple[str, ...] = field(default=FORGES, metadata=_var("MERGEWAY_FORGES", read=_forges))
+    github_webhook_secret: str = field(default="", metadata=_var("GITHUB_WEBHOOK_SECRET", read=_secret))
+    gitlab_webhook_secret: str = field(default="", metadata=_var("GITLAB_WEBHOOK_SECRET", read=_secret))
     #: Per-group/project GitLab webhook secrets: path prefix (lower-case) → secret. A project under a
     #: prefix is accepted only with that prefix's secret (the longest prefix wins), never the global one.
-    gitlab_webhook_secrets: Mapping[str, str] = field(default_factory=dict)
-    dedupe_ttl_seconds: int = 72 * 3600
-    max_body_bytes: int = 25 * 1024 * 1024
-    bot_logins: tuple[str, ...] = ()
+    gitlab_webhook_secrets: Mapping[str, str] = field(
+        default_factory=dict, metadata=_var("MERGEWAY_GITLAB_WEBHOOK_SECRETS", read=_scoped_secrets)
+    )
+    dedupe_ttl_seconds: int = field(default=72 * 3600, metadata=_var("MERGEWAY_DEDUPE_TTL_SECONDS", minimum=60))
+    max_body_bytes: int = field(default=25 * 1024 * 1024, metadata=_var("MERGEWAY_MAX_BODY_BYTES", minimum=1024))
+    bot_logins: tuple[str, ...] = field(default=(), metadata=_var("MERGEWAY_BOT_LOGINS"))
 
-    github_api_url: str = "https://api.github.com"
-    github_token: str = ""
-    github_app_id: str = ""
-    github_app_private_key: str = ""
-    gitlab_url: str = "https://gitlab.com"
-    gitlab_token: str = ""
+    github_api_url: str = field(default="https://api.github.com", metadata=_var("GITHUB_API_URL", read=_url))
+    github_token: str = field(default="", metadata=_var("GITHUB_TOKEN", read=_secret))
+    github_app_id: str = field(default="", metadata=_var("GITHUB_APP_ID"))
+    github_app_private_key: str = field(default="", metadata=_var("GITHUB_APP_PRIVATE_KEY", read=_secret))
+    gitlab_url: str = field(default="https://gitlab.com", metadata=_var("GITLAB_URL", read=_url))
+    gitlab_token: str = field(default="", metadata=_var("GITLAB_TOKEN", read=_secret))
 
-    kubeconfig: str = ""
-    clusters: Mapping[str, str] = field(default_factory=dict)
-    policy_file: str = ""
+    #: Empty: the Kubernetes client's own default (``~/.kube/config``); never a local test cluster.
+    kubeconfig: str = field(default="", metadata=_var("KUBECONFIG"))
+    clusters: Mapping[str, str] = field(default_factory=dict, metadata=_var("MERGEWAY_CLUSTERS", read=_clusters))
+    policy_file: str = field(default="", metadata=_var("MERGEWAY_POLICY_FILE"))
     #: ``MERGEWAY_POLICY=allow-all``: the operator's explicit choice to run without a policy file.
-    policy_allow_all: bool = False
-    allow_fork_previews: bool = False
-    cache_dir: Path = Path.home() / ".cache" / "mergeway"
-    public_url: str = ""
-    health_timeout_seconds: float = 300.0
-    dry_run_concurrency: int = 16
-    forge_retries: int = 5
-    forge_backoff_seconds: float = 0.5
-    forge_max_wait_seconds: float = 60.0
-    forge_timeout_seconds: float = 30.0
-    github_write_interval_seconds: float = 1.0
-    git_timeout_seconds: float = 600.0
-    log_level: str = "INFO"
-    worker_metrics_port: int = 0
-    job_lease_seconds: float = 60.0
-    job_max_attempts: int = 3
-    preview_time_limit_seconds: float = 900.0
-    deploy_time_limit_seconds: float = 3600.0
-    kube_retry_seconds: float = 60.0
-    max_objects: int = 5000
-    max_rendered_bytes: int = 32 * 1024 * 1024
-    max_yaml_depth: int = 100
-    max_yaml_aliases: int = 100
+    policy_allow_all: bool = field(default=False, metadata=_var("MERGEWAY_POLICY", read=_policy_mode))
+    allow_fork_previews: bool = field(default=False, metadata=_var("MERGEWAY_ALLOW_FORK_PREVIEWS"))
+    #: Git mirrors and job worktrees.
+    cache_dir: Path = field(default_factory=lambda: _user_cache({}), metadata=_var("MERGEWAY_CACHE_DIR", read=_cache))
+    #: The user's cache, where ``tools/cluster/build.sh`` builds helm (even when ``cache_dir`` is elsewhere).
+    user_cache_dir: Path = field(
+        default_factory=lambda: _user_cache({}), metadata=_var("XDG_CACHE_HOME", read=_user_cache_var)
+    )
+    #: Explicit paths of the tools Mergeway runs (empty: found by :mod:`mergeway.binaries`).
+    kubectl: str = field(default="", metadata=_var("MERGEWAY_KUBECTL"))
+    helm: str = field(default="", metadata=_var("MERGEWAY_HELM"))
+    public_url: str = field(default="", metadata=_var("MERGEWAY_PUBLIC_URL", read=_url))
+    health_timeout_seconds: float = field(default=300.0, metadata=_var("MERGEWAY_HEALTH_TIMEOUT_SECONDS", minimum=1))
+    dry_run_concurrency: int = field(default=16, metadata=_var("MERGEWAY_DRY_RUN_CONCURRENCY", minimum=1))
+    forge_retries: int = field(default=5, metadata=_var("MERGEWAY_FORGE_RETRIES"))
+    forge_backoff_seconds: float = field(default=0.5, metadata=_var("MERGEWAY_FORGE_BACKOFF_SECONDS"))
+    forge_max_wait_seconds: float = field(default=60.0, metadata=_var("MERGEWAY_FORGE_MAX_WAIT_SECONDS"))
+    forge_timeout_seconds: float = field(default=30.0, metadata=_var("MERGEWAY_FORGE_TIMEOUT_SECONDS", minimum=1))
+    github_write_interval_seconds: float = field(default=1.0, metadata=_var("MERGEWAY_GITHUB_WRITE_INTERVAL_SECONDS"))
+    git_timeout_seconds: float = field(default=600.0, metadata=_var("MERGEWAY_GIT_TIMEOUT_SECONDS", minimum=1))
+    log_level: str = field(default="INFO", metadata=_var("LOG_LEVEL", read=_upper))
+    worker_metrics_port: int = field(default=0, metadata=_var("MERGEWAY_WORKER_METRICS_PORT"))
+    job_lease_seconds: float = field(default=60.0, metadata=_var("MERGEWAY_JOB_LEASE_SECONDS", minimum=5))
+    job_max_attempts: int = field(default=3, metadata=_var("MERGEWAY_JOB_MAX_ATTEMPTS", minimum=1))
+    preview_time_limit_seconds: float = field(
+        default=900.0, metadata=_var("MERGEWAY_PREVIEW_TIME_LIMIT_SECONDS", minimum=30)
+    )
+    deploy_time_limit_seconds: float = field(
+        default=3600.0, metadata=_var("MERGEWAY_DEPLOY_TIME_LIMIT_SECONDS", minimum=60)
+    )
+    kube_retry_seconds: float = field(default=60.0, metadata=_var("MERGEWAY_KUBE_RETRY_SECONDS"))
+    max_objects: int = field(default=DEFAULT_LIMITS.max_objects, metadata=_var("MERGEWAY_MAX_OBJECTS", minimum=1))
+    max_rendered_bytes: int = field(
+        default=DEFAULT_LIMITS.max_bytes, metadata=_var("MERGEWAY_MAX_RENDERED_BYTES", minimum=1024)
+    )
+    max_yaml_depth: int = field(default=DEFAULT_LIMITS.max_depth, metadata=_var("MERGEWAY_MAX_YAML_DEPTH", minimum=10))
+    max_yaml_aliases: int = field(default=DEFAULT_LIMITS.max_aliases, metadata=_var("MERGEWAY_MAX_YAML_ALIASES"))
+
+    #: The web service's gunicorn (``webhook_service/gunicorn_conf.py``): ``MERGEWAY_BIND`` wins over ``PORT``.
+    web_bind: str = field(default="", metadata=_var("MERGEWAY_BIND"))
+    web_port: int = field(default=8080, metadata=_var("PORT", minimum=1))
+    #: Gunicorn processes; 0: one per CPU this process may run on.
+    web_processes: int = field(default=0, metadata=_var("WEB_CONCURRENCY"))
+    web_threads: int = field(default=4, metadata=_var("MERGEWAY_WEB_THREADS", minimum=1))
+    access_log: bool = field(default=False, metadata=_var("MERGEWAY_ACCESS_LOG"))
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
@@ -192,62 +307,20 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, *, role: Role = "cli") -> Settings:
         """Read and validate settings; raises :class:`ConfigError` naming the first problem found."""
         env = _process_env() if env is None else env
-        forges = _list(env, "MERGEWAY_FORGES", FORGES)
-        unknown = [f for f in forges if f not in FORGES]
-        if unknown:
-            raise ConfigError(f"MERGEWAY_FORGES names unknown forges: {', '.join(unknown)}")
-        if not forges:
-            raise ConfigError("MERGEWAY_FORGES must name at least one of: github, gitlab")
-        clusters: dict[str, str] = {}
-        for item in _list(env, "MERGEWAY_CLUSTERS", ()):
-            name, sep, context = item.partition("=")
-            if not sep or not name.strip() or not context.strip():
-                raise ConfigError("MERGEWAY_CLUSTERS entries must look like name=kubeconfig-context")
-            clusters[name.strip()] = context.strip()
-        settings = cls(
-            redis_url=env.get("REDIS_URL", "").strip() or cls.redis_url,
-            forges=forges,
-            github_webhook_secret=_secret(env, "GITHUB_WEBHOOK_SECRET"),
-            gitlab_webhook_secret=_secret(env, "GITLAB_WEBHOOK_SECRET"),
-            gitlab_webhook_secrets=_scoped_secrets(env, "MERGEWAY_GITLAB_WEBHOOK_SECRETS"),
-            dedupe_ttl_seconds=_int(env, "MERGEWAY_DEDUPE_TTL_SECONDS", cls.dedupe_ttl_seconds, minimum=60),
-            max_body_bytes=_int(env, "MERGEWAY_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
-            bot_logins=_list(env, "MERGEWAY_BOT_LOGINS", ()),
-            github_api_url=(env.get("GITHUB_API_URL", "").strip() or cls.github_api_url).rstrip("/"),
-            github_token=_secret(env, "GITHUB_TOKEN"),
-            github_app_id=env.get("GITHUB_APP_ID", "").strip(),
-            github_app_private_key=_secret(env, "GITHUB_APP_PRIVATE_KEY"),
-            gitlab_url=(env.get("GITLAB_URL", "").strip() or cls.gitlab_url).rstrip("/"),
-            gitlab_token=_secret(env, "GITLAB_TOKEN"),
-            kubeconfig=env.get("KUBECONFIG", "").strip() or _local_cluster_kubeconfig(env),
-            clusters=clusters,
-            policy_file=env.get("MERGEWAY_POLICY_FILE", "").strip(),
-            policy_allow_all=_policy_mode(env),
-            allow_fork_previews=_bool(env, "MERGEWAY_ALLOW_FORK_PREVIEWS", False),
-            cache_dir=Path(env.get("MERGEWAY_CACHE_DIR", "").strip() or cls.cache_dir).expanduser(),
-            public_url=env.get("MERGEWAY_PUBLIC_URL", "").strip().rstrip("/"),
-            health_timeout_seconds=_float(env, "MERGEWAY_HEALTH_TIMEOUT_SECONDS", 300.0, minimum=1.0),
-            dry_run_concurrency=_int(env, "MERGEWAY_DRY_RUN_CONCURRENCY", 16, minimum=1),
-            forge_retries=_int(env, "MERGEWAY_FORGE_RETRIES", 5, minimum=0),
-            forge_backoff_seconds=_float(env, "MERGEWAY_FORGE_BACKOFF_SECONDS", 0.5),
-            forge_max_wait_seconds=_float(env, "MERGEWAY_FORGE_MAX_WAIT_SECONDS", 60.0),
-            forge_timeout_seconds=_float(env, "MERGEWAY_FORGE_TIMEOUT_SECONDS", 30.0, minimum=1.0),
-            github_write_interval_seconds=_float(env, "MERGEWAY_GITHUB_WRITE_INTERVAL_SECONDS", 1.0),
-            git_timeout_seconds=_float(env, "MERGEWAY_GIT_TIMEOUT_SECONDS", 600.0, minimum=1.0),
-            log_level=(env.get("LOG_LEVEL", "").strip() or "INFO").upper(),
-            worker_metrics_port=_int(env, "MERGEWAY_WORKER_METRICS_PORT", 0, minimum=0),
-            job_lease_seconds=_float(env, "MERGEWAY_JOB_LEASE_SECONDS", 60.0, minimum=5.0),
-            job_max_attempts=_int(env, "MERGEWAY_JOB_MAX_ATTEMPTS", 3, minimum=1),
-            preview_time_limit_seconds=_float(env, "MERGEWAY_PREVIEW_TIME_LIMIT_SECONDS", 900.0, minimum=30.0),
-            deploy_time_limit_seconds=_float(env, "MERGEWAY_DEPLOY_TIME_LIMIT_SECONDS", 3600.0, minimum=60.0),
-            kube_retry_seconds=_float(env, "MERGEWAY_KUBE_RETRY_SECONDS", 60.0),
-            max_objects=_int(env, "MERGEWAY_MAX_OBJECTS", cls.max_objects, minimum=1),
-            max_rendered_bytes=_int(env, "MERGEWAY_MAX_RENDERED_BYTES", cls.max_rendered_bytes, minimum=1024),
-            max_yaml_depth=_int(env, "MERGEWAY_MAX_YAML_DEPTH", cls.max_yaml_depth, minimum=10),
-            max_yaml_aliases=_int(env, "MERGEWAY_MAX_YAML_ALIASES", cls.max_yaml_aliases, minimum=0),
-        )
+        values = {f.name: _read_field(f, env) for f in fields(cls)}
+        settings = cls(**values)
         settings.validate(role)
         return settings
+
+    @classmethod
+    def read(cls, name: str, env: Mapping[str, str] | None = None) -> Any:
+        """One field, read from the environment exactly as :meth:`from_env` reads it, and nothing else.
+
+        For code that needs a setting at the moment it runs (where a tool is, for each render)
+        without reading every secret file again or being stopped by an unrelated variable.
+        """
+        env = _process_env() if env is None else env
+        return _read_field(next(f for f in fields(cls) if f.name == name), env)
 
     def validate(self, role: Role) -> None:
         """Refuse configurations that would fail later, at the worst moment."""
@@ -273,11 +346,23 @@ class Settings:
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
 
+    def input_limits(self) -> InputLimits:
+        """The bounds on what one environment's render may read (:mod:`mergeway.limits`)."""
+        return InputLimits(
+            max_objects=self.max_objects,
+            max_bytes=self.max_rendered_bytes,
+            max_depth=self.max_yaml_depth,
+            max_aliases=self.max_yaml_aliases,
+        )
+
     def load_policy(self) -> Policy:
         """The operator's policy, parsed; refuses (:class:`ConfigError`) to run without one.
 
         A service with no policy file would let any repository deploy anything anywhere, so that
         needs the explicit ``MERGEWAY_POLICY=allow-all``; both at once is ambiguous and refused too.
+        The file is read once per process, when :meth:`validate` runs at start-up: every later call
+        (each job) gets that policy, and so do job processes forked from it. An edit takes effect
+        at the next restart, where a mistake stops the rollout instead of failing jobs.
         """
         from mergeway import policy
 
@@ -289,36 +374,13 @@ class Settings:
                 "deploy what, where), or MERGEWAY_POLICY=allow-all to let every repository deploy anything "
                 "to every configured cluster (single-team installs and local use only)"
             )
-        try:
-            return policy.load(self.policy_file)
-        except policy.PolicyError as exc:
-            raise ConfigError(f"MERGEWAY_POLICY_FILE ({self.policy_file}): {exc}") from None
-
-
-def _policy_mode(env: Mapping[str, str]) -> bool:
-    """``MERGEWAY_POLICY``: empty, or ``allow-all`` (nothing else, so a typo is not a silent allow)."""
-    raw = env.get("MERGEWAY_POLICY", "").strip().lower()
-    if raw and raw != "allow-all":
-        raise ConfigError("MERGEWAY_POLICY must be empty or allow-all (a policy file goes in MERGEWAY_POLICY_FILE)")
-    return raw == "allow-all"
-
-
-def _scoped_secrets(env: Mapping[str, str], name: str) -> dict[str, str]:
-    """``group/sub=secret`` entries, separated by commas or newlines (``_FILE``: read from a file).
-
-    The prefix is a GitLab namespace or project path; it matches itself and everything below it.
-    """
-    raw = _secret(env, name)
-    scoped: dict[str, str] = {}
-    for item in raw.replace("\n", ",").split(","):
-        if not item.strip():
-            continue
-        prefix, sep, secret = item.partition("=")
-        prefix = prefix.strip().strip("/").lower()
-        if not sep or not prefix or not secret.strip() or any(not s for s in prefix.split("/")):
-            raise ConfigError(f"{name} entries must look like group/project=secret")
-        scoped[prefix] = secret.strip()
-    return scoped
+        loaded = _policies.get(self.policy_file)
+        if loaded is None:
+            try:
+                loaded = _policies[self.policy_file] = policy.load(self.policy_file)
+            except policy.PolicyError as exc:
+                raise ConfigError(f"MERGEWAY_POLICY_FILE ({self.policy_file}): {exc}") from None
+        return loaded
 
 
 def _redact_url(url: str) -> str:
@@ -327,15 +389,3 @@ def _redact_url(url: str) -> str:
     if not sep or "@" not in rest:
         return url
     return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-
-
-def _local_cluster_kubeconfig(env: Mapping[str, str]) -> str:
-    """The local cluster's kubeconfig (``make cluster``) when it exists: the built-in default target.
-
-    Only used when ``KUBECONFIG`` is unset, so a configured cluster always wins; and only when the
-    local cluster has been started, so a production worker never silently targets a stale file.
-    """
-    state = env.get("MERGEWAY_CLUSTER_DIR", "").strip()
-    path = Path(state) if state else Path.home() / ".cache" / "mergeway" / "cluster-state"
-    kubeconfig = path / "kubeconfig"
-    return str(kubeconfig) if kubeconfig.is_file() else ""

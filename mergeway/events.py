@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Forge = Literal["github", "gitlab"]
+#: The slash commands Mergeway answers; :mod:`mergeway.jobs.kinds` says which job runs each.
+CommandName = Literal["rollback", "preview", "help", "allow-destructive"]
+#: The same names as a tuple, in that order, for parsing and listing them.
+COMMAND_NAMES: tuple[CommandName, ...] = get_args(CommandName)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class PullRequest:
 class Command:
     """A slash command parsed from a comment, e.g. ``/rollback`` or ``/preview staging``."""
 
-    name: Literal["rollback", "preview", "help", "allow-destructive"]
+    name: CommandName
     args: tuple[str, ...] = ()
 
 

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from mergeway.config import Settings
 
 
 class LimitError(ValueError):
@@ -23,7 +19,7 @@ class LimitError(ValueError):
 
 @dataclass(frozen=True)
 class InputLimits:
-    """Bounds for one environment's render; defaults match :class:`mergeway.config.Settings`."""
+    """Bounds for one environment's render; these defaults are the settings' defaults too."""
 
     #: Objects one environment may render (MERGEWAY_MAX_OBJECTS).
     max_objects: int = 5000
@@ -33,15 +29,6 @@ class InputLimits:
     max_depth: int = 100
     #: Alias uses (``*name``) in one YAML stream (MERGEWAY_MAX_YAML_ALIASES).
     max_aliases: int = 100
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> InputLimits:
-        return cls(
-            max_objects=settings.max_objects,
-            max_bytes=settings.max_rendered_bytes,
-            max_depth=settings.max_yaml_depth,
-            max_aliases=settings.max_yaml_aliases,
-        )
 
 
 DEFAULT_LIMITS = InputLimits()

@@ -6,13 +6,12 @@ service opens one per request and workers one per job, and everything logged ins
 libraries) carries them.
 
 Redaction happens in a handler filter, not in the formatter, so it applies to records propagated
-from any logger and to exception text as well. It scrubs:
-
-- values registered with :func:`register_secret` (``configure_logging`` registers every secret in
-  :class:`~mergeway.config.Settings`; forge clients register tokens they mint at run time);
-- credentials inside URLs (``https://user:token@host`` → ``https://***@host``);
-- well-known token shapes (GitHub ``ghp_``/``ghs_``/``github_pat_``, GitLab ``glpat-``, bearer
-  headers, ``X-Gitlab-Token`` and ``token=`` style key/values), in case one arrives unregistered.
+from any logger and to exception text as well. What it masks, and the registry of secrets it
+masks, are :mod:`mergeway.redaction`'s: ``configure_logging`` registers every secret in
+:class:`~mergeway.config.Settings`, forge clients register the tokens they mint at run time, and the
+same values are masked in forge and git errors. :func:`install_log_redaction` puts the same filter
+on the library loggers that print request details, for processes (and tests) where no Mergeway
+handler is installed.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import contextlib
 import contextvars
 import json
 import logging
-import re
 import sys
 import threading
 import traceback
@@ -31,19 +29,7 @@ from types import MappingProxyType
 from typing import Any, Final, TextIO
 
 from mergeway.config import Settings
-
-REDACTED: Final = "***"
-
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"<>]+@")
-_TOKEN_SHAPES = re.compile(
-    r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{16,}"
-    r"|gl(?:oas|dt|rt|cbt|ptt|ft|imt|agent|soat)-[A-Za-z0-9_-]{16,})"
-)
-_KEY_VALUES = re.compile(
-    r"(?i)(?P<key>\b(?:authorization|x-gitlab-token|private-token|x-hub-signature(?:-256)?|"
-    r"password|passwd|secret|token|api[_-]?key)\b[\"']?\s*[:=]\s*[\"']?)"
-    r"(?P<scheme>(?:bearer|token|basic)\s+)?(?P<value>[^\s\"',;&}]+)"
-)
+from mergeway.redaction import redact, redact_value, register_settings_secrets
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra=`` and is logged.
 _STANDARD_ATTRS: Final = frozenset(
@@ -53,53 +39,10 @@ _STANDARD_ATTRS: Final = frozenset(
 #: The record attribute holding the context fields (see :func:`record_context`).
 CONTEXT_ATTR: Final = "_mergeway_context"
 
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-_ordered_secrets: tuple[str, ...] = ()
-
 _NO_CONTEXT: Mapping[str, Any] = MappingProxyType({})
 _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "mergeway_log_context", default=_NO_CONTEXT
 )
-
-
-def register_secret(value: str | None) -> None:
-    """Never let ``value`` appear in a log line. Empty values are ignored; registering is idempotent."""
-    global _ordered_secrets
-    if not value:
-        return
-    with _secrets_lock:
-        if value in _secrets:
-            return
-        _secrets.add(value)
-        # Longest first, so a secret that contains another one is replaced whole.
-        _ordered_secrets = tuple(sorted(_secrets, key=len, reverse=True))
-
-
-def redact(text: str) -> str:
-    """Scrub registered secrets, URL credentials and token-shaped strings from ``text``."""
-    for secret in _ordered_secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    if "://" in text and "@" in text:
-        text = _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
-    if "_" in text or "-" in text:
-        text = _TOKEN_SHAPES.sub(REDACTED, text)
-    if ":" in text or "=" in text:
-        text = _KEY_VALUES.sub(lambda m: f"{m.group('key')}{m.group('scheme') or ''}{REDACTED}", text)
-    return text
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {str(k): _redact_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_redact_value(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return redact(str(value))
 
 
 @contextlib.contextmanager
@@ -113,19 +56,12 @@ def log_context(**fields: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-def bind(**fields: Any) -> None:
-    """Add fields to the current context without a ``with`` block (e.g. once the job id is known)."""
-    _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
-
-
-def current_context() -> Mapping[str, Any]:
-    return _context.get()
-
-
 class RedactionFilter(logging.Filter):
     """Scrub secrets from a record in place: message, arguments, exception and extra fields.
 
-    Attach it to *handlers*: a logger's own filters do not see records propagated from children.
+    Attach it to *handlers* (:func:`make_handler`, :func:`configure_logging`): a logger's own filters
+    do not see records propagated from children. :func:`install_log_redaction` also puts it on the
+    loggers that print request details, for handlers Mergeway did not configure.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -143,11 +79,45 @@ class RedactionFilter(logging.Filter):
             record.stack_info = redact(record.stack_info)
         for key, value in list(vars(record).items()):
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                setattr(record, key, _redact_value(value))
+                setattr(record, key, redact_value(value))
         context = getattr(record, CONTEXT_ATTR, None)
         if context:
-            setattr(record, CONTEXT_ATTR, _redact_value(context))
+            setattr(record, CONTEXT_ATTR, redact_value(context))
         return True
+
+
+#: Loggers that print URLs, headers or bodies of forge and git traffic.
+NOISY_LOGGERS = (
+    "github.Requester",
+    "github.GithubRetry",
+    "github.GithubIntegration",
+    "gitlab",
+    "gitlab.client",
+    "urllib3.connectionpool",
+    "urllib3.util.retry",
+    "mergeway.forge",
+    "mergeway.forge.retry",
+    "mergeway.forge.github",
+    "mergeway.forge.gitlab",
+    "mergeway.git",
+)
+
+_installed: set[str] = set()
+_installed_lock = threading.Lock()
+
+
+def install_log_redaction(names: tuple[str, ...] = NOISY_LOGGERS) -> None:
+    """Attach a :class:`RedactionFilter` to each named logger (once).
+
+    A logger's own filters see only the records it creates, not its children's, so each logger
+    known to print request details gets one. This protects every handler, including those that
+    :func:`configure_logging` never saw (a test's capture handler, a library's own).
+    """
+    with _installed_lock:
+        for name in names:
+            if name not in _installed:
+                logging.getLogger(name).addFilter(RedactionFilter())
+                _installed.add(name)
 
 
 def _install_record_factory() -> None:
@@ -220,26 +190,6 @@ def make_handler(stream: TextIO | None = None) -> logging.Handler:
     handler.addFilter(RedactionFilter())
     handler.setFormatter(JsonFormatter())
     return handler
-
-
-def register_settings_secrets(settings: Settings) -> None:
-    for value in (
-        settings.github_webhook_secret,
-        settings.gitlab_webhook_secret,
-        settings.github_token,
-        settings.github_app_private_key,
-        settings.gitlab_token,
-    ):
-        register_secret(value)
-    # A Redis password travels in REDIS_URL; the URL rule covers it, registering covers bare echoes.
-    _, sep, rest = settings.redis_url.partition("://")
-    if sep and "@" in rest:
-        userinfo = rest.rsplit("@", 1)[0]
-        register_secret(userinfo.partition(":")[2] or userinfo)
-    # A PEM key is also logged line by line by some libraries.
-    for line in settings.github_app_private_key.splitlines():
-        if len(line) >= 16 and not line.startswith("-----"):
-            register_secret(line.strip())
 
 
 def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:

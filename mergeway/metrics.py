@@ -2,7 +2,8 @@
 
 Both run several processes (gunicorn workers, Celery's prefork children), and a scrape must see
 the sum of them, not whichever process happened to answer. So when ``PROMETHEUS_MULTIPROC_DIR`` is
-set (``webhook_service/gunicorn_conf.py`` and ``python -m workers`` set it up), values go to files
+set (``webhook_service/gunicorn_conf.py`` and ``python -m workers`` set it up before the library is
+imported; it is prometheus_client's own variable, not a Mergeway setting), values go to files
 there and :func:`registry` aggregates them with prometheus_client's multiprocess collector.
 Without it (tests, a single process) the default in-process registry is used.
 
@@ -13,11 +14,10 @@ not be able to create unbounded time series.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -41,7 +41,7 @@ WEBHOOK_SECONDS = Histogram(
 )
 JOBS = Counter(
     "mergeway_jobs",
-    "Jobs finished by workers, by job kind and outcome (succeeded, failed, retried).",
+    "Jobs finished by workers, by job kind and outcome (succeeded, failed, given_up: kept stopping its worker).",
     ["job", "outcome"],
 )
 JOB_SECONDS = Histogram(
@@ -53,7 +53,12 @@ JOB_SECONDS = Histogram(
 
 
 def multiprocess_enabled() -> bool:
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    """Whether prometheus_client writes values to files: the mode it chose when it was imported.
+
+    The library reads ``PROMETHEUS_MULTIPROC_DIR`` once, at import (the edges set it first); asking
+    it, rather than the variable again, can never disagree with where the values really are.
+    """
+    return values.ValueClass is not values.MutexValue
 
 
 class QueueDepthCollector(Collector):

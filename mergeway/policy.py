@@ -328,6 +328,9 @@ def load(path: str) -> Policy:
     if not path:
         return Policy.allow_all()
     try:
-        return parse(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(f"MERGEWAY_POLICY_FILE cannot be read: {exc.strerror}") from None
+        raise PolicyError(f"policy file cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy file is not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+    return parse(text)

@@ -1,8 +1,13 @@
-"""Run external tools (kubectl, helm) safely on content a pull request controls.
+"""Run external tools (git, kubectl, helm): the one place Mergeway starts a process.
 
 Every call is an argument list (never a shell string, so nothing from a webhook can become a
-command), has a timeout (a hung tool must not hold a worker forever), a cap on what it may print (a
-template looping a million times must not fill the worker's memory), and a sanitised environment.
+command), has a timeout (a hung tool must not hold a worker forever), may have a cap on what it
+prints (a template looping a million times must not fill the worker's memory), and gets an
+environment built from an allow-list (:func:`clean_env`) or from nothing (:func:`sandbox`), never
+the worker's own. Each child leads its own process group, and the whole group is killed when the
+call ends, on a timeout as on success, so nothing a tool started (``git-remote-http``, a helm
+plugin) outlives it.
+
 Renderers get more than a clean environment: :func:`sandbox` gives each run a fresh, empty HOME
 (a ``.gitconfig`` or ``.kube/config`` committed to the repository is never read), git configuration
 switched off, a PATH with nothing on it (kustomize finds no ``git`` to fetch a remote base with, so
@@ -25,12 +30,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Variables a child process may inherit: enough to find binaries and behave predictably.
-SAFE_ENV_VARS = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
+#: The only variables a child inherits from the worker: enough to find binaries, trust a CA and
+#: reach the forge through a proxy. Sandboxed renderers inherit none of them.
+INHERITED_ENV = (
+    "PATH", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
+)  # fmt: skip
 #: A closed local port: with every proxy variable pointing here, a renderer's HTTP(S) request fails.
 NOWHERE = "http://127.0.0.1:9"
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-_STDERR_KEEP = 64 * 1024
+#: How much of stderr is kept from its start and from its end (a tool's first complaint, git's
+#: final ``fatal:`` line); the middle of a longer stream is dropped.
+STDERR_KEEP = 32 * 1024
+
+#: Indirection so tests can record every process (argv and environment) Mergeway starts.
+_popen = subprocess.Popen
 
 
 class ToolError(RuntimeError):
@@ -42,17 +56,38 @@ class ToolError(RuntimeError):
         self.message = message
 
 
+class TimedOut(Exception):
+    """The child ran past its deadline; it and its process group were killed."""
+
+    def __init__(self, timeout: float, stderr: str) -> None:
+        super().__init__(f"timed out after {timeout:g}s")
+        self.timeout = timeout
+        self.stderr = stderr
+
+
+class OutputTooLarge(Exception):
+    """The child printed more than ``limit`` bytes on stdout; it and its process group were killed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the output is larger than {limit} bytes")
+        self.limit = limit
+
+
 @dataclass(frozen=True)
-class Result:
+class Completed:
+    """A child that exited by itself, whatever its exit status."""
+
     stdout: str
     stderr: str
+    returncode: int
+    seconds: float
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A minimal environment for a child process, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k in SAFE_ENV_VARS}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env["LC_ALL"] = "C.UTF-8"
+    """A child's environment: :data:`INHERITED_ENV` from the worker, a fixed locale, then ``extra``."""
+    env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+    env.setdefault("PATH", os.defpath)
+    env["LC_ALL"] = "C"
     if extra:
         env.update(extra)
     return env
@@ -98,6 +133,37 @@ def sandbox() -> Iterator[Sandbox]:
         yield Sandbox(home=home, env=env)
 
 
+def execute(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    max_output: int | None = None,
+) -> Completed:
+    """Run ``argv`` to completion and return what it printed and its exit status.
+
+    ``env`` replaces :func:`clean_env`. Raises :class:`TimedOut` past ``timeout`` seconds,
+    :class:`OutputTooLarge` as soon as stdout exceeds ``max_output`` bytes, and :class:`OSError`
+    when the program cannot be started. The child's process group is killed in every case.
+    """
+    started = time.monotonic()
+    child = _popen(
+        list(argv),
+        cwd=str(cwd) if cwd is not None else None,
+        env=dict(env) if env is not None else clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = _collect(child, timeout=timeout, max_output=max_output)
+    finally:
+        _kill_group(child)
+    return Completed(stdout, stderr, child.returncode, time.monotonic() - started)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -107,69 +173,80 @@ def run(
     max_output: int | None = None,
     output_setting: str = "",
     max_message: int = 4000,
-) -> Result:
-    """Run ``argv`` and return its output; raise :class:`ToolError` on failure, timeout or too much output.
+) -> Completed:
+    """Run a tool and return its output; raise :class:`ToolError` on failure, timeout or too much output.
 
-    ``max_output`` bounds stdout: the tool is killed as soon as it prints more, and the error names
-    ``output_setting`` (the variable that raises the bound). The child gets its own process group,
-    so a timeout or kill also ends anything it started.
+    ``max_output`` bounds stdout, and the error names ``output_setting`` (the variable that raises
+    the bound).
     """
     name = os.path.basename(argv[0])
     try:
-        child = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env) if env is not None else clean_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        done = execute(argv, timeout=timeout, cwd=cwd, env=env, max_output=max_output)
     except OSError as exc:
         raise ToolError(name, f"cannot run: {exc.strerror}") from None
-    try:
-        stdout, stderr = _collect(child, name, timeout=timeout, max_output=max_output, setting=output_setting)
-    finally:
-        _kill_group(child)
-    if child.returncode != 0:
-        message = stderr.strip() or stdout.strip() or f"exit code {child.returncode}"
+    except TimedOut as exc:
+        raise ToolError(name, str(exc)) from None
+    except OutputTooLarge as exc:
+        bound = f" ({output_setting})" if output_setting else ""
+        raise ToolError(name, f"refused: {exc}{bound}") from None
+    if done.returncode != 0:
+        message = done.stderr.strip() or done.stdout.strip() or f"exit code {done.returncode}"
         if len(message) > max_message:
             message = message[:max_message] + " …"
         raise ToolError(name, message)
-    return Result(stdout=stdout, stderr=stderr)
+    return done
 
 
-def _collect(
-    child: subprocess.Popen[bytes], name: str, *, timeout: float, max_output: int | None, setting: str
-) -> tuple[str, str]:
+class _Stderr:
+    """Stderr as read: its first and last :data:`STDERR_KEEP` bytes."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = False
+
+    def add(self, chunk: bytes) -> None:
+        room = STDERR_KEEP - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        self.tail += chunk
+        if len(self.tail) > STDERR_KEEP:
+            del self.tail[: len(self.tail) - STDERR_KEEP]
+            self.dropped = True
+
+    def text(self) -> str:
+        gap = b"\n...\n" if self.dropped else b""
+        return bytes(self.head + gap + self.tail).decode("utf-8", errors="replace")
+
+
+def _collect(child: subprocess.Popen[bytes], *, timeout: float, max_output: int | None) -> tuple[str, str]:
     """Read both pipes until the child exits, enforcing the deadline and the stdout bound."""
     assert child.stdout is not None and child.stderr is not None
     deadline = time.monotonic() + timeout
-    out, err = bytearray(), bytearray()
+    out, err = bytearray(), _Stderr()
     with selectors.DefaultSelector() as selector:
         selector.register(child.stdout, selectors.EVENT_READ, out)
         selector.register(child.stderr, selectors.EVENT_READ, err)
         while selector.get_map():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ToolError(name, f"timed out after {timeout:g}s")
+                raise TimedOut(timeout, err.text())
             for key, _ in selector.select(timeout=remaining):
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     selector.unregister(key.fileobj)
-                    continue
-                buffer: bytearray = key.data
-                if buffer is err and len(err) >= _STDERR_KEEP:
-                    continue
-                buffer += chunk
-                if buffer is out and max_output is not None and len(out) > max_output:
-                    bound = f" ({setting})" if setting else ""
-                    raise ToolError(name, f"refused: the output is larger than {max_output} bytes{bound}")
+                elif key.data is err:
+                    err.add(chunk)
+                else:
+                    out += chunk
+                    if max_output is not None and len(out) > max_output:
+                        raise OutputTooLarge(max_output)
     try:
         child.wait(timeout=max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        raise ToolError(name, f"timed out after {timeout:g}s") from None
-    return out.decode("utf-8", errors="replace"), err.decode("utf-8", errors="replace")
+        raise TimedOut(timeout, err.text()) from None
+    return out.decode("utf-8", errors="replace"), err.text()
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:

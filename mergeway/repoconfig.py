@@ -72,6 +72,16 @@ def _dns_name(value: str, where: str) -> str:
 
 def parse(text: str, source: str = ".mergeway.yaml") -> RepoConfig:
     """Validate config text; raise :class:`RepoConfigError` naming the first problem."""
+    envs = _environments_list(text, source)
+    parsed: list[Environment] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(envs):
+        parsed.append(_environment(raw, f"{source}: environments[{i}]", source, seen))
+    return RepoConfig(environments=tuple(parsed), source=source)
+
+
+def _environments_list(text: str, source: str) -> list[Any]:
+    """The document's ``environments`` list, after checking the YAML and the top-level keys."""
     try:
         data = yamlsafe.safe_load(text, source=source)
     except LimitError as exc:
@@ -88,53 +98,48 @@ def parse(text: str, source: str = ".mergeway.yaml") -> RepoConfig:
     envs = data.get("environments")
     if not isinstance(envs, list) or not envs:
         raise RepoConfigError(f"{source}: 'environments' must be a non-empty list")
-    parsed: list[Environment] = []
-    seen: set[str] = set()
-    for i, raw in enumerate(envs):
-        where = f"{source}: environments[{i}]"
-        if not isinstance(raw, dict):
-            raise RepoConfigError(f"{where} must be a mapping")
-        extra = set(raw) - _KNOWN_ENV_KEYS
-        if extra:
-            raise RepoConfigError(f"{where}: unknown key(s): {', '.join(sorted(map(str, extra)))}")
-        name = _dns_name(_str(raw.get("name"), f"{where}.name"), f"{where}.name")
-        where = f"{source}: environment {name!r}"
-        if name in seen:
-            raise RepoConfigError(f"{where} is declared twice")
-        seen.add(name)
-        path = _str(raw.get("path"), f"{where}.path")
-        if path.startswith("/") or ".." in Path(path).parts:
-            raise RepoConfigError(f"{where}.path must be relative to the repository root, without '..'")
-        cluster = _str(raw.get("cluster"), f"{where}.cluster")
-        namespace = _str(raw.get("namespace"), f"{where}.namespace", required=False)
-        if namespace:
-            _dns_name(namespace, f"{where}.namespace")
-        helm_raw = raw.get("helm") or {}
-        if not isinstance(helm_raw, dict):
-            raise RepoConfigError(f"{where}.helm must be a mapping")
-        values = helm_raw.get("values") or []
-        if isinstance(values, str):
-            values = [values]
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise RepoConfigError(f"{where}.helm.values must be a list of paths")
-        release = _str(helm_raw.get("release"), f"{where}.helm.release", required=False)
-        if release:
-            _dns_name(release, f"{where}.helm.release")
-        auto = raw.get("auto_deploy", True)
-        if not isinstance(auto, bool):
-            raise RepoConfigError(f"{where}.auto_deploy must be true or false")
-        parsed.append(
-            Environment(
-                name=name,
-                path=path,
-                cluster=cluster,
-                namespace=namespace,
-                helm=HelmOptions(release=release, values=tuple(values)),
-                branch=_str(raw.get("branch"), f"{where}.branch", required=False),
-                auto_deploy=auto,
-            )
-        )
-    return RepoConfig(environments=tuple(parsed), source=source)
+    return envs
+
+
+def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environment:
+    """One entry of ``environments``; ``seen`` holds the names before it (a name may appear once)."""
+    if not isinstance(raw, dict):
+        raise RepoConfigError(f"{where} must be a mapping")
+    extra = set(raw) - _KNOWN_ENV_KEYS
+    if extra:
+        raise RepoConfigError(f"{where}: unknown key(s): {', '.join(sorted(map(str, extra)))}")
+    name = _dns_name(_str(raw.get("name"), f"{where}.name"), f"{where}.name")
+    where = f"{source}: environment {name!r}"
+    if name in seen:
+        raise RepoConfigError(f"{where} is declared twice")
+    seen.add(name)
+    path = _str(raw.get("path"), f"{where}.path")
+    if path.startswith("/") or ".." in Path(path).parts:
+        raise RepoConfigError(f"{where}.path must be relative to the repository root, without '..'")
+    cluster = _str(raw.get("cluster"), f"{where}.cluster")
+    namespace = _str(raw.get("namespace"), f"{where}.namespace", required=False)
+    if namespace:
+        _dns_name(namespace, f"{where}.namespace")
+    helm = _helm(raw.get("helm") or {}, where)
+    auto = raw.get("auto_deploy", True)
+    if not isinstance(auto, bool):
+        raise RepoConfigError(f"{where}.auto_deploy must be true or false")
+    branch = _str(raw.get("branch"), f"{where}.branch", required=False)
+    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto)
+
+
+def _helm(raw: Any, where: str) -> HelmOptions:
+    if not isinstance(raw, dict):
+        raise RepoConfigError(f"{where}.helm must be a mapping")
+    values = raw.get("values") or []
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise RepoConfigError(f"{where}.helm.values must be a list of paths")
+    release = _str(raw.get("release"), f"{where}.helm.release", required=False)
+    if release:
+        _dns_name(release, f"{where}.helm.release")
+    return HelmOptions(release=release, values=tuple(values))
 
 
 def load(root: Path) -> RepoConfig:

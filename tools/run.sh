@@ -2,7 +2,8 @@
 # `make run`: Redis (if none answers), the web service and a worker, from the Procfile's commands.
 #
 # Settings come from the environment and from .env (see .env.example). Without KUBECONFIG and
-# MERGEWAY_CLUSTERS, the local cluster (`make cluster`) is the target: Mergeway's built-in default.
+# MERGEWAY_CLUSTERS, the local cluster (`make cluster`) is the target: this script's default (Mergeway
+# itself has none: an unset KUBECONFIG is the Kubernetes client's default, ~/.kube/config).
 # Both processes validate their settings first and refuse to start, naming what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -18,8 +18,9 @@ Why these values:
 - Gunicorn's own log lines are JSON with the same redaction as the app's; its access log is off
   unless ``MERGEWAY_ACCESS_LOG`` is set (intake logs each delivery anyway).
 
-Environment: ``PORT`` (default 8080) or ``MERGEWAY_BIND`` (e.g. ``127.0.0.1:9000``),
-``WEB_CONCURRENCY``, ``MERGEWAY_WEB_THREADS``, ``PROMETHEUS_MULTIPROC_DIR``, ``MERGEWAY_ACCESS_LOG``.
+Environment (read by :class:`mergeway.config.Settings`, documented in ``.env.example``): ``PORT``
+(default 8080) or ``MERGEWAY_BIND`` (e.g. ``127.0.0.1:9000``), ``WEB_CONCURRENCY``,
+``MERGEWAY_WEB_THREADS``, ``MERGEWAY_ACCESS_LOG``; and prometheus_client's own ``PROMETHEUS_MULTIPROC_DIR``.
 """
 
 from __future__ import annotations
@@ -30,21 +31,25 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mergeway.config import ConfigError, Settings
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
+
+def _settings() -> Settings:
+    """The settings gunicorn itself needs; a malformed one stops it before it binds anything."""
     try:
-        return max(1, int(raw)) if raw else default
-    except ValueError:
-        sys.exit(f"{name} must be a whole number")
+        return Settings.from_env()
+    except ConfigError as exc:
+        print(f"mergeway-web refuses to start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
+_web = _settings()
 _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
-bind = os.environ.get("MERGEWAY_BIND", "").strip() or f"0.0.0.0:{_int_env('PORT', 8080)}"
+bind = _web.web_bind or f"0.0.0.0:{_web.web_port}"
 worker_class = "gthread"
-workers = _int_env("WEB_CONCURRENCY", _cpus)
-threads = _int_env("MERGEWAY_WEB_THREADS", 4)
+workers = _web.web_processes or _cpus
+threads = _web.web_threads
 keepalive = 5
 timeout = 30
 graceful_timeout = 20
@@ -85,7 +90,7 @@ logconfig_dict: dict[str, Any] = {
         # Off unless MERGEWAY_ACCESS_LOG is set: intake already logs every delivery with its delivery
         # id, and a line per probe or scrape costs CPU and says nothing.
         "gunicorn.access": {
-            "level": "INFO" if os.environ.get("MERGEWAY_ACCESS_LOG") else "WARNING",
+            "level": "INFO" if _web.access_log else "WARNING",
             "handlers": ["console"],
             "propagate": False,
         },
@@ -96,8 +101,6 @@ logconfig_dict: dict[str, Any] = {
 
 def on_starting(server: Any) -> None:
     """Refuse to start, with a clear one-line reason, before any worker is forked."""
-    from mergeway.config import ConfigError, Settings
-
     try:
         Settings.from_env(role="web")
     except ConfigError as exc:

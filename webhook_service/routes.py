@@ -17,8 +17,8 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from mergeway import __version__, metrics
 from mergeway.events import Forge
-from mergeway.intake.router import QUEUES
 from mergeway.intake.service import Intake
+from mergeway.jobs.kinds import QUEUES
 
 log = logging.getLogger("webhook_service")
 bp = Blueprint("webhooks", __name__)

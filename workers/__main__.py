@@ -1,8 +1,10 @@
 """``python -m workers [celery worker options]``: validate settings, then run a Celery worker.
 
-Validation happens before Celery starts so a worker without forge credentials refuses to start
-with a one-line reason (exit 2) instead of failing every job later. By default the worker consumes
-every job queue; pass ``--queues preview`` (etc.) to dedicate a worker to one kind.
+Validation happens before Celery starts so a worker without forge credentials, or without a valid
+policy, refuses to start with a one-line reason (exit 2) before it takes a job, instead of failing
+every job later. The policy is read here, once: the job processes Celery forks use this copy
+(:meth:`mergeway.config.Settings.load_policy`). By default the worker consumes every job queue;
+pass ``--queues preview`` (etc.) to dedicate a worker to one kind.
 
 Prometheus: prefork children record job metrics in ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary
 directory when unset); with ``MERGEWAY_WORKER_METRICS_PORT`` set, the main process serves their sum
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from celery import signals
 
-    from mergeway.intake.router import QUEUES
+    from mergeway.jobs.kinds import QUEUES
     from mergeway.logs import configure_logging
     from workers.celery_app import app
 

@@ -3,7 +3,8 @@
 Settings that matter for correctness, and why:
 
 - ``task_acks_late`` + ``task_reject_on_worker_lost``: a job is acknowledged only after it ran, and
-  a worker killed mid-job (OOM, node drain) gives the job back, so it is redelivered (DESIGN §3).
+  a worker killed mid-job (OOM, node drain) gives the job back, so it is redelivered
+  (docs/DECISIONS.md, "Failures: what happens, and what may be lost").
   Jobs are idempotent, which makes the second run safe.
 - ``worker_prefetch_multiplier=1``: a worker holds one job at a time; long deploys do not sit
   on a prefetched preview.
@@ -28,7 +29,7 @@ from kombu.entity import Exchange as _Exchange
 from kombu.entity import Queue as _Queue
 
 from mergeway.config import Settings
-from mergeway.intake.router import JOB_KINDS, QUEUES, TASK_NAMES, JobKind
+from mergeway.jobs.kinds import JOB_KINDS, QUEUES, TASK_NAMES, JobKind
 
 #: kombu ships no type hints; name the constructors once so every call below is typed.
 Queue: Any = _Queue

@@ -24,7 +24,7 @@ import redis
 
 from mergeway.events import Event
 from mergeway.forge.base import Forge
-from mergeway.report.preview import marker
+from mergeway.report.markdown import marker, status_kind, status_name
 
 log = logging.getLogger("mergeway.jobs")
 
@@ -132,7 +132,7 @@ def report_unfinished(forge: Forge, client: redis.Redis, kind: str, event: Event
     # comment already says why.
     commented = False
     for _, context in pending:
-        _, ckind, env = [*context.split("/", 2), "", ""][:3]
+        ckind, env = status_kind(context)
         if ckind in _COMMENTED_KINDS and env:
             forge.upsert_comment(pr.number, marker(ckind, env), f"{marker(ckind, env)}\n{body}")
             commented = True
@@ -141,5 +141,5 @@ def report_unfinished(forge: Forge, client: redis.Redis, kind: str, event: Event
     for sha, context in pending:
         forge.set_status(sha, "error", context, description)
     if not pending and (sha := _fallback_sha(event)):
-        forge.set_status(sha, "error", f"mergeway/{kind}", description)
+        forge.set_status(sha, "error", status_name(kind), description)
     client.delete(pending_key(job_id))

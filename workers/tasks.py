@@ -24,8 +24,8 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from mergeway import jobs, metrics
 from mergeway.events import Event, from_dict
 from mergeway.forge.identity import IdentityError
-from mergeway.intake.router import TASK_NAMES, JobKind
 from mergeway.jobs.context import JobContext
+from mergeway.jobs.kinds import TASK_NAMES, JobKind, kind_of_task
 from mergeway.logs import log_context
 from workers import outcomes
 from workers.celery_app import app
@@ -141,8 +141,8 @@ class JobTask(Task):  # type: ignore[misc]  # celery is untyped
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         # Runs in the worker's main process for a hard time limit (the job's process is gone, so it
         # cannot report itself); off the event loop, which must keep renewing leases.
-        if isinstance(exc, TimeLimitExceeded) and args and isinstance(args[0], dict):
-            kind = cast(JobKind, self.name.removeprefix("mergeway."))
+        kind = kind_of_task(self.name)
+        if isinstance(exc, TimeLimitExceeded) and kind is not None and args and isinstance(args[0], dict):
             threading.Thread(target=_report_hard_limit, args=(kind, task_id, args[0]), daemon=True).start()
 
 

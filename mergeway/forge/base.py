@@ -15,13 +15,23 @@ import abc
 import contextlib
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import requests
+
 from mergeway.events import PullRequest, Repository
-from mergeway.forge.errors import CommentTooLongError, ForgeNotFoundError, ForgeValidationError
+from mergeway.forge.errors import (
+    CommentTooLongError,
+    ForgeAuthError,
+    ForgeError,
+    ForgeNotFoundError,
+    ForgePermissionError,
+    ForgeUnavailableError,
+    ForgeValidationError,
+)
 
 log = logging.getLogger("mergeway.forge")
 
@@ -137,6 +147,40 @@ class GitCredentials:
 
     def __repr__(self) -> str:
         return f"GitCredentials(username={self.username!r}, password=***)"
+
+
+def unanswered_error(exc: Exception, forge: str, action: str, repo: str) -> ForgeError:
+    """The error for a call ``forge`` gave no HTTP answer to: already ours, the network's, or a bug's."""
+    if isinstance(exc, ForgeError):
+        return exc
+    if isinstance(exc, requests.RequestException):
+        return ForgeUnavailableError(f"{forge}: could not {action} in {repo}: {type(exc).__name__} talking to the API")
+    return ForgeError(f"{forge}: could not {action} in {repo}: {type(exc).__name__}")
+
+
+#: The refusals each forge words for itself (what to check differs by forge), and what each one is.
+REFUSALS: dict[int, type[ForgeError]] = {401: ForgeAuthError, 403: ForgePermissionError, 404: ForgeNotFoundError}
+#: A refusal's ``{message}`` when the forge gave none.
+_REASONS = {401: "Bad credentials", 403: "Forbidden", 404: "Not Found"}
+
+
+def status_error(
+    forge: str, action: str, repo: str, status: int, message: str, refusals: Mapping[int, str]
+) -> ForgeError:
+    """The error for an HTTP answer from ``forge`` to ``action`` on ``repo``, naming what failed.
+
+    ``refusals`` words the :data:`REFUSALS` for this forge, with ``{message}`` (the forge's own
+    reason) and ``{repo}`` filled in; refused content, failures and anything else read alike.
+    """
+    where = f"{forge}: could not {action} in {repo}"
+    if status in refusals:
+        text = refusals[status].format(message=message or _REASONS[status], repo=repo)
+        return REFUSALS[status](f"{where}: {text}", status=status)
+    if status in (400, 409, 422):
+        return ForgeValidationError(f"{where}: {forge} refused the request (HTTP {status}: {message})", status=status)
+    if status >= 500:
+        return ForgeUnavailableError(f"{where}: {forge} failed (HTTP {status}) after retries", status=status)
+    return ForgeError(f"{where}: HTTP {status}: {message}", status=status)
 
 
 class Forge(abc.ABC):

@@ -8,7 +8,7 @@ Every error here names the forge, the repository and the thing being accessed, a
 
 from __future__ import annotations
 
-from mergeway.forge.redaction import redact
+from mergeway.redaction import redact
 
 
 class ForgeError(Exception):
@@ -40,13 +40,16 @@ class ForgeValidationError(ForgeError):
 
 
 class ForgeRateLimitError(ForgeError):
-    """Rate limited beyond what we are willing to wait inside a job.
+    """Rate limited beyond what we are willing to wait inside a job (``MERGEWAY_FORGE_MAX_WAIT_SECONDS``).
 
-    ``retry_after`` (seconds, when the forge said) lets the caller re-queue the job instead of
-    holding a worker asleep for up to an hour.
+    The job fails rather than holding a worker asleep for up to an hour, and is not re-queued (see
+    docs/DECISIONS.md, "Forge rate limits"): ``retry_after`` (seconds, when the forge said) goes
+    into the message, so the log and the job's result say when the forge will answer again.
     """
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        if retry_after is not None:
+            message = f"{message}; the forge asks to wait {retry_after:.0f}s, longer than a job waits"
         super().__init__(message, status=status)
         self.retry_after = retry_after
 

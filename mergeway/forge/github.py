@@ -21,28 +21,11 @@ from github.IssueComment import IssueComment
 from github.PullRequest import PullRequest as GhPullRequest
 
 from mergeway.events import Repository
-from mergeway.forge.base import (
-    CommentRef,
-    Forge,
-    GitCredentials,
-    Identity,
-    MergeMethod,
-    Permission,
-    PullRequestInfo,
-    Reaction,
-    StatusState,
-)
-from mergeway.forge.errors import (
-    ForgeAuthError,
-    ForgeError,
-    ForgeNotFoundError,
-    ForgePermissionError,
-    ForgeRateLimitError,
-    ForgeUnavailableError,
-    ForgeValidationError,
-)
-from mergeway.forge.redaction import install_log_redaction, register_secret
+from mergeway.forge import base, errors
+from mergeway.forge.base import CommentRef, Identity, Permission, PullRequestInfo
 from mergeway.forge.retry import RetryPolicy, github_retry, rate_limit_wait
+from mergeway.logs import install_log_redaction
+from mergeway.redaction import register_secret
 
 log = logging.getLogger("mergeway.forge.github")
 
@@ -56,52 +39,37 @@ _PERMISSIONS = {
 }
 
 
-def translate_github_error(exc: Exception, action: str, repo: str) -> ForgeError:
+#: GitHub's refusals, saying what to check (see :func:`mergeway.forge.base.status_error`).
+_REFUSALS = {
+    404: "not found (HTTP 404). Check that it exists and that the token or GitHub App installation has access "
+    "to {repo}",
+    401: "GitHub rejected the credentials (HTTP 401: {message})",
+    403: "permission denied (HTTP 403: {message}); the token or app needs read/write access to pull requests, "
+    "issues and commit statuses",
+}
+
+
+def translate_github_error(exc: Exception, action: str, repo: str) -> errors.ForgeError:
     """Turn a PyGithub / requests exception into a :class:`ForgeError` naming what failed."""
-    if isinstance(exc, ForgeError):
-        return exc
-    if isinstance(exc, requests.RequestException):
-        return ForgeUnavailableError(f"GitHub: could not {action} in {repo}: {type(exc).__name__} talking to the API")
     if not isinstance(exc, GithubException):
-        return ForgeError(f"GitHub: could not {action} in {repo}: {type(exc).__name__}")
+        return base.unanswered_error(exc, "GitHub", action, repo)
     status = exc.status
     data = exc.data if isinstance(exc.data, dict) else {}
     message = str(data.get("message") or exc.message or "").strip()
-    errors = data.get("errors")
-    if isinstance(errors, list):
-        details = [str(e.get("message") or e.get("code")) for e in errors if isinstance(e, dict)]
+    reasons = data.get("errors")
+    if isinstance(reasons, list):
+        details = [str(e.get("message") or e.get("code")) for e in reasons if isinstance(e, dict)]
         if details:
             message = f"{message}: {'; '.join(details)}"
     headers = dict(exc.headers or {})
     where = f"GitHub: could not {action} in {repo}"
     wait = rate_limit_wait(headers)
     if status == 429 or (status == 403 and (wait is not None or "rate limit" in message.lower())):
-        return ForgeRateLimitError(f"{where}: rate limited (HTTP {status})", status=status, retry_after=wait)
-    if status == 404:
-        return ForgeNotFoundError(
-            f"{where}: not found (HTTP 404). Check that it exists and that the token or GitHub App "
-            f"installation has access to {repo}",
-            status=status,
-        )
-    if status == 401:
-        return ForgeAuthError(
-            f"{where}: GitHub rejected the credentials (HTTP 401: {message or 'Bad credentials'})",
-            status=status,
-        )
-    if status == 403:
-        return ForgePermissionError(
-            f"{where}: permission denied (HTTP 403: {message or 'Forbidden'}); the token or app needs "
-            "read/write access to pull requests, issues and commit statuses",
-            status=status,
-        )
-    if status in (400, 409, 422):
-        return ForgeValidationError(f"{where}: GitHub refused the request (HTTP {status}: {message})", status=status)
-    if status >= 500:
-        return ForgeUnavailableError(f"{where}: GitHub failed (HTTP {status}) after retries", status=status)
-    return ForgeError(f"{where}: HTTP {status}: {message}", status=status)
+        return errors.ForgeRateLimitError(f"{where}: rate limited (HTTP {status})", status=status, retry_after=wait)
+    return base.status_error("GitHub", action, repo, status, message, _REFUSALS)
 
 
-class GitHubForge(Forge):
+class GitHubForge(base.Forge):
     name = "github"
     display_name = "GitHub"
 
@@ -191,7 +159,7 @@ class GitHubForge(Forge):
 
     # -- statuses and reactions -------------------------------------------------------------------
 
-    def _set_status(self, sha: str, state: StatusState, context: str, description: str, target_url: str) -> None:
+    def _set_status(self, sha: str, state: base.StatusState, context: str, description: str, target_url: str) -> None:
         with self._api(f"set status {context} on commit {sha[:12]}"):
             commit = self._repo.get_commit(sha)
             if target_url:
@@ -199,7 +167,7 @@ class GitHubForge(Forge):
             else:
                 commit.create_status(state=state, description=description, context=context)
 
-    def add_reaction(self, number: int, comment_id: int, reaction: Reaction = "eyes") -> None:
+    def add_reaction(self, number: int, comment_id: int, reaction: base.Reaction = "eyes") -> None:
         with self._api(f"react to comment {comment_id} on pull request #{number}"):
             self._repo.get_issue(number).get_comment(comment_id).create_reaction(reaction)
 
@@ -209,7 +177,7 @@ class GitHubForge(Forge):
         try:
             with self._api(f"read the permission of {username}"):
                 level = self._repo.get_collaborator_permission(username)
-        except ForgeNotFoundError:
+        except errors.ForgeNotFoundError:
             # The endpoint 404s both for an unknown user and for a missing repository; only the
             # latter is an error. Reading the repository tells them apart.
             with self._api("read the repository"):
@@ -241,7 +209,7 @@ class GitHubForge(Forge):
             "merged" if merged else ("open" if pr.state == "open" else "closed")
         )
         merge_sha = pr.merge_commit_sha if merged else None
-        method: MergeMethod | None = self._merge_method(pr, merge_sha) if merged and merge_sha else None
+        method: base.MergeMethod | None = self._merge_method(pr, merge_sha) if merged and merge_sha else None
         return PullRequestInfo(
             number=pr.number,
             title=pr.title or "",
@@ -260,7 +228,7 @@ class GitHubForge(Forge):
             labels=tuple(label.name for label in pr.labels or ()),
         )
 
-    def _merge_method(self, pr: GhPullRequest, merge_sha: str) -> MergeMethod:
+    def _merge_method(self, pr: GhPullRequest, merge_sha: str) -> base.MergeMethod:
         """Infer how GitHub merged: parents of the merge commit, then commit messages.
 
         Two parents: a merge commit. One parent: squash or rebase. A rebase replays each PR commit,
@@ -280,11 +248,11 @@ class GitHubForge(Forge):
 
     # -- git --------------------------------------------------------------------------------------
 
-    def git_credentials(self) -> GitCredentials:
+    def git_credentials(self) -> base.GitCredentials:
         with self._api("obtain a token for git"):
             token = self._token()
         register_secret(token)
-        return GitCredentials(username="x-access-token", password=token)
+        return base.GitCredentials(username="x-access-token", password=token)
 
 
 def _is_fork(pr: GhPullRequest) -> bool:

@@ -20,28 +20,11 @@ from gitlab.exceptions import GitlabAuthenticationError, GitlabError
 from gitlab.v4.objects import Project, ProjectMergeRequest
 
 from mergeway.events import Repository
-from mergeway.forge.base import (
-    CommentRef,
-    Forge,
-    GitCredentials,
-    Identity,
-    MergeMethod,
-    Permission,
-    PullRequestInfo,
-    Reaction,
-    StatusState,
-)
-from mergeway.forge.errors import (
-    ForgeAuthError,
-    ForgeError,
-    ForgeNotFoundError,
-    ForgePermissionError,
-    ForgeRateLimitError,
-    ForgeUnavailableError,
-    ForgeValidationError,
-)
-from mergeway.forge.redaction import install_log_redaction, register_secret
+from mergeway.forge import base, errors
+from mergeway.forge.base import CommentRef, Identity, Permission, PullRequestInfo
 from mergeway.forge.retry import RetryPolicy, retrying_session
+from mergeway.logs import install_log_redaction
+from mergeway.redaction import register_secret
 
 log = logging.getLogger("mergeway.forge.gitlab")
 
@@ -82,41 +65,28 @@ class _Gitlab(gitlab.Gitlab):
         return super().http_request(verb, path, *args, **kwargs)
 
 
-def translate_gitlab_error(exc: Exception, action: str, repo: str) -> ForgeError:
+#: GitLab's refusals, saying what to check (see :func:`mergeway.forge.base.status_error`).
+_REFUSALS = {
+    401: "GitLab rejected the token (HTTP 401)",
+    404: "not found (HTTP 404: {message}). Check that it exists and that the access token is a member of {repo}",
+    403: "permission denied (HTTP 403: {message}); the token needs the api scope and at least the Developer role",
+}
+
+
+def translate_gitlab_error(exc: Exception, action: str, repo: str) -> errors.ForgeError:
     """Turn a python-gitlab / requests exception into a :class:`ForgeError` naming what failed."""
-    if isinstance(exc, ForgeError):
-        return exc
-    if isinstance(exc, requests.RequestException):
-        return ForgeUnavailableError(f"GitLab: could not {action} in {repo}: {type(exc).__name__} talking to the API")
     if not isinstance(exc, GitlabError):
-        return ForgeError(f"GitLab: could not {action} in {repo}: {type(exc).__name__}")
-    status = exc.response_code or 0
-    message = str(exc.error_message or "").strip()
-    where = f"GitLab: could not {action} in {repo}"
-    if isinstance(exc, GitlabAuthenticationError) or status == 401:
-        return ForgeAuthError(f"{where}: GitLab rejected the token (HTTP 401)", status=status)
+        return base.unanswered_error(exc, "GitLab", action, repo)
+    # python-gitlab raises its authentication error for a 401 (and only then).
+    status = 401 if isinstance(exc, GitlabAuthenticationError) else exc.response_code or 0
     if status == 429:
-        return ForgeRateLimitError(f"{where}: rate limited (HTTP 429)", status=status)
-    if status == 404:
-        return ForgeNotFoundError(
-            f"{where}: not found (HTTP 404: {message or 'Not Found'}). Check that it exists and that the "
-            f"access token is a member of {repo}",
-            status=status,
+        return errors.ForgeRateLimitError(
+            f"GitLab: could not {action} in {repo}: rate limited (HTTP 429)", status=status
         )
-    if status == 403:
-        return ForgePermissionError(
-            f"{where}: permission denied (HTTP 403: {message or 'Forbidden'}); the token needs the api scope "
-            "and at least the Developer role",
-            status=status,
-        )
-    if status in (400, 409, 422):
-        return ForgeValidationError(f"{where}: GitLab refused the request (HTTP {status}: {message})", status=status)
-    if status >= 500:
-        return ForgeUnavailableError(f"{where}: GitLab failed (HTTP {status}) after retries", status=status)
-    return ForgeError(f"{where}: HTTP {status}: {message}", status=status)
+    return base.status_error("GitLab", action, repo, status, str(exc.error_message or "").strip(), _REFUSALS)
 
 
-class GitLabForge(Forge):
+class GitLabForge(base.Forge):
     name = "gitlab"
     display_name = "GitLab"
 
@@ -135,7 +105,7 @@ class GitLabForge(Forge):
             with self._api("read the authenticated user (GET /user)"):
                 data = self._client.http_get("/user")
             if not isinstance(data, dict):
-                raise ForgeError("GitLab: GET /user did not return a user")
+                raise errors.ForgeError("GitLab: GET /user did not return a user")
             self._me = Identity(login=str(data["username"]), id=int(data["id"]))
         return self._me
 
@@ -145,7 +115,7 @@ class GitLabForge(Forge):
         with self._api("read the project"):
             data = self._client.http_get(f"/projects/{_quote(ident)}")
         if not isinstance(data, dict):
-            raise ForgeError(f"GitLab: GET /projects/{ident} did not return a project")
+            raise errors.ForgeError(f"GitLab: GET /projects/{ident} did not return a project")
         return dict(data)
 
     @property
@@ -206,14 +176,14 @@ class GitLabForge(Forge):
 
     # -- statuses and reactions -------------------------------------------------------------------
 
-    def _set_status(self, sha: str, state: StatusState, context: str, description: str, target_url: str) -> None:
+    def _set_status(self, sha: str, state: base.StatusState, context: str, description: str, target_url: str) -> None:
         data = {"state": _STATUS[state], "name": context, "description": description}
         if target_url:
             data["target_url"] = target_url
         try:
             with self._api(f"set status {context} on commit {sha[:12]}"):
                 self._project.commits.get(sha, lazy=True).statuses.create(data)
-        except ForgeValidationError as exc:
+        except errors.ForgeValidationError as exc:
             # GitLab refuses a transition to the state a status already has ("Cannot transition
             # status via :enqueue from :pending"); for an idempotent job that is success.
             if "cannot transition status" in exc.message.lower():
@@ -221,12 +191,12 @@ class GitLabForge(Forge):
                 return
             raise
 
-    def add_reaction(self, number: int, comment_id: int, reaction: Reaction = "eyes") -> None:
+    def add_reaction(self, number: int, comment_id: int, reaction: base.Reaction = "eyes") -> None:
         name = _AWARDS.get(reaction, reaction)
         try:
             with self._api(f"award {name} to note {comment_id} on merge request !{number}"):
                 self._mr(number).notes.get(comment_id, lazy=True).awardemojis.create({"name": name})
-        except ForgeError as exc:
+        except errors.ForgeError as exc:
             if exc.status in (400, 404, 409, 422) and "already been taken" in exc.message:
                 return  # awarded before: repeating a reaction is harmless
             raise
@@ -242,7 +212,7 @@ class GitLabForge(Forge):
         try:
             with self._api(f"read the membership of {username}"):
                 member = self._project.members_all.get(user_id)
-        except ForgeNotFoundError as exc:
+        except errors.ForgeNotFoundError as exc:
             if "project" in exc.message.lower():
                 raise
             return Permission.NONE
@@ -282,7 +252,7 @@ class GitLabForge(Forge):
         )
         merged = state == "merged"
         merge_sha: str | None = None
-        method: MergeMethod | None = None
+        method: base.MergeMethod | None = None
         count = 0
         if merged:
             if getattr(mr, "merge_commit_sha", None):
@@ -314,10 +284,10 @@ class GitLabForge(Forge):
 
     # -- git --------------------------------------------------------------------------------------
 
-    def git_credentials(self) -> GitCredentials:
+    def git_credentials(self) -> base.GitCredentials:
         # GitLab checks the password as a personal/project/group access token whatever the user name
         # is; "oauth2" also covers OAuth tokens.
-        return GitCredentials(username="oauth2", password=self._token)
+        return base.GitCredentials(username="oauth2", password=self._token)
 
 
 def _quote(ident: int | str) -> str:

@@ -17,7 +17,8 @@ idempotent (sticky comments converge, an existing PR is found again, statuses an
 harmlessly). Waits honour ``Retry-After`` (seconds or HTTP date), then ``X-RateLimit-Reset`` /
 ``RateLimit-Reset`` when the remaining budget is 0, else exponential backoff with jitter. A wait
 longer than ``max_wait`` is not slept inside a job: the response is handed back and surfaces as
-:class:`~mergeway.forge.errors.ForgeRateLimitError` carrying ``retry_after``, so the worker can re-queue.
+:class:`~mergeway.forge.errors.ForgeRateLimitError`, whose message says how long the forge asked
+for; the job fails and is not re-queued (docs/DECISIONS.md, "Forge rate limits").
 """
 
 from __future__ import annotations

@@ -271,9 +271,6 @@ class CheckoutCache:
                     shutil.rmtree(worktree, ignore_errors=True)
                     self._git(repo, ["worktree", "prune"], check=False)
 
-    #: The signature :mod:`mergeway.jobs.context` expects: ``(repo, sha, pr_number)``.
-    checkout_for_job = checkout
-
     def push(self, repo: Repository, worktree: Path, branch: str, *, source: str = "HEAD", force: bool = False) -> None:
         """Push ``source`` from a job's worktree to ``refs/heads/<branch>`` on the forge."""
         args = ["push", "--quiet", "--no-verify"]

@@ -1,10 +1,12 @@
 """Run git safely: argument lists, timeouts, a clean environment, credentials never on argv.
 
-Every git child gets an environment built from scratch rather than ``os.environ``: an inherited
-``GIT_DIR``, ``GIT_INDEX_FILE`` or ``GIT_CONFIG_PARAMETERS`` (set, for example, when a worker runs
-inside a git hook or a CI job) would silently point git at the wrong repository or change its
-config. User and system config files are ignored too, so a developer's ``~/.gitconfig`` cannot
-change what the worker does, and ``GIT_TERMINAL_PROMPT=0`` turns a missing credential into an
+Git runs through :func:`mergeway.proc.execute` like every other tool (its own process group, killed
+when the call ends, so a timeout also ends ``git-remote-http`` and friends). Every git child gets an
+environment built from :func:`mergeway.proc.clean_env`'s allow-list rather than ``os.environ``: an
+inherited ``GIT_DIR``, ``GIT_INDEX_FILE`` or ``GIT_CONFIG_PARAMETERS`` (set, for example, when a
+worker runs inside a git hook or a CI job) would silently point git at the wrong repository or
+change its config. User and system config files are ignored too, so a developer's ``~/.gitconfig``
+cannot change what the worker does, and ``GIT_TERMINAL_PROMPT=0`` turns a missing credential into an
 error instead of a hang.
 
 Credentials travel as an ``http.<url>.extraHeader`` set through ``GIT_CONFIG_COUNT`` /
@@ -16,31 +18,18 @@ and scoped to the forge's host so a redirect elsewhere does not receive it.
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
-import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
+from mergeway import proc
 from mergeway.forge.base import GitCredentials
-from mergeway.forge.redaction import redact, register_secret
+from mergeway.redaction import redact, register_secret
 
 log = logging.getLogger("mergeway.git")
-
-#: The only variables a git child inherits: enough to find binaries, reach a proxy and trust a CA.
-PASSTHROUGH = (
-    "PATH", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR",
-    "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
-)  # fmt: skip
-
-#: Indirection so tests can record every git process (argv and env) this module starts.
-_popen = subprocess.Popen
 
 
 class GitError(RuntimeError):
@@ -59,22 +48,15 @@ class GitTimeoutError(GitError):
     """A git command ran past its timeout and was killed (with its children)."""
 
 
-@dataclass(frozen=True)
-class GitResult:
-    stdout: str
-    stderr: str
-    returncode: int
-    seconds: float
+#: What a git command printed, its exit status and how long it took.
+GitResult = proc.Completed
 
 
 def base_env(home: Path | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A minimal environment for git: nothing inherited beyond :data:`PASSTHROUGH`."""
-    env = {name: os.environ[name] for name in PASSTHROUGH if name in os.environ}
-    env.setdefault("PATH", os.defpath)
-    env.update(
+    """An environment for git: :func:`mergeway.proc.clean_env` plus settings that make git predictable."""
+    return proc.clean_env(
         {
             "HOME": str(home or Path(tempfile.gettempdir())),
-            "LC_ALL": "C",
             "GIT_TERMINAL_PROMPT": "0",
             "GCM_INTERACTIVE": "never",
             "GIT_CONFIG_NOSYSTEM": "1",
@@ -83,11 +65,9 @@ def base_env(home: Path | None = None, extra: Mapping[str, str] | None = None) -
             "GIT_AUTHOR_EMAIL": "mergeway@localhost",
             "GIT_COMMITTER_NAME": "Mergeway",
             "GIT_COMMITTER_EMAIL": "mergeway@localhost",
+            **(extra or {}),
         }
     )
-    if extra:
-        env.update(extra)
-    return env
 
 
 class CredentialHostError(ValueError):
@@ -142,7 +122,6 @@ def run_git(
     env: Mapping[str, str] | None = None,
     timeout: float = 600.0,
     secrets: Sequence[str] = (),
-    stdin: bytes | None = None,
     check: bool = True,
 ) -> GitResult:
     """Run ``git *args`` and return its output; raise :class:`GitError` on failure.
@@ -155,33 +134,11 @@ def run_git(
         register_secret(secret)
         if secret and any(secret in arg for arg in argv):
             raise ValueError("refusing to run git with a credential on its command line")
-    child_env = dict(env) if env is not None else base_env()
     log.debug("git %s (cwd=%s)", " ".join(args), cwd or ".")
-    started = time.monotonic()
-    proc = _popen(
-        argv,
-        cwd=str(cwd) if cwd else None,
-        env=child_env,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # so a timeout kills git-remote-http and friends as well
-    )
     try:
-        out, err = proc.communicate(input=stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        out, err = proc.communicate()
-        raise GitTimeoutError(
-            args, None, err.decode("utf-8", "replace"), note=f"timed out after {timeout:.0f}s"
-        ) from None
-    seconds = time.monotonic() - started
-    result = GitResult(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), proc.returncode, seconds)
-    if check and proc.returncode != 0:
-        raise GitError(args, proc.returncode, result.stderr)
+        result = proc.execute(argv, cwd=cwd, env=env if env is not None else base_env(), timeout=timeout)
+    except proc.TimedOut as exc:
+        raise GitTimeoutError(args, None, exc.stderr, note=f"timed out after {timeout:.0f}s") from None
+    if check and result.returncode != 0:
+        raise GitError(args, result.returncode, result.stderr)
     return result
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)

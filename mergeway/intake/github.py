@@ -1,8 +1,9 @@
 """GitHub deliveries → forge-neutral events.
 
 The event name comes from the ``X-GitHub-Event`` header and the action from the body, as GitHub
-advises ("check both, because new ones keep being added"). Anything not listed in DESIGN.md §1
-is :class:`~mergeway.intake.Ignored` with a reason a person reading the delivery log understands.
+advises ("check both, because new ones keep being added"). Anything not in :data:`KNOWN_EVENTS`
+(with the actions handled below) is :class:`~mergeway.intake.Ignored`, with a reason a person
+reading the delivery log understands.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from mergeway.commands import parse_command
 from mergeway.events import (
-    CommentCommand,
     PullRequest,
     PullRequestClosed,
     PullRequestMerged,
@@ -20,6 +19,7 @@ from mergeway.events import (
     Repository,
 )
 from mergeway.intake import Ignored, Parsed, Ping
+from mergeway.intake.comments import comment_command
 from mergeway.intake.fields import obj, opt_bool, opt_int, opt_str, req_int, req_str
 
 PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
@@ -65,29 +65,21 @@ def _issue_comment(delivery_id: str, payload: dict[str, Any], bot_logins: Collec
         return Ignored("comment on an issue, not on a pull request")
     comment = obj(payload, "comment")
     author = opt_str(comment, "user", "login") or opt_str(payload, "sender", "login")
-    if _is_bot(author, bot_logins):
-        return Ignored("comment written by Mergeway itself")
-    command = parse_command(comment.get("body"))
-    if command is None:
-        return Ignored("comment is not a Mergeway command")
-    # The issue_comment payload has no head/base refs: jobs look the pull request up.
-    pr = PullRequest(
-        number=req_int(payload, "issue", "number"),
-        title=opt_str(issue, "title"),
-        head_sha="",
-        head_ref="",
-        base_ref="",
-        author=opt_str(issue, "user", "login"),
-        url=opt_str(issue, "pull_request", "html_url") or opt_str(issue, "html_url"),
-    )
-    return CommentCommand(
-        delivery_id=delivery_id,
-        repo=_repository(payload),
-        pr=pr,
-        command=command,
-        comment_id=req_int(payload, "comment", "id"),
-        author=author,
-    )
+
+    def where() -> tuple[Repository, PullRequest, int]:
+        # The issue_comment payload has no head/base refs: jobs look the pull request up.
+        pr = PullRequest(
+            number=req_int(payload, "issue", "number"),
+            title=opt_str(issue, "title"),
+            head_sha="",
+            head_ref="",
+            base_ref="",
+            author=opt_str(issue, "user", "login"),
+            url=opt_str(issue, "pull_request", "html_url") or opt_str(issue, "html_url"),
+        )
+        return _repository(payload), pr, req_int(payload, "comment", "id")
+
+    return comment_command(delivery_id, comment.get("body"), author, bot_logins, where)
 
 
 def _repository(payload: dict[str, Any]) -> Repository:
@@ -123,11 +115,6 @@ def _pull(data: dict[str, Any], payload: dict[str, Any], *, merged: bool) -> Pul
         # Before the merge, GitHub's merge_commit_sha is a throwaway test merge: not worth keeping.
         merge_commit_sha=(opt_str(data, "merge_commit_sha") or None) if merged else None,
     )
-
-
-def _is_bot(login: str, bot_logins: Collection[str]) -> bool:
-    lowered = login.lower()
-    return any(lowered == b.lower() for b in bot_logins)
 
 
 def _short(text: str) -> str:

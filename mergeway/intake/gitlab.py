@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from mergeway.commands import parse_command
 from mergeway.events import (
-    CommentCommand,
     PullRequest,
     PullRequestClosed,
     PullRequestMerged,
@@ -26,6 +24,7 @@ from mergeway.events import (
     Repository,
 )
 from mergeway.intake import Ignored, Parsed
+from mergeway.intake.comments import comment_command
 from mergeway.intake.fields import obj, opt_bool, opt_int, opt_str, req_int, req_str
 
 #: ``X-Gitlab-Event`` values → ``object_kind``; also the metrics label for the event.
@@ -103,33 +102,24 @@ def _note(delivery_id: str, payload: dict[str, Any], bot_logins: Collection[str]
     if opt_bool(attrs, "system"):
         return Ignored("system note, not a comment")
     author = opt_str(payload, "user", "username")
-    lowered = author.lower()
-    if any(lowered == b.lower() for b in bot_logins):
-        return Ignored("comment written by Mergeway itself")
-    command = parse_command(attrs.get("note"))
-    if command is None:
-        return Ignored("comment is not a Mergeway command")
-    repo = _repository(payload)
-    mr = obj(payload, "merge_request")
-    iid = req_int(payload, "merge_request", "iid")
-    pr = PullRequest(
-        number=iid,
-        title=opt_str(mr, "title"),
-        head_sha=opt_str(mr, "last_commit", "id"),
-        head_ref=opt_str(mr, "source_branch"),
-        base_ref=opt_str(mr, "target_branch"),
-        author="",
-        url=opt_str(mr, "url") or _mr_url(repo, iid),
-        is_fork=_is_fork(mr),
-    )
-    return CommentCommand(
-        delivery_id=delivery_id,
-        repo=repo,
-        pr=pr,
-        command=command,
-        comment_id=req_int(payload, "object_attributes", "id"),
-        author=author,
-    )
+
+    def where() -> tuple[Repository, PullRequest, int]:
+        repo = _repository(payload)
+        mr = obj(payload, "merge_request")
+        iid = req_int(payload, "merge_request", "iid")
+        pr = PullRequest(
+            number=iid,
+            title=opt_str(mr, "title"),
+            head_sha=opt_str(mr, "last_commit", "id"),
+            head_ref=opt_str(mr, "source_branch"),
+            base_ref=opt_str(mr, "target_branch"),
+            author="",
+            url=opt_str(mr, "url") or _mr_url(repo, iid),
+            is_fork=_is_fork(mr),
+        )
+        return repo, pr, req_int(payload, "object_attributes", "id")
+
+    return comment_command(delivery_id, attrs.get("note"), author, bot_logins, where)
 
 
 def _repository(payload: dict[str, Any]) -> Repository:

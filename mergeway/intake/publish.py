@@ -23,7 +23,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mergeway.events import Event
-from mergeway.intake.router import QUEUES, TASK_NAMES, JobKind
+from mergeway.jobs.kinds import QUEUES, TASK_NAMES, JobKind
 
 if TYPE_CHECKING:
     import redis

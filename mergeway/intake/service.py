@@ -32,8 +32,8 @@ from mergeway.intake import Ignored, Ping, github, gitlab
 from mergeway.intake.dedupe import Deduper, body_digest, delivery_id_for
 from mergeway.intake.fields import InvalidPayloadError, opt_str
 from mergeway.intake.publish import Publisher, RedisCeleryPublisher
-from mergeway.intake.router import route
 from mergeway.intake.signatures import gitlab_scope_for, gitlab_token_scopes, verify_github
+from mergeway.jobs.kinds import route
 from mergeway.logs import log_context
 
 log = logging.getLogger("mergeway.intake")

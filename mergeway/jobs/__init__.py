@@ -1,40 +1,20 @@
-"""Job dispatch: one domain module per job kind, found by name.
+"""Job dispatch: one domain module per job kind, listed in :mod:`mergeway.jobs.kinds`.
 
-Workers stay thin: a Celery task decodes the event and calls :func:`dispatch`, which imports
-``mergeway.jobs.<kind>`` and calls its ``run(event)``. Until a kind's module exists (the preview,
-deploy, rollback and help issues add them), dispatching it raises :class:`JobNotImplementedError`, so
-the job fails visibly in the worker log and in the result backend instead of pretending success.
+Workers stay thin: a Celery task decodes the event and calls :func:`dispatch`, which looks the
+kind's ``run(event)`` up in the explicit table :func:`mergeway.jobs.kinds.runs` and calls it.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import cast
-
 from mergeway.events import Event
-from mergeway.intake.router import JOB_KINDS, JobKind
+from mergeway.jobs.kinds import JOB_KINDS, JobKind, Run, runs
 
 
-class JobNotImplementedError(NotImplementedError):
-    """The job kind has no implementation in this build of Mergeway."""
-
-
-def handler(kind: JobKind) -> Callable[[Event], None]:
-    """The ``run`` function of ``mergeway.jobs.<kind>``; :class:`JobNotImplementedError` if none."""
+def handler(kind: JobKind) -> Run:
+    """The ``run`` function of the ``kind`` job; ``ValueError`` for a kind Mergeway does not have."""
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
-    module_name = f"{__name__}.{kind}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise  # the module exists but one of its imports is missing: a real bug, not "not yet"
-        raise JobNotImplementedError(f"the {kind} job is not implemented yet (no module {module_name})") from None
-    run = getattr(module, "run", None)
-    if not callable(run):
-        raise JobNotImplementedError(f"{module_name} has no run(event) function")
-    return cast(Callable[[Event], None], run)
+    return runs()[kind]
 
 
 def dispatch(kind: JobKind, event: Event) -> None:

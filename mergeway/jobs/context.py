@@ -26,7 +26,6 @@ from mergeway.forge.base import Forge, LockFactory
 from mergeway.git import CheckoutCache
 from mergeway.kube.client import KubeClient
 from mergeway.kube.clusters import ClusterRegistry
-from mergeway.limits import InputLimits
 from mergeway.render import Rendered, render
 
 E = TypeVar("E", bound=Event)
@@ -107,7 +106,7 @@ class JobContext:
             values=env.helm.values,
             kube_version=client.server_version(),
             missing_ok=True,
-            limits=InputLimits.from_settings(self.settings),
+            limits=self.settings.input_limits(),
         )
 
     def target_url(self, event: Event) -> str:
@@ -123,7 +122,7 @@ def context_from_settings(settings: Settings) -> JobContext:
         forge_factory=lambda repo: forge_for(repo, settings),
         git=cache,
         clusters=ClusterRegistry(settings),
-        policy=policy_mod.load(settings.policy_file),
+        policy=settings.load_policy(),
         redis=redis.Redis.from_url(settings.redis_url),
     )
 

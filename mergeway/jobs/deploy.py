@@ -24,27 +24,25 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from mergeway.commands import parse_command
-from mergeway.events import CommentCommand, Event, PullRequestMerged
+from mergeway.events import CommentCommand, Event, PullRequestMerged, Repository
 from mergeway.forge.base import Forge
 from mergeway.git import GitError
+from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext, default_context
-from mergeway.kube.apply import COMMIT_ANNOTATION, Applier
-from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent, retire_legacy
-from mergeway.kube.client import KubeClient, KubeError
-from mergeway.kube.clusters import UnknownCluster
+from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, Refused, describe
+from mergeway.jobs.locks import LockUnavailable
+from mergeway.kube.apply import Applier, DeployResult
+from mergeway.kube.applyset import ApplySet, Parent
+from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import ObjectRef, Plan
 from mergeway.kube.discovery import Discovery
-from mergeway.render import RenderError
-from mergeway.repoconfig import Environment, RepoConfigError
+from mergeway.kube.prune import retire_legacy
+from mergeway.repoconfig import Environment
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
-from mergeway.report.markdown import ALLOW_LABEL, marker
+from mergeway.report.markdown import ALLOW_LABEL, marker, refusal, status_name
 from mergeway.report.risk import destructive
 
 log = logging.getLogger("mergeway.jobs.deploy")
-
-
-def status_context(env: str) -> str:
-    return f"mergeway/deploy/{env}"
 
 
 def run(event: Event) -> None:
@@ -73,10 +71,7 @@ def allow_destructive(event: CommentCommand, ctx: JobContext) -> list[DeployRepo
         reply(f"@{event.author} name one environment: `/allow-destructive staging`. Nothing was changed.")
         return []
     if not forge.get_permission(event.author).can_write:
-        reply(
-            f"@{event.author} only users with write access to this repository can use "
-            "`/allow-destructive`. Nothing was changed."
-        )
+        reply(refusal(event.author, "allow-destructive", nothing="changed"))
         return []
     pr = forge.get_pull_request(event.pr.number)
     if not pr.merged or not pr.merge_commit_sha:
@@ -119,29 +114,43 @@ def _deploy_merge(event: PullRequestMerged, ctx: JobContext, *, only: str = "") 
     merge_sha = pr.merge_commit_sha or forge.get_pull_request(pr.number).merge_commit_sha or ""
     if not merge_sha:
         raise RuntimeError(f"{repo.full_name}#{pr.number} has no merge commit yet")
-    head = ctx.git.branch_head(repo, pr.base_ref)
-    with ctx.checkout(repo, head, None) as root:
-        try:
+    head = ""
+    try:
+        head = ctx.git.branch_head(repo, pr.base_ref)
+        with ctx.checkout(repo, head, None) as root:
             config = ctx.load_repo_config(root)
-        except RepoConfigError as exc:
-            report = DeployReport("config", merge_sha, head, state="failure", error=str(exc))
-            _publish(ctx, event, report)
-            return [report]
+    except READ_ERRORS as exc:
+        return _refuse(ctx, event, DeployReport(CONFIG_ENV, merge_sha, head, error=describe(exc, "deploy")))
     envs = [e for e in config.environments if e.auto_deploy and (e.branch or repo.default_branch) == pr.base_ref]
     envs = [e for e in envs if not only or e.name == only]
     if only and not envs:
-        report = DeployReport(only, merge_sha, head, state="failure", error=f"{only!r} is not deployed by this merge")
-        _publish(ctx, event, report)
-        return [report]
+        return _refuse(ctx, event, DeployReport(only, merge_sha, head, error=f"{only!r} is not deployed by this merge"))
     reports = []
     with Reporter(ctx, event) as reporter:
         for env in envs:
-            queued = DeployReport(env.name, merge_sha)
-            with ctx.env_lock(env.cluster, env.name, on_wait=functools.partial(reporter.progress, queued)):
-                report = _deploy_environment(ctx, event, env, merge_sha, reporter)
+            report = _deploy_locked(ctx, event, env, merge_sha, reporter)
             reporter.final(report)
             reports.append(report)
     return reports
+
+
+def _refuse(ctx: JobContext, event: PullRequestMerged, report: DeployReport) -> list[DeployReport]:
+    """Publish ``report`` as the merge's only, failed, outcome."""
+    report.state = "failure"
+    _publish(ctx, event, report)
+    return [report]
+
+
+def _deploy_locked(
+    ctx: JobContext, event: PullRequestMerged, env: Environment, merge_sha: str, reporter: Reporter
+) -> DeployReport:
+    """Deploy ``env`` under its lock; "queued" is published if another deploy holds it first."""
+    queued = DeployReport(env.name, merge_sha)
+    try:
+        with ctx.env_lock(env.cluster, env.name, on_wait=functools.partial(reporter.progress, queued)):
+            return _deploy_environment(ctx, event, env, merge_sha, reporter)
+    except LockUnavailable as exc:
+        return DeployReport(env.name, merge_sha, state="failure", error=str(exc))
 
 
 class Reporter:
@@ -192,86 +201,75 @@ def _is_ancestor(ctx: JobContext, event: Event, worktree: Path, older: str, newe
 def _deploy_environment(
     ctx: JobContext, event: PullRequestMerged, env: Environment, merge_sha: str, reporter: Reporter
 ) -> DeployReport:
-    repo = event.repo
+    """Deploy the head of the target branch to ``env``; every expected failure ends in the report."""
+    report = DeployReport(env.name, merge_sha, state="failure")
+    step = EnvironmentStep(ctx, event.repo, env, "deploy")
+    return step.run(report, lambda: _deploy_head(step, event, report, reporter))
+
+
+def _deploy_head(
+    step: EnvironmentStep, event: PullRequestMerged, report: DeployReport, reporter: Reporter
+) -> DeployReport:
+    ctx, repo = step.ctx, step.repo
     head = ctx.git.branch_head(repo, event.pr.base_ref)  # re-read under the lock: the newest merge wins
-    report = DeployReport(env.name, merge_sha, head, state="failure")
-    if head != merge_sha:
+    report.deployed_sha = head
+    if head != report.merge_sha:
         report.note = f"Deploying `{head[:12]}`, the head of `{event.pr.base_ref}`, which includes this merge."
-    reason = _policy_refusal(ctx, event, env)
-    if reason:
-        report.error = reason
-        return report
-    try:
-        client = ctx.clusters.client(env.cluster)
-        applyset = ApplySet.for_environment(repo, env)
-        legacy = legacy_for_environment(repo, env)
-        parent = read_parent(client, applyset)
-        applied = _commit_of(parent)
-        with ctx.checkout(repo, head, None) as root:
-            if parent is None:
-                # Migrating from the old-named set: its commit counts only if it is this repository's
-                # (the old name may be shared with another repository, whose commits are not ours).
-                old = _commit_of(read_parent(client, legacy))
-                applied = old if old and ctx.git.has_commit(repo, old) else ""
-            report.previous_sha = applied
-            if applied and applied != head and not ctx.git.has_commit(repo, applied):
-                report.error = (
-                    f"the environment is at {applied[:12]}, which is not in {repo.full_name}; "
-                    "refusing to deploy over it"
-                )
-                return report
-            if applied and applied != head:
-                if _is_ancestor(ctx, event, root, head, applied):
-                    report.state, report.deployed_sha = "superseded", applied
-                    return report
-                if not _is_ancestor(ctx, event, root, applied, head):
-                    report.error = (
-                        f"the history of {event.pr.base_ref} was rewritten: the applied commit "
-                        f"{applied[:12]} is not an ancestor of {head[:12]}; refusing to deploy. "
-                        "Deploy by hand with `mergeway apply` once you have checked the branch."
-                    )
-                    return report
-            try:
-                current = ctx.load_repo_config(root).environment(env.name)
-            except RepoConfigError as exc:
-                report.error = str(exc)
-                return report
-            if current is None:
-                report.error = f"environment {env.name!r} is no longer in .mergeway.yaml at {head[:12]}"
-                return report
-            env = current
-            reason = _policy_refusal(ctx, event, env)  # the config at the head may differ from the one merged
-            if reason:
-                report.error = reason
-                return report
-            rendered = ctx.render(root, env, client)
-            refusal = ctx.policy.admit(repo.forge, repo.full_name, env, rendered.manifests, Discovery(client))
-            if refusal:
-                report.error = f"Not allowed by this server's policy: {refusal}"
-                return report
-            reporter.progress(DeployReport(env.name, merge_sha, head, state="applying", note=report.note))
-            result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
-                rendered.manifests,
-                applyset=applyset,
-                default_namespace=env.namespace,
-                commit=head,
-                health_timeout=ctx.settings.health_timeout_seconds,
-                hold=_hold(ctx.forge(repo), event.pr.number, env.name),
-            )
-        if not result.failed and not result.plan.errors:
-            _retire_legacy(client, legacy, report)
-    except UnknownCluster as exc:
-        report.error = str(exc)
-        return report
-    except RenderError as exc:
-        report.error = f"Rendering {env.path} failed:\n{exc}"
-        return report
-    except ApplySetConflict as exc:
-        report.error = str(exc)
-        return report
-    except KubeError as exc:
-        report.error = f"The cluster {env.cluster!r} refused the deploy: {exc}"
-        return report
+    step.check_policy()
+    client = step.client()
+    applyset, legacy = applyset_for(repo, step.env), legacy_applyset_for(repo, step.env)
+    with ctx.checkout(repo, head, None) as root:
+        report.previous_sha = applied = _applied_commit(ctx, client, repo, applyset, legacy)
+        if _superseded(ctx, event, root, applied, head):
+            report.state, report.deployed_sha = "superseded", applied
+            return report
+        step.env = _configured(ctx, root, step.env.name, head)
+        step.check_policy()  # the config at the head may differ from the one merged
+        rendered = step.render(root, client)
+        step.admit(rendered, Discovery(client))
+        reporter.progress(DeployReport(step.env.name, report.merge_sha, head, state="applying", note=report.note))
+        result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
+            rendered.manifests,
+            applyset=applyset,
+            default_namespace=step.env.namespace,
+            commit=head,
+            health_timeout=ctx.settings.health_timeout_seconds,
+            hold=_hold(ctx.forge(repo), event.pr.number, step.env.name),
+        )
+    if not result.failed and not result.plan.errors:
+        _retire_legacy(client, legacy, report)
+    return _outcome(report, result, step.env)
+
+
+def _superseded(ctx: JobContext, event: PullRequestMerged, root: Path, applied: str, head: str) -> bool:
+    """Whether the applied commit already contains ``head``; refuses a commit that would go back."""
+    repo = event.repo
+    if not applied or applied == head:
+        return False
+    if not ctx.git.has_commit(repo, applied):
+        raise Refused(
+            f"the environment is at {applied[:12]}, which is not in {repo.full_name}; refusing to deploy over it"
+        )
+    if _is_ancestor(ctx, event, root, head, applied):
+        return True
+    if not _is_ancestor(ctx, event, root, applied, head):
+        raise Refused(
+            f"the history of {event.pr.base_ref} was rewritten: the applied commit "
+            f"{applied[:12]} is not an ancestor of {head[:12]}; refusing to deploy. "
+            "Deploy by hand with `mergeway apply` once you have checked the branch."
+        )
+    return False
+
+
+def _configured(ctx: JobContext, root: Path, name: str, head: str) -> Environment:
+    """The environment ``name`` as the deployed commit configures it."""
+    current = ctx.load_repo_config(root).environment(name)
+    if current is None:
+        raise Refused(f"environment {name!r} is no longer in .mergeway.yaml at {head[:12]}")
+    return current
+
+
+def _outcome(report: DeployReport, result: DeployResult, env: Environment) -> DeployReport:
     report.result = result
     report.failures = failures_of(result)
     held = {i.ref for i in result.held}
@@ -281,23 +279,23 @@ def _deploy_environment(
         f"request; pull requests labelled `{ALLOW_LABEL}` apply them on merge."
     )
     report.state = "success" if result.ok else "failure"
-    log.info("deploy of %s to %s: %s", head[:12], env.name, report.state)
+    log.info("deploy of %s to %s: %s", report.deployed_sha[:12], env.name, report.state)
     return report
 
 
-def _policy_refusal(ctx: JobContext, event: PullRequestMerged, env: Environment) -> str:
-    """Why the policy refuses ``env`` as a whole (cluster, namespace, branch), or ``""``."""
-    repo = event.repo
-    decision = ctx.policy.check(
-        repo.forge, repo.full_name, env, ctx.clusters.known(), default_branch=repo.default_branch
-    )
-    return "" if decision.allowed else f"Not allowed by this server's policy: {decision.reason}"
+def _applied_commit(ctx: JobContext, client: KubeClient, repo: Repository, applyset: ApplySet, legacy: ApplySet) -> str:
+    """The commit the environment runs, as its ApplySet parent records it (``""``: never deployed)."""
+    parent = applyset.read(client)
+    if parent is not None:
+        return _commit_of(parent)
+    # Migrating from the old-named set: its commit counts only if it is this repository's
+    # (the old name may be shared with another repository, whose commits are not ours).
+    old = _commit_of(legacy.read(client))
+    return old if old and ctx.git.has_commit(repo, old) else ""
 
 
-def _commit_of(parent: dict[str, object] | None) -> str:
-    metadata = (parent or {}).get("metadata")
-    annotations = (metadata.get("annotations") if isinstance(metadata, dict) else None) or {}
-    return str(annotations.get(COMMIT_ANNOTATION, ""))
+def _commit_of(parent: Parent | None) -> str:
+    return parent.commit if parent else ""
 
 
 def _retire_legacy(client: KubeClient, legacy: ApplySet, report: DeployReport) -> None:
@@ -321,4 +319,4 @@ def _publish(ctx: JobContext, event: PullRequestMerged, report: DeployReport) ->
     )
     state, description = report.status()
     url = ref.url or ctx.target_url(event)
-    forge.set_status(report.merge_sha, state, status_context(report.environment), description, url)
+    forge.set_status(report.merge_sha, state, status_name("deploy", report.environment), description, url)

@@ -11,20 +11,14 @@ from __future__ import annotations
 
 from mergeway.events import CommentCommand
 from mergeway.forge.base import Forge, LockFactory
-
-
-def reply_marker(command: str) -> str:
-    return f"<!-- mergeway:command:{command} -->"
+from mergeway.report.markdown import marker, refusal
 
 
 def may_run(forge: Forge, event: CommentCommand, *, lock: LockFactory | None = None) -> bool:
     """True when ``event.author`` can write to the repository; otherwise reply and return False."""
     if forge.get_permission(event.author).can_write:
         return True
-    marker = reply_marker(event.command.name)
-    text = (
-        f"{marker}\n@{event.author} only users with write access to this repository can use "
-        f"`/{event.command.name}`. Nothing was run."
-    )
-    forge.upsert_comment(event.pr.number, marker, text, lock=lock)
+    marked = marker("command", event.command.name)
+    text = f"{marked}\n{refusal(event.author, event.command.name, nothing='run')}"
+    forge.upsert_comment(event.pr.number, marked, text, lock=lock)
     return False

@@ -17,25 +17,19 @@ from pathlib import Path
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
 from mergeway.git import CheckoutError, GitError
+from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext, default_context
+from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, describe
 from mergeway.jobs.permissions import may_run
-from mergeway.kube.applyset import ApplySet, ApplySetConflict, legacy_for_environment, read_parent
-from mergeway.kube.client import KubeClient, KubeError
-from mergeway.kube.clusters import UnknownCluster
+from mergeway.kube.applyset import ApplySet
+from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
 from mergeway.kube.discovery import Discovery
-from mergeway.render import RenderError
-from mergeway.repoconfig import Environment, RepoConfigError
-from mergeway.report.markdown import marker
+from mergeway.repoconfig import Environment, RepoConfig
+from mergeway.report.markdown import marker, status_name
 from mergeway.report.preview import PreviewReport, merge_footer, on_merge, render_preview, render_summary
 
 log = logging.getLogger("mergeway.jobs.preview")
-
-CONFIG_ENV = "config"
-
-
-def status_context(env: str) -> str:
-    return f"mergeway/preview/{env}"
 
 
 @dataclass
@@ -61,58 +55,77 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
     pr = forge.get_pull_request(number)
     if isinstance(event, PullRequestUpdated) and pr.head_sha != event.pr.head_sha:
         log.info("previewing %s, the current head, instead of %s", pr.head_sha[:12], event.pr.head_sha[:12])
-    wanted = set(event.command.args) if isinstance(event, CommentCommand) else set()
-
-    with ctx.checkout(event.repo, pr.head_sha, number) as root:
-        rendered_from = _merge_base_into(ctx, event, pr, root)
+    with contextlib.ExitStack() as stack:
         try:
+            root = stack.enter_context(ctx.checkout(event.repo, pr.head_sha, number))
+            rendered_from = _merge_base_into(ctx, event, pr, root)
             config = ctx.load_repo_config(root)
-        except RepoConfigError as exc:
-            report = PreviewReport(CONFIG_ENV, pr.head_sha, error=str(exc))
-            _publish(ctx, event, pr, report, status=f"mergeway/preview/{CONFIG_ENV}")
+        except READ_ERRORS as exc:
+            report = PreviewReport(CONFIG_ENV, pr.head_sha, error=describe(exc, "preview"))
+            _publish(ctx, event, pr, report, status=status_name("preview", CONFIG_ENV))
             return PreviewOutcome(pr.head_sha, [report])
-        envs = [e for e in config.environments if not wanted or e.name in wanted]
-        unknown = wanted - {e.name for e in config.environments}
-        for env in envs:
-            forge.set_status(pr.head_sha, "pending", status_context(env.name), "Previewing…", ctx.target_url(event))
-        reports = []
-        links: dict[str, str] = {}
-        for env in envs:
-            report = _preview_environment(ctx, event, pr, env, root)
-            report.footer = merge_footer(
-                env=env.name,
-                base_ref=pr.base_ref,
-                deploy_branch=env.branch or event.repo.default_branch,
-                auto_deploy=env.auto_deploy,
-                path=env.path,
-                namespace=env.namespace,
-                applyset=ApplySet.for_environment(event.repo, env).name,
-            )
-            report.rendered_from = rendered_from
-            report.on_merge = on_merge(
-                env=env.name,
-                base_ref=pr.base_ref,
-                deploy_branch=env.branch or event.repo.default_branch,
-                auto_deploy=env.auto_deploy,
-            )[0]
-            reports.append(report)
-            links[env.name] = _publish(ctx, event, pr, report, status=status_context(env.name))
-        if len(config.environments) > 1 and links:
-            _publish_summary(ctx, event, pr, reports, links)
-        if unknown:
-            note = PreviewReport(
-                CONFIG_ENV,
-                pr.head_sha,
-                error=f"/preview named unknown environment(s): {', '.join(sorted(unknown))}; "
-                f"this repository has: {', '.join(e.name for e in config.environments)}",
-            )
-            forge.upsert_comment(
-                number,
-                marker("preview", CONFIG_ENV),
-                render_preview(note, limit=forge.comment_limit),
-                lock=ctx.comment_lock(event),
-            )
+        reports = _preview_environments(ctx, event, pr, root, config, rendered_from)
     return PreviewOutcome(pr.head_sha, reports)
+
+
+def _preview_environments(
+    ctx: JobContext, event: Event, pr: PullRequestInfo, root: Path, config: RepoConfig, rendered_from: str
+) -> list[PreviewReport]:
+    """Preview the environments asked for (all, or those ``/preview`` names) and report each."""
+    wanted = set(event.command.args) if isinstance(event, CommentCommand) else set()
+    envs = [e for e in config.environments if not wanted or e.name in wanted]
+    for env in envs:
+        ctx.forge(event.repo).set_status(
+            pr.head_sha, "pending", status_name("preview", env.name), "Previewing…", ctx.target_url(event)
+        )
+    reports = []
+    links: dict[str, str] = {}
+    for env in envs:
+        report = _preview_environment(ctx, event, pr, env, root)
+        _describe_merge(report, event, pr, env)
+        report.rendered_from = rendered_from
+        reports.append(report)
+        links[env.name] = _publish(ctx, event, pr, report, status=status_name("preview", env.name))
+    if len(config.environments) > 1 and links:
+        _publish_summary(ctx, event, pr, reports, links)
+    unknown = wanted - {e.name for e in config.environments}
+    if unknown:
+        _publish_unknown(ctx, event, pr, config, unknown)
+    return reports
+
+
+def _describe_merge(report: PreviewReport, event: Event, pr: PullRequestInfo, env: Environment) -> None:
+    """What merging does to ``env``: the comment's footer and the summary's few words."""
+    deploy_branch = env.branch or event.repo.default_branch
+    report.footer = merge_footer(
+        env=env.name,
+        base_ref=pr.base_ref,
+        deploy_branch=deploy_branch,
+        auto_deploy=env.auto_deploy,
+        path=env.path,
+        namespace=env.namespace,
+        applyset=applyset_for(event.repo, env).name,
+    )
+    report.on_merge = on_merge(
+        env=env.name, base_ref=pr.base_ref, deploy_branch=deploy_branch, auto_deploy=env.auto_deploy
+    )[0]
+
+
+def _publish_unknown(ctx: JobContext, event: Event, pr: PullRequestInfo, config: RepoConfig, unknown: set[str]) -> None:
+    """Tell the author which names ``/preview`` was given that the repository does not configure."""
+    forge = ctx.forge(event.repo)
+    note = PreviewReport(
+        CONFIG_ENV,
+        pr.head_sha,
+        error=f"/preview named unknown environment(s): {', '.join(sorted(unknown))}; "
+        f"this repository has: {', '.join(e.name for e in config.environments)}",
+    )
+    forge.upsert_comment(
+        pr.number,
+        marker("preview", CONFIG_ENV),
+        render_preview(note, limit=forge.comment_limit),
+        lock=ctx.comment_lock(event),
+    )
 
 
 def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: Path) -> str:
@@ -149,54 +162,37 @@ def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: P
 def _preview_environment(
     ctx: JobContext, event: Event, pr: PullRequestInfo, env: Environment, root: Path
 ) -> PreviewReport:
+    """Dry-run ``env`` at ``root``; every expected failure ends in the report."""
     report = PreviewReport(env.name, pr.head_sha, namespace=env.namespace, cluster=env.cluster)
-    repo = event.repo
-    decision = ctx.policy.check(
-        repo.forge, repo.full_name, env, ctx.clusters.known(), default_branch=repo.default_branch
-    )
-    if not decision.allowed:
-        report.error = f"Not allowed by this server's policy: {decision.reason}"
-        return report
-    if pr.is_fork and not ctx.settings.allow_fork_previews:
+    step = EnvironmentStep(ctx, event.repo, env, "preview")
+    return step.run(report, lambda: _dry_run(step, pr, root, report))
+
+
+def _dry_run(step: EnvironmentStep, pr: PullRequestInfo, root: Path, report: PreviewReport) -> PreviewReport:
+    step.check_policy()
+    if pr.is_fork and not step.ctx.settings.allow_fork_previews:
         report.skipped = "pull requests from forks are not dry-run (MERGEWAY_ALLOW_FORK_PREVIEWS)"
         report.notes.append(
             "This pull request comes from a fork, so it was not dry-run against the cluster: its manifests "
             "are untrusted. An operator can allow fork previews with MERGEWAY_ALLOW_FORK_PREVIEWS=true."
         )
         return report
-    try:
-        client = ctx.clusters.client(env.cluster)
-        rendered = ctx.render(root, env, client)
-    except UnknownCluster as exc:
-        report.error = str(exc)
-        return report
-    except KubeError as exc:
-        report.error = f"The cluster {env.cluster!r} could not be reached: {exc}"
-        return report
-    except RenderError as exc:
-        report.error = f"Rendering {env.path} failed:\n{exc}"
-        return report
+    client = step.client()
+    rendered = step.render(root, client)
     report.renderer, report.warnings = rendered.renderer, rendered.warnings
-    try:
-        discovery = Discovery(client)
-        refusal = ctx.policy.admit(repo.forge, repo.full_name, env, rendered.manifests, discovery)
-        if refusal:
-            report.error = f"Not allowed by this server's policy: {refusal}"
-            return report
-        differ = Differ(client, discovery, concurrency=ctx.settings.dry_run_concurrency)
-        applyset = ApplySet.for_environment(repo, env)
-        report.plan = differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace)
-        report.notes.extend(_migration_note(client, applyset, legacy_for_environment(repo, env)))
-    except ApplySetConflict as exc:
-        report.error = str(exc)
-    except KubeError as exc:
-        report.error = f"The cluster {env.cluster!r} refused the preview: {exc}"
+    discovery = Discovery(client)
+    step.admit(rendered, discovery)
+    env, repo = step.env, step.repo
+    applyset, legacy = applyset_for(repo, env), legacy_applyset_for(repo, env)
+    differ = Differ(client, discovery, concurrency=step.ctx.settings.dry_run_concurrency)
+    report.plan = differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace)
+    report.notes.extend(_migration_note(client, applyset, legacy))
     return report
 
 
 def _migration_note(client: KubeClient, applyset: ApplySet, legacy: ApplySet) -> list[str]:
     """Say so when merging moves the environment from its old-named ApplySet to the new one."""
-    if read_parent(client, applyset) is not None or read_parent(client, legacy) is None:
+    if applyset.read(client) is not None or legacy.read(client) is None:
         return []
     return [
         f"This environment was deployed under the ApplySet `{legacy.name}`, whose name other repositories "

@@ -14,10 +14,10 @@ from mergeway.events import CommentCommand, Event
 from mergeway.forge.base import Forge, PullRequestInfo
 from mergeway.git import GitError
 from mergeway.jobs.context import JobContext, default_context
+from mergeway.report import rollback as texts
 
 log = logging.getLogger("mergeway.jobs.rollback")
 
-MARKER = "<!-- mergeway:rollback -->"
 BOT_NAME = "Mergeway"
 BOT_EMAIL = "mergeway@users.noreply.local"
 
@@ -32,7 +32,7 @@ def run(event: Event) -> None:
 
 
 def _reply(ctx: JobContext, forge: Forge, event: CommentCommand, text: str) -> None:
-    forge.upsert_comment(event.pr.number, MARKER, f"{MARKER}\n{text}", lock=ctx.comment_lock(event))
+    forge.upsert_comment(event.pr.number, texts.MARKER, texts.render_reply(text), lock=ctx.comment_lock(event))
 
 
 def rollback(event: Event, ctx: JobContext) -> str:
@@ -42,53 +42,25 @@ def rollback(event: Event, ctx: JobContext) -> str:
     forge = ctx.forge(event.repo)
     forge.add_reaction(event.pr.number, event.comment_id, "eyes")
     if not forge.get_permission(event.author).can_write:
-        _reply(
-            ctx,
-            forge,
-            event,
-            f"@{event.author} only users with write access to this repository can use "
-            "`/rollback`. Nothing was changed.",
-        )
+        _reply(ctx, forge, event, texts.refused(event.author))
         return ""
     pr = forge.get_pull_request(event.pr.number)
     if not pr.merged or not pr.merge_commit_sha:
-        _reply(
-            ctx,
-            forge,
-            event,
-            f"@{event.author} `/rollback` works on merged pull requests only; "
-            f"#{pr.number} is {pr.state}. Nothing was changed.",
-        )
+        _reply(ctx, forge, event, texts.not_merged(event.author, pr.number, pr.state))
         return ""
     branch = revert_branch(pr)
     existing = forge.find_open_pull_request(branch)
     if existing is not None:
-        _reply(ctx, forge, event, f"The revert pull request is already open: {existing.url}")
+        _reply(ctx, forge, event, texts.already_open(existing.url))
         return existing.url
     try:
         _push_revert(ctx, event, pr, branch)
     except GitError as exc:
-        _reply(
-            ctx,
-            forge,
-            event,
-            f"@{event.author} the merge of #{pr.number} could not be reverted "
-            f"automatically on `{pr.base_ref}` (a later change probably conflicts):\n\n"
-            f"```\n{exc}\n```\nRevert it by hand and open a pull request.",
-        )
+        _reply(ctx, forge, event, texts.not_reverted(event.author, pr.number, pr.base_ref, str(exc)))
         return ""
-    body = (
-        f"Reverts #{pr.number} ({pr.url}), as requested by @{event.author} with `/rollback`.\n\n"
-        f"Merging this pull request deploys the state from before #{pr.number}; Mergeway previews it first."
-    )
-    opened = forge.open_pull_request(branch, pr.base_ref, f'Revert "{pr.title}"', body)
-    _reply(
-        ctx,
-        forge,
-        event,
-        f"@{event.author} opened {opened.url} to revert this pull request. "
-        "Review its preview, then merge it to roll back.",
-    )
+    body = texts.revert_body(pr.number, pr.url, event.author)
+    opened = forge.open_pull_request(branch, pr.base_ref, texts.revert_title(pr.title), body)
+    _reply(ctx, forge, event, texts.opened(event.author, opened.url))
     return opened.url
 
 

@@ -1,7 +1,9 @@
-"""The Kubernetes engine: one concern per module, as in Flux's ``ssa`` package.
+"""The Kubernetes engine: one verb per module, as in Flux's ``ssa`` package.
 
 ``client`` talks HTTP to the API server, ``discovery`` maps kinds to resources, ``normalize`` and
-``secrets`` prepare objects for display, ``diff`` runs server-side dry runs, ``sort`` orders apply
-stages, ``apply`` applies, ``applyset`` tracks what Mergeway owns for pruning, ``health`` waits for
-rollouts.
+``secrets`` prepare objects for display. ``changeset`` is what a plan is made of; ``diff`` dry-runs
+(``patch`` is the one server-side apply request), ``prune`` chooses and deletes what left Git,
+``apply`` applies stage by stage (``sort``), ``health`` waits for rollouts. ``applyset`` is the
+inventory: a set known by its parent and its label, whose owner it verifies on every read. The
+engine knows no repositories or environments: the jobs give it a set (:mod:`mergeway.jobs.applysets`).
 """

@@ -10,115 +10,41 @@ one slow object does not serialise the rest.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-import yaml
-
-from mergeway.kube import applyset as aset
-from mergeway.kube.client import APPLY_PATCH, FIELD_MANAGER, KubeClient, KubeError
+from mergeway.kube import prune
+from mergeway.kube.applyset import ApplySet, Listed, Parent, list_collection
+from mergeway.kube.changeset import Action, ObjectDiff, ObjectRef, Plan, to_yaml, unified
+from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.discovery import Discovery, Resource, UnknownKind
 from mergeway.kube.normalize import CONFIG_HASH, normalize
+from mergeway.kube.patch import server_side_apply
 from mergeway.kube.secrets import is_secret, mask_pair, scrub, secret_values, stored_form
 from mergeway.render.manifests import Manifest
 
-_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+__all__ = [
+    "RECREATE_ANNOTATION",
+    "Action",
+    "Differ",
+    "ObjectDiff",
+    "ObjectRef",
+    "Plan",
+    "config_hash",
+    "contains",
+    "leaf_paths",
+    "opts_in_to_recreate",
+    "to_yaml",
+    "touches_immutable_field",
+    "unified",
+]
+
 #: Objects opt in to delete-and-recreate when a change touches an immutable field.
 RECREATE_ANNOTATION = "mergeway.io/recreate"
-Action = Literal["create", "update", "unchanged", "delete", "error"]
-
-
-@dataclass(frozen=True, order=True)
-class ObjectRef:
-    """The identity of an object: group, kind, namespace and name (version is not identity)."""
-
-    group: str
-    kind: str
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        where = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind}/{where}{self.name}"
-
-
-@dataclass
-class ObjectDiff:
-    ref: ObjectRef
-    action: Action
-    source: str = ""
-    #: The object to apply, namespace defaulted. Holds raw Secret data: never render it.
-    desired: dict[str, Any] | None = None
-    resource: Resource | None = None
-    diff: str = ""
-    message: str = ""
-    #: True when the API server has not validated this object (its namespace or CRD is new).
-    unvalidated: bool = False
-    #: The live object as last seen (listed, read, or returned by the apply), for the health check.
-    observed: dict[str, Any] | None = field(default=None, repr=False)
-    #: Both sides of the diff, normalised and with Secret values masked: safe to show.
-    before: dict[str, Any] | None = field(default=None, repr=False)
-    after: dict[str, Any] | None = field(default=None, repr=False)
-    #: For a new object: fields the API server filled in that Git did not ask for, and the diff of
-    #: the whole server-defaulted object (``diff`` then shows only what Git asked for).
-    defaults: int = 0
-    full_diff: str = ""
-    #: Applying deletes and recreates the object (an immutable field changed; it opted in).
-    recreate: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return self.action in ("create", "update", "delete")
-
-
-@dataclass
-class Plan:
-    items: list[ObjectDiff] = field(default_factory=list)
-
-    def count(self, action: Action) -> int:
-        return sum(1 for item in self.items if item.action == action)
-
-    @property
-    def errors(self) -> list[ObjectDiff]:
-        return [i for i in self.items if i.action == "error"]
-
-    @property
-    def has_changes(self) -> bool:
-        return any(i.changed for i in self.items)
-
-    def summary(self) -> str:
-        parts = [
-            f"{self.count('create')} to add",
-            f"{self.count('update')} to change",
-            f"{self.count('delete')} to prune",
-            f"{self.count('unchanged')} unchanged",
-        ]
-        if self.errors:
-            parts.append(f"{len(self.errors)} failed")
-        return ", ".join(parts)
-
-
-def to_yaml(obj: dict[str, Any] | None) -> str:
-    if obj is None:
-        return ""
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000)
-
-
-def unified(ref: ObjectRef, before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
-    """A unified diff of two (already normalised and masked) objects."""
-    lines = difflib.unified_diff(
-        to_yaml(before).splitlines(keepends=True),
-        to_yaml(after).splitlines(keepends=True),
-        fromfile=f"live/{ref}" if before is not None else "/dev/null",
-        tofile=f"planned/{ref}" if after is not None else "/dev/null",
-        n=3,
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 def leaf_paths(obj: Any, prefix: tuple[Any, ...] = ()) -> set[tuple[Any, ...]]:
@@ -165,6 +91,16 @@ def _crd_kinds(manifests: Iterable[Manifest]) -> set[tuple[str, str]]:
             spec = m.obj.get("spec") or {}
             kinds.add((str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))))
     return kinds
+
+
+@dataclass
+class _Planned:
+    """What the server would store for one object, and what the reviewer must be told about it."""
+
+    obj: dict[str, Any]
+    unvalidated: bool = False
+    note: str = ""
+    recreate: bool = False
 
 
 class Differ:
@@ -225,20 +161,11 @@ class Differ:
             and contains(live, stored_form(desired) if is_secret(desired) else desired)
         )
 
-    def apply(self, resource: Resource, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
-        """Server-side apply (or its dry run) with our field manager, taking ownership (force)."""
+    def dry_run(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        """What the API server would store if ``obj`` were applied (the apply itself is the applier's)."""
         metadata = obj["metadata"]
-        query = {"fieldManager": self.field_manager, "force": "true"}
-        if dry_run:
-            query["dryRun"] = "All"
-        result = self.client.request(
-            "PATCH",
-            resource.object_path(metadata["name"], metadata.get("namespace", "")),
-            body=obj,
-            query=query,
-            content_type=APPLY_PATCH,
-        )
-        return result if isinstance(result, dict) else {}
+        path = resource.object_path(metadata["name"], metadata.get("namespace", ""))
+        return server_side_apply(self.client, path, obj, field_manager=self.field_manager, dry_run=True)
 
     def diff_one(
         self,
@@ -247,7 +174,7 @@ class Differ:
         *,
         new_namespaces: set[str],
         new_kinds: set[tuple[str, str]],
-        listed: dict[tuple[str, str, str], dict[str, dict[str, Any]]] | None = None,
+        listed: Listed | None = None,
     ) -> ObjectDiff:
         secrets = secret_values(manifest.obj)
         ref = ObjectRef(manifest.group, manifest.kind, manifest.namespace, manifest.name)
@@ -255,22 +182,7 @@ class Differ:
             resource, desired = self.prepare(manifest, default_namespace)
         except UnknownKind as exc:
             if (manifest.group, manifest.kind) in new_kinds:
-                obj = copy.deepcopy(manifest.obj)
-                if not manifest.namespace and default_namespace:
-                    obj["metadata"]["namespace"] = default_namespace
-                ref = ObjectRef(manifest.group, manifest.kind, obj["metadata"].get("namespace", ""), manifest.name)
-                _, shown = mask_pair(None, normalize(obj))
-                return ObjectDiff(
-                    ref,
-                    "create",
-                    manifest.source,
-                    desired=obj,
-                    diff=unified(ref, None, shown),
-                    message="its CustomResourceDefinition is added by this change, so the API "
-                    "server validates it at apply time",
-                    unvalidated=True,
-                    after=shown,
-                )
+                return _new_custom_resource(manifest, default_namespace)
             return ObjectDiff(ref, "error", manifest.source, message=str(exc))
         except KubeError as exc:
             return ObjectDiff(ref, "error", manifest.source, message=scrub(str(exc), secrets))
@@ -281,68 +193,54 @@ class Differ:
             live = collection.get(ref.name) if collection is not None else self.get(resource, ref.name, ref.namespace)
             if live is not None and self._unchanged_since_applied(live, desired):
                 return ObjectDiff(ref, "unchanged", manifest.source, desired=desired, resource=resource, observed=live)
-            try:
-                planned: dict[str, Any] | None = self.apply(resource, desired, dry_run=True)
-                unvalidated, note, recreate = False, "", False
-            except KubeError as exc:
-                if live is None and exc.status == 404 and ref.namespace in new_namespaces:
-                    planned, unvalidated, recreate = desired, True, False
-                    note = (
-                        f"namespace {ref.namespace} is created by this change, so the API server "
-                        "validates this object at apply time"
-                    )
-                elif live is not None and touches_immutable_field(exc) and opts_in_to_recreate(desired):
-                    # What merging does (the deploy deletes and recreates it), not an error; the
-                    # recreated object is validated when it is created.
-                    planned, unvalidated, recreate = desired, True, True
-                    note = (
-                        f"this change touches an immutable field, so the deploy deletes and recreates the object "
-                        f'({RECREATE_ANNOTATION}: "true"): {scrub(exc.message, secrets)}'
-                    )
-                else:
-                    raise
+            planned = self._planned(ref, resource, desired, live, new_namespaces, secrets)
         except KubeError as exc:
             return ObjectDiff(
                 ref, "error", manifest.source, desired=desired, resource=resource, message=scrub(str(exc), secrets)
             )
-        before, after = mask_pair(normalize(live), normalize(planned))
-        full, defaults = "", 0
-        if live is None:
-            action: Action = "create"
-            # Reviewers read what Git asks for; what the server adds is counted and kept collapsed.
-            _, asked = mask_pair(None, normalize(desired))
-            defaults = len(leaf_paths(after) - leaf_paths(asked))
-            full = scrub(unified(ref, None, after), secrets) if self.diffs else ""
-            text = (unified(ref, None, asked) if defaults else full) if self.diffs else ""
-        else:
-            action = "unchanged" if before == after else "update"
-            text = "" if action == "unchanged" or not self.diffs else unified(ref, before, after)
-        return ObjectDiff(
-            ref,
-            action,
-            manifest.source,
-            desired=desired,
-            resource=resource,
-            diff=scrub(text, secrets),
-            message=note,
-            unvalidated=unvalidated,
-            observed=live,
-            before=before,
-            after=after,
-            defaults=defaults,
-            full_diff=full if defaults else "",
-            recreate=recreate,
-        )
+        return _compared(ref, manifest.source, resource, desired, live, planned, secrets, diffs=self.diffs)
+
+    def _planned(
+        self,
+        ref: ObjectRef,
+        resource: Resource,
+        desired: dict[str, Any],
+        live: dict[str, Any] | None,
+        new_namespaces: set[str],
+        secrets: set[str],
+    ) -> _Planned:
+        """The dry run's answer, or ``desired`` itself where the server cannot validate it yet."""
+        try:
+            return _Planned(self.dry_run(resource, desired))
+        except KubeError as exc:
+            if live is None and exc.status == 404 and ref.namespace in new_namespaces:
+                return _Planned(
+                    desired,
+                    unvalidated=True,
+                    note=f"namespace {ref.namespace} is created by this change, so the API server "
+                    "validates this object at apply time",
+                )
+            if live is not None and touches_immutable_field(exc) and opts_in_to_recreate(desired):
+                # What merging does (the deploy deletes and recreates it), not an error; the
+                # recreated object is validated when it is created.
+                return _Planned(
+                    desired,
+                    unvalidated=True,
+                    recreate=True,
+                    note=f"this change touches an immutable field, so the deploy deletes and recreates the object "
+                    f'({RECREATE_ANNOTATION}: "true"): {scrub(exc.message, secrets)}',
+                )
+            raise
 
     def plan(
         self,
         manifests: Sequence[Manifest],
         *,
         default_namespace: str = "",
-        prune: Sequence[tuple[Resource, dict[str, Any]]] = (),
-        listed: aset.Listed | None = None,
+        prune: Sequence[ObjectDiff] = (),
+        listed: Listed | None = None,
     ) -> Plan:
-        """Diff every manifest, plus objects to prune (live objects that left Git)."""
+        """Diff every manifest; ``prune`` (from :func:`mergeway.kube.prune.prunable`) is appended as is."""
         self.discovery.known("v1", "Namespace")  # warm discovery once, before the threads start
         new_namespaces = {m.name for m in manifests if m.kind == "Namespace" and m.api_version == "v1"}
         new_kinds = _crd_kinds(manifests)
@@ -357,18 +255,9 @@ class Differ:
                     manifests,
                 )
             )
-        for resource, live in prune:
-            metadata = live.get("metadata") or {}
-            ref = ObjectRef(resource.group, resource.kind, metadata.get("namespace", ""), metadata.get("name", ""))
-            before, _ = mask_pair(normalize(live), None)
-            items.append(
-                ObjectDiff(ref, "delete", "", resource=resource, diff=unified(ref, before, None), before=before)
-            )
-        return Plan(items)
+        return Plan([*items, *prune])
 
-    def _prefetch(
-        self, manifests: Sequence[Manifest], default_namespace: str, pool: ThreadPoolExecutor
-    ) -> dict[tuple[str, str, str], dict[str, dict[str, Any]]]:
+    def _prefetch(self, manifests: Sequence[Manifest], default_namespace: str, pool: ThreadPoolExecutor) -> Listed:
         """Live objects by LIST, one request per resource and namespace holding several of ours.
 
         A GET per object costs the API server as much as the dry run itself; listing the few
@@ -386,22 +275,92 @@ class Differ:
 
         def fetch(key: tuple[str, str, str]) -> tuple[tuple[str, str, str], dict[str, Any] | None]:
             try:
-                return key, aset.list_collection(self.client, counts[key][0], key[2])
+                return key, list_collection(self.client, counts[key][0], key[2])
             except KubeError:
                 return key, None
 
         wanted = [key for key, (_, count) in counts.items() if count >= 3]
         return {key: found for key, found in pool.map(fetch, wanted) if found is not None}
 
-    def plan_for(self, manifests: Sequence[Manifest], applyset: aset.ApplySet, *, default_namespace: str = "") -> Plan:
+    def plan_for(self, manifests: Sequence[Manifest], applyset: ApplySet, *, default_namespace: str = "") -> Plan:
         """The plan a deploy would execute: members labelled for ``applyset``, stale members pruned.
 
-        Preview and deploy both call this, so what a pull request shows is what merging it applies.
+        Preview and deploy both plan through here, so what a pull request shows is what merging it applies.
         """
-        labeled = aset.label_members(manifests, applyset)
+        return self.plan_from(manifests, applyset, applyset.read(self.client), default_namespace=default_namespace)
+
+    def plan_from(
+        self, manifests: Sequence[Manifest], applyset: ApplySet, parent: Parent | None, *, default_namespace: str = ""
+    ) -> Plan:
+        """:meth:`plan_for` with the set's parent as the caller already read it."""
+        labeled = applyset.label(manifests)
         self.discovery.known("v1", "Namespace")  # warm discovery once
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="list") as pool:
             listed = self._prefetch(labeled, default_namespace, pool)
-        wanted = aset.desired_identities(self.discovery, labeled, default_namespace)
-        stale = aset.stale_members(self.client, self.discovery, applyset, wanted, listed)
-        return self.plan(labeled, default_namespace=default_namespace, prune=stale, listed=listed)
+        prunes = prune.prunable(self.client, self.discovery, applyset, parent, labeled, default_namespace, listed)
+        return self.plan(labeled, default_namespace=default_namespace, prune=prunes, listed=listed)
+
+
+def _new_custom_resource(manifest: Manifest, default_namespace: str) -> ObjectDiff:
+    """A custom resource whose CRD this change adds: shown as Git has it, validated at apply time."""
+    obj = copy.deepcopy(manifest.obj)
+    if not manifest.namespace and default_namespace:
+        obj["metadata"]["namespace"] = default_namespace
+    ref = ObjectRef(manifest.group, manifest.kind, obj["metadata"].get("namespace", ""), manifest.name)
+    _, shown = mask_pair(None, normalize(obj))
+    return ObjectDiff(
+        ref,
+        "create",
+        manifest.source,
+        desired=obj,
+        diff=unified(ref, None, shown),
+        message="its CustomResourceDefinition is added by this change, so the API server validates it at apply time",
+        unvalidated=True,
+        after=shown,
+    )
+
+
+def _compared(
+    ref: ObjectRef,
+    source: str,
+    resource: Resource,
+    desired: dict[str, Any],
+    live: dict[str, Any] | None,
+    planned: _Planned,
+    secrets: set[str],
+    *,
+    diffs: bool = True,
+) -> ObjectDiff:
+    """The entry for one object: live against planned, normalised, Secret values masked.
+
+    Without ``diffs`` (a deploy) the unified diff texts are not rendered: two YAML dumps per new
+    object were most of a deploy's planning CPU, and a deploy reports actions, not diffs.
+    """
+    before, after = mask_pair(normalize(live), normalize(planned.obj))
+    full, defaults = "", 0
+    if live is None:
+        action: Action = "create"
+        # Reviewers read what Git asks for; what the server adds is counted and kept collapsed.
+        _, asked = mask_pair(None, normalize(desired))
+        defaults = len(leaf_paths(after) - leaf_paths(asked))
+        full = scrub(unified(ref, None, after), secrets) if diffs else ""
+        text = (unified(ref, None, asked) if defaults else full) if diffs else ""
+    else:
+        action = "unchanged" if before == after else "update"
+        text = "" if action == "unchanged" or not diffs else unified(ref, before, after)
+    return ObjectDiff(
+        ref,
+        action,
+        source,
+        desired=desired,
+        resource=resource,
+        diff=scrub(text, secrets),
+        message=planned.note,
+        unvalidated=planned.unvalidated,
+        observed=live,
+        before=before,
+        after=after,
+        defaults=defaults,
+        full_diff=full if defaults else "",
+        recreate=planned.recreate,
+    )

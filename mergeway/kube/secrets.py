@@ -30,9 +30,12 @@ def _folded(obj: dict[str, Any]) -> dict[str, str]:
 
 
 def stored_form(obj: dict[str, Any]) -> dict[str, Any]:
-    """A Secret as the API server stores it: ``stringData`` folded into base64 ``data``."""
-    out = copy.deepcopy(obj)
-    out.pop("stringData", None)
+    """A Secret as the API server stores it: ``stringData`` (write-only) folded into base64 ``data``.
+
+    The planner compares a Secret it last applied with the live one in this form, so an unchanged
+    Secret needs no dry run. A shallow copy: only the top level changes.
+    """
+    out = {k: v for k, v in obj.items() if k != "stringData"}
     out["data"] = _folded(obj)
     return out
 

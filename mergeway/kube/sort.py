@@ -9,10 +9,8 @@ in one stage do not depend on each other, so a stage is applied concurrently.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mergeway.kube.diff import ObjectDiff
+from mergeway.kube.changeset import ObjectDiff
 
 #: Cluster prerequisites: applied first; CRDs are then waited on until Established.
 FOUNDATION = ("CustomResourceDefinition", "Namespace", "ClusterRole")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mergeway.kube.apply import DeployResult
-from mergeway.report.markdown import ROLLBACK_HINT, cell, clip, fence, marker, sha
+from mergeway.report.markdown import ROLLBACK_HINT, cell, clip, clip_body, fence, marker, sha
 from mergeway.report.risk import Risk
 
 if TYPE_CHECKING:  # the forge package pulls in both client libraries; reports need only the type
@@ -109,8 +109,7 @@ def render_deploy(report: DeployReport, *, limit: int) -> str:
             table += [f"| {label} | `{cell(str(item.ref))}` |" for label, item in rows]
             table += ["", "</details>"]
             lines += table
-    body = "\n".join(lines)
-    return body if len(body) <= limit else body[: limit - 60] + "\n\n_Cut to fit the comment size limit._\n"
+    return clip_body("\n".join(lines), limit)
 
 
 def _still_runs(report: DeployReport) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mergeway.kube.diff import ObjectDiff, Plan, leaf_paths
-from mergeway.report.markdown import ALLOW_LABEL, code, sha
+from mergeway.report.markdown import ALLOW_LABEL, clip_body, code, sha
 from mergeway.report.markdown import cell as _cell
 from mergeway.report.markdown import clip as _clip
 from mergeway.report.markdown import fence as _fence
@@ -259,8 +259,4 @@ def render_summary(reports: list[PreviewReport], links: dict[str, str], *, limit
             risky += f" and {len(found) - 4} more"
         summary = report.plan.summary() if report.plan is not None and not report.error else description
         lines.append(f"| {name} | {icon} {state} | {_cell(summary)} | {risky} | {report.on_merge} |")
-    return _clip_body("\n".join(lines) + "\n", limit)
-
-
-def _clip_body(body: str, limit: int) -> str:
-    return body if len(body) <= limit else body[: limit - 60] + "\n\n_Cut to fit the comment size limit._\n"
+    return clip_body("\n".join(lines) + "\n", limit)

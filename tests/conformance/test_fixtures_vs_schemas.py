@@ -1,4 +1,4 @@
-"""The real deliveries in shared/fixtures/github, checked against ``@octokit/openapi-webhooks``.
+"""The real deliveries in tests/data/webhooks/github, checked against ``@octokit/openapi-webhooks``.
 
 Some are old deliveries (2018, 2019): GitHub has since added fields its schemas now mark required.
 The files are kept byte for byte (they are evidence), so the fields they lack are listed here

@@ -24,9 +24,11 @@ simulator answer                                         documentation example
                                                          requests"
 ``GET /users?username=``                                 doc/api/users.md, "List users" (for
                                                          non-administrators)
-Merge Request Hook (open, update, merge, close)          shared/fixtures/gitlab/merge_request.*.json
+Merge Request Hook (open, update, merge, close)          tests/data/webhooks/gitlab/
+                                                         merge_request.*.json
                                                          (webhook_events.md and real deliveries)
-Note Hook on a merge request                             shared/fixtures/gitlab/note.merge_request.json
+Note Hook on a merge request                             tests/data/webhooks/gitlab/
+                                                         note.merge_request.json
 ======================================================  ==========================================
 
 :data:`ALLOWED` lists the fields the simulator leaves out on purpose, each with its reason.

@@ -14,8 +14,8 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import watch
 
-from mergeway.kube.apply import COMMIT_ANNOTATION
-from mergeway.kube.applyset import PART_OF_LABEL, ApplySet
+from mergeway.jobs.applysets import applyset_for
+from mergeway.kube.applyset import COMMIT_ANNOTATION, PART_OF_LABEL, ApplySet
 from mergeway.repoconfig import Environment
 from tests.conftest import SHARED
 from tests.fixtures.cluster import SIMULATE_ANNOTATION
@@ -42,7 +42,7 @@ def merge(stack: Stack, repo, pr, method: str = "merge") -> str:
 
 def applyset_of(stack: Stack, repo) -> ApplySet:
     env = Environment("staging", "deploy", "local", stack.namespace)
-    return ApplySet.for_environment(stack.sim.repository(repo), env)
+    return applyset_for(stack.sim.repository(repo), env)
 
 
 def test_merging_the_guestbook_deploys_it(stack: Stack):
@@ -300,3 +300,59 @@ def test_killed_worker_deploy_is_redelivered_and_completes(stack: Stack):
     )
     dep = apps.read_namespaced_deployment("slow", stack.namespace)
     assert dep.status.available_replicas == 1
+
+
+def _release_pr(stack: Stack):
+    """A repository whose staging deploys from ``release``, and a pull request into that branch."""
+    env = {"name": "staging", "path": "deploy", "cluster": "local", "namespace": stack.namespace, "branch": "release"}
+    repo = stack.repo({"deploy/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"}, environments=[env])
+    stack.sim.commit(repo, "release", {"NOTES.md": "release branch\n"})
+    return repo, stack.sim.open_pr(repo, "ship", files={"NOTES.md": "shipped\n"}, base="release")
+
+
+def test_a_branch_deleted_while_the_deploy_waits_ends_in_a_failed_deploy_not_a_queued_one(stack: Stack, redis_client):
+    """A git failure after the deploy was queued still ends in the environment's own outcome.
+
+    The deploy waits for the environment (another deploy holds it), the target branch is deleted
+    meanwhile, and under the lock the branch head cannot be read: the sticky comment goes from
+    "queued" to "deploy failed" with the reason, and the status from pending to failure.
+    """
+    repo, pr = _release_pr(stack)
+    held = redis_client.lock("mergeway:lock:deploy:local:staging", timeout=120, thread_local=False)
+    assert held.acquire(blocking=False)
+    try:
+        sha = merge(stack, repo, pr)
+        stack.wait(
+            lambda: (s := stack.sim.latest_status(repo, sha, DEPLOY)) and s.state == "pending",
+            message="the deploy to queue behind the held environment",
+        )
+        assert "Deploy queued" in stack.only_comment(repo, pr.number, MARKER).body
+        stack.sim.delete_branch(repo, "release")
+    finally:
+        held.release()
+    status = stack.status(repo, sha, DEPLOY)
+    assert status.state == "failure", status.description
+    assert "branch release does not exist" in status.description
+    body = stack.only_comment(repo, pr.number, MARKER).body
+    assert "❌ Deploy failed" in body and "branch release does not exist" in body, body
+    assert "could not finish" not in body and "Traceback" not in body, body
+
+
+def test_a_branch_deleted_before_the_deploy_runs_ends_in_a_failed_deploy(stack: Stack):
+    """The target branch cannot be read at all: the deploy fails in the config's slot, saying why."""
+    repo, pr = _release_pr(stack)
+    stack.status(repo, pr.head_sha, "mergeway/preview/staging")  # nothing in flight when the worker pauses
+    worker = stack.workers[0].process
+    assert worker is not None
+    os.killpg(worker.pid, signal.SIGSTOP)  # the worker is busy elsewhere: the deploy waits in the queue
+    try:
+        sha = merge(stack, repo, pr)
+        stack.sim.delete_branch(repo, "release")
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)
+    status = stack.status(repo, sha, "mergeway/deploy/config")
+    assert status.state == "failure", status.description
+    assert "branch release does not exist" in status.description
+    body = stack.only_comment(repo, pr.number, "<!-- mergeway:deploy:config -->").body
+    assert "❌ Deploy failed" in body and "branch release does not exist" in body, body
+    assert stack.sim.list_statuses(repo, sha, "mergeway/deploy") == [], "the job ended without its own outcome"

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from mergeway.kube.apply import COMMIT_ANNOTATION
+from mergeway.kube.applyset import COMMIT_ANNOTATION
 from tests.conftest import SHARED
 from tests.fixtures.e2e import Stack
 

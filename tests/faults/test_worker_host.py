@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
-from mergeway.kube.apply import COMMIT_ANNOTATION
-from mergeway.kube.applyset import ApplySet
+from mergeway.jobs.applysets import applyset_for
+from mergeway.kube.applyset import COMMIT_ANNOTATION
 from mergeway.repoconfig import Environment
 from tests.faults.conftest import (
     DEPLOY,
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.cluster]
 
 def applied_commit(chain: Chain, repo) -> str:
     env = Environment("staging", "deploy", "local", chain.namespace)
-    applyset = ApplySet.for_environment(chain.sim.repository(repo), env)
+    applyset = applyset_for(chain.sim.repository(repo), env)
     core = k8s.CoreV1Api(chain.cluster.api_client())
     parent = core.read_namespaced_config_map(applyset.name, chain.namespace)
     return str((parent.metadata.annotations or {}).get(COMMIT_ANNOTATION, ""))

@@ -14,10 +14,10 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.conftest import SHARED
+from tests.conftest import WEBHOOKS
 from tests.fixtures.forgesim import SimHarness
 
-FIXTURES = SHARED / "fixtures"
+FIXTURES = WEBHOOKS
 
 
 class Receiver:

@@ -3,7 +3,7 @@
 The scenario exercises every path that handles a credential: API calls with personal and GitHub
 App installation tokens, failures that produce exceptions, and git fetch/push through the checkout
 cache; logging is captured at DEBUG for every logger. Every git process is recorded (argv and
-environment) through :data:`mergeway.git.run._popen`.
+environment) through :data:`mergeway.proc._popen`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from mergeway import proc
 from mergeway.forge import ForgeError
 from mergeway.git import CheckoutCache, GitError
-from mergeway.git import run as git_run
 from tests.fixtures.forgesim import SimHarness
 
 
@@ -31,7 +31,7 @@ def test_no_token_leaks(
         spawned.append((list(argv), dict(kwargs.get("env") or {})))
         return real_popen(argv, **kwargs)
 
-    monkeypatch.setattr(git_run, "_popen", recording_popen)
+    monkeypatch.setattr(proc, "_popen", recording_popen)
     errors: list[str] = []
     app = forge_sim.create_github_app()
     wrong = {"github": "ghp_" + "7" * 36, "gitlab": "glpat-" + "7" * 20}
@@ -100,7 +100,8 @@ def test_no_token_leaks(
 
 def test_log_redaction_filter(caplog: pytest.LogCaptureFixture) -> None:
     """Library loggers that could print a token-bearing body or header are filtered."""
-    from mergeway.forge.redaction import install_log_redaction, redact, register_secret
+    from mergeway.logs import install_log_redaction
+    from mergeway.redaction import redact, register_secret
 
     install_log_redaction()
     caplog.set_level(logging.DEBUG)
@@ -114,5 +115,5 @@ def test_log_redaction_filter(caplog: pytest.LogCaptureFixture) -> None:
     assert caplog.records and all(token not in r.getMessage() for r in caplog.records)
     register_secret("s3cr3t-value-xyz")
     assert redact("https://u:s3cr3t-value-xyz@host/x and PRIVATE-TOKEN: glpat-abcdefghijklmnopqrstu") == (
-        "https://u:***@host/x and PRIVATE-TOKEN: ***"
+        "https://***@host/x and PRIVATE-TOKEN: ***"
     )

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from mergeway.config import Settings
-from mergeway.logs import configure_logging, log_context, redact, register_secret
+from mergeway.logs import configure_logging, log_context
+from mergeway.redaction import redact, register_secret
 
 SETTINGS = Settings.from_env(
     {

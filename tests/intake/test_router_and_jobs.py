@@ -14,7 +14,7 @@ from mergeway.events import (
     PullRequestUpdated,
     Repository,
 )
-from mergeway.intake.router import JOB_KINDS, QUEUES, TASK_NAMES, route
+from mergeway.jobs.kinds import JOB_KINDS, QUEUES, TASK_NAMES, route
 
 REPO = Repository(forge="github", full_name="o/r", clone_url="https://github.com/o/r.git")
 PR = PullRequest(number=1, title="t", head_sha="a" * 40, head_ref="f", base_ref="main", author="me")

@@ -15,15 +15,8 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from mergeway.kube.apply import COMMIT_ANNOTATION
-from mergeway.kube.applyset import (
-    ENVIRONMENT_ANNOTATION,
-    PART_OF_LABEL,
-    REPOSITORY_ANNOTATION,
-    ApplySet,
-    legacy_for_environment,
-    parent_object,
-)
+from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
+from mergeway.kube.applyset import ENVIRONMENT_ANNOTATION, PART_OF_LABEL, REPOSITORY_ANNOTATION, ApplySet
 from mergeway.repoconfig import Environment
 from tests.fixtures.e2e import Stack
 
@@ -44,9 +37,7 @@ def merged(stack: Stack, repo: Any, pr: Any) -> str:
 
 
 def applyset_of(stack: Stack, repo: Any) -> ApplySet:
-    return ApplySet.for_environment(
-        stack.sim.repository(repo), Environment("staging", "deploy", "local", stack.namespace)
-    )
+    return applyset_for(stack.sim.repository(repo), Environment("staging", "deploy", "local", stack.namespace))
 
 
 def configmaps(stack: Stack) -> dict[str, Any]:
@@ -85,7 +76,8 @@ def test_colliding_repository_names_never_prune_each_others_objects(stack: Stack
 def test_a_parent_recording_another_repository_is_never_adopted(stack: Stack) -> None:
     repo = stack.repo(name="acme/shop-api")
     applyset = applyset_of(stack, repo)
-    squatter = parent_object(ApplySet(applyset.name, applyset.namespace, "github:evil/shop-api", "staging"), [], [])
+    evil = ApplySet(applyset.name, applyset.namespace, "github:evil/shop-api", "staging")
+    squatter = evil.manifest(evil.parent())
     k8s.CoreV1Api(stack.cluster.api_client()).create_namespaced_config_map(stack.namespace, squatter)
 
     pr = stack.sim.open_pr(repo, "add", files={"deploy/cm.yaml": yaml.safe_dump(configmap("mine"))})
@@ -99,14 +91,13 @@ def test_a_parent_recording_another_repository_is_never_adopted(stack: Stack) ->
 def test_a_set_named_the_old_way_is_migrated_without_pruning_what_may_be_someone_elses(stack: Stack) -> None:
     repo = stack.repo({"deploy/kept.yaml": yaml.safe_dump(configmap("kept"))})
     env = Environment("staging", "deploy", "local", stack.namespace)
-    legacy = legacy_for_environment(stack.sim.repository(repo), env)
+    legacy = legacy_applyset_for(stack.sim.repository(repo), env)
     new = applyset_of(stack, repo)
     assert legacy.name != new.name
     # What an earlier version left: its parent (with the commit it applied) and two members, one of
     # which is no longer in Git -- or belongs to another repository whose name collides.
     core = k8s.CoreV1Api(stack.cluster.api_client())
-    old_parent = parent_object(legacy, ["ConfigMap"], [])
-    old_parent["metadata"]["annotations"][COMMIT_ANNOTATION] = stack.sim.head(repo)
+    old_parent = legacy.manifest(legacy.parent(["ConfigMap"], commit=stack.sim.head(repo)))
     core.create_namespaced_config_map(stack.namespace, old_parent)
     for name in ("kept", "orphan"):
         core.create_namespaced_config_map(stack.namespace, configmap(name, {PART_OF_LABEL: legacy.id}))

@@ -12,7 +12,7 @@ import pytest
 
 from mergeway import policy
 from mergeway.events import Repository
-from mergeway.kube.applyset import ApplySet, legacy_for_environment
+from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.policy import PolicyError, PolicyObject
 from mergeway.repoconfig import Environment
 
@@ -114,7 +114,7 @@ def test_mistakes_in_the_policy_file_are_refused(text: str, message: str) -> Non
 def test_applyset_names_are_distinct_for_colliding_repository_names() -> None:
     env = Environment("staging", "deploy", "local", "shop")
     names = ["acme/shop-api", "acme/shop.api", "acme-shop/api", "Acme/Shop-Api"]
-    sets = [ApplySet.for_environment(Repository("github", n, ""), env) for n in names]
+    sets = [applyset_for(Repository("github", n, ""), env) for n in names]
     assert len({s.name for s in sets[:3]}) == 3
     assert sets[3].name == sets[0].name  # forges compare names case-insensitively
     for s in sets:
@@ -122,7 +122,7 @@ def test_applyset_names_are_distinct_for_colliding_repository_names() -> None:
             r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", s.name
         )
         assert s.name.endswith(".staging") and s.name.count(".") == 1
-    long = ApplySet.for_environment(Repository("gitlab", "g/" + "sub/" * 80 + "p", ""), Environment("e" * 63, "d", "c"))
+    long = applyset_for(Repository("gitlab", "g/" + "sub/" * 80 + "p", ""), Environment("e" * 63, "d", "c"))
     assert len(long.name) <= 253
-    legacy = {legacy_for_environment(Repository("github", n, ""), env).name for n in names[:3]}
+    legacy = {legacy_applyset_for(Repository("github", n, ""), env).name for n in names[:3]}
     assert len(legacy) == 1  # what the old naming did

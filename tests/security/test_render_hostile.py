@@ -376,7 +376,7 @@ def test_limits_come_from_settings():
     from mergeway.limits import InputLimits
 
     settings = Settings.from_env({"MERGEWAY_MAX_OBJECTS": "7", "MERGEWAY_MAX_RENDERED_BYTES": "4096"})
-    assert InputLimits.from_settings(settings) == InputLimits(max_objects=7, max_bytes=4096, max_depth=100)
+    assert settings.input_limits() == InputLimits(max_objects=7, max_bytes=4096, max_depth=100)
 
 
 # --- Secrets are not inherited by renderers ----------------------------------------------------------

@@ -1,0 +1,38 @@
+"""A comment on a pull/merge request → a command event, the same way for every forge.
+
+What makes a comment a command is forge-neutral: not written by Mergeway itself (its own replies
+quote commands), and starting with one of our slash commands. Only where the pull request, the
+repository and the comment id sit in the payload differs, so each forge's parser passes that as
+``where``, read only once the comment is known to be a command: an unrelated comment with a
+payload that lacks a field is ignored, not refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+from mergeway.commands import parse_command
+from mergeway.events import CommentCommand, PullRequest, Repository
+from mergeway.intake import Ignored, Parsed
+
+#: The parts of a command event that sit in a different place in each forge's payload.
+Where = Callable[[], tuple[Repository, PullRequest, int]]
+
+
+def comment_command(delivery_id: str, body: object, author: str, bot_logins: Collection[str], where: Where) -> Parsed:
+    """The command event for a comment, or why it is :class:`~mergeway.intake.Ignored`."""
+    if is_bot(author, bot_logins):
+        return Ignored("comment written by Mergeway itself")
+    command = parse_command(body)
+    if command is None:
+        return Ignored("comment is not a Mergeway command")
+    repo, pr, comment_id = where()
+    return CommentCommand(
+        delivery_id=delivery_id, repo=repo, pr=pr, command=command, comment_id=comment_id, author=author
+    )
+
+
+def is_bot(login: str, bot_logins: Collection[str]) -> bool:
+    """Whether ``login`` is one of Mergeway's own accounts (forge logins are case-insensitive)."""
+    lowered = login.lower()
+    return any(lowered == b.lower() for b in bot_logins)

@@ -1,0 +1,59 @@
+"""Which ApplySet holds a repository's environment.
+
+A set belongs to exactly one repository and environment. Its parent's name carries a readable slug
+and a hash of the exact ``forge:owner/name`` (``mergeway-github-acme-shop-api-<16 hex>.staging``),
+so ``acme/shop-api``, ``acme/shop.api`` and ``acme-shop/api`` get three sets, and the set records
+that identity on its parent, where every read verifies it (:meth:`mergeway.kube.applyset.ApplySet.read`).
+Parents named the old way (``mergeway-<slug>.<env>``, shared by colliding names) are found by
+:func:`legacy_applyset_for` and retired as described in docs/DECISIONS.md ("Policy"). The engine
+(:mod:`mergeway.kube`) knows none of this: it is given a set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from mergeway.events import Repository
+from mergeway.kube.applyset import ApplySet
+from mergeway.repoconfig import Environment
+
+#: The parent lives here when the environment names no namespace.
+DEFAULT_PARENT_NAMESPACE = "default"
+#: Hex digits of sha256(forge:owner/name) in a parent's name: 64 bits, no feasible second preimage.
+_DIGEST_CHARS = 16
+_SLUG_CHARS = 100
+
+
+def owner_identity(repo: Repository) -> str:
+    """``forge:owner/name``: what a set's parent records, and what its name is derived from."""
+    return f"{repo.forge}:{repo.full_name}"
+
+
+def applyset_for(repo: Repository, env: Environment) -> ApplySet:
+    """The set of one repository's environment, named collision-free from its exact identity.
+
+    Forges treat owner and repository names case-insensitively (two repositories never differ
+    only by case), so the hash is of the lower-cased identity: a repository renamed from
+    ``Acme/Shop`` to ``acme/shop`` keeps its set. Slug and hash hold no dot, so the environment
+    after the first dot is exact too; the name stays a DNS subdomain well under 253 characters.
+    """
+    identity = owner_identity(repo)
+    digest = hashlib.sha256(identity.lower().encode()).hexdigest()[:_DIGEST_CHARS]
+    slug = re.sub(r"[^a-z0-9]+", "-", identity.lower()).strip("-")[:_SLUG_CHARS].strip("-")
+    return ApplySet(
+        name=f"mergeway-{slug}-{digest}.{env.name}",
+        namespace=env.namespace or DEFAULT_PARENT_NAMESPACE,
+        repository=identity,
+        environment=env.name,
+    )
+
+
+def legacy_applyset_for(repo: Repository, env: Environment) -> ApplySet:
+    """The parent name earlier versions used (``mergeway-<slug>.<env>``), which different repositories share.
+
+    It carries no owner (``repository`` empty): whoever finds one cannot know whose it is.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{repo.forge}-{repo.full_name}".lower()).strip("-")
+    name = f"mergeway-{slug}"[:200].rstrip("-") + f".{env.name}"
+    return ApplySet(name=name, namespace=env.namespace or DEFAULT_PARENT_NAMESPACE)

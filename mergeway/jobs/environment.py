@@ -1,0 +1,109 @@
+"""One environment's step, shared by the preview and the deploy jobs.
+
+Both jobs do the same things for an environment before they part ways (dry run or apply): ask the
+policy whether the repository may use the environment at all, get the cluster's client, render the
+manifests for that cluster and have the policy admit every rendered object before any of them is
+sent. And both must end every environment with its own comment and status, whatever went wrong on
+the way: :meth:`EnvironmentStep.run` turns each *expected* failure (git, the checkout, the
+repository's config, the policy, rendering, the cluster, an ApplySet owned by someone else) into the
+sentence the pull request shows. Anything else is a bug: it propagates, and the worker reports the
+job as unfinished (``workers/outcomes.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from mergeway.events import Repository
+from mergeway.git import CheckoutError, GitError
+from mergeway.jobs.context import JobContext
+from mergeway.kube.applyset import ApplySetConflict
+from mergeway.kube.client import KubeClient, KubeError
+from mergeway.kube.clusters import UnknownCluster
+from mergeway.kube.discovery import Discovery
+from mergeway.render import Rendered, RenderError
+from mergeway.repoconfig import Environment, RepoConfigError
+
+log = logging.getLogger("mergeway.jobs.environment")
+
+
+#: The slot (comment and status) of a failure before any environment is known: the repository's config.
+CONFIG_ENV = "config"
+
+
+class Refused(Exception):
+    """The environment stops here, on purpose; the message is what the pull request is told."""
+
+
+#: Failures of reading the repository at a commit (fetch, checkout, ``.mergeway.yaml``).
+READ_ERRORS = (CheckoutError, GitError, RepoConfigError)
+#: Everything an environment's step may fail with and still report its own outcome.
+EXPECTED = (*READ_ERRORS, Refused, UnknownCluster, RenderError, KubeError)
+
+
+def describe(exc: Exception, verb: str, env: Environment | None = None) -> str:
+    """An expected failure in the pull request's words; ``verb`` is what was tried ("deploy")."""
+    if isinstance(exc, CheckoutError | GitError):
+        return f"Could not read the repository: {exc}"
+    if env is not None and isinstance(exc, RenderError):
+        return f"Rendering {env.path} failed:\n{exc}"
+    if env is not None and isinstance(exc, KubeError) and not isinstance(exc, ApplySetConflict):
+        # Status 0 is the client's own failure (no kubeconfig, no connection): no answer to quote.
+        what = "could not be reached" if exc.status == 0 else f"refused the {verb}"
+        return f"The cluster {env.cluster!r} {what}: {exc}"
+    return str(exc)
+
+
+class Report(Protocol):
+    error: str
+
+
+R = TypeVar("R", bound=Report)
+
+
+@dataclass
+class EnvironmentStep:
+    """What preview and deploy do for one environment before the dry run or the apply."""
+
+    ctx: JobContext
+    repo: Repository
+    #: Replaced by the deploy with the environment as the commit it deploys configures it.
+    env: Environment
+    #: "preview" or "deploy": the word cluster errors use.
+    verb: str
+
+    def run(self, report: R, body: Callable[[], R]) -> R:
+        """``body()``, or ``report`` saying why when it fails as expected (see :data:`EXPECTED`)."""
+        try:
+            return body()
+        except EXPECTED as exc:
+            report.error = describe(exc, self.verb, self.env)
+            log.info("%s of %s stopped: %s", self.verb, self.env.name, type(exc).__name__)
+            return report
+
+    def check_policy(self) -> None:
+        """Raise :class:`Refused` when the policy refuses the environment as a whole (cluster, namespace, branch)."""
+        repo = self.repo
+        known = self.ctx.clusters.known()
+        decision = self.ctx.policy.check(
+            repo.forge, repo.full_name, self.env, known, default_branch=repo.default_branch
+        )
+        if not decision.allowed:
+            raise Refused(f"Not allowed by this server's policy: {decision.reason}")
+
+    def client(self) -> KubeClient:
+        return self.ctx.clusters.client(self.env.cluster)
+
+    def render(self, root: Path, client: KubeClient) -> Rendered:
+        return self.ctx.render(root, self.env, client)
+
+    def admit(self, rendered: Rendered, discovery: Discovery) -> None:
+        """Raise :class:`Refused` unless the policy admits every rendered object (checked before any is sent)."""
+        repo = self.repo
+        refusal = self.ctx.policy.admit(repo.forge, repo.full_name, self.env, rendered.manifests, discovery)
+        if refusal:
+            raise Refused(f"Not allowed by this server's policy: {refusal}")

@@ -1,0 +1,47 @@
+"""The ``/help`` answer: every command Mergeway understands, what it does and who may use it.
+
+The table is built from :data:`USAGE`, keyed by the command names themselves (the type checker
+refuses a name Mergeway does not have, and the report layout tests a command left out), so /help
+cannot drift from what the parser accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from mergeway.events import CommandName
+from mergeway.report.markdown import marker
+
+MARKER: Final = marker("help")
+
+#: Per command, in the order /help lists them: how to write it, and what it does.
+USAGE: Final[dict[CommandName, tuple[str, str]]] = {
+    "preview": (
+        "/preview",
+        "re-run the preview of every environment (`/preview staging` for one; needs write access)",
+    ),
+    "rollback": ("/rollback", "on a merged pull request: open a pull request that reverts it (needs write access)"),
+    "allow-destructive": (
+        "/allow-destructive staging",
+        "let merging prune storage, namespaces or CRDs in `staging` (needs write access)",
+    ),
+    "help": ("/help", "this message"),
+}
+
+
+def render_help() -> str:
+    """The help comment, with its marker so asking again edits the same comment."""
+    rows = [f"| `{usage}` | {what} |" for usage, what in USAGE.values()]
+    return "\n".join(
+        [
+            MARKER,
+            "**Mergeway commands** (comment on a pull request or merge request):",
+            "",
+            "| command | what it does |",
+            "|---|---|",
+            *rows,
+            "",
+            "Previews run by themselves when the pull request is opened or new commits are pushed; merging deploys.",
+            "",
+        ]
+    )

@@ -1,0 +1,48 @@
+"""Settings are documented where operators look, and ``.env.example`` is a configuration that starts.
+
+Each :class:`~mergeway.config.Settings` field names its variable; an undocumented one is a setting
+nobody can find, and an example file that does not parse would be copied into deployments as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from mergeway.config import Settings
+from tests.conftest import ROOT
+
+EXAMPLE = ROOT / ".env.example"
+
+
+def _example() -> dict[str, str]:
+    """The variables ``.env.example`` sets (commented-out examples excluded), as a shell would read them."""
+    pairs = (line.split("=", 1) for line in EXAMPLE.read_text().splitlines() if re.match(r"^[A-Z_]+=", line))
+    return {name: value.replace("~", str(ROOT)) for name, value in pairs}
+
+
+def test_every_variable_is_documented_in_the_example() -> None:
+    text = EXAMPLE.read_text()
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", text, flags=re.M))
+    read = {f.metadata["env"] for f in dataclasses.fields(Settings)}
+    assert sorted(read - documented) == []
+
+
+def test_the_example_is_a_valid_configuration() -> None:
+    env = {**_example(), "GITHUB_TOKEN": "t", "GITLAB_TOKEN": "t", "MERGEWAY_POLICY": "allow-all"}
+    env.update(GITHUB_WEBHOOK_SECRET="s", GITLAB_WEBHOOK_SECRET="s")
+    for role in ("web", "worker"):
+        Settings.from_env(env, role=role)
+
+
+def test_an_empty_environment_gives_the_stated_defaults() -> None:
+    assert {f.name: getattr(Settings.from_env({}), f.name) for f in dataclasses.fields(Settings)} == {
+        f.name: getattr(Settings(), f.name) for f in dataclasses.fields(Settings)
+    }
+
+
+def test_one_setting_reads_as_all_of_them_do() -> None:
+    env = {"MERGEWAY_HELM": "/opt/helm", "XDG_CACHE_HOME": "/var/cache", "MERGEWAY_CACHE_DIR": "", "PORT": "9000"}
+    every = Settings.from_env(env)
+    for name in ("helm", "kubectl", "user_cache_dir", "cache_dir", "web_port"):
+        assert Settings.read(name, env) == getattr(every, name)
