@@ -19,10 +19,10 @@ import logging
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-import orjson
 import redis
 
 from mergeway import metrics
@@ -37,6 +37,12 @@ from mergeway.jobs.kinds import route
 from mergeway.logs import log_context
 
 log = logging.getLogger("mergeway.intake")
+
+_fast_loads: Callable[[bytes], Any] | None
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # the optional speedup is not installed
+    _fast_loads = None
 
 #: Errors that mean "the queue is unreachable right now": answer 503 so the forge retries.
 QUEUE_ERRORS: Final = (redis.RedisError, OSError)
@@ -213,15 +219,24 @@ def _decode(body: bytes, content_type: str) -> dict[str, Any] | None:
         if not values:
             return None
         body = values[0].encode("utf-8")
-    try:
-        # About three times faster than the json module on a 30 KB payload: parsing is the largest
-        # part of a delivery's CPU. orjson is stricter (NaN, lone surrogates, a BOM, nesting past
-        # 1024) and reads integers past 64 bits as floats; what it refuses gets the json module,
-        # so no body that was accepted is refused.
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            return None
+    data = _loads(body)
     return data if isinstance(data, dict) else None
+
+
+def _loads(body: bytes) -> Any:
+    """Parse JSON with orjson when installed (``mergeway[speedups]``), else with the json module.
+
+    orjson is about three times faster on a 30 KB payload, and parsing is the largest part of a
+    delivery's CPU. It is stricter (NaN, lone surrogates, a BOM, nesting past 1024, integers past
+    64 bits); what it refuses gets the json module, so no body the json module accepts is refused.
+    ``None`` when neither can parse it.
+    """
+    if _fast_loads is not None:
+        try:
+            return _fast_loads(body)
+        except ValueError:  # orjson.JSONDecodeError is a ValueError
+            pass
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
