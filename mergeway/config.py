@@ -348,12 +348,7 @@ class Settings:
 
     def input_limits(self) -> InputLimits:
         """The bounds on what one environment's render may read (:mod:`mergeway.limits`)."""
-        return InputLimits(
-            max_objects=self.max_objects,
-            max_bytes=self.max_rendered_bytes,
-            max_depth=self.max_yaml_depth,
-            max_aliases=self.max_yaml_aliases,
-        )
+        return InputLimits(self.max_objects, self.max_rendered_bytes, self.max_yaml_depth, self.max_yaml_aliases)
 
     def load_policy(self) -> Policy:
         """The operator's policy, parsed; refuses (:class:`ConfigError`) to run without one.

@@ -15,7 +15,7 @@ import abc
 import contextlib
 import enum
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -191,15 +191,29 @@ class Forge(abc.ABC):
     #: Display name used in error messages.
     display_name: ClassVar[str]
 
+    #: The client library's exceptions (and requests'), turned into ForgeErrors by :meth:`_api`.
+    client_errors: ClassVar[tuple[type[Exception], ...]]
+
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
 
+    @staticmethod
+    @abc.abstractmethod
+    def translate_error(exc: Exception, action: str, repo: str) -> ForgeError:
+        """The :class:`ForgeError` for a client exception: what failed, in words an operator acts on."""
+
+    @contextlib.contextmanager
+    def _api(self, action: str) -> Iterator[None]:
+        """Run forge calls whose failure must reach the job as a :class:`ForgeError` naming ``action``."""
+        try:
+            yield
+        except self.client_errors as exc:
+            raise self.translate_error(exc, action, self.repo.full_name) from None
+
     # -- limits ---------------------------------------------------------------------------------
 
-    @property
-    @abc.abstractmethod
-    def comment_limit(self) -> int:
-        """Longest comment body the forge accepts, in characters; the report layer fits to it."""
+    #: Longest comment body the forge accepts, in characters; the report layer fits to it.
+    comment_limit: ClassVar[int]
 
     def check_comment_length(self, body: str) -> None:
         """Raise :class:`CommentTooLongError` rather than let the forge reject (or truncate) a body."""

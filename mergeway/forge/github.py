@@ -9,10 +9,9 @@ jobs share a token instead of minting one each.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Literal, cast
 
 import requests
@@ -72,6 +71,7 @@ def translate_github_error(exc: Exception, action: str, repo: str) -> errors.For
 class GitHubForge(base.Forge):
     name = "github"
     display_name = "GitHub"
+    comment_limit = GITHUB_COMMENT_LIMIT
 
     def __init__(
         self,
@@ -88,6 +88,10 @@ class GitHubForge(base.Forge):
         self._owner = repo.full_name.split("/", 1)[0]
         self._identity_source = identity or self._authenticated_user
         self._me: Identity | None = None
+
+    #: How the client's failures become ForgeErrors (see :meth:`mergeway.forge.base.Forge._api`).
+    client_errors = (GithubException, requests.RequestException)
+    translate_error = staticmethod(translate_github_error)
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -106,17 +110,6 @@ class GitHubForge(base.Forge):
         with self._api("read the repository"):
             _, data = self._client.requester.requestJsonAndCheck("GET", f"/repos/{self.repo.full_name}")
         return dict(data)
-
-    @property
-    def comment_limit(self) -> int:
-        return GITHUB_COMMENT_LIMIT
-
-    @contextlib.contextmanager
-    def _api(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except (GithubException, requests.RequestException) as exc:
-            raise translate_github_error(exc, action, self.repo.full_name) from None
 
     # -- comments -------------------------------------------------------------------------------
 

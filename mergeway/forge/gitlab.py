@@ -8,10 +8,8 @@ rate-limit waits that python-gitlab lacks.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import gitlab
@@ -89,6 +87,7 @@ def translate_gitlab_error(exc: Exception, action: str, repo: str) -> errors.For
 class GitLabForge(base.Forge):
     name = "gitlab"
     display_name = "GitLab"
+    comment_limit = GITLAB_COMMENT_LIMIT
 
     def __init__(self, repo: Repository, client: gitlab.Gitlab, token: str) -> None:
         super().__init__(repo)
@@ -97,6 +96,10 @@ class GitLabForge(base.Forge):
         ident: int | str = repo.project_id if repo.project_id is not None else repo.full_name
         self._project: Project = client.projects.get(ident, lazy=True)
         self._me: Identity | None = None
+
+    #: How the client's failures become ForgeErrors (see :meth:`mergeway.forge.base.Forge._api`).
+    client_errors = (GitlabError, requests.RequestException)
+    translate_error = staticmethod(translate_gitlab_error)
 
     # -- identity ---------------------------------------------------------------------------------
 
@@ -117,17 +120,6 @@ class GitLabForge(base.Forge):
         if not isinstance(data, dict):
             raise errors.ForgeError(f"GitLab: GET /projects/{ident} did not return a project")
         return dict(data)
-
-    @property
-    def comment_limit(self) -> int:
-        return GITLAB_COMMENT_LIMIT
-
-    @contextlib.contextmanager
-    def _api(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except (GitlabError, requests.RequestException) as exc:
-            raise translate_gitlab_error(exc, action, self.repo.full_name) from None
 
     def _mr(self, number: int) -> ProjectMergeRequest:
         return self._project.mergerequests.get(number, lazy=True)

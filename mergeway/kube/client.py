@@ -20,7 +20,7 @@ from typing import Any
 
 from mergeway.kube import kubeconfig
 from mergeway.kube.retry import RetryPolicy, is_transient
-from mergeway.kube.transport import DirectTransport, OfficialTransport, Response, Transport, TransportError
+from mergeway.kube.transport import DirectTransport, OfficialTransport, Request, Response, Transport, TransportError
 
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "mergeway"
@@ -113,7 +113,7 @@ class KubeClient:
         if body is not None:
             # Bodies are sent as JSON, which is also valid YAML for ``application/apply-patch+yaml``.
             headers["Content-Type"] = content_type
-        response = self._send(method, path, query=query, headers=headers, body=body, timeout=timeout)
+        response = self._send(Request(method, path, query, headers, body, timeout or self.timeout))
         if 200 <= response.status <= 299:
             return json.loads(response.data) if response.data else None
         raise _error_from(response.status, response.reason, response.data)
@@ -134,7 +134,7 @@ class KubeClient:
         headers = {"Accept": accept}
         if cached:
             headers["If-None-Match"] = cached[0]
-        response = self._send("GET", path, query=None, headers=headers, body=None, timeout=None)
+        response = self._send(Request("GET", path, None, headers, None, self.timeout))
         if response.status == 304 and cached:
             self._etags[key] = cached
             return cached[1]
@@ -173,16 +173,7 @@ class KubeClient:
             tmp.write_bytes(etag.encode() + b"\n" + json.dumps(value, separators=(",", ":")).encode())
             tmp.replace(path)
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-        body: Any,
-        timeout: float | None,
-    ) -> Response:
+    def _send(self, request: Request) -> Response:
         """Send with retries: transient failures (:mod:`mergeway.kube.retry`: no answer, 429, 5xx,
         "the object has been modified") are retried with jittered backoff, honouring ``Retry-After``.
 
@@ -192,9 +183,7 @@ class KubeClient:
         attempts = self.retry.attempts()
         while True:
             try:
-                response = self.transport.send(
-                    method, path, query=query, headers=headers, body=body, timeout=timeout or self.timeout
-                )
+                response = self.transport.send(request)
             except TransportError as exc:  # refused, reset, TLS or timeout: no answer at all
                 if attempts.again():
                     continue

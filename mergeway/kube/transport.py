@@ -42,19 +42,22 @@ class Response:
     data: bytes
 
 
+@dataclass(frozen=True)
+class Request:
+    """One API request as a transport sends it: the body is JSON-encoded by the transport."""
+
+    method: str
+    path: str
+    query: Mapping[str, str] | None
+    headers: Mapping[str, str]
+    body: Any
+    timeout: float
+
+
 class Transport(Protocol):
     host: str
 
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-        body: Any,
-        timeout: float,
-    ) -> Response: ...
+    def send(self, request: Request) -> Response: ...
 
 
 def _ssl_context(creds: Credentials) -> ssl.SSLContext:
@@ -298,40 +301,36 @@ class DirectTransport:
         for conn in idle:
             conn.close()
 
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-        body: Any,
-        timeout: float,
-    ) -> Response:
-        target = self.prefix + path + ("?" + urlencode(list(query.items())) if query else "")
+    def _encode(self, request: Request) -> bytes:
+        """The request's bytes: head and body in one buffer, so it goes out in one write."""
+        method, query, body = request.method, request.query, request.body
+        target = self.prefix + request.path + ("?" + urlencode(list(query.items())) if query else "")
         payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         lines = [f"{method} {target} HTTP/1.1", f"Host: {self.authority.decode('ascii')}"]
-        lines.extend(f"{name}: {value}" for name, value in headers.items())
+        lines.extend(f"{name}: {value}" for name, value in request.headers.items())
         auth = self._authorization()
         if auth:
             lines.append(f"Authorization: {auth}")
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(payload)}")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
+
+    def send(self, request: Request) -> Response:
+        raw, method, timeout = self._encode(request), request.method, request.timeout
         conn = self._checkout()
         fresh = conn is None
         try:
             if conn is None:
                 conn = self._connect(timeout)
             try:
-                status, reason, answer, data = conn.exchange(request, method, timeout)
+                status, reason, answer, data = conn.exchange(raw, method, timeout)
             except (_Closed, ConnectionError, ssl.SSLEOFError):
                 if fresh:
                     raise
                 # The server closed the idle connection as we sent: once more, on a new one.
                 conn.close()
                 conn = self._connect(timeout)
-                status, reason, answer, data = conn.exchange(request, method, timeout)
+                status, reason, answer, data = conn.exchange(raw, method, timeout)
         except (OSError, ValueError) as exc:
             if conn is not None:
                 conn.close()
@@ -358,30 +357,21 @@ class OfficialTransport:
         self.api = k8s_client.ApiClient(configuration)
         self.host = str(configuration.host)
 
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-        body: Any,
-        timeout: float,
-    ) -> Response:
+    def send(self, request: Request) -> Response:
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
         try:
             method_, url, headers_, body_, post = self.api.param_serialize(
-                method,
-                path,
-                query_params=list((query or {}).items()),
-                header_params=dict(headers),
-                body=body,
+                request.method,
+                request.path,
+                query_params=list((request.query or {}).items()),
+                header_params=dict(request.headers),
+                body=request.body,
                 auth_settings=["BearerToken"],
             )
             response = self.api.call_api(
-                method_, url, header_params=headers_, body=body_, post_params=post, _request_timeout=timeout
+                method_, url, header_params=headers_, body=body_, post_params=post, _request_timeout=request.timeout
             )
             data = response.read()  # type: ignore[no-untyped-call]
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:

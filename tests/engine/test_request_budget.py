@@ -8,8 +8,6 @@ change that quietly doubles the requests per object shows up here, not only in a
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
 
 import pytest
 
@@ -17,7 +15,7 @@ from mergeway.kube.apply import Applier
 from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
-from mergeway.kube.transport import Response, Transport
+from mergeway.kube.transport import Request, Response, Transport
 from mergeway.render.manifests import Manifest
 
 pytestmark = pytest.mark.cluster
@@ -31,19 +29,10 @@ class Observed:
         self.host = inner.host
         self.sent: Counter[str] = Counter()
 
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, str] | None,
-        headers: Mapping[str, str],
-        body: Any,
-        timeout: float,
-    ) -> Response:
-        dry = "dryRun" in (query or {})
-        self.sent[f"{method} dry-run" if dry else method] += 1
-        return self.inner.send(method, path, query=query, headers=headers, body=body, timeout=timeout)
+    def send(self, request: Request) -> Response:
+        dry = "dryRun" in (request.query or {})
+        self.sent[f"{request.method} dry-run" if dry else request.method] += 1
+        return self.inner.send(request)
 
 
 @pytest.fixture

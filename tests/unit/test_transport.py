@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 import pytest
 
 from mergeway.kube.kubeconfig import Credentials
-from mergeway.kube.transport import DirectTransport, TransportError
+from mergeway.kube.transport import DirectTransport, Request, TransportError
 
 #: One scripted answer: given the request head, the raw bytes to send, and whether to close after.
 Answer = Callable[[bytes], tuple[bytes, bool]]
@@ -106,7 +106,7 @@ def _chunked(doc: object) -> Answer:
 def _send(
     transport: DirectTransport, method: str = "GET", body: object = None
 ) -> tuple[int, object, Mapping[str, str]]:
-    response = transport.send(method, "/api/v1/things", query={"limit": "2"}, headers={}, body=body, timeout=5)
+    response = transport.send(Request(method, "/api/v1/things", {"limit": "2"}, {}, body, 5))
     return response.status, json.loads(response.data) if response.data else None, response.headers
 
 
@@ -150,5 +150,5 @@ def test_no_answer_at_all_is_a_transport_error(serve: Serve) -> None:
         dead = probe.getsockname()[1]
     with pytest.raises(TransportError):
         DirectTransport(Credentials(server=f"http://127.0.0.1:{dead}")).send(
-            "GET", "/version", query=None, headers={}, body=None, timeout=2
+            Request("GET", "/version", None, {}, None, 2)
         )
