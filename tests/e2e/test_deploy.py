@@ -295,6 +295,11 @@ def test_killed_worker_deploy_is_redelivered_and_completes(stack: Stack):
     status = stack.status(repo, sha, DEPLOY, timeout=120)
     assert status.state == "success", status.description
     # The same job ran twice: killed mid-deploy (no outcome logged), then redelivered to completion.
+    # The outcome line is logged after the status is posted: wait for it rather than race it.
+    worker.wait_log(
+        lambda r: r.get("job_id") == job_id and r.get("msg") == "deploy job succeeded",
+        message="the redelivered job's outcome",
+    )
     assert _job_records(worker, job_id) == ["deploy job started", "deploy job started", "deploy job succeeded"], (
         stack.log_tails()
     )
