@@ -32,19 +32,19 @@ def server_floor(env: dict[str, str], folder: Path, ns: str, repeat: int) -> flo
     open connections, with no start-up, discovery or diffing: what no client can beat.
     """
     sys.path.insert(0, str(ROOT))
-    from mergeway.kube.applyset import ApplySet, label_members
+    from mergeway.kube.applyset import ApplySet
     from mergeway.kube.client import KubeClient
     from mergeway.kube.diff import Differ
     from mergeway.render import render
 
     client = KubeClient.from_kubeconfig(env["KUBECONFIG"], pool_size=16)
     differ = Differ(client)
-    manifests = label_members(render(folder, ".", namespace=ns).manifests, ApplySet("floor", ns))
+    manifests = ApplySet("floor", ns).label(render(folder, ".", namespace=ns).manifests)
     prepared = [differ.prepare(m, ns) for m in manifests]
     with ThreadPoolExecutor(16) as pool:
 
         def dry_runs() -> None:
-            list(pool.map(lambda rp: differ.apply(rp[0], rp[1], dry_run=True), prepared))
+            list(pool.map(lambda rp: differ.dry_run(rp[0], rp[1]), prepared))
 
         dry_runs()  # open the connections
         return timed(dry_runs, repeat)
