@@ -33,8 +33,8 @@ from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, 
 from mergeway.jobs.locks import LockUnavailable
 from mergeway.kube.apply import Applier, DeployResult
 from mergeway.kube.applyset import ApplySet, Parent
+from mergeway.kube.changeset import ObjectRef, Plan
 from mergeway.kube.client import KubeClient
-from mergeway.kube.diff import ObjectRef, Plan
 from mergeway.kube.discovery import Discovery
 from mergeway.kube.prune import retire_legacy
 from mergeway.repoconfig import Environment

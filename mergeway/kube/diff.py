@@ -19,29 +19,13 @@ from typing import Any
 
 from mergeway.kube import prune
 from mergeway.kube.applyset import ApplySet, Listed, Parent, list_collection
-from mergeway.kube.changeset import Action, ObjectDiff, ObjectRef, Plan, to_yaml, unified
+from mergeway.kube.changeset import Action, ObjectDiff, ObjectRef, Plan, unified
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.discovery import Discovery, Resource, UnknownKind
 from mergeway.kube.normalize import CONFIG_HASH, normalize
 from mergeway.kube.patch import server_side_apply
 from mergeway.kube.secrets import is_secret, mask_pair, scrub, secret_values, stored_form
 from mergeway.render.manifests import Manifest
-
-__all__ = [
-    "RECREATE_ANNOTATION",
-    "Action",
-    "Differ",
-    "ObjectDiff",
-    "ObjectRef",
-    "Plan",
-    "config_hash",
-    "contains",
-    "leaf_paths",
-    "opts_in_to_recreate",
-    "to_yaml",
-    "touches_immutable_field",
-    "unified",
-]
 
 #: Objects opt in to delete-and-recreate when a change touches an immutable field.
 RECREATE_ANNOTATION = "mergeway.io/recreate"

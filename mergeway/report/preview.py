@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mergeway.kube.diff import ObjectDiff, Plan, leaf_paths
+from mergeway.kube.changeset import ObjectDiff, Plan
+from mergeway.kube.diff import leaf_paths
 from mergeway.report.markdown import ALLOW_LABEL, clip_body, code, sha
 from mergeway.report.markdown import cell as _cell
 from mergeway.report.markdown import clip as _clip

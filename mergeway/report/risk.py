@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mergeway.kube.diff import ObjectDiff, ObjectRef, Plan
+from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan
 
 #: Objects may opt in to the same care as storage: pruning them needs an explicit allowance.
 PROTECT_ANNOTATION = "mergeway.io/protect"

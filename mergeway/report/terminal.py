@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from mergeway.kube.diff import Plan
+from mergeway.kube.changeset import Plan
 
 _COLORS = {"+": "\033[32m", "-": "\033[31m", "@": "\033[36m"}
 _RESET = "\033[0m"

@@ -19,7 +19,7 @@ from mergeway.kube.applyset import COMMIT_ANNOTATION, PART_OF_LABEL, ApplySet
 from mergeway.repoconfig import Environment
 from tests.conftest import SHARED
 from tests.fixtures.cluster import SIMULATE_ANNOTATION
-from tests.fixtures.e2e import Stack
+from tests.fixtures.e2e import Stack, slow_deployment
 from tests.fixtures.services import ServiceProcess
 from tests.fixtures.waiting import absent_as_none
 
@@ -261,19 +261,7 @@ def _pool_children(worker_pid: int) -> list[int]:
 
 
 def test_killed_worker_deploy_is_redelivered_and_completes(stack: Stack):
-    slow = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "slow"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "slow"}},
-            "template": {
-                "metadata": {"labels": {"app": "slow"}, "annotations": {"mergeway.test/ready-after": "12s"}},
-                "spec": {"containers": [{"name": "app", "image": "example.com/slow:1"}]},
-            },
-        },
-    }
+    slow = slow_deployment("slow", "12s")
     repo = stack.repo()
     pr = stack.sim.open_pr(repo, "slow", files={"deploy/slow.yaml": yaml.safe_dump(slow)})
     sha = merge(stack, repo, pr)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from tests.fixtures.e2e import StackFactory
+from tests.fixtures.e2e import StackFactory, slow_deployment
 
 pytestmark = pytest.mark.cluster
 PREVIEW = "mergeway/preview/staging"
@@ -52,24 +52,6 @@ def test_the_policy_refuses_a_repository_it_does_not_allow(make_stack: StackFact
     deploy = stack.status(allowed, stack.sim.pr(allowed, pr.number).merge_commit_sha, DEPLOY)
     assert deploy.state == "success", deploy.description
     assert "allowed" in config_maps(stack)
-
-
-def slow_deployment(name: str, ready_after: str) -> dict:
-    """A Deployment whose pods become ready only after ``ready_after`` (KWOK stage), with the default
-    10-minute progress deadline: Kubernetes itself will not call it failed for a long time."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": {"mergeway.test/ready-after": ready_after}},
-                "spec": {"containers": [{"name": "app", "image": f"example.com/{name}:1"}]},
-            },
-        },
-    }
 
 
 def test_a_rollout_slower_than_the_health_timeout_fails_as_timed_out(make_stack: StackFactory):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mergeway.kube.apply import DeployResult
-from mergeway.kube.diff import ObjectDiff, ObjectRef, Plan
+from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
 
 BEFORE, AFTER = "a" * 40, "b" * 40

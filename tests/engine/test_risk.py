@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mergeway.kube.diff import ObjectDiff, ObjectRef, Plan
+from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan
 from mergeway.report.markdown import code
 from mergeway.report.preview import PreviewReport, render_preview
 from mergeway.report.risk import destructive, field_changes, risks

@@ -1,6 +1,6 @@
 import base64
 
-from mergeway.kube.diff import ObjectDiff, ObjectRef, Plan, unified
+from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan, unified
 from mergeway.kube.normalize import normalize
 from mergeway.kube.secrets import mask_pair, scrub, secret_values
 from mergeway.report.preview import PreviewReport, marker, render_preview

@@ -18,6 +18,7 @@ import yaml
 
 from tests.fixtures.cluster import KubeCluster
 from tests.fixtures.e2e import Stack, stack_env
+from tests.fixtures.e2e import slow_deployment as e2e_slow_deployment
 from tests.fixtures.forgesim import SimHarness
 from tests.fixtures.services import TEST_GITHUB_SECRET, TEST_GITLAB_SECRET, ServiceManager, ServiceProcess
 
@@ -49,23 +50,9 @@ class Chain(Stack):
         worker.process.wait(timeout=10)
 
 
-def slow_deployment(name: str, ready_after: str, image: str = "example.com/slow:1") -> str:
-    """A Deployment whose pods become Ready only ``ready_after`` after they start (KWOK stage)."""
-    return yaml.safe_dump(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}, "annotations": {"mergeway.test/ready-after": ready_after}},
-                    "spec": {"containers": [{"name": "app", "image": image}]},
-                },
-            },
-        }
-    )
+def slow_deployment(name: str, ready_after: str) -> str:
+    """:func:`tests.fixtures.e2e.slow_deployment` as the YAML file a pull request adds."""
+    return yaml.safe_dump(e2e_slow_deployment(name, ready_after))
 
 
 def config_map(name: str, **data: str) -> str:

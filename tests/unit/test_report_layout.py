@@ -14,7 +14,7 @@ import pytest
 from mergeway.commands import parse_command
 from mergeway.events import COMMAND_NAMES
 from mergeway.kube.apply import DeployResult
-from mergeway.kube.diff import ObjectDiff, ObjectRef, Plan
+from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan
 from mergeway.report import rollback
 from mergeway.report.deploy import DeployReport, render_deploy
 from mergeway.report.help import MARKER as HELP_MARKER

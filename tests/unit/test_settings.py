@@ -32,7 +32,12 @@ def test_the_example_is_a_valid_configuration() -> None:
     env = {**_example(), "GITHUB_TOKEN": "t", "GITLAB_TOKEN": "t", "MERGEWAY_POLICY": "allow-all"}
     env.update(GITHUB_WEBHOOK_SECRET="s", GITLAB_WEBHOOK_SECRET="s")
     for role in ("web", "worker"):
-        Settings.from_env(env, role=role)
+        settings = Settings.from_env(env, role=role)  # raises ConfigError on any invalid value
+        assert (settings.redis_url, settings.log_level, settings.web_port) == (
+            env["REDIS_URL"],
+            env["LOG_LEVEL"],
+            int(env["PORT"]),
+        )
 
 
 def test_an_empty_environment_gives_the_stated_defaults() -> None:
