@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from mergeway.kube.client import KubeClient, KubeError
 
@@ -37,11 +38,12 @@ class Resource:
     def collection_path(self, namespace: str = "") -> str:
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
         if self.namespaced and namespace:
-            return f"{base}/namespaces/{namespace}/{self.plural}"
+            return f"{base}/namespaces/{quote(namespace, safe='')}/{self.plural}"
         return f"{base}/{self.plural}"
 
     def object_path(self, name: str, namespace: str = "") -> str:
-        return f"{self.collection_path(namespace)}/{name}"
+        """The object's path; names and namespaces are quoted, so none can add a segment or a query."""
+        return f"{self.collection_path(namespace)}/{quote(name, safe='')}"
 
 
 class UnknownKind(LookupError):

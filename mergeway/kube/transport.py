@@ -16,6 +16,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import select
 import socket
 import ssl
@@ -76,6 +77,10 @@ def _ssl_context(creds: Credentials) -> ssl.SSLContext:
             with contextlib.suppress(OSError):
                 os.unlink(path)
     return ctx
+
+
+#: No line of a request head may hold a control character (CR and LF above all) of its own.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class _Headers(dict[str, str]):
@@ -313,6 +318,10 @@ class DirectTransport:
             lines.append(f"Authorization: {auth}")
         if body is not None or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(payload)}")
+        if " " in target or any(_CONTROL.search(line) for line in lines):
+            # Names are quoted into paths (mergeway.kube.discovery); this is the last line of defence
+            # against a request line or header that another request could be smuggled into.
+            raise ValueError("refusing an API request whose target has a space, or whose head has a control character")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
 
     def send(self, request: Request) -> Response:

@@ -106,7 +106,28 @@ def iter_objects(docs: list[Any], source: str) -> Iterator[Manifest]:
         metadata = doc.get("metadata")
         if not isinstance(metadata, dict) or not metadata.get("name"):
             raise ManifestError(f"{source}: a {kind} has no metadata.name")
+        for field in ("name", "namespace"):
+            problem = path_segment_problem(metadata.get(field, ""))
+            if problem:
+                shown = repr(metadata[field])[:80]
+                raise ManifestError(f"{source}: {kind} metadata.{field} {shown} {problem}")
         yield Manifest(obj=doc, source=source)
+
+
+def path_segment_problem(value: Any) -> str | None:
+    """Why ``value`` cannot name an object or namespace, or ``None`` when it can.
+
+    Names become segments of API paths. The API server refuses ``/``, ``%``, ``.`` and ``..`` in
+    any name, and every kind's own rule refuses whitespace and control characters. Refusing them
+    here, before any request, means a name from a pull request can never reshape a request's path
+    or line, and the message says so in terms of the manifest.
+    """
+    if not isinstance(value, str):
+        return "is not a string"
+    if value in (".", ".."):
+        return f"may not be {value!r}"
+    bad = sorted({c for c in value if c in "/%" or c.isspace() or not c.isprintable()})
+    return "may not contain " + ", ".join(repr(c) for c in bad) if bad else None
 
 
 def parse_manifests(text: str, source: str, limits: InputLimits = DEFAULT_LIMITS) -> list[Manifest]:

@@ -22,5 +22,7 @@ model") through the real components, and shows them refused:
                                                          rendered and installed for real in tests/ship
                                                          (test_chart_render, test_chart_install,
                                                          test_worker_identity)
+ 12   object names that reshape API requests (CR/LF      test_hostile_names; tests/unit/test_transport
+      request smuggling, ``/``, ``..``, ``?``)
 ====  ================================================  ==========================================
 """

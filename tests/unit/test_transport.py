@@ -152,3 +152,12 @@ def test_no_answer_at_all_is_a_transport_error(serve: Serve) -> None:
         DirectTransport(Credentials(server=f"http://127.0.0.1:{dead}")).send(
             Request("GET", "/version", None, {}, None, 2)
         )
+
+
+@pytest.mark.parametrize("path", ["/api/v1/x\r\nX-Smuggled: 1", "/api/v1/a b", "/api/v1/x\nGET /api"])
+def test_a_request_head_with_a_control_character_or_space_is_never_sent(serve: Serve, path: str) -> None:
+    server, transport = serve([_json(200, {"ok": 1})])
+    with pytest.raises(ValueError, match="refusing an API request"):
+        transport.send(Request("GET", path, None, {}, None, 5))
+    assert _send(transport)[:2] == (200, {"ok": 1})  # the connection was not used for the refused one
+    assert server.requests == [server.requests[0]] and b"Smuggled" not in server.requests[0]
