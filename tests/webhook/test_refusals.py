@@ -21,6 +21,7 @@ from tests.fixtures.services import (
     gitlab_headers,
     queued_jobs,
 )
+from tests.fixtures.waiting import wait_for
 
 OPENED = FIXTURES / "github" / "pull_request.opened.json"
 MR_OPEN = FIXTURES / "gitlab" / "merge_request.open.json"
@@ -209,7 +210,12 @@ def test_redis_down_is_503_and_not_ready_then_recovers(
     )
     assert (status, answer) == (503, {"error": "job queue unavailable, please redeliver later"})
     redis_server.start()
-    assert web.request("GET", "/readyz") == (200, {"status": "ready"})
+    # The web's Redis client reconnects on its next command: wait for that rather than race it.
+    wait_for(
+        lambda: web.request("GET", "/readyz") == (200, {"status": "ready"}) or None,
+        timeout=15,
+        message="/readyz to answer ready once Redis is back",
+    )
     # The forge's redelivery (same id) is processed, not dropped as a duplicate.
     status, answer = web.request(
         "POST", "/webhooks/github", body, github_headers(body, "pull_request", delivery=delivery)
