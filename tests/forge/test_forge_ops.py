@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, contextmanager
 import pytest
 
 from mergeway.forge import (
+    CommentRef,
     CommentTooLongError,
     ForgeAuthError,
     ForgeNotFoundError,
@@ -70,13 +71,27 @@ def test_unchanged_body_is_not_rewritten(forge_sim: SimHarness, repo: SimRepo, p
 def test_two_concurrent_upserts_without_a_lock_converge_to_one_comment(
     forge_sim: SimHarness, repo: SimRepo, pr: SimPR
 ) -> None:
-    # Hold both jobs' first listing until both have asked: both see no comment, both create one.
-    forge_sim.inject(repo.forge, method="GET", path=r"/(comments|notes)$", barrier=2, times=2)
+    # Hold each job's first listing, after the forge answered, until both have listed: both saw no
+    # comment and both create one. Held in the client, so no other traffic on the forge can take a turn.
+    listed = threading.Barrier(2, timeout=30)
     errors: list[BaseException] = []
 
     def job(text: str) -> None:
         try:
-            forge_sim.forge(repo).upsert_comment(pr.number, MARKER, text)
+            forge = forge_sim.forge(repo)
+            real_list = forge.list_comments
+            calls = 0
+
+            def list_then_wait(number: int) -> list[CommentRef]:
+                nonlocal calls
+                calls += 1
+                found = real_list(number)
+                if calls == 1:
+                    listed.wait()
+                return found
+
+            forge.list_comments = list_then_wait  # type: ignore[method-assign]
+            forge.upsert_comment(pr.number, MARKER, text)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
