@@ -116,11 +116,16 @@ def write_small_set(directory: Path, objects: int) -> None:
         (directory / f"small-{start:05d}.yaml").write_text("---\n".join(docs[start : start + 50]))
 
 
-def _control_plane_cpu() -> float:
-    """CPU seconds used so far by the local cluster's processes (API server, controllers, etcd, KWOK)."""
+def _control_plane_cpu(only: tuple[str, ...] = ()) -> float:
+    """CPU seconds used so far by the local cluster's processes (API server, controllers, etcd, KWOK).
+
+    ``only`` names the processes to count (``("kube-apiserver", "etcd")``: what serves requests).
+    """
     total, tick = 0.0, os.sysconf("SC_CLK_TCK")
     pids = launcher().state_dir() / "pids"
     for pid_file in pids.iterdir() if pids.is_dir() else []:
+        if only and pid_file.name not in only:
+            continue
         try:
             fields = Path(f"/proc/{pid_file.read_text().strip()}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, ValueError):
@@ -169,3 +174,8 @@ def timed_pair(first: Callable[[], object], second: Callable[[], object], repeat
             fn()
             out.append(time.perf_counter() - started)
     return statistics.median(a), statistics.median(b)
+
+
+def serving_cpu() -> float:
+    """CPU seconds used so far by the processes that serve API requests: the API server and etcd."""
+    return _control_plane_cpu(("kube-apiserver", "etcd"))

@@ -12,10 +12,12 @@ against the operator's policy first, exactly as the service does, and send nothi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from mergeway import __version__
 from mergeway.config import Settings
@@ -174,5 +176,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.func(args))
 
 
+def run() -> NoReturn:
+    """The ``mergeway`` command: :func:`main`, then an exit without tearing the interpreter down.
+
+    Once the output is written the run is over, and finalising (freeing every module and object,
+    closing idle connections one by one) took about 20 ms of a 0.25 s preview. Nothing in the CLI
+    needs ``atexit``: the discovery cache is written when it is fetched. Output is flushed first.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (| head) must not change the code
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -115,12 +115,19 @@ def redact(text: str) -> str:
     return text
 
 
+_FLAT: Final = frozenset({int, bool, float, type(None)})
+
+
 def redact_value(value: Any) -> Any:
     """:func:`redact` applied to every string inside ``value`` (mappings and sequences, as logged)."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):
-        return {str(k): redact_value(v) for k, v in value.items()}
+        # Flat values (a log context: ids, names, numbers) without a call per value.
+        return {
+            str(k): redact(v) if type(v) is str else v if type(v) in _FLAT else redact_value(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [redact_value(v) for v in value]
     if value is None or isinstance(value, (bool, int, float)):

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import os
 import socket
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mergeway import jsonfast
 from mergeway.events import Event
 from mergeway.jobs.kinds import QUEUES, TASK_NAMES, JobKind
 
@@ -47,7 +47,7 @@ def celery_message(
     summary: str,
 ) -> dict[str, Any]:
     """The kombu Redis-transport envelope of a Celery protocol-2 task message."""
-    body = json.dumps([args, kwargs, _EMBED], separators=(",", ":")).encode("utf-8")
+    body = jsonfast.dumps([args, kwargs, _EMBED]).encode("utf-8")
     return {
         "body": base64.b64encode(body).decode("ascii"),
         "content-encoding": "utf-8",
@@ -147,4 +147,4 @@ class RedisCeleryPublisher:
             origin=self.origin,
             summary=summarize(event),
         )
-        return queue, json.dumps(message, separators=(",", ":"))
+        return queue, jsonfast.dumps(message)

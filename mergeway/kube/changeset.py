@@ -11,11 +11,9 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
+from mergeway.kube import yamltext
 from mergeway.kube.discovery import Resource
 
-_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 Action = Literal["create", "update", "unchanged", "delete", "error"]
 
 
@@ -92,7 +90,7 @@ class Plan:
 def to_yaml(obj: dict[str, Any] | None) -> str:
     if obj is None:
         return ""
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=10_000)
+    return yamltext.dump(obj)
 
 
 def unified(ref: ObjectRef, before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:

@@ -14,11 +14,8 @@ from pathlib import Path
 
 from mergeway.binaries import MissingTool
 from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError, read_text
-from mergeway.proc import ToolError
-from mergeway.render.helm import render_helm
-from mergeway.render.kustomize import kustomization_file, render_kustomize
 from mergeway.render.manifests import Manifest, ManifestError, parse_manifests
-from mergeway.render.paths import PathError, check_tree, confine
+from mergeway.render.paths import PathError, check_tree, confine, kustomization_file
 from mergeway.render.plain import render_plain
 
 __all__ = ["Manifest", "RenderError", "Rendered", "render"]
@@ -94,29 +91,47 @@ def render(
             renderer, manifests = "plain", _render_file(directory, path, limits)
             return Rendered(renderer, _dedupe(_bounded(manifests, path, limits), warnings), warnings)
         check_tree(root, directory)
-        if kustomization_file(directory) is not None:
-            renderer, manifests = "kustomize", render_kustomize(root, directory, limits=limits)
-        elif (directory / "Chart.yaml").is_file():
-            renderer = "helm"
-            manifests = render_helm(
-                root,
-                directory,
-                release=release or directory.name,
-                namespace=namespace,
-                values=values,
-                kube_version=kube_version,
-                limits=limits,
-            )
+        if kustomization_file(directory) is not None or (directory / "Chart.yaml").is_file():
+            renderer, manifests = _render_with_tool(root, directory, release, namespace, values, kube_version, limits)
         else:
             renderer, manifests = "plain", render_plain(root, directory, warnings, limits)
         manifests = _bounded(manifests, path, limits)
     except (PathError, ManifestError, LimitError) as exc:
         raise RenderError(str(exc)) from None
-    except ToolError as exc:
-        raise RenderError(f"{exc.tool} failed: {exc.message}") from None
     except MissingTool as exc:
         raise RenderError(str(exc)) from None
     return Rendered(renderer, _dedupe(manifests, warnings), warnings)
+
+
+def _render_with_tool(
+    root: Path,
+    directory: Path,
+    release: str,
+    namespace: str,
+    values: Sequence[str],
+    kube_version: str,
+    limits: InputLimits,
+) -> tuple[str, list[Manifest]]:
+    """kustomize or Helm. Imported here: plain YAML, the common small case, starts no process."""
+    from mergeway.proc import ToolError
+    from mergeway.render.helm import render_helm
+    from mergeway.render.kustomize import render_kustomize
+
+    try:
+        if kustomization_file(directory) is not None:
+            return "kustomize", render_kustomize(root, directory, limits=limits)
+        helm = render_helm(
+            root,
+            directory,
+            release=release or directory.name,
+            namespace=namespace,
+            values=values,
+            kube_version=kube_version,
+            limits=limits,
+        )
+        return "helm", helm
+    except ToolError as exc:
+        raise RenderError(f"{exc.tool} failed: {exc.message}") from None
 
 
 def _render_file(file: Path, path: str, limits: InputLimits) -> list[Manifest]:

@@ -23,9 +23,7 @@ import yaml
 from mergeway import binaries, proc, yamlsafe
 from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError, read_text
 from mergeway.render.manifests import Manifest, parse_manifests
-from mergeway.render.paths import PathError
-
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+from mergeway.render.paths import PathError, kustomization_file
 
 #: Fields whose values are plain data (names, labels, inline patches): nothing is loaded from them.
 _DATA_FIELDS = frozenset(
@@ -81,13 +79,6 @@ _FUNCTION_ANNOTATIONS = ("config.kubernetes.io/function", "config.k8s.io/functio
 _REMOTE_CHARS = re.compile(r"[:?@#\\\x00-\x1f]")
 #: A first path segment that reads as a host name (``github.com/org/repo`` is fetched with git).
 _HOST_LIKE = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$", re.IGNORECASE)
-
-
-def kustomization_file(directory: Path) -> Path | None:
-    for name in KUSTOMIZATION_FILES:
-        if (directory / name).is_file():
-            return directory / name
-    return None
 
 
 class _Checker:

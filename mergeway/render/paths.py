@@ -37,3 +37,14 @@ def check_tree(root: Path, directory: Path) -> None:
             if target != root and root not in target.parents:
                 rel = entry.relative_to(root)
                 raise PathError(f"{rel} is a symlink that leads outside the repository")
+
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def kustomization_file(directory: Path) -> Path | None:
+    """The kustomization of ``directory``, if it has one (it is then rendered with kustomize)."""
+    for name in KUSTOMIZATION_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    return None

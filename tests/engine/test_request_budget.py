@@ -7,7 +7,12 @@ change that quietly doubles the requests per object shows up here, not only in a
 
 from __future__ import annotations
 
+import socket
+import ssl
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -15,7 +20,7 @@ from mergeway.kube.apply import Applier
 from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
-from mergeway.kube.transport import Request, Response, Transport
+from mergeway.kube.transport import DirectTransport, Request, Response, Transport
 from mergeway.render.manifests import Manifest
 
 pytestmark = pytest.mark.cluster
@@ -88,3 +93,35 @@ def test_a_deploy_of_new_objects_sends_one_dry_run_and_one_apply_each(observed, 
     again = Applier(client).deploy(objects, applyset=applyset, default_namespace=namespace, wait=False)
     assert again.counts() == {"added": 0, "changed": 0, "pruned": 0, "unchanged": 12}
     assert spy.sent["PATCH dry-run"] == spy.sent["PATCH"] == 0  # nothing changed, nothing sent
+
+
+def test_a_burst_of_connections_resumes_one_tls_session(kube_cluster) -> None:
+    """Each concurrent request opens a connection; after the first, each resumes its TLS session.
+
+    A full handshake (certificate checks, a signature by the client key) costs the API server and
+    the client about twice a resumed one, and a preview of 50 objects opens a dozen connections.
+    """
+    client = KubeClient.from_kubeconfig(str(kube_cluster.kubeconfig))
+    transport = client.transport
+    assert isinstance(transport, DirectTransport) and transport.ssl_context is not None
+    sockets: list[ssl.SSLSocket] = []
+    real_wrap = transport.ssl_context.wrap_socket
+
+    def wrap(sock: socket.socket, **kwargs: Any) -> ssl.SSLSocket:
+        wrapped = real_wrap(sock, **kwargs)
+        sockets.append(wrapped)
+        return wrapped
+
+    transport.ssl_context.wrap_socket = wrap  # type: ignore[method-assign]
+    client.request("GET", "/version")  # the first connection: a full handshake, and the ticket
+    barrier = threading.Barrier(6, timeout=30)
+
+    def hold_then_get(_: int) -> Any:
+        barrier.wait()  # all six in flight at once: five more connections
+        return client.request("GET", "/api/v1/namespaces/default")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(hold_then_get, range(6)))
+    assert len(sockets) >= 6
+    assert not sockets[0].session_reused
+    assert all(s.session_reused for s in sockets[1:]), [s.session_reused for s in sockets]
