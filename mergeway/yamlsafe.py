@@ -132,14 +132,53 @@ class _Measure:
             )
 
 
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+
+class _Generic(Exception):
+    """The tree holds something only PyYAML's constructor handles alike (a merge key, an odd key)."""
+
+
 class BoundedLoaderMixin:
-    """Measures each document's node graph before constructing it (see the module docstring)."""
+    """Measures each document's node graph before constructing it (see the module docstring).
+
+    A document without aliases is a tree of plain mappings, lists and scalars, and is built by
+    :meth:`_tree`: PyYAML's generic constructor (two-step construction, per-node bookkeeping) was
+    most of the time to load manifests. Every scalar that is not a plain string, every tag that is
+    not a plain mapping or list, and any merge key (``<<``) or unhashable key go to PyYAML's own
+    constructor, so the result is always what it builds (``tests/unit/test_yamlsafe_tree.py``).
+    """
 
     measure: _Measure
 
     def construct_document(self, node: Node) -> Any:
         self.measure.document(node)
+        if not self.measure.may_alias:
+            try:
+                return self._tree(node)
+            except (_Generic, RecursionError):  # RecursionError: a depth limit set above Python's
+                pass
+            finally:
+                self.constructed_objects: dict[Node, Any] = {}
         return super().construct_document(node)  # type: ignore[misc]
+
+    def _tree(self, node: Node) -> Any:
+        """Build an alias-free node tree (depth already bounded by the measure, so recursion is safe)."""
+        tag = node.tag
+        if isinstance(node, ScalarNode):
+            return node.value if tag == _STR else self.construct_object(node)  # type: ignore[attr-defined]
+        if isinstance(node, MappingNode) and tag == _MAP:
+            mapping: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag != _STR or not isinstance(key_node, ScalarNode):
+                    raise _Generic  # a merge key, or a key that is a number, null or a collection
+                mapping[key_node.value] = self._tree(value_node)
+            return mapping
+        if isinstance(node, SequenceNode) and tag == _SEQ:
+            return [self._tree(item) for item in node.value]
+        raise _Generic
 
 
 class BoundedSafeLoader(BoundedLoaderMixin, _BaseLoader):  # type: ignore[valid-type,misc]

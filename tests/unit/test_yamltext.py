@@ -33,6 +33,8 @@ TRICKY = st.sampled_from(
 TEXT = st.one_of(
     st.lists(TRICKY, max_size=4).map("".join),
     st.from_regex(r"[A-Za-z_/][A-Za-z0-9_./@:+ -]{0,40}", fullmatch=True),
+    # What the fast path writes unquoted, mixed with every indicator it must not.
+    st.from_regex(r"[A-Za-z_/][A-Za-z0-9_./@:+ #,!&*?|>'\"%=~\[\]{}-]{0,8}", fullmatch=True),
     st.text(max_size=12),
     st.text(alphabet="ab-", min_size=120, max_size=140),
 )
