@@ -160,9 +160,9 @@ def record_context(record: logging.LogRecord) -> dict[str, Any]:
     """The context fields and ``extra=`` fields of a record (extras win), as logged."""
     attrs = vars(record)
     fields: dict[str, Any] = dict(attrs.get(CONTEXT_ATTR) or {})
-    for key in attrs.keys() - _STANDARD_ATTRS:
-        if not key.startswith("_"):
-            fields[key] = attrs[key]
+    for key, value in attrs.items():  # in the order given, so a line's fields read alike every time
+        if key not in _STANDARD_ATTRS and not key.startswith("_"):
+            fields[key] = value
     return fields
 
 
@@ -207,8 +207,7 @@ def _dumps(entry: dict[str, Any]) -> str:
 
     Both write UTF-8 text (no ``\\u`` escapes) and fall back to ``str()`` for other objects;
     orjson is told to pass dates and dataclasses to that fallback too, so a line reads the same
-    either way. What orjson cannot write (an integer past
-    64 bits) goes to the json module.
+    either way. What orjson cannot write (an integer past 64 bits) goes to the json module.
     """
     if _orjson is not None:
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -113,15 +112,15 @@ def test_a_burst_of_connections_resumes_one_tls_session(kube_cluster) -> None:
         return wrapped
 
     transport.ssl_context.wrap_socket = wrap  # type: ignore[method-assign]
-    client.request("GET", "/version")  # the first connection: a full handshake, and the ticket
-    barrier = threading.Barrier(6, timeout=30)
-
-    def hold_then_get(_: int) -> Any:
-        barrier.wait()  # all six in flight at once: five more connections
-        return client.request("GET", "/api/v1/namespaces/default")
-
+    # The first connection: a full handshake, and the session ticket.
+    version = client.request("GET", "/api/v1/namespaces", query={"limit": "1"})["metadata"]["resourceVersion"]
+    # Six watches that each hold their connection for a second: six connections in use at once.
+    watch = {"watch": "1", "resourceVersion": version, "timeoutSeconds": "1"}
     with ThreadPoolExecutor(max_workers=6) as pool:
-        list(pool.map(hold_then_get, range(6)))
-    assert len(sockets) >= 6
+        answers = list(
+            pool.map(lambda _: transport.send(Request("GET", "/api/v1/namespaces", watch, {}, None, 30)), range(6))
+        )
+    assert [a.status for a in answers] == [200] * 6
+    assert len(sockets) >= 6, "five or six connections were opened during the watches"
     assert not sockets[0].session_reused
     assert all(s.session_reused for s in sockets[1:]), [s.session_reused for s in sockets]
