@@ -10,6 +10,7 @@ so no input the json module accepts is refused.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +19,10 @@ try:
     import orjson
 except ImportError:  # the optional speedup is not installed
     orjson = None
+
+_OPTIONS = (
+    (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS) if orjson else 0
+)
 
 
 def loads(data: bytes) -> Any:
@@ -30,12 +35,16 @@ def loads(data: bytes) -> Any:
     return json.loads(data)
 
 
-def dumps(value: Any) -> str:
-    """Compact JSON text of plain data (dicts with string keys, lists, strings, numbers, None)."""
+def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
+    """Compact JSON text (UTF-8, no ``\\u`` escapes) of ``value``; ``default`` converts other objects.
+
+    With ``default``, orjson hands dates and dataclasses to it too, so the text is the same
+    whichever library writes it.
+    """
     if orjson is not None:
         try:
-            text: bytes = orjson.dumps(value)
+            text: bytes = orjson.dumps(value, default=default, option=_OPTIONS if default else 0)
             return text.decode()
         except TypeError:  # e.g. an integer past 64 bits
             pass
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default)

@@ -17,7 +17,6 @@ handler is installed.
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import sys
 import threading
@@ -27,8 +26,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, TextIO
 
+from mergeway import jsonfast
 from mergeway.config import Settings
-from mergeway.jsonfast import orjson as _orjson
 from mergeway.redaction import redact, redact_value, register_settings_secrets
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra=`` and is logged.
@@ -193,29 +192,7 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
-        return _dumps(entry)
-
-
-_ENCODER: Final = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":"))
-_ORJSON_OPTIONS: Final = (
-    (_orjson.OPT_NON_STR_KEYS | _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS) if _orjson else 0
-)
-
-
-def _dumps(entry: dict[str, Any]) -> str:
-    """One log line: orjson when installed (``mergeway[speedups]``), else the json module.
-
-    Both write UTF-8 text (no ``\\u`` escapes) and fall back to ``str()`` for other objects;
-    orjson is told to pass dates and dataclasses to that fallback too, so a line reads the same
-    either way. What orjson cannot write (an integer past 64 bits) goes to the json module.
-    """
-    if _orjson is not None:
-        try:
-            line: bytes = _orjson.dumps(entry, default=str, option=_ORJSON_OPTIONS)
-            return line.decode()
-        except TypeError:
-            pass
-    return _ENCODER.encode(entry)
+        return jsonfast.dumps(entry, default=str)
 
 
 def make_handler(stream: TextIO | None = None) -> logging.Handler:

@@ -307,8 +307,12 @@ class DirectTransport:
         return _Connection(sock)
 
     def _remember_session(self, conn: _Connection) -> None:
-        """Keep a resumable TLS session (TLS 1.3 sends its ticket after the handshake, with the first answer)."""
-        if self._session is None and isinstance(conn.sock, ssl.SSLSocket):
+        """Keep the newest resumable TLS session (TLS 1.3 sends its ticket with the first answer).
+
+        The newest, not the first: a worker's client lives for days and a ticket for hours, and a
+        connection that could not resume brings a fresh ticket.
+        """
+        if isinstance(conn.sock, ssl.SSLSocket):
             session = conn.sock.session
             if session is not None and session.has_ticket:
                 self._session = session

@@ -91,8 +91,10 @@ def render(
             renderer, manifests = "plain", _render_file(directory, path, limits)
             return Rendered(renderer, _dedupe(_bounded(manifests, path, limits), warnings), warnings)
         check_tree(root, directory)
-        if kustomization_file(directory) is not None or (directory / "Chart.yaml").is_file():
-            renderer, manifests = _render_with_tool(root, directory, release, namespace, values, kube_version, limits)
+        tool = "kustomize" if kustomization_file(directory) else "helm" if (directory / "Chart.yaml").is_file() else ""
+        if tool:
+            manifests = _render_with_tool(tool, root, directory, release, namespace, values, kube_version, limits)
+            renderer = tool
         else:
             renderer, manifests = "plain", render_plain(root, directory, warnings, limits)
         manifests = _bounded(manifests, path, limits)
@@ -104,6 +106,7 @@ def render(
 
 
 def _render_with_tool(
+    tool: str,
     root: Path,
     directory: Path,
     release: str,
@@ -111,16 +114,16 @@ def _render_with_tool(
     values: Sequence[str],
     kube_version: str,
     limits: InputLimits,
-) -> tuple[str, list[Manifest]]:
+) -> list[Manifest]:
     """kustomize or Helm. Imported here: plain YAML, the common small case, starts no process."""
     from mergeway.proc import ToolError
     from mergeway.render.helm import render_helm
     from mergeway.render.kustomize import render_kustomize
 
     try:
-        if kustomization_file(directory) is not None:
-            return "kustomize", render_kustomize(root, directory, limits=limits)
-        helm = render_helm(
+        if tool == "kustomize":
+            return render_kustomize(root, directory, limits=limits)
+        return render_helm(
             root,
             directory,
             release=release or directory.name,
@@ -129,7 +132,6 @@ def _render_with_tool(
             kube_version=kube_version,
             limits=limits,
         )
-        return "helm", helm
     except ToolError as exc:
         raise RenderError(f"{exc.tool} failed: {exc.message}") from None
 

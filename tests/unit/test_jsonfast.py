@@ -29,7 +29,6 @@ def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
         pytest.importorskip("orjson")
     else:
         monkeypatch.setattr(jsonfast, "orjson", None)
-        monkeypatch.setattr(logs, "_orjson", None)
     return str(request.param)
 
 
