@@ -8,11 +8,8 @@ places in a fixed order means no one has to configure paths in the common cases.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
-
-from mergeway.config import Settings
 
 
 class MissingTool(RuntimeError):
@@ -30,6 +27,12 @@ def find(name: str) -> str:
 
     The settings involved are read when called, so an override set since start-up counts.
     """
+    # Here, not at the top: plain-YAML environments never look for a tool, and the ``mergeway``
+    # command imports this module (for :class:`MissingTool`) on every run.
+    import shutil
+
+    from mergeway.config import Settings
+
     override = str(Settings.read(name)) if name in ("kubectl", "helm") else ""
     if override:
         return override

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from mergeway import __version__
-from mergeway.config import Settings
+from mergeway.cachedir import user_cache
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.render import RenderError, render
 
@@ -69,7 +69,7 @@ def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], clien
 
 def _client(args: argparse.Namespace) -> KubeClient:
     """A client whose discovery is cached on disk between runs (revalidated by ETag), as kubectl's is."""
-    cache: Path = Settings.read("user_cache_dir") / "discovery"
+    cache = user_cache() / "discovery"
     return KubeClient.from_kubeconfig(args.kubeconfig, args.context, pool_size=args.concurrency, cache_dir=cache)
 
 

@@ -14,6 +14,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from mergeway.cachedir import user_cache as _user_cache
 from mergeway.limits import DEFAULT_LIMITS, InputLimits
 
 if TYPE_CHECKING:
@@ -163,11 +164,6 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
 
 def _upper(env: Mapping[str, str], name: str, default: str) -> str:
     return (env.get(name, "").strip() or default).upper()
-
-
-def _user_cache(env: Mapping[str, str]) -> Path:
-    """The user's cache for Mergeway (``$XDG_CACHE_HOME/mergeway``, else ``~/.cache/mergeway``)."""
-    return Path(env.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache").expanduser() / "mergeway"
 
 
 def _user_cache_var(env: Mapping[str, str], name: str, default: Path) -> Path:

@@ -9,16 +9,15 @@ setting, which the preview/deploy jobs report on the pull request as a failed re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
 class LimitError(ValueError):
     """Input exceeds one of the bounds; the message names the source and the setting to raise."""
 
 
-@dataclass(frozen=True)
-class InputLimits:
+class InputLimits(NamedTuple):
     """Bounds for one environment's render; these defaults are the settings' defaults too."""
 
     #: Objects one environment may render (MERGEWAY_MAX_OBJECTS).

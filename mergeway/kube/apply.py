@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from mergeway.kube import prune
@@ -29,23 +27,38 @@ from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.diff import Differ, opts_in_to_recreate, touches_immutable_field
 from mergeway.kube.discovery import Resource
 from mergeway.kube.health import Health, Target, wait_healthy
+from mergeway.kube.parallel import map_ordered
 from mergeway.kube.patch import server_side_apply
 from mergeway.kube.secrets import scrub, secret_values
 from mergeway.kube.sort import stages
 from mergeway.render.manifests import Manifest
 
 
-@dataclass
 class DeployResult:
-    plan: Plan
-    applied: list[ObjectDiff] = field(default_factory=list)
-    pruned: list[ObjectDiff] = field(default_factory=list)
-    failed: list[tuple[ObjectDiff, str]] = field(default_factory=list)
-    #: Changes deliberately not executed (destructive ones nobody allowed); they stay set members.
-    held: list[ObjectDiff] = field(default_factory=list)
-    health: dict[str, Health] = field(default_factory=dict)
-    apply_seconds: float = 0.0
-    rollout_seconds: float = 0.0
+    """What one deploy did: filled in as it goes, so a failure part-way reports what happened before."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        applied: list[ObjectDiff] | None = None,
+        pruned: list[ObjectDiff] | None = None,
+        failed: list[tuple[ObjectDiff, str]] | None = None,
+        held: list[ObjectDiff] | None = None,
+        health: dict[str, Health] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.applied: list[ObjectDiff] = applied or []
+        self.pruned: list[ObjectDiff] = pruned or []
+        self.failed: list[tuple[ObjectDiff, str]] = failed or []
+        #: Changes deliberately not executed (destructive ones nobody allowed); they stay set members.
+        self.held: list[ObjectDiff] = held or []
+        self.health: dict[str, Health] = health or {}
+        self.apply_seconds = 0.0
+        self.rollout_seconds = 0.0
+
+    def __repr__(self) -> str:
+        return f"DeployResult({self.counts()}, failed={len(self.failed)}, unhealthy={len(self.unhealthy)})"
 
     @property
     def unhealthy(self) -> dict[str, Health]:
@@ -192,12 +205,11 @@ class Applier:
         return self._apply(item.resource, item.desired)
 
     def _apply_stage(self, items: Sequence[ObjectDiff], result: DeployResult) -> None:
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="apply") as pool:
-            for item, error in pool.map(self._apply_one, items):
-                if error:
-                    result.failed.append((item, error))
-                else:
-                    result.applied.append(item)
+        for item, error in map_ordered(self._apply_one, items, workers=self.concurrency, name="apply"):
+            if error:
+                result.failed.append((item, error))
+            else:
+                result.applied.append(item)
 
     def _wait_healthy(self, result: DeployResult, timeout: float) -> None:
         """Wait for the environment's objects to be healthy, judging first from what the apply returned.

@@ -19,8 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from mergeway import __version__
 from mergeway.kube.client import KubeClient, KubeError
@@ -61,8 +60,7 @@ def group_kind(group: str, kind: str) -> str:
     return f"{kind}.{group}" if group else kind
 
 
-@dataclass(frozen=True)
-class Parent:
+class Parent(NamedTuple):
     """What a set's parent records: where its members may be, who owns it, what was applied."""
 
     #: ``Kind.group`` of every kind a member may have: the kinds listed to find members.
@@ -106,8 +104,7 @@ class Parent:
         return out
 
 
-@dataclass(frozen=True)
-class ApplySet:
+class ApplySet(NamedTuple):
     """The objects Mergeway applied for one owner, known by their parent ConfigMap and their label.
 
     The parent is read and written only here: its path, the annotations and the owner check.
@@ -190,7 +187,7 @@ class ApplySet:
         if stored is None:
             return False
         if not self.repository:
-            stored = replace(stored, repository="", environment="")
+            stored = stored._replace(repository="", environment="")
         return stored == wanted
 
     def write(self, client: KubeClient, parent: Parent, *, field_manager: str) -> None:

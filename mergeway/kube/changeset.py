@@ -7,9 +7,7 @@ others to describe a change.
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from mergeway.kube import yamltext
 from mergeway.kube.discovery import Resource
@@ -17,8 +15,7 @@ from mergeway.kube.discovery import Resource
 Action = Literal["create", "update", "unchanged", "delete", "error"]
 
 
-@dataclass(frozen=True, order=True)
-class ObjectRef:
+class ObjectRef(NamedTuple):
     """The identity of an object: group, kind, namespace and name (version is not identity)."""
 
     group: str
@@ -31,38 +28,83 @@ class ObjectRef:
         return f"{self.kind}/{where}{self.name}"
 
 
-@dataclass
 class ObjectDiff:
-    ref: ObjectRef
-    action: Action
-    source: str = ""
-    #: The object to apply, namespace defaulted. Holds raw Secret data: never render it.
-    desired: dict[str, Any] | None = None
-    resource: Resource | None = None
-    diff: str = ""
-    message: str = ""
-    #: True when the API server has not validated this object (its namespace or CRD is new).
-    unvalidated: bool = False
-    #: The live object as last seen (listed, read, or returned by the apply), for the health check.
-    observed: dict[str, Any] | None = field(default=None, repr=False)
-    #: Both sides of the diff, normalised and with Secret values masked: safe to show.
-    before: dict[str, Any] | None = field(default=None, repr=False)
-    after: dict[str, Any] | None = field(default=None, repr=False)
-    #: For a new object: fields the API server filled in that Git did not ask for, and the diff of
-    #: the whole server-defaulted object (``diff`` then shows only what Git asked for).
-    defaults: int = 0
-    full_diff: str = ""
-    #: Applying deletes and recreates the object (an immutable field changed; it opted in).
-    recreate: bool = False
+    """One object's entry in a plan: what happens to it, and what a reviewer is shown about it."""
+
+    __slots__ = (
+        "action",
+        "after",
+        "before",
+        "defaults",
+        "desired",
+        "diff",
+        "full_diff",
+        "message",
+        "observed",
+        "recreate",
+        "ref",
+        "resource",
+        "source",
+        "unvalidated",
+    )
+
+    def __init__(
+        self,
+        ref: ObjectRef,
+        action: Action,
+        source: str = "",
+        *,
+        desired: dict[str, Any] | None = None,
+        resource: Resource | None = None,
+        diff: str = "",
+        message: str = "",
+        unvalidated: bool = False,
+        observed: dict[str, Any] | None = None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+        defaults: int = 0,
+        full_diff: str = "",
+        recreate: bool = False,
+    ) -> None:
+        self.ref = ref
+        self.action = action
+        self.source = source
+        #: The object to apply, namespace defaulted. Holds raw Secret data: never render it.
+        self.desired = desired
+        self.resource = resource
+        self.diff = diff
+        self.message = message
+        #: True when the API server has not validated this object (its namespace or CRD is new).
+        self.unvalidated = unvalidated
+        #: The live object as last seen (listed, read, or returned by the apply), for the health check.
+        self.observed = observed
+        #: Both sides of the diff, normalised and with Secret values masked: safe to show.
+        self.before = before
+        self.after = after
+        #: For a new object: fields the API server filled in that Git did not ask for, and the diff of
+        #: the whole server-defaulted object (``diff`` then shows only what Git asked for).
+        self.defaults = defaults
+        self.full_diff = full_diff
+        #: Applying deletes and recreates the object (an immutable field changed; it opted in).
+        self.recreate = recreate
+
+    def __repr__(self) -> str:
+        # The objects themselves stay out: ``desired`` holds raw Secret data.
+        return f"ObjectDiff({self.ref}, {self.action!r}, source={self.source!r}, message={self.message!r})"
 
     @property
     def changed(self) -> bool:
         return self.action in ("create", "update", "delete")
 
 
-@dataclass
 class Plan:
-    items: list[ObjectDiff] = field(default_factory=list)
+    """Every object of one environment and what applying the change does to it, in render order."""
+
+    def __init__(self, items: list[ObjectDiff] | None = None) -> None:
+        self.items: list[ObjectDiff] = [] if items is None else items
+
+    def __repr__(self) -> str:
+        return f"Plan({self.summary()})"
 
     def count(self, action: Action) -> int:
         return sum(1 for item in self.items if item.action == action)
@@ -95,6 +137,8 @@ def to_yaml(obj: dict[str, Any] | None) -> str:
 
 def unified(ref: ObjectRef, before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
     """A unified diff of two (already normalised and masked) objects."""
+    import difflib  # previews only: a deploy renders no diff texts
+
     lines = difflib.unified_diff(
         to_yaml(before).splitlines(keepends=True),
         to_yaml(after).splitlines(keepends=True),

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,14 @@ APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "mergeway"
 
 
-@dataclass
 class KubeError(Exception):
     """The API server refused a request. ``message`` is its own explanation, for the PR comment."""
 
-    status: int
-    reason: str
-    message: str
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(status, reason, message)
+        self.status = status
+        self.reason = reason
+        self.message = message
 
     def __str__(self) -> str:
         return self.message or f"{self.status} {self.reason}"

@@ -13,9 +13,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mergeway.kube import prune
 from mergeway.kube.applyset import ApplySet, Listed, Parent, list_collection
@@ -23,6 +21,7 @@ from mergeway.kube.changeset import Action, ObjectDiff, ObjectRef, Plan, unified
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.discovery import Discovery, Resource, UnknownKind
 from mergeway.kube.normalize import CONFIG_HASH, normalize
+from mergeway.kube.parallel import map_ordered
 from mergeway.kube.patch import server_side_apply
 from mergeway.kube.secrets import is_secret, mask_pair, scrub, secret_values, stored_form
 from mergeway.render.manifests import Manifest
@@ -77,8 +76,7 @@ def _crd_kinds(manifests: Iterable[Manifest]) -> set[tuple[str, str]]:
     return kinds
 
 
-@dataclass
-class _Planned:
+class _Planned(NamedTuple):
     """What the server would store for one object, and what the reviewer must be told about it."""
 
     obj: dict[str, Any]
@@ -228,20 +226,18 @@ class Differ:
         self.discovery.known("v1", "Namespace")  # warm discovery once, before the threads start
         new_namespaces = {m.name for m in manifests if m.kind == "Namespace" and m.api_version == "v1"}
         new_kinds = _crd_kinds(manifests)
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="dry-run") as pool:
-            if listed is None:
-                listed = self._prefetch(manifests, default_namespace, pool)
-            items = list(
-                pool.map(
-                    lambda m: self.diff_one(
-                        m, default_namespace, new_namespaces=new_namespaces, new_kinds=new_kinds, listed=listed
-                    ),
-                    manifests,
-                )
-            )
+        live = self._prefetch(manifests, default_namespace) if listed is None else listed
+        items = map_ordered(
+            lambda m: self.diff_one(
+                m, default_namespace, new_namespaces=new_namespaces, new_kinds=new_kinds, listed=live
+            ),
+            manifests,
+            workers=self.concurrency,
+            name="dry-run",
+        )
         return Plan([*items, *prune])
 
-    def _prefetch(self, manifests: Sequence[Manifest], default_namespace: str, pool: ThreadPoolExecutor) -> Listed:
+    def _prefetch(self, manifests: Sequence[Manifest], default_namespace: str) -> Listed:
         """Live objects by LIST, one request per resource and namespace holding several of ours.
 
         A GET per object costs the API server as much as the dry run itself; listing the few
@@ -264,7 +260,8 @@ class Differ:
                 return key, None
 
         wanted = [key for key, (_, count) in counts.items() if count >= 3]
-        return {key: found for key, found in pool.map(fetch, wanted) if found is not None}
+        fetched = map_ordered(fetch, wanted, workers=self.concurrency, name="list")
+        return {key: found for key, found in fetched if found is not None}
 
     def plan_for(self, manifests: Sequence[Manifest], applyset: ApplySet, *, default_namespace: str = "") -> Plan:
         """The plan a deploy would execute: members labelled for ``applyset``, stale members pruned.
@@ -279,8 +276,7 @@ class Differ:
         """:meth:`plan_for` with the set's parent as the caller already read it."""
         labeled = applyset.label(manifests)
         self.discovery.known("v1", "Namespace")  # warm discovery once
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="list") as pool:
-            listed = self._prefetch(labeled, default_namespace, pool)
+        listed = self._prefetch(labeled, default_namespace)
         prunes = prune.prunable(self.client, self.discovery, applyset, parent, labeled, default_namespace, listed)
         return self.plan(labeled, default_namespace=default_namespace, prune=prunes, listed=listed)
 
@@ -326,7 +322,7 @@ def _compared(
         action: Action = "create"
         # Reviewers read what Git asks for; what the server adds is counted and kept collapsed.
         _, asked = mask_pair(None, normalize(desired))
-        defaults = len(leaf_paths(after) - leaf_paths(asked))
+        defaults = len(leaf_paths(after) - leaf_paths(asked)) if diffs else 0
         full = scrub(unified(ref, None, after), secrets) if diffs else ""
         text = (unified(ref, None, asked) if defaults else full) if diffs else ""
     else:

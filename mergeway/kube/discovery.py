@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from mergeway.kube.client import KubeClient, KubeError
+from mergeway.kube.parallel import map_ordered
 
 _AGGREGATED = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
@@ -23,8 +22,7 @@ _AGGREGATED = (
 )
 
 
-@dataclass(frozen=True)
-class Resource:
+class Resource(NamedTuple):
     group: str
     version: str
     kind: str
@@ -62,9 +60,7 @@ class Discovery:
         by_kind: dict[tuple[str, str], Resource] = {}
         # Both documents at once: each is a round trip (a 304 when cached), and this is on the
         # critical path of every preview and deploy, before the first object is looked at.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="discovery") as pool:
-            tables = list(pool.map(self._fetch, ("/api", "/apis")))
-        for table in tables:
+        for table in map_ordered(self._fetch, ("/api", "/apis"), workers=2, name="discovery"):
             for group, version, kind, plural, namespaced in table:
                 resource = Resource(group=group, version=version, kind=kind, plural=plural, namespaced=namespaced)
                 by_kind.setdefault((resource.api_version, kind), resource)

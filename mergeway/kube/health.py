@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.kube.discovery import Resource
+from mergeway.kube.parallel import map_ordered
 
 State = Literal["current", "in_progress", "failed", "not_found"]
 
 
-@dataclass(frozen=True)
-class Health:
+class Health(NamedTuple):
     state: State
     message: str = ""
 
@@ -201,14 +199,13 @@ def wait_healthy(
         live.setdefault("kind", resource.kind)
         return target, assess(live)
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="health") as pool:
-        while pending:
-            for target, health in pool.map(check, pending):
-                states[target] = health
-            pending = [t for t in pending if states[t].state == "in_progress"]
-            if any(h.state in ("failed", "not_found") for h in states.values()):
-                break
-            if not pending or time.monotonic() >= deadline:
-                break
-            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    while pending:
+        for target, health in map_ordered(check, pending, workers=concurrency, name="health"):
+            states[target] = health
+        pending = [t for t in pending if states[t].state == "in_progress"]
+        if any(h.state in ("failed", "not_found") for h in states.values()):
+            break
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
     return states

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -31,8 +30,7 @@ class KubeconfigError(ValueError):
     """The kubeconfig is missing, unreadable, or does not name what was asked for."""
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """Everything needed to open an authenticated connection to one API server."""
 
     server: str
@@ -68,20 +66,20 @@ def _named(items: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-@dataclass
 class Kubeconfig:
     """The merged view of one or more kubeconfig files."""
 
-    contexts: dict[str, dict[str, Any]]
-    clusters: dict[str, dict[str, Any]]
-    users: dict[str, dict[str, Any]]
-    current_context: str
-    #: Relative file references are resolved against the directory of the file that defined them.
-    base: dict[tuple[str, str], Path]
+    def __init__(self) -> None:
+        self.contexts: dict[str, dict[str, Any]] = {}
+        self.clusters: dict[str, dict[str, Any]] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        self.current_context = ""
+        #: Relative file references are resolved against the directory of the file that defined them.
+        self.base: dict[tuple[str, str], Path] = {}
 
     @classmethod
     def load(cls, explicit: str | None = None) -> Kubeconfig:
-        merged = cls({}, {}, {}, "", {})
+        merged = cls()
         found = False
         for path in default_paths(explicit):
             try:

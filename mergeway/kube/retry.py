@@ -23,10 +23,8 @@ reads.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: The message of a 409 that only means "send it again" (optimistic-concurrency conflict).
@@ -42,23 +40,34 @@ def is_transient(status: int, body: bytes | None) -> bool:
     return status == 409 and MODIFIED in (body or b"")
 
 
-@dataclass
 class RetryPolicy:
     """Backoff and limits shared by every request of one client."""
 
-    #: Keep retrying for this long after the first attempt (seconds), once ``min_attempts`` are used.
-    budget: float = 60.0
-    min_attempts: int = 4
-    base_delay: float = 0.2
-    max_delay: float = 5.0
-    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    def __init__(
+        self,
+        *,
+        budget: float = 60.0,
+        min_attempts: int = 4,
+        base_delay: float = 0.2,
+        max_delay: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        #: Keep retrying for this long after the first attempt (seconds), once ``min_attempts`` are used.
+        self.budget = budget
+        self.min_attempts = min_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.clock = clock
+        self.sleep = sleep
 
     def attempts(self) -> Attempts:
         """The retry state of one request, started now."""
         return Attempts(self, self.clock() + self.budget)
 
     def delay(self, attempt: int, retry_after: str | None) -> float:
+        import random  # only once a request is retried: most CLI runs never are
+
         delay: float = min(self.base_delay * 2**attempt, self.max_delay) * (0.5 + random.random() / 2)  # noqa: S311
         if retry_after:
             with contextlib.suppress(ValueError):
@@ -66,11 +75,13 @@ class RetryPolicy:
         return delay
 
 
-@dataclass
 class Attempts:
-    policy: RetryPolicy
-    deadline: float
-    used: int = 0
+    """The retry state of one request: attempts used, and when the budget runs out."""
+
+    def __init__(self, policy: RetryPolicy, deadline: float) -> None:
+        self.policy = policy
+        self.deadline = deadline
+        self.used = 0
 
     def again(self, retry_after: str | None = None) -> bool:
         """Wait before the next attempt and return ``True``, or ``False`` when the retries are spent."""

@@ -23,8 +23,7 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from mergeway.kube.kubeconfig import Credentials
@@ -34,16 +33,14 @@ class TransportError(OSError):
     """The request did not get an HTTP answer (refused, reset, TLS, timeout)."""
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     reason: str
     headers: Mapping[str, str]
     data: bytes
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """One API request as a transport sends it: the body is JSON-encoded by the transport."""
 
     method: str
@@ -263,7 +260,9 @@ class DirectTransport:
         if not url.hostname or url.scheme not in ("http", "https"):
             raise ValueError(f"the API server address {creds.server!r} is not an http(s) URL")
         self.address = (url.hostname, url.port or (443 if url.scheme == "https" else 80))
-        self.authority = url.netloc.rpartition("@")[2].encode("idna")
+        netloc = url.netloc.rpartition("@")[2]
+        # The idna codec (and the Unicode tables it loads) only for a name that needs it.
+        self.authority = netloc.encode("ascii") if netloc.isascii() else netloc.encode("idna")
         self.ssl_context = _ssl_context(creds) if url.scheme == "https" else None
         self.server_hostname = creds.tls_server_name or url.hostname
         self.prefix = url.path.rstrip("/")

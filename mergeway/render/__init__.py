@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from mergeway.binaries import MissingTool
 from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError, read_text
@@ -25,11 +25,12 @@ class RenderError(Exception):
     """Rendering failed; the message is meant for the PR comment (the tool's own words)."""
 
 
-@dataclass
-class Rendered:
+class Rendered(NamedTuple):
+    """An environment's objects, which renderer made them, and what the reviewer should be told."""
+
     renderer: str
     manifests: list[Manifest]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str]
 
 
 def _identity(m: Manifest) -> tuple[str, str, str, str]:

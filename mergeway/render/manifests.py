@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -35,8 +34,7 @@ _KubeLoader.yaml_implicit_resolvers = {
 _TRAILING_WS = re.compile(r"[ \t]+$", re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     """One object from a rendered environment, with where it came from for error messages."""
 
     obj: dict[str, Any]
