@@ -21,22 +21,28 @@ def test_the_calls_really_run_side_by_side() -> None:
 
 
 def test_no_more_threads_than_workers_run_at_once() -> None:
-    lock, running, most = threading.Lock(), [0], [0]
-    gate = threading.Event()
+    # Each call holds its thread until three calls are running (or all that are left): so every
+    # thread the helper starts is in a call at once, and a fourth would be counted.
+    cond = threading.Condition()
+    running, finished, most, total = [0], [0], [0], 30
 
     def call(n: int) -> int:
-        with lock:
+        with cond:
             running[0] += 1
             most[0] = max(most[0], running[0])
-        gate.wait(0.01)
-        with lock:
+            cond.notify_all()
+            cond.wait_for(lambda: running[0] >= 3 or running[0] + finished[0] == total, timeout=10)
             running[0] -= 1
+            finished[0] += 1
+            cond.notify_all()
         return n
 
-    assert map_ordered(call, range(30), workers=3) == list(range(30))
-    assert most[0] <= 3
+    assert map_ordered(call, range(total), workers=3) == list(range(total))
+    assert most[0] == 3
 
 
+# A helper thread that dies of the error it should have handed back is a failure too.
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_every_call_is_made_and_the_earliest_failure_is_raised() -> None:
     made: list[int] = []
     lock = threading.Lock()
