@@ -149,16 +149,46 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", default="", help="with --policy: the cluster name the policy uses")
 
 
+def _columns() -> int:
+    """The terminal's width as :func:`shutil.get_terminal_size` finds it: ``$COLUMNS``, the terminal, 80."""
+    with contextlib.suppress(ValueError):
+        if int(os.environ.get("COLUMNS", "0")) > 0:
+            return int(os.environ["COLUMNS"])
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's own formatter, given the width so that building the parser does not import shutil.
+
+    argparse creates a formatter for every argument it adds (to check it), and each one measures the
+    terminal with :mod:`shutil`, whose import (with bz2 and lzma) costs more than building the parser.
+    """
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width or max(_columns() - 2, 11))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mergeway", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = argparse.ArgumentParser(
+        prog="mergeway", description=__doc__.splitlines()[0] if __doc__ else "", formatter_class=_HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"mergeway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    preview = sub.add_parser("preview", help="show what applying PATH would change (server-side dry run)")
+    preview = sub.add_parser(
+        "preview", help="show what applying PATH would change (server-side dry run)", formatter_class=_HelpFormatter
+    )
     _target_options(preview)
     preview.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     preview.set_defaults(func=_preview)
 
-    apply = sub.add_parser("apply", help="apply PATH like a deploy: staged server-side apply, prune, wait")
+    apply = sub.add_parser(
+        "apply", help="apply PATH like a deploy: staged server-side apply, prune, wait", formatter_class=_HelpFormatter
+    )
     _target_options(apply)
     apply.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a healthy rollout")
     apply.add_argument(

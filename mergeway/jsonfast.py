@@ -48,3 +48,20 @@ def dumps(value: Any, *, default: Callable[[Any], Any] | None = None) -> str:
         except TypeError:  # e.g. an integer past 64 bits
             pass
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default)
+
+
+def dumps_sorted_ascii(value: Any) -> bytes:
+    """What Flask's ``jsonify`` writes (compact, sorted keys, ``\\u`` escapes, a newline), as bytes.
+
+    orjson writes the same bytes whenever its output is printable ASCII; anything else (UTF-8, DEL)
+    is written by the json module, which escapes it.
+    """
+    if orjson is not None:
+        try:
+            data: bytes = orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # e.g. an integer past 64 bits
+            pass
+        else:
+            if data.isascii() and b"\x7f" not in data:
+                return data
+    return (json.dumps(value, separators=(",", ":"), sort_keys=True) + "\n").encode()

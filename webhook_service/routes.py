@@ -6,7 +6,6 @@ Every answer is JSON, including errors Flask raises itself (404, 405, 413) and u
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,7 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
-from mergeway import __version__, metrics
+from mergeway import __version__, jsonfast, metrics
 from mergeway.events import Forge
 from mergeway.intake.service import Intake
 from mergeway.jobs.kinds import QUEUES
@@ -127,11 +126,31 @@ class _EnvironHeaders:
         self.environ = environ
 
     def get(self, key: str, /) -> str | None:
-        name = key.upper().replace("-", "_")
-        if name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            return self.environ.get(name)
-        value = self.environ.get("HTTP_" + name)
+        name = _ENVIRON_KEYS.get(key) or _environ_key(key)
+        value = self.environ.get(name)
         return value if isinstance(value, str) else None
+
+
+def _environ_key(header: str) -> str:
+    """The WSGI environ key of a header (PEP 3333): ``HTTP_`` + upper case, ``-`` as ``_``."""
+    name = header.upper().replace("-", "_")
+    return name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + name
+
+
+#: The headers intake reads, translated once (each delivery reads five or six of them).
+_ENVIRON_KEYS: dict[str, str] = {
+    name: _environ_key(name)
+    for name in (
+        "Content-Type",
+        "X-GitHub-Event",
+        "X-GitHub-Delivery",
+        "X-Hub-Signature-256",
+        "X-Gitlab-Event",
+        "X-Gitlab-Token",
+        "Idempotency-Key",
+        "X-Gitlab-Event-UUID",
+    )
+}
 
 
 class WebhookFastPath:
@@ -162,8 +181,7 @@ class WebhookFastPath:
         except Exception as exc:
             log.error("unhandled error on POST %s", environ.get("PATH_INFO"), exc_info=exc)
             status, answer = 500, {"error": "internal error"}
-        # Byte for byte what jsonify answers (compact, sorted keys, ASCII, trailing newline).
-        data = (json.dumps(answer, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        data = jsonfast.dumps_sorted_ascii(answer)  # byte for byte what jsonify answers
         start_response(
             f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN').upper()}",
             [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],

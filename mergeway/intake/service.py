@@ -27,10 +27,10 @@ from mergeway import jsonfast, metrics
 from mergeway.config import Settings
 from mergeway.events import Event, Forge
 from mergeway.intake import Ignored, Ping, github, gitlab
-from mergeway.intake.dedupe import Deduper, body_digest, delivery_id_for
+from mergeway.intake.dedupe import HMAC_PREFIX, Deduper, body_digest, delivery_id_for
 from mergeway.intake.fields import InvalidPayloadError, opt_str
 from mergeway.intake.publish import Publisher, RedisCeleryPublisher
-from mergeway.intake.signatures import gitlab_scope_for, gitlab_token_scopes, verify_github
+from mergeway.intake.signatures import gitlab_scope_for, gitlab_token_scopes, verified_github_signature
 from mergeway.jobs.kinds import route
 from mergeway.logs import log_context
 
@@ -104,10 +104,13 @@ class Intake:
         secret = self.settings.webhook_secret(forge)
         scoped = self.settings.gitlab_webhook_secrets
         scopes: frozenset[str | None] = frozenset({None})
+        fingerprint = ""  # what claims the body against replays (see mergeway.intake.dedupe)
         if forge == "github":
-            if not verify_github(secret, body, _header(headers, "X-Hub-Signature-256")):
+            signature = verified_github_signature(secret, body, _header(headers, "X-Hub-Signature-256"))
+            if signature is None:
                 log.warning("rejected delivery: missing or invalid signature", extra={"forge": forge})
                 return Reply(401, {"error": "missing or invalid X-Hub-Signature-256"}, "unauthorized")
+            fingerprint = HMAC_PREFIX + signature
             raw_delivery = _header(headers, "X-GitHub-Delivery")
         else:
             scopes = gitlab_token_scopes(secret, scoped, _header(headers, "X-Gitlab-Token"))
@@ -140,7 +143,7 @@ class Intake:
             if isinstance(parsed, Ignored):
                 log.info("delivery ignored: %s", parsed.reason)
                 return Reply(202, {"status": "ignored", "reason": parsed.reason}, "ignored")
-            return self._enqueue(forge, delivery_id, body_digest(body), parsed)
+            return self._enqueue(forge, delivery_id, fingerprint or body_digest(body), parsed)
 
     def _parse(
         self, forge: Forge, headers: Headers, delivery_id: str, payload: dict[str, Any]

@@ -24,10 +24,21 @@ def sign_github(secret: str, body: bytes) -> str:
 
 def verify_github(secret: str, body: bytes, header: str | None) -> bool:
     """True when ``header`` is a valid ``sha256=<hex>`` HMAC of ``body`` keyed with ``secret``."""
+    return verified_github_signature(secret, body, header) is not None
+
+
+def verified_github_signature(secret: str, body: bytes, header: str | None) -> str | None:
+    """The HMAC of ``body`` (hex) when ``header`` carries it, else ``None``.
+
+    Intake also uses it to recognise a replayed body: it identifies the exact bytes as well as a
+    digest of them would, and it is already computed.
+    """
     if not secret or not header or not header.startswith(SIGNATURE_PREFIX):
-        return False
+        return None
     expected = sign_github(secret, body)
-    return hmac.compare_digest(expected.encode("ascii"), _header_bytes(header.strip().lower()))
+    if not hmac.compare_digest(expected.encode("ascii"), _header_bytes(header.strip().lower())):
+        return None
+    return expected[len(SIGNATURE_PREFIX) :]
 
 
 def verify_gitlab(secret: str, token: str | None) -> bool:

@@ -114,12 +114,12 @@ class Applier:
         if progress:
             progress(f"applying {len(changes)} object(s), pruning {len(prunes)}")
         final = _final_parent(applyset, plan, held, commit)
-        self._apply_changes(changes, applyset, stored, final, result, health_timeout)
+        recorded = self._apply_changes(changes, applyset, stored, final, result, health_timeout)
         if not result.failed:
             pruned, failed = prune.prune(self.client, prunes)
             result.pruned.extend(pruned)
             result.failed.extend(failed)
-        if not result.failed and not applyset.current(stored, final):
+        if not result.failed and not applyset.current(recorded, final):
             applyset.write(self.client, final, field_manager=self.field_manager)
         result.apply_seconds = time.monotonic() - started
         if result.failed or not wait:
@@ -137,20 +137,24 @@ class Applier:
         final: Parent,
         result: DeployResult,
         timeout: float,
-    ) -> None:
+    ) -> Parent | None:
         """Apply stage by stage, the parent first recording every kind and namespace this run can create.
 
         The parent must exist before members so a crash leaves them findable; when the change
         creates the parent's own namespace, that has to come first. Not written when the parent
-        already lists every kind and namespace this run can create.
+        already lists every kind and namespace this run can create. Returns what the parent now
+        records, so a deploy whose final record is the same (a first deploy without a commit to
+        record) does not write it twice.
         """
         old = stored or Parent()
         union = applyset.parent(old.group_kinds | final.group_kinds, old.namespaces | final.namespaces)
         covered = stored is not None and union.group_kinds <= old.group_kinds and union.namespaces <= old.namespaces
         grouped = stages(changes)
         creates_parent_ns = any(i.ref.kind == "Namespace" and i.ref.name == applyset.namespace for i in grouped[0])
+        recorded = stored
         if not creates_parent_ns and not covered:
             applyset.write(self.client, union, field_manager=self.field_manager)
+            recorded = union
         for index, stage in enumerate(grouped):
             if stage:
                 self._apply_stage(stage, result)
@@ -159,7 +163,9 @@ class Applier:
             if index == 0:
                 if creates_parent_ns and not covered:
                     applyset.write(self.client, union, field_manager=self.field_manager)
+                    recorded = union
                 self._settle_foundation(stage, timeout)
+        return recorded
 
     def _apply(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply one object; returns what the API server stored."""

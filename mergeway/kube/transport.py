@@ -306,12 +306,14 @@ class DirectTransport:
         return _Connection(sock)
 
     def _remember_session(self, conn: _Connection) -> None:
-        """Keep the newest resumable TLS session (TLS 1.3 sends its ticket with the first answer).
+        """Keep a resumable TLS session (TLS 1.3 sends its ticket with the first answer).
 
-        The newest, not the first: a worker's client lives for days and a ticket for hours, and a
-        connection that could not resume brings a fresh ticket.
+        Replaced whenever a connection could not resume with it: a worker's client lives for days
+        and a ticket for hours, and such a connection brings a fresh ticket. Not replaced by one
+        that resumed: reading a socket's session copies it (certificates and all, about 0.3 ms),
+        and a burst opens a dozen connections.
         """
-        if isinstance(conn.sock, ssl.SSLSocket):
+        if isinstance(conn.sock, ssl.SSLSocket) and (self._session is None or not conn.sock.session_reused):
             session = conn.sock.session
             if session is not None and session.has_ticket:
                 self._session = session

@@ -84,7 +84,7 @@ def test_a_deploy_of_new_objects_sends_one_dry_run_and_one_apply_each(observed, 
     result = Applier(client).deploy(objects, applyset=applyset, default_namespace=namespace, wait=False)
     assert result.counts() == {"added": 12, "changed": 0, "pruned": 0, "unchanged": 0}
     assert spy.sent["PATCH dry-run"] == 12  # everything validated before anything is applied
-    assert spy.sent["PATCH"] == 12 + 2  # the objects, and the ApplySet parent before and after
+    assert spy.sent["PATCH"] == 12 + 1  # the objects, and the ApplySet parent once: nothing changes it after
     assert spy.sent["GET"] <= 5  # discovery (2), the parent, one LIST of the collection
     assert sum(spy.sent.values()) <= 12 * 2 + 7
 
@@ -92,6 +92,21 @@ def test_a_deploy_of_new_objects_sends_one_dry_run_and_one_apply_each(observed, 
     again = Applier(client).deploy(objects, applyset=applyset, default_namespace=namespace, wait=False)
     assert again.counts() == {"added": 0, "changed": 0, "pruned": 0, "unchanged": 12}
     assert spy.sent["PATCH dry-run"] == spy.sent["PATCH"] == 0  # nothing changed, nothing sent
+
+
+def test_a_deploy_records_its_commit_on_the_parent_only_after_applying(observed, namespace) -> None:
+    client, spy = observed
+    applyset = ApplySet("budget-commit", namespace, repository="github:acme/app", environment="prod")
+    objects = [_config(f"k-{i:02d}") for i in range(3)]
+    result = Applier(client).deploy(
+        objects, applyset=applyset, default_namespace=namespace, commit="c0ffee", wait=False
+    )
+    assert result.ok
+    # Before the objects: the kinds and namespaces (so a crash leaves them findable), no commit yet;
+    # after them: the commit, which says that this commit is what the cluster runs.
+    assert spy.sent["PATCH"] == 3 + 2
+    stored = applyset.read(client)
+    assert stored is not None and stored.commit == "c0ffee"
 
 
 def test_a_burst_of_connections_resumes_one_tls_session(kube_cluster) -> None:

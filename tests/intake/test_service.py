@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
 
 import redis
 
@@ -47,25 +47,42 @@ def test_a_failed_enqueue_claims_nothing_so_the_redelivery_is_queued(
     assert [j.task_id for j in queued_jobs(redis_client)] == [second.body["job_id"]]
 
 
-class CountingRedis(redis.Redis):
-    """A real client that records each command it sends (each is one round trip)."""
+def commands_seen_by_redis(url: str, action: Callable[[], object]) -> list[str]:
+    """What Redis received from clients (not from inside scripts) while ``action`` ran, via ``MONITOR``."""
+    marker = f"end-of-action-{uuid.uuid4()}"
+    signal = redis.Redis.from_url(url)
+    signal.ping()  # connected (and introduced itself) before watching
+    with redis.Redis.from_url(url).monitor() as monitor:
+        action()
+        signal.echo(marker)
+        seen = []
+        while True:
+            entry = monitor.next_command()
+            if marker in entry["command"]:
+                return seen
+            if entry["client_type"] != "lua":
+                seen.append(entry["command"].split(" ", 1)[0].upper())
 
-    sent: list[str]
 
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.sent.append(str(args[0]))
-        return super().execute_command(*args, **options)
-
-
-def test_one_redis_round_trip_per_accepted_delivery(redis_server: RedisServer) -> None:
-    client = CountingRedis.from_url(redis_server.url)
-    client.sent = []
-    intake = Intake(settings(redis_server.url), client)
-    intake.handle("github", github_headers(OPENED, "pull_request"), OPENED)  # the first one loads the script
-    client.sent.clear()
-    reply = intake.handle("github", github_headers(OPENED + b" ", "pull_request"), OPENED + b" ")
-    assert reply.status == 202
-    assert client.sent == ["EVALSHA"]
+def test_one_redis_round_trip_per_accepted_delivery(redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    intake = Intake(settings(redis_server.url), redis.Redis.from_url(redis_server.url))
+    intake.handle("github", github_headers(OPENED, "pull_request"), OPENED)  # connects and loads the script
+    replies = []
+    body = OPENED + b" "
+    sent = commands_seen_by_redis(
+        redis_server.url, lambda: replies.append(intake.handle("github", github_headers(body, "pull_request"), body))
+    )
+    assert replies[0].status == 202
+    assert sent == ["EVALSHA"]
+    # A Redis that lost its scripts (restarted, flushed) gets the script with the delivery: still one command.
+    redis_client.script_flush()
+    body = OPENED + b"  "
+    sent = commands_seen_by_redis(
+        redis_server.url, lambda: replies.append(intake.handle("github", github_headers(body, "pull_request"), body))
+    )
+    assert replies[1].status == 202
+    assert sent == ["EVALSHA", "EVAL"]
+    assert len(queued_jobs(redis_client)) == 3
 
 
 def test_delivery_ids_are_remembered_for_the_configured_ttl(
@@ -85,3 +102,18 @@ def test_headers_are_case_insensitive_in_plain_dicts(redis_server: RedisServer, 
     intake = Intake(settings(redis_server.url), redis_client)
     headers = {k.lower(): v for k, v in github_headers(OPENED, "pull_request").items()}
     assert intake.handle("github", headers, OPENED).status == 202
+
+
+def test_the_first_delivery_after_a_redis_restart_is_queued_not_refused(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    """Each intake thread keeps its Redis connection; one that a restart broke is replaced on the spot."""
+    intake = Intake(settings(redis_server.url), redis.Redis.from_url(redis_server.url))
+    before = intake.handle("github", github_headers(OPENED, "pull_request"), OPENED)
+    assert before.status == 202
+    redis_server.stop()
+    redis_server.start()
+    body = OPENED + b" "
+    after = intake.handle("github", github_headers(body, "pull_request"), body)
+    assert (after.status, after.body["status"]) == (202, "queued")
+    assert after.body["job_id"] in [j.task_id for j in queued_jobs(redis_client)]

@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Modules a plain-YAML preview or apply never needs: the official client and its HTTP stack, the
-#: settings, subprocess machinery, and what dataclasses and ThreadPoolExecutor would pull in.
+#: settings, subprocess machinery, what dataclasses and ThreadPoolExecutor would pull in, and
+#: shutil (with bz2 and lzma), which argparse imports to measure the terminal unless told the width.
 UNUSED = (
     "kubernetes",
     "urllib3",
@@ -24,6 +25,9 @@ UNUSED = (
     "inspect",
     "logging",
     "concurrent",
+    "shutil",
+    "bz2",
+    "lzma",
 )
 
 

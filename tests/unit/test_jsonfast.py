@@ -57,3 +57,18 @@ def test_a_log_line_with_an_integer_past_64_bits_is_still_written(codec: str) ->
         logger.removeHandler(handler)
     line = json.loads(stream.getvalue())
     assert line["msg"] == "odd payload" and line["number"] == 2**70 and line["when"].startswith("<object")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *SAMPLES,
+        {"z": 1, "a": {"y": "\x00\x1f\x7f\n\t\"\\/", "b": None}},
+        {"reason": "déjà vu", "repo": "acme/ünïcode"},
+        {"error": "", "pr": 2**70},
+    ],
+)
+def test_answers_are_the_bytes_flask_jsonify_writes(codec: str, value: Any) -> None:
+    """Compact, sorted keys, ``\\u`` escapes for anything beyond printable ASCII, one newline."""
+    expected = (json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=True) + "\n").encode()
+    assert jsonfast.dumps_sorted_ascii(value) == expected
