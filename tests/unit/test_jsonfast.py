@@ -63,7 +63,7 @@ def test_a_log_line_with_an_integer_past_64_bits_is_still_written(codec: str) ->
     "value",
     [
         *SAMPLES,
-        {"z": 1, "a": {"y": "\x00\x1f\x7f\n\t\"\\/", "b": None}},
+        {"z": 1, "a": {"y": '\x00\x1f\x7f\n\t"\\/', "b": None}},
         {"reason": "déjà vu", "repo": "acme/ünïcode"},
         {"error": "", "pr": 2**70},
     ],
