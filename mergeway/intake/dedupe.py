@@ -58,6 +58,7 @@ end
 redis.call('LPUSH', queue, ARGV[3])
 return 1
 """
+_CLAIM_AND_ENQUEUE_SHA = hashlib.sha1(_CLAIM_AND_ENQUEUE.encode(), usedforsecurity=False).hexdigest()
 
 
 def body_digest(body: bytes) -> str:
@@ -89,7 +90,6 @@ class Deduper:
     def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self.client = client
         self.ttl_seconds = ttl_seconds
-        self._sha = hashlib.sha1(_CLAIM_AND_ENQUEUE.encode(), usedforsecurity=False).hexdigest()
         self._local = threading.local()
 
     @staticmethod
@@ -121,7 +121,7 @@ class Deduper:
         """The script's answer over this thread's connection (loaded first if Redis does not know it)."""
         conn = self._connection()
         try:
-            conn.send_command("EVALSHA", self._sha, *args)
+            conn.send_command("EVALSHA", _CLAIM_AND_ENQUEUE_SHA, *args)
             try:
                 return conn.read_response()
             except NoScriptError:  # a restarted or flushed Redis: EVAL loads it again
