@@ -272,6 +272,9 @@ class Settings:
     )
     max_yaml_depth: int = field(default=DEFAULT_LIMITS.max_depth, metadata=_var("MERGEWAY_MAX_YAML_DEPTH", minimum=10))
     max_yaml_aliases: int = field(default=DEFAULT_LIMITS.max_aliases, metadata=_var("MERGEWAY_MAX_YAML_ALIASES"))
+    max_render_files: int = field(
+        default=DEFAULT_LIMITS.max_files, metadata=_var("MERGEWAY_MAX_RENDER_FILES", minimum=10)
+    )
 
     #: The web service's gunicorn (``webhook_service/gunicorn_conf.py``): ``MERGEWAY_BIND`` wins over ``PORT``.
     web_bind: str = field(default="", metadata=_var("MERGEWAY_BIND"))
@@ -344,7 +347,9 @@ class Settings:
 
     def input_limits(self) -> InputLimits:
         """The bounds on what one environment's render may read (:mod:`mergeway.limits`)."""
-        return InputLimits(self.max_objects, self.max_rendered_bytes, self.max_yaml_depth, self.max_yaml_aliases)
+        return InputLimits(
+            self.max_objects, self.max_rendered_bytes, self.max_yaml_depth, self.max_yaml_aliases, self.max_render_files
+        )
 
     def load_policy(self) -> Policy:
         """The operator's policy, parsed; refuses (:class:`ConfigError`) to run without one.

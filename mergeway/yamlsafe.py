@@ -4,21 +4,24 @@ PyYAML composes an alias (``*a``) as a second reference to the anchored node, so
 "billion laughs" document parses instantly into a tiny graph — and then expands to gigabytes in the
 first ``json.dumps`` (the config hash), ``yaml.dump`` (the diff) or deep copy. An anchor can also
 refer to itself (``&a [*a]``), which nothing downstream survives. So before constructing a
-document, its node graph is measured as if every alias were expanded: the expanded size, nesting
-depth and number of alias uses must stay within :class:`~mergeway.limits.InputLimits`, and
-recursive aliases are refused. Measuring is one pass over the nodes, memoised per node, so a bomb
-is refused in microseconds without ever being expanded.
+document, its node graph is measured as if every alias were expanded: the expanded size (in the
+bytes its JSON takes), nesting depth and number of alias uses must stay within
+:class:`~mergeway.limits.InputLimits`, and recursive aliases are refused. Measuring is one pass
+over the nodes, memoised per node, so a bomb is refused in microseconds without ever being
+expanded. Sizes and alias uses are drawn from a :class:`~mergeway.limits.Budget` the caller may
+share across every file of one render, so splitting a bomb over many files gains nothing.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError
+from mergeway.limits import DEFAULT_LIMITS, Budget, InputLimits, LimitError
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
 
@@ -31,30 +34,44 @@ def _children(node: Node) -> list[Node]:
     return []
 
 
-class _Measure:
-    """Expanded size and depth of a node graph, computed once per node (aliases share nodes)."""
+#: What JSON adds around a scalar: two quotes and a separator, with the space Python's ``json`` writes.
+_SCALAR_OVERHEAD = 4
+#: What JSON adds around a collection: its brackets.
+_COLLECTION_OVERHEAD = 2
 
-    def __init__(self, limits: InputLimits, source: str, *, may_alias: bool = True) -> None:
-        self.limits = limits
+
+def _scalar_size(value: str) -> int:
+    """The bytes ``value`` takes in JSON with its quotes and separator (escapes counted when there are any)."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return len(value) + _SCALAR_OVERHEAD
+    return len(json.dumps(value)) + _SCALAR_OVERHEAD - 2
+
+
+class _Measure:
+    """Expanded size and depth of a node graph, computed once per node (aliases share nodes).
+
+    Sizes and alias uses are charged to ``budget``, which may be shared by every file of a render.
+    """
+
+    def __init__(self, budget: Budget, source: str, *, may_alias: bool = True) -> None:
+        self.limits = budget.limits
+        self.budget = budget
         #: Without a ``*`` in the text there is no alias: only the depth needs checking.
         self.may_alias = may_alias
         self.source = source
-        self.aliases = 0
-        self.total = 0
         self._size: dict[int, int] = {}
         self._depth: dict[int, int] = {}
 
     def document(self, root: Node) -> None:
         # Node ids are only meaningful within one document: anchors do not cross documents, and
         # a constructed document's nodes are freed, so their ids may be reused by the next one.
+        self.budget.add_document(self.source)
         if not self.may_alias:
             self._check_depth(root)
             return
         self._size.clear()
         self._depth.clear()
-        self.total += self._node(root)
-        if self.total > self.limits.max_bytes:
-            raise self._too_big()
+        self.budget.add_size(self._node(root), self.source)
 
     def _check_depth(self, root: Node) -> None:
         """The fast path for alias-free text: a tree, so only how deep it goes can hurt.
@@ -76,10 +93,7 @@ class _Measure:
         )
 
     def _too_big(self) -> LimitError:
-        return LimitError(
-            f"{self.source}: refused: the YAML expands to more than {self.limits.max_bytes} bytes "
-            "once its aliases (*name) are expanded (MERGEWAY_MAX_RENDERED_BYTES)"
-        )
+        return self.budget.too_big(self.source)
 
     def _node(self, root: Node) -> int:
         """Expanded size of ``root``, iteratively (hostile depth must not recurse), in document order.
@@ -94,7 +108,7 @@ class _Measure:
             node, closing = stack.pop()
             key = id(node)
             if isinstance(node, ScalarNode):
-                self._size[key], self._depth[key] = len(node.value) + 1, 1
+                self._size[key], self._depth[key] = _scalar_size(node.value), 1
                 continue
             kids = _children(node)
             if closing:
@@ -115,21 +129,16 @@ class _Measure:
         return self._size[id(root)]
 
     def _close(self, key: int, kids: list[Node]) -> None:
-        size = 1 + sum(self._size[id(k)] for k in kids)
+        size = _COLLECTION_OVERHEAD + sum(self._size[id(k)] for k in kids)
         depth = 1 + max((self._depth[id(k)] for k in kids), default=0)
-        if size > self.limits.max_bytes:
+        if self.budget.size + size > self.limits.max_bytes:
             raise self._too_big()
         if depth > self.limits.max_depth:
             raise self._too_deep()
         self._size[key], self._depth[key] = size, depth
 
     def _alias(self) -> None:
-        self.aliases += 1
-        if self.aliases > self.limits.max_aliases:
-            raise LimitError(
-                f"{self.source}: refused: more than {self.limits.max_aliases} YAML aliases (*name) "
-                "(MERGEWAY_MAX_YAML_ALIASES)"
-            )
+        self.budget.add_alias(self.source)
 
 
 _STR = "tag:yaml.org,2002:str"
@@ -186,13 +195,30 @@ class BoundedSafeLoader(BoundedLoaderMixin, _BaseLoader):  # type: ignore[valid-
 
 
 def load_all(
-    text: str, loader: type[BoundedLoaderMixin], *, source: str, limits: InputLimits = DEFAULT_LIMITS
+    text: str,
+    loader: type[BoundedLoaderMixin],
+    *,
+    source: str,
+    limits: InputLimits = DEFAULT_LIMITS,
+    budget: Budget | None = None,
 ) -> Iterator[Any]:
-    """Every document of ``text``; raises :class:`LimitError` or :class:`yaml.YAMLError`."""
-    if len(text) > limits.max_bytes:
-        raise LimitError(f"{source}: refused: larger than {limits.max_bytes} bytes (MERGEWAY_MAX_RENDERED_BYTES)")
+    """Every document of ``text``; raises :class:`LimitError` or :class:`yaml.YAMLError`.
+
+    ``budget`` is shared by every file of one render (a fresh one bounded by ``limits`` otherwise).
+    Text without aliases is charged its own length: its JSON is a small multiple of it at most
+    (``[a,b]`` becomes ``["a","b"]``), and measuring each scalar would slow the common case.
+    """
+    if budget is None:
+        budget = Budget(limits)
+    if len(text) > budget.limits.max_bytes:
+        raise LimitError(
+            f"{source}: refused: larger than {budget.limits.max_bytes} bytes (MERGEWAY_MAX_RENDERED_BYTES)"
+        )
+    may_alias = "*" in text
+    if not may_alias:
+        budget.add_size(len(text), source)
     instance: Any = loader(text)  # type: ignore[call-arg]
-    instance.measure = _Measure(limits, source, may_alias="*" in text)
+    instance.measure = _Measure(budget, source, may_alias=may_alias)
     try:
         while instance.check_data():
             yield instance.get_data()
@@ -200,9 +226,9 @@ def load_all(
         instance.dispose()
 
 
-def safe_load(text: str, *, source: str, limits: InputLimits = DEFAULT_LIMITS) -> Any:
+def safe_load(text: str, *, source: str, limits: InputLimits = DEFAULT_LIMITS, budget: Budget | None = None) -> Any:
     """The single document of ``text`` (``None`` when empty), like ``yaml.safe_load`` but bounded."""
-    docs = list(load_all(text, BoundedSafeLoader, source=source, limits=limits))
+    docs = list(load_all(text, BoundedSafeLoader, source=source, limits=limits, budget=budget))
     if len(docs) > 1:
         raise yaml.YAMLError(f"{source}: expected a single YAML document, found {len(docs)}")
     return docs[0] if docs else None

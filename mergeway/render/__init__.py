@@ -3,6 +3,10 @@
 The renderer is chosen by what the directory holds (a ``kustomization.yaml`` → kustomize, a
 ``Chart.yaml`` → Helm, anything else → plain YAML), the way users already lay repositories out for
 kubectl, Flux and Argo CD, so no extra configuration is needed for the common cases.
+
+Every renderer reads a private copy of the files it needs, with every symlink resolved and confined
+to the repository (:mod:`mergeway.render.stage`), and every file it reads and every tool's output
+draw on one :class:`~mergeway.limits.Budget` for the whole environment.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mergeway.binaries import MissingTool
-from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError, read_text
+from mergeway.limits import DEFAULT_LIMITS, Budget, InputLimits, LimitError, read_text
 from mergeway.render.manifests import Manifest, ManifestError, parse_manifests
-from mergeway.render.paths import PathError, check_tree, confine, kustomization_file
-from mergeway.render.plain import render_plain
+from mergeway.render.paths import PathError, confine, kustomization_file
+from mergeway.render.plain import render_plain, wanted
+from mergeway.render.stage import staged
 
 __all__ = ["Manifest", "RenderError", "Rendered", "render"]
 
@@ -70,10 +75,12 @@ def render(
 ) -> Rendered:
     """Render ``path`` (relative to the checkout ``root``) into objects; raise :class:`RenderError`.
 
-    The repository is untrusted input: ``limits`` bounds its size, and the renderers refuse
-    anything that would reach outside it (see :mod:`mergeway.render.kustomize` and ``helm``).
+    The repository is untrusted input: ``limits`` bounds its size (one budget for everything this
+    render reads), and the renderers refuse anything that would reach outside it (see
+    :mod:`mergeway.render.stage`, :mod:`mergeway.render.kustomize` and ``helm``).
     """
     warnings: list[str] = []
+    budget = Budget(limits)
     root = root.resolve()  # paths are compared after resolving, so the root must be resolved too
     try:
         directory = confine(root, path, what="environment path")
@@ -89,15 +96,17 @@ def render(
                 return Rendered("none", [], [note])
             raise RenderError(f"environment path {path!r} does not exist in this commit")
         if directory.is_file():
-            renderer, manifests = "plain", _render_file(directory, path, limits)
+            renderer, manifests = "plain", _render_file(directory, path, budget)
             return Rendered(renderer, _dedupe(_bounded(manifests, path, limits), warnings), warnings)
-        check_tree(root, directory)
         tool = "kustomize" if kustomization_file(directory) else "helm" if (directory / "Chart.yaml").is_file() else ""
         if tool:
-            manifests = _render_with_tool(tool, root, directory, release, namespace, values, kube_version, limits)
+            manifests = _render_with_tool(tool, root, directory, release, namespace, values, kube_version, budget)
             renderer = tool
         else:
-            renderer, manifests = "plain", render_plain(root, directory, warnings, limits)
+            prefix = len(str(directory.relative_to(root))) + 1 if directory != root else 0
+            with staged(root, [directory], limits, keep=lambda shown: wanted(shown[prefix:])) as copy:
+                inner = copy / directory.relative_to(root)
+                renderer, manifests = "plain", render_plain(copy, inner, warnings, budget)
         manifests = _bounded(manifests, path, limits)
     except (PathError, ManifestError, LimitError) as exc:
         raise RenderError(str(exc)) from None
@@ -114,7 +123,7 @@ def _render_with_tool(
     namespace: str,
     values: Sequence[str],
     kube_version: str,
-    limits: InputLimits,
+    budget: Budget,
 ) -> list[Manifest]:
     """kustomize or Helm. Imported here: plain YAML, the common small case, starts no process."""
     from mergeway.proc import ToolError
@@ -123,7 +132,7 @@ def _render_with_tool(
 
     try:
         if tool == "kustomize":
-            return render_kustomize(root, directory, limits=limits)
+            return render_kustomize(root, directory, budget=budget)
         return render_helm(
             root,
             directory,
@@ -131,20 +140,21 @@ def _render_with_tool(
             namespace=namespace,
             values=values,
             kube_version=kube_version,
-            limits=limits,
+            budget=budget,
         )
     except ToolError as exc:
         raise RenderError(f"{exc.tool} failed: {exc.message}") from None
 
 
-def _render_file(file: Path, path: str, limits: InputLimits) -> list[Manifest]:
+def _render_file(file: Path, path: str, budget: Budget) -> list[Manifest]:
+    """One file named as the environment: :func:`confine` resolved it, and only it is read."""
     try:
-        text = read_text(file, path, limits)
+        text = read_text(file, path, budget.limits)
     except LimitError as exc:
         raise ManifestError(str(exc)) from None
     except UnicodeDecodeError:
         raise ManifestError(f"{path}: not UTF-8 text") from None
-    return parse_manifests(text, path, limits)
+    return parse_manifests(text, path, budget=budget)
 
 
 def _bounded(manifests: list[Manifest], path: str, limits: InputLimits) -> list[Manifest]:

@@ -6,6 +6,10 @@ A chart in a pull request is hostile input, so before helm runs:
   here), and a ``file://`` dependency must stay inside the repository;
 - values files named in ``.mergeway.yaml`` must be files inside the repository.
 
+Helm reads a private copy of the chart and values files (:mod:`mergeway.render.stage`): its
+loader follows symlinks, and ``.Files.Get``/``.Files.Glob`` would print whatever they lead to.
+The release name and chart are passed after ``--``, so a directory named like a flag stays a name.
+
 ``helm template`` then runs in :func:`mergeway.proc.sandbox`: no KUBECONFIG and an empty HOME (so a
 chart's ``lookup`` returns nothing instead of reading live Secrets into a PR comment), helm's
 cache/config/data/plugin/registry paths inside that HOME, no proxy that leads anywhere, and its
@@ -21,32 +25,33 @@ from typing import Any
 import yaml
 
 from mergeway import binaries, proc, yamlsafe
-from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError, read_text
+from mergeway.limits import Budget, InputLimits, LimitError, read_text
 from mergeway.render.manifests import Manifest, parse_manifests
 from mergeway.render.paths import PathError, confine
+from mergeway.render.stage import staged, unstaged
 
 #: Used when the target cluster's version is not known (the local cluster's version).
 DEFAULT_KUBE_VERSION = "v1.36.0"
 
 
-def _load(root: Path, file: Path, limits: InputLimits) -> Any:
+def _load(root: Path, file: Path, budget: Budget) -> Any:
     source = str(file.relative_to(root))
     try:
-        return yamlsafe.safe_load(read_text(file, source, limits), source=source, limits=limits)
+        return yamlsafe.safe_load(read_text(file, source, budget.limits), source=source, budget=budget)
     except LimitError as exc:
         raise PathError(str(exc)) from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise PathError(f"{source}: not valid YAML ({exc})") from None
 
 
-def _dependencies(root: Path, chart: Path, limits: InputLimits) -> list[tuple[str, dict[str, Any]]]:
+def _dependencies(root: Path, chart: Path, budget: Budget) -> list[tuple[str, dict[str, Any]]]:
     """(file, entry) for each dependency declared in Chart.yaml (v2) or requirements.yaml (v1)."""
     found: list[tuple[str, dict[str, Any]]] = []
     for name, key in (("Chart.yaml", "dependencies"), ("requirements.yaml", "dependencies")):
         file = chart / name
         if not file.is_file():
             continue
-        data = _load(root, file, limits)
+        data = _load(root, file, budget)
         deps = (data or {}).get(key) if isinstance(data, dict) else None
         if deps is None:
             continue
@@ -62,14 +67,15 @@ def _vendored(chart: Path, name: str) -> bool:
     return (charts / name / "Chart.yaml").is_file() or any(charts.glob(f"{name}-*.tgz"))
 
 
-def check_chart(root: Path, chart: Path, limits: InputLimits = DEFAULT_LIMITS) -> None:
+def check_chart(root: Path, chart: Path, budget: Budget | None = None) -> None:
     """Refuse a chart whose dependencies would be downloaded or read from outside the repository.
 
     Vendored subcharts (``charts/<name>/``) are checked the same way: helm loads their dependencies too.
     """
+    budget = budget or Budget()
     for sub in sorted((chart / "charts").glob("*/Chart.yaml")):
-        check_chart(root, sub.parent, limits)
-    for source, dep in _dependencies(root, chart, limits):
+        check_chart(root, sub.parent, budget)
+    for source, dep in _dependencies(root, chart, budget):
         name, repository = str(dep.get("name") or ""), str(dep.get("repository") or "")
         where = f"{source}: dependency {name!r}"
         if not name or "/" in name or name.startswith("."):
@@ -94,25 +100,41 @@ def render_helm(
     namespace: str,
     values: Sequence[str] = (),
     kube_version: str = "",
-    limits: InputLimits = DEFAULT_LIMITS,
+    budget: Budget | None = None,
     timeout: float = 120.0,
 ) -> list[Manifest]:
+    """``helm template`` of ``chart`` (a directory under ``root``), run on a private copy of it."""
     root = root.resolve()
-    check_chart(root, chart, limits)
-    helm = binaries.find("helm")
-    argv = [helm, "template", release, str(chart), "--skip-tests", "--include-crds"]
-    if namespace:
-        argv += ["--namespace", namespace]
-    # Charts gate templates on .Capabilities.KubeVersion; without this helm assumes its own default.
-    # A development build of Kubernetes reports v0.0.0-...; charts would refuse it, so assume the default.
-    if not kube_version or kube_version.startswith("v0."):
-        kube_version = DEFAULT_KUBE_VERSION
-    argv += ["--kube-version", kube_version]
+    budget = budget or Budget()
+    limits = budget.limits
+    value_files = []
     for value_file in values:
         path = confine(root, value_file, what="helm values file")
         if not path.is_file():
             raise PathError(f"helm values file {value_file!r} is not a file in this commit")
-        argv += ["--values", str(path)]
+        value_files.append(path)
+    with staged(root, [chart, *value_files], limits) as copy:
+        inner = copy / chart.relative_to(root)
+        check_chart(copy, inner, budget)
+        argv = [binaries.find("helm"), "template", "--skip-tests", "--include-crds"]
+        if namespace:
+            argv += ["--namespace", namespace]
+        # Charts gate templates on .Capabilities.KubeVersion; without this helm assumes its own default.
+        # A development build of Kubernetes reports v0.0.0-...; charts would refuse it, so assume the default.
+        if not kube_version or kube_version.startswith("v0."):
+            kube_version = DEFAULT_KUBE_VERSION
+        argv += ["--kube-version", kube_version]
+        for path in value_files:
+            argv += ["--values", str(copy / path.relative_to(root))]
+        argv += ["--", release, str(inner)]  # names, never flags, whatever they look like
+        try:
+            result = _run(argv, timeout, limits)
+        except proc.ToolError as exc:
+            raise proc.ToolError(exc.tool, unstaged(exc.message, copy)) from None
+    return parse_manifests(result.stdout, f"{chart.relative_to(root)} (helm)", budget=budget)
+
+
+def _run(argv: list[str], timeout: float, limits: InputLimits) -> proc.Completed:
     with proc.sandbox() as box:
         home = box.home
         env = {
@@ -125,7 +147,7 @@ def render_helm(
             "HELM_REPOSITORY_CONFIG": f"{home}/config/repositories.yaml",
             "HELM_REPOSITORY_CACHE": f"{home}/cache/repository",
         }
-        result = proc.run(
+        return proc.run(
             argv,
             cwd=str(home),
             timeout=timeout,
@@ -133,4 +155,3 @@ def render_helm(
             max_output=limits.max_bytes,
             output_setting="MERGEWAY_MAX_RENDERED_BYTES",
         )
-    return parse_manifests(result.stdout, f"{chart.relative_to(root)} (helm)", limits)

@@ -7,9 +7,12 @@ generator files, replacements, CRDs and OpenAPI schemas over HTTP, inflate Helm 
 plugins. So before kustomize runs, every kustomization reachable from the environment is read and
 every path-like field checked: it must name a file or directory that exists inside the repository,
 spelled as a plain relative path. Anything else — a URL, a remote base, ``helmCharts``, a plugin or
-KRM function, a field this check does not know — is refused with the file and field named. The run
-itself happens in :func:`mergeway.proc.sandbox` (empty HOME, no git on PATH), in case a check is
-ever missed.
+KRM function, a field this check does not know — is refused with the file and field named. Each
+kustomization file is confined to the repository before it is read, so one that is a symlink out
+of it is refused without showing a byte of what it points to. kustomize then runs on a private
+copy of the environment directory and of everything the check found referenced
+(:mod:`mergeway.render.stage`), with every symlink resolved, in :func:`mergeway.proc.sandbox`
+(empty HOME, no git on PATH), in case a check is ever missed. The directory comes after ``--``.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from typing import Any
 import yaml
 
 from mergeway import binaries, proc, yamlsafe
-from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError, read_text
+from mergeway.limits import Budget, LimitError, read_text
 from mergeway.render.manifests import Manifest, parse_manifests
 from mergeway.render.paths import PathError, kustomization_file
+from mergeway.render.stage import staged, unstaged
 
 #: Fields whose values are plain data (names, labels, inline patches): nothing is loaded from them.
 _DATA_FIELDS = frozenset(
@@ -82,12 +86,17 @@ _HOST_LIKE = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$", re.IGNORECASE
 
 
 class _Checker:
-    """Walks every kustomization reachable from one environment and confines what each references."""
+    """Walks every kustomization reachable from one environment and confines what each references.
 
-    def __init__(self, root: Path, limits: InputLimits) -> None:
+    ``needed`` collects every file and directory the walk found referenced: what kustomize reads.
+    """
+
+    def __init__(self, root: Path, budget: Budget) -> None:
         self.root = root.resolve()
-        self.limits = limits
+        self.budget = budget
+        self.limits = budget.limits
         self.seen: set[Path] = set()
+        self.needed: set[Path] = set()
 
     def rel(self, path: Path) -> str:
         try:
@@ -103,7 +112,12 @@ class _Checker:
         file = kustomization_file(directory)
         if file is None:
             raise PathError(f"{self.rel(directory)} is referenced as a kustomization but has none")
-        data = self._load(file)
+        real = file.resolve()
+        if real != self.root and self.root not in real.parents:
+            # Refused before reading: a parse error or a field name from the file would show its content.
+            raise PathError(f"{self.rel(file)} is a symlink that leads outside the repository")
+        self.needed.add(directory)
+        data = self._load(real)
         if not isinstance(data, dict):
             raise PathError(f"{self.rel(file)}: not a kustomization (expected a mapping)")
         for name, value in data.items():
@@ -112,7 +126,7 @@ class _Checker:
     def _load(self, file: Path) -> Any:
         try:
             text = read_text(file, self.rel(file), self.limits)
-            return yamlsafe.safe_load(text, source=self.rel(file), limits=self.limits)
+            return yamlsafe.safe_load(text, source=self.rel(file), budget=self.budget)
         except LimitError as exc:
             raise PathError(str(exc)) from None
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -174,7 +188,7 @@ class _Checker:
         source = "an inline configuration" if file is None else self.rel(file)
         try:
             text = ref if file is None else read_text(file, source, self.limits)
-            docs = list(yamlsafe.load_all(text, yamlsafe.BoundedSafeLoader, source=source, limits=self.limits))
+            docs = list(yamlsafe.load_all(text, yamlsafe.BoundedSafeLoader, source=source, budget=self.budget))
         except LimitError as exc:
             raise PathError(str(exc)) from None
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -228,6 +242,7 @@ class _Checker:
                 raise PathError(f"{refuse} it is a directory, a file is expected here")
             if _HOST_LIKE.match(first) and not ref.startswith(("./", "../")):
                 raise PathError(f"{refuse} kustomize would fetch it as a remote repository; prefix it with ./")
+        self.needed.add(target)
         return target
 
 
@@ -250,23 +265,37 @@ def _inline(ref: str) -> bool:
     return "\n" in ref or ref.lstrip().startswith("{")
 
 
-def check_kustomization(root: Path, directory: Path, limits: InputLimits = DEFAULT_LIMITS) -> None:
-    """Refuse a kustomization tree that references anything but local files in the repository."""
-    _Checker(root, limits).kustomization(directory)
+def check_kustomization(root: Path, directory: Path, budget: Budget | None = None) -> set[Path]:
+    """Refuse a kustomization tree that references anything but local files in the repository.
+
+    Returns what it references (kustomization directories and files, resolved), for the copy
+    kustomize runs on.
+    """
+    checker = _Checker(root, budget or Budget())
+    checker.kustomization(directory)
+    return checker.needed
 
 
 def render_kustomize(
-    root: Path, directory: Path, *, limits: InputLimits = DEFAULT_LIMITS, timeout: float = 120.0
+    root: Path, directory: Path, *, budget: Budget | None = None, timeout: float = 120.0
 ) -> list[Manifest]:
-    check_kustomization(root, directory, limits)
+    """``kubectl kustomize`` of ``directory`` (under ``root``), on a private copy of what it references."""
+    root = root.resolve()
+    budget = budget or Budget()
+    needed = check_kustomization(root, directory, budget)
     kubectl = binaries.find("kubectl")
-    with proc.sandbox() as box:
-        result = proc.run(
-            [kubectl, "kustomize", str(directory)],
-            cwd=str(box.home),
-            timeout=timeout,
-            env=box.env,
-            max_output=limits.max_bytes,
-            output_setting="MERGEWAY_MAX_RENDERED_BYTES",
-        )
-    return parse_manifests(result.stdout, f"{directory.relative_to(root)} (kustomize)", limits)
+    with staged(root, [directory, *needed], budget.limits) as copy:
+        inner = copy / directory.relative_to(root)
+        with proc.sandbox() as box:
+            try:
+                result = proc.run(
+                    [kubectl, "kustomize", "--", str(inner)],
+                    cwd=str(box.home),
+                    timeout=timeout,
+                    env=box.env,
+                    max_output=budget.limits.max_bytes,
+                    output_setting="MERGEWAY_MAX_RENDERED_BYTES",
+                )
+            except proc.ToolError as exc:
+                raise proc.ToolError(exc.tool, unstaged(exc.message, copy)) from None
+    return parse_manifests(result.stdout, f"{directory.relative_to(root)} (kustomize)", budget=budget)

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from mergeway import yamlsafe
-from mergeway.limits import DEFAULT_LIMITS, InputLimits, LimitError
+from mergeway.limits import DEFAULT_LIMITS, Budget, InputLimits, LimitError
 
 
 class ManifestError(ValueError):
@@ -61,22 +61,31 @@ class Manifest(NamedTuple):
         return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
 
 
-def _load_all(text: str, source: str, limits: InputLimits) -> list[Any]:
+def _load_all(text: str, source: str, budget: Budget) -> list[Any]:
     try:
-        return list(yamlsafe.load_all(text, _KubeLoader, source=source, limits=limits))
+        return list(yamlsafe.load_all(text, _KubeLoader, source=source, budget=budget))
     except LimitError as exc:
         raise ManifestError(str(exc)) from None
 
 
-def load_documents(text: str, source: str, limits: InputLimits = DEFAULT_LIMITS) -> list[Any]:
-    """Parse every YAML document in ``text``; empty documents are dropped. Bounded by ``limits``."""
+def load_documents(
+    text: str, source: str, limits: InputLimits = DEFAULT_LIMITS, budget: Budget | None = None
+) -> list[Any]:
+    """Parse every YAML document in ``text``; empty documents are dropped.
+
+    Bounded by ``budget`` when one render shares it across its files, by ``limits`` alone otherwise.
+    """
+    if budget is None:
+        budget = Budget(limits)
+    mark = budget.mark()
     try:
-        docs = _load_all(text, source, limits)
+        docs = _load_all(text, source, budget)
     except yaml.YAMLError as first:
         # Go's YAML accepts trailing tabs that PyYAML refuses; trailing blanks never carry meaning
         # in a manifest, so strip them and try once more before reporting the original error.
+        budget.restore(mark)  # the same text again: what the failed read counted is not counted twice
         try:
-            docs = _load_all(_TRAILING_WS.sub("", text), source, limits)
+            docs = _load_all(_TRAILING_WS.sub("", text), source, budget)
         except yaml.YAMLError:
             raise ManifestError(f"{source}: {_describe_yaml_error(first)}") from None
     return [doc for doc in docs if doc is not None]
@@ -128,9 +137,11 @@ def path_segment_problem(value: Any) -> str | None:
     return "may not contain " + ", ".join(repr(c) for c in bad) if bad else None
 
 
-def parse_manifests(text: str, source: str, limits: InputLimits = DEFAULT_LIMITS) -> list[Manifest]:
-    """Parse a YAML stream into objects."""
-    return list(iter_objects(load_documents(text, source, limits), source))
+def parse_manifests(
+    text: str, source: str, limits: InputLimits = DEFAULT_LIMITS, budget: Budget | None = None
+) -> list[Manifest]:
+    """Parse a YAML stream into objects (``budget`` as for :func:`load_documents`)."""
+    return list(iter_objects(load_documents(text, source, limits, budget), source))
 
 
 def looks_like_kubernetes(doc: Any) -> bool:

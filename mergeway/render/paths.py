@@ -3,6 +3,7 @@
 Repository config is written by whoever opens a pull request. A path like ``../../etc`` or a
 symlink pointing out of the checkout would let a PR read files from the worker's disk into a
 rendered manifest (and so into a PR comment), so each path is resolved and checked before use.
+Whole directories are copied, symlinks resolved and confined, by :mod:`mergeway.render.stage`.
 """
 
 from __future__ import annotations
@@ -26,17 +27,6 @@ def confine(root: Path, relative: str, *, what: str = "path") -> Path:
     if target != root and root not in target.parents:
         raise PathError(f"{what} {relative!r} leads outside the repository (through a symlink)")
     return target
-
-
-def check_tree(root: Path, directory: Path) -> None:
-    """Refuse a directory that contains a symlink pointing outside the repository."""
-    root = root.resolve()
-    for entry in directory.rglob("*"):
-        if entry.is_symlink():
-            target = entry.resolve()
-            if target != root and root not in target.parents:
-                rel = entry.relative_to(root)
-                raise PathError(f"{rel} is a symlink that leads outside the repository")
 
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")

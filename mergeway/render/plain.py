@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mergeway.limits import DEFAULT_LIMITS, InputLimits, read_text
+from mergeway.limits import Budget, read_text
 from mergeway.render.manifests import Manifest, ManifestError, iter_objects, load_documents, looks_like_kubernetes
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -14,23 +14,26 @@ SKIPPED_NAMES = frozenset(
 )
 
 
-def render_plain(
-    root: Path, directory: Path, warnings: list[str], limits: InputLimits = DEFAULT_LIMITS
-) -> list[Manifest]:
+def wanted(relative: str) -> bool:
+    """Whether a file (by its path below the environment directory) is one :func:`render_plain` reads."""
+    parts = relative.split("/")
+    return (
+        relative.endswith(MANIFEST_SUFFIXES)
+        and parts[-1] not in SKIPPED_NAMES
+        and not any(part.startswith(".") for part in parts)
+    )
+
+
+def render_plain(root: Path, directory: Path, warnings: list[str], budget: Budget) -> list[Manifest]:
     """Read every manifest file below ``directory`` in a stable (sorted) order.
 
     Documents that are not Kubernetes objects (CI config, Helm values, kustomize transformer
     config) are skipped with a warning rather than failing the render, since repositories keep
-    such files next to manifests. The files' total size is bounded before any is read.
+    such files next to manifests. The files' total size is bounded before any is read, and all
+    of them draw on the render's one ``budget``.
     """
-    files = sorted(
-        p
-        for p in directory.rglob("*")
-        if p.is_file()
-        and p.suffix in MANIFEST_SUFFIXES
-        and p.name not in SKIPPED_NAMES
-        and not any(part.startswith(".") for part in p.relative_to(directory).parts)
-    )
+    limits = budget.limits
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and wanted(p.relative_to(directory).as_posix()))
     total = sum(p.stat().st_size for p in files)
     if total > limits.max_bytes:
         raise ManifestError(
@@ -44,7 +47,7 @@ def render_plain(
             text = read_text(path, source, limits)
         except UnicodeDecodeError:
             raise ManifestError(f"{source}: not UTF-8 text") from None
-        docs = load_documents(text, source, limits)
+        docs = load_documents(text, source, budget=budget)
         kube_docs = [d for d in docs if looks_like_kubernetes(d)]
         if len(kube_docs) != len(docs):
             warnings.append(
