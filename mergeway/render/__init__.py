@@ -21,7 +21,7 @@ from mergeway.limits import DEFAULT_LIMITS, Budget, InputLimits, LimitError, rea
 from mergeway.render.manifests import Manifest, ManifestError, parse_manifests
 from mergeway.render.paths import PathError, confine, kustomization_file
 from mergeway.render.plain import render_plain, wanted
-from mergeway.render.stage import staged
+from mergeway.render.stage import walk
 
 __all__ = ["Manifest", "RenderError", "Rendered", "render"]
 
@@ -104,9 +104,8 @@ def render(
             renderer = tool
         else:
             prefix = len(str(directory.relative_to(root))) + 1 if directory != root else 0
-            with staged(root, [directory], limits, keep=lambda shown: wanted(shown[prefix:])) as copy:
-                inner = copy / directory.relative_to(root)
-                renderer, manifests = "plain", render_plain(copy, inner, warnings, budget)
+            files = walk(root, [directory], limits, keep=lambda shown: wanted(shown[prefix:]))
+            renderer, manifests = "plain", render_plain(files, warnings, budget)
         manifests = _bounded(manifests, path, limits)
     except (PathError, ManifestError, LimitError) as exc:
         raise RenderError(str(exc)) from None

@@ -1,11 +1,14 @@
-"""Render a directory of plain YAML/JSON manifests, as ``kubectl apply -R -f DIR`` reads it."""
+"""Render a directory of plain YAML/JSON manifests, as ``kubectl apply -R -f DIR`` reads it.
+
+Unlike kubectl, symlinked directories inside the repository are read too (as Helm and kustomize
+read them); what leads outside the repository is refused before anything is read.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mergeway.limits import Budget, read_text
 from mergeway.render.manifests import Manifest, ManifestError, iter_objects, load_documents, looks_like_kubernetes
+from mergeway.render.stage import Input
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: Files that sit beside manifests but are tool config, not cluster objects.
@@ -24,27 +27,20 @@ def wanted(relative: str) -> bool:
     )
 
 
-def render_plain(root: Path, directory: Path, warnings: list[str], budget: Budget) -> list[Manifest]:
-    """Read every manifest file below ``directory`` in a stable (sorted) order.
+def render_plain(files: list[Input], warnings: list[str], budget: Budget) -> list[Manifest]:
+    """Read every manifest file of an environment, in a stable (sorted) order.
 
-    Documents that are not Kubernetes objects (CI config, Helm values, kustomize transformer
-    config) are skipped with a warning rather than failing the render, since repositories keep
-    such files next to manifests. The files' total size is bounded before any is read, and all
-    of them draw on the render's one ``budget``.
+    ``files`` come from :func:`mergeway.render.stage.walk` (symlinks resolved and confined, the
+    total size bounded before any is read). Documents that are not Kubernetes objects (CI config,
+    Helm values, kustomize transformer config) are skipped with a warning rather than failing the
+    render, since repositories keep such files next to manifests. All of them draw on the render's
+    one ``budget``.
     """
-    limits = budget.limits
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and wanted(p.relative_to(directory).as_posix()))
-    total = sum(p.stat().st_size for p in files)
-    if total > limits.max_bytes:
-        raise ManifestError(
-            f"{directory.relative_to(root)}: refused: {total} bytes of manifests, more than "
-            f"{limits.max_bytes} (MERGEWAY_MAX_RENDERED_BYTES)"
-        )
     manifests: list[Manifest] = []
-    for path in files:
-        source = str(path.relative_to(root))
+    for item in files:
+        source = item.shown
         try:
-            text = read_text(path, source, limits)
+            text = read_text(item.real, source, budget.limits)
         except UnicodeDecodeError:
             raise ManifestError(f"{source}: not UTF-8 text") from None
         docs = load_documents(text, source, budget=budget)

@@ -8,6 +8,8 @@ copying does not. :func:`staged` copies the environment's inputs into a fresh di
 every symlink on the way and refusing any whose target leaves the repository (symlinked
 directories are walked too, and a loop is refused). Renderers then run on the copy, where there is
 nothing to follow. The copy is bounded by the render's byte and file limits, like every other input.
+Plain YAML, read by Mergeway itself, needs no copy: :func:`walk` lists the same confined files
+and their real locations, and they are read from there.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from mergeway.limits import InputLimits, LimitError
@@ -27,27 +30,36 @@ from mergeway.render.paths import PathError
 _SKIPPED = frozenset({".git"})
 
 
-class _Copier:
-    """Copies resolved, confined files under ``root`` into ``dest``, counting against ``limits``."""
+@dataclass(frozen=True)
+class Input:
+    """One file a renderer may read: where it is in the repository as the renderer sees it, and really."""
 
-    def __init__(self, root: Path, dest: Path, limits: InputLimits, keep: Callable[[str], bool]) -> None:
+    #: Its path relative to the repository, through any symlinks (``deploy/chart/link/app.conf``).
+    shown: str
+    #: The resolved file it is, inside the repository.
+    real: Path
+
+
+class _Walker:
+    """Lists resolved, confined files under ``root``, counting them against ``limits``."""
+
+    def __init__(self, root: Path, limits: InputLimits, keep: Callable[[str], bool]) -> None:
         self.root = root
-        self.dest = dest
         self.limits = limits
         self.keep = keep
-        self.files = 0
+        self.count = 0
         self.bytes = 0
+        self.files: list[Input] = []
+        #: Directories to create in a copy (by their shown path), so empty ones exist there too.
+        self.directories: list[str] = []
 
     def rel(self, path: Path) -> str:
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
 
-    def _inside(self, real: Path) -> bool:
-        return real == self.root or self.root in real.parents
-
     def _count(self, shown: str, size: int = 0) -> None:
-        self.files += 1
+        self.count += 1
         self.bytes += size
-        if self.files > self.limits.max_files:
+        if self.count > self.limits.max_files:
             raise LimitError(
                 f"{shown}: refused: the render needs more than {self.limits.max_files} files and directories "
                 "(MERGEWAY_MAX_RENDER_FILES)"
@@ -61,32 +73,68 @@ class _Copier:
     def resolve(self, logical: Path, shown: str) -> Path:
         """Where ``logical`` really is, refused when that is outside the repository."""
         real = logical.resolve()
-        if not self._inside(real):
+        if real != self.root and self.root not in real.parents:
             raise PathError(f"{shown} is a symlink that leads outside the repository")
         return real
 
-    def copy(self, real: Path, target: Path, shown: str, ancestors: frozenset[Path]) -> None:
-        """Copy ``real`` (already resolved and confined) to ``target``, which is under ``dest``."""
+    def add(self, real: Path, shown: str, ancestors: frozenset[Path] = frozenset()) -> None:
+        """Add ``real`` (already resolved and confined), seen by renderers as ``shown``."""
         info = real.stat()
         if stat.S_ISREG(info.st_mode):
-            if not self.keep(shown):
-                return
-            self._count(shown, info.st_size)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(real, target, follow_symlinks=False)
+            self._file(real, shown, info.st_size)
         elif stat.S_ISDIR(info.st_mode):
-            if real in ancestors:
-                raise PathError(f"{shown} is a symlink to a directory that contains it (a loop)")
-            self._count(shown)
-            target.mkdir(parents=True, exist_ok=True)
-            inner = ancestors | {real}
-            with os.scandir(real) as entries:
-                names = sorted(entry.name for entry in entries if entry.name not in _SKIPPED)
-            for name in names:
-                child = f"{shown}/{name}" if shown != "." else name
-                self.copy(self.resolve(real / name, child), target / name, child, inner)
+            self._directory(real, shown, ancestors)
         else:
             raise PathError(f"{shown} is not a regular file or directory")
+
+    def _file(self, real: Path, shown: str, size: int) -> None:
+        if self.keep(shown):
+            self._count(shown, size)
+            self.files.append(Input(shown, real))
+
+    def _directory(self, real: Path, shown: str, ancestors: frozenset[Path]) -> None:
+        if real in ancestors:
+            raise PathError(f"{shown} is a symlink to a directory that contains it (a loop)")
+        self._count(shown)
+        self.directories.append(shown)
+        inner = ancestors | {real}
+        with os.scandir(real) as scan:
+            entries = sorted((entry for entry in scan if entry.name not in _SKIPPED), key=lambda e: e.name)
+        for entry in entries:
+            child = f"{shown}/{entry.name}" if shown != "." else entry.name
+            if entry.is_symlink():  # the common case needs no resolving: ``real`` has no symlink in it
+                self.add(self.resolve(real / entry.name, child), child, inner)
+            elif entry.is_dir(follow_symlinks=False):
+                self._directory(real / entry.name, child, inner)
+            elif entry.is_file(follow_symlinks=False):
+                self._file(real / entry.name, child, entry.stat(follow_symlinks=False).st_size)
+            else:
+                raise PathError(f"{child} is not a regular file or directory")
+
+
+def _walk(root: Path, inputs: Iterable[Path], limits: InputLimits, keep: Callable[[str], bool]) -> _Walker:
+    walker = _Walker(root, limits, keep)
+    done: list[Path] = []
+    for logical in sorted({Path(p) for p in inputs}, key=lambda p: len(p.parts)):
+        if any(logical == d or d in logical.parents for d in done):
+            continue  # already listed with a directory that holds it
+        shown = walker.rel(logical) if logical != root else "."
+        real = walker.resolve(logical, shown)
+        if not real.exists():
+            raise PathError(f"{shown} does not exist in this commit")
+        walker.add(real, shown)
+        done.append(logical)
+    return walker
+
+
+def walk(
+    root: Path, inputs: Iterable[Path], limits: InputLimits, *, keep: Callable[[str], bool] = lambda shown: True
+) -> list[Input]:
+    """The files below ``inputs`` (paths under ``root``), symlinks resolved and confined, in sorted order.
+
+    ``keep`` may leave out files (by their path in the repository) the renderer will never read.
+    """
+    return _walk(root.resolve(), inputs, limits, keep).files
 
 
 @contextmanager
@@ -97,23 +145,18 @@ def staged(
 
     Each input keeps its place relative to ``root``, so relative references between them (a
     kustomize base, a values file) still hold; what a symlink points to is copied where the
-    symlink was. ``keep`` may leave out files (by their path in the repository) the renderer will
-    never read. The directory (mode 0700) is removed when the block ends.
+    symlink was. The directory (mode 0700) is removed when the block ends.
     """
     root = root.resolve()
+    walker = _walk(root, inputs, limits, keep)
     with tempfile.TemporaryDirectory(prefix="mergeway-inputs-") as tmp:
         dest = Path(tmp)
-        copier = _Copier(root, dest, limits, keep)
-        done: list[Path] = []
-        for logical in sorted({Path(p) for p in inputs}, key=lambda p: len(p.parts)):
-            if any(logical == d or d in logical.parents for d in done):
-                continue  # already copied with a directory that holds it
-            shown = copier.rel(logical) if logical != root else "."
-            real = copier.resolve(logical, shown)
-            if not real.exists():
-                raise PathError(f"{shown} does not exist in this commit")
-            copier.copy(real, dest / logical.relative_to(root), shown, frozenset())
-            done.append(logical)
+        for shown in walker.directories:
+            (dest / shown).mkdir(parents=True, exist_ok=True)
+        for item in walker.files:
+            target = dest / item.shown
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(item.real, target, follow_symlinks=False)
         yield dest
 
 
