@@ -21,7 +21,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-Files = Mapping[str, str | bytes | None]
+
+@dataclass(frozen=True)
+class Symlink:
+    """A file committed as a symbolic link to ``target`` (git mode 120000), as a PR can push one."""
+
+    target: str
+
+
+Files = Mapping[str, str | bytes | Symlink | None]
 
 
 @dataclass(frozen=True)
@@ -167,9 +175,13 @@ class BareRepo:
                     # Mode 0 removes the entry; unlike --force-remove it needs no work tree (bare repo).
                     self.git(["update-index", "--index-info"], env=index_env, stdin=f"0 {'0' * 40}\t{name}\n".encode())
                     continue
-                data = content.encode() if isinstance(content, str) else content
+                mode = "120000" if isinstance(content, Symlink) else "100644"
+                if isinstance(content, Symlink):
+                    data = content.target.encode()
+                else:
+                    data = content.encode() if isinstance(content, str) else content
                 blob = self.git(["hash-object", "-w", "--stdin"], stdin=data).strip()
-                self.git(["update-index", "--add", "--cacheinfo", f"100644,{blob},{name}"], env=index_env)
+                self.git(["update-index", "--add", "--cacheinfo", f"{mode},{blob},{name}"], env=index_env)
             tree = self.git(["write-tree"], env=index_env).strip()
         parents = ["-p", parent] if parent else []
         return self.git(["commit-tree", tree, *parents, "-m", message], author=author).strip()
