@@ -24,5 +24,9 @@ model") through the real components, and shows them refused:
                                                          test_worker_identity)
  12   object names that reshape API requests (CR/LF      test_hostile_names; tests/unit/test_transport
       request smuggling, ``/``, ``..``, ``?``)
+ 24.1 a chart reads worker files through a symlinked    test_render_files, test_render_hostile_e2e
+      directory; 24.7 a kustomization symlinked out;
+      24.9 a chart directory named like a flag
+ 24.2 the YAML budget per file, not per render          test_render_budget
 ====  ================================================  ==========================================
 """
