@@ -15,13 +15,11 @@ and their real locations, and they are read from there.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mergeway.limits import InputLimits, LimitError
 from mergeway.render.paths import PathError
@@ -30,8 +28,7 @@ from mergeway.render.paths import PathError
 _SKIPPED = frozenset({".git"})
 
 
-@dataclass(frozen=True)
-class Input:
+class Input(NamedTuple):
     """One file a renderer may read: where it is in the repository as the renderer sees it, and really."""
 
     #: Its path relative to the repository, through any symlinks (``deploy/chart/link/app.conf``).
@@ -147,6 +144,9 @@ def staged(
     kustomize base, a values file) still hold; what a symlink points to is copied where the
     symlink was. The directory (mode 0700) is removed when the block ends.
     """
+    import shutil  # here, not at the top: a plain-YAML render (the CLI's common case) needs neither
+    import tempfile
+
     root = root.resolve()
     walker = _walk(root, inputs, limits, keep)
     with tempfile.TemporaryDirectory(prefix="mergeway-inputs-") as tmp:
