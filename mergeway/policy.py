@@ -182,12 +182,29 @@ class Policy:
     def check_objects(self, forge: str, repo: str, env: Environment, objects: Iterable[PolicyObject]) -> list[str]:
         """One line per object ``forge:repo`` may not deploy in ``env`` (empty: all allowed)."""
         decision = self.rule_for(forge, repo, env.cluster)
-        rule = decision.rule
         if self.rules is None:
             return []
-        if rule is None:
+        if decision.rule is None:
             return [decision.reason]
-        return [f"{obj}: {why}" for obj in objects if (why := _refusal(rule, obj))]
+        return [f"{obj}: {why}" for obj, why in self.refusals(forge, repo, env, objects)]
+
+    def refusals(
+        self, forge: str, repo: str, env: Environment, objects: Iterable[PolicyObject]
+    ) -> list[tuple[PolicyObject, str]]:
+        """Each object the rule for ``forge:repo`` on ``env``'s cluster refuses, with why.
+
+        The one object check, for what a change writes and for what it would prune alike: a
+        deletion is as much a write as an apply, so an object the current rule no longer covers
+        (its namespace or kind revoked since it was deployed) is not deleted either. Without a
+        deciding rule every object is refused.
+        """
+        if self.rules is None:
+            return []
+        decision = self.rule_for(forge, repo, env.cluster)
+        rule = decision.rule
+        if rule is None:
+            return [(obj, decision.reason) for obj in objects]
+        return [(obj, why) for obj in objects if (why := _refusal(rule, obj))]
 
     def admit(
         self, forge: str, repo: str, env: Environment, manifests: Sequence[Manifest], discovery: Discovery
