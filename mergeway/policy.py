@@ -143,6 +143,23 @@ class Policy:
         allowed = sorted({c for r in matching for c in r.clusters})
         return Decision(False, f"{repo} may not deploy to cluster {cluster!r} (allowed: {_listing(allowed)})")
 
+    def grants_namespace(self, namespace: str) -> str:
+        """Which rule lets some repository write into ``namespace`` (``""``: none does).
+
+        Asked at start-up for the namespace Mergeway runs in (``MERGEWAY_OWN_NAMESPACE``): a
+        repository that may write there may rewrite Mergeway's policy, kubeconfig or worker. Any
+        cluster counts: which cluster names reach the cluster Mergeway runs in is not known here.
+        """
+        if self.rules is None:
+            return f"allow-all lets every repository deploy into namespace {namespace!r}"
+        for rule in self.rules:
+            if rule.allows_namespace(namespace):
+                return (
+                    f"rules[{rule.index}] (namespaces: {_listing(rule.namespaces)}) lets "
+                    f"{_listing(rule.repositories)} deploy into namespace {namespace!r}"
+                )
+        return ""
+
     def check(
         self, forge: str, repo: str, env: Environment, known_clusters: set[str], *, default_branch: str = ""
     ) -> Decision:
