@@ -229,7 +229,7 @@ def _deploy_head(
         rendered = step.render(root, client)
         step.admit(rendered, Discovery(client))
         reporter.progress(DeployReport(step.env.name, report.merge_sha, head, state="applying", note=report.note))
-        prunes = PruneCheck(ctx.policy, repo, step.env)
+        prunes = PruneCheck(ctx.policy, repo.forge, repo.full_name, step.env)
         result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
             rendered.manifests,
             applyset=applyset,

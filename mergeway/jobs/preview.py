@@ -186,7 +186,7 @@ def _dry_run(step: EnvironmentStep, pr: PullRequestInfo, root: Path, report: Pre
     env, repo = step.env, step.repo
     applyset, legacy = applyset_for(repo, env), legacy_applyset_for(repo, env)
     differ = Differ(client, discovery, concurrency=step.ctx.settings.dry_run_concurrency)
-    prunes = PruneCheck(step.ctx.policy, repo, env)
+    prunes = PruneCheck(step.ctx.policy, repo.forge, repo.full_name, env)
     report.plan = prunes.split(differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace))
     report.not_pruned = prunes.lines()
     report.notes.extend(_migration_note(client, applyset, legacy))

@@ -11,7 +11,7 @@ keeps its kind and namespace, see :func:`mergeway.kube.apply._final_parent`), th
 says which and why, and once the operator grants it again the next deploy prunes it.
 
 The engine is only handed the refs to hold (``Applier.deploy(hold=...)``): it never learns about
-policies.
+policies. The CLI, given ``--policy``, holds the same deletions.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from mergeway.events import Repository
 from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan
 from mergeway.policy import Policy, PolicyObject
 from mergeway.repoconfig import Environment
@@ -37,7 +36,9 @@ class PruneCheck:
     """The policy's check of one environment's deletions; :attr:`held` is what it refused last."""
 
     policy: Policy
-    repo: Repository
+    #: The forge (``github``) and ``owner/name`` the policy's rules are matched against.
+    forge: str
+    repo: str
     env: Environment
     #: Each refused deletion and the rule's reason, as the pull request is told.
     held: dict[ObjectRef, str] = field(default_factory=dict)
@@ -45,7 +46,7 @@ class PruneCheck:
     def check(self, plan: Plan) -> dict[ObjectRef, str]:
         """The deletions of ``plan`` the current rule refuses, with why (also kept in :attr:`held`)."""
         deletions = {_policy_object(i): i.ref for i in plan.items if i.action == "delete"}
-        refused = self.policy.refusals(self.repo.forge, self.repo.full_name, self.env, deletions)
+        refused = self.policy.refusals(self.forge, self.repo, self.env, deletions)
         self.held = {deletions[obj]: why for obj, why in refused}
         return self.held
 

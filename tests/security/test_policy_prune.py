@@ -13,6 +13,8 @@ is sent, whatever the policy.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from tests.fixtures.e2e import Stack
 from tests.security.policy_stack import policy_stack
 
 pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parents[2]
 __all__ = ["policy_stack"]  # the fixture, imported for this module
 PREVIEW, DEPLOY = "mergeway/preview/staging", "mergeway/deploy/staging"
 PREVIEW_MARKER, DEPLOY_MARKER = "<!-- mergeway:preview:staging -->", "<!-- mergeway:deploy:staging -->"
@@ -156,3 +159,33 @@ def test_a_manifest_with_the_identity_of_an_applyset_parent_is_refused(stack: St
     assert deployed.state == "failure", deployed.description
     assert "have the identity of an ApplySet parent" in stack.only_comment(repo, pr.number, DEPLOY_MARKER).body
     assert not {parent.name, "another-parent", "ok"} & configmaps(stack, stack.namespace)
+
+
+def test_cli_apply_with_a_policy_holds_the_same_prunes(
+    kube_cluster: KubeCluster, namespace: str, second_namespace: str, tmp_path: Path
+) -> None:
+    """``mergeway apply --policy`` (the break-glass path) holds what the service holds."""
+    target = tmp_path / "deploy"
+    target.mkdir()
+    (target / "far.yaml").write_text(configmap("far", second_namespace))
+    (target / "app.yaml").write_text(configmap("app"))
+    policy = tmp_path / "policy.yaml"
+    argv = [sys.executable, "-m", "mergeway.cli", "apply", str(target), "-n", namespace, "--no-wait"]
+    argv += ["--kubeconfig", str(kube_cluster.kubeconfig), "--policy", str(policy)]
+    argv += ["--repository", "github:acme/shop", "--cluster", "local", "--applyset", "mergeway-cli.prune-test"]
+
+    def apply(namespaces: str) -> subprocess.CompletedProcess[str]:
+        policy.write_text(POLICY.format(namespaces=namespaces))
+        return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    done = apply(f"{namespace}, {second_namespace}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (target / "far.yaml").unlink()
+    done = apply(namespace)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        f"not pruned (outside the policy): ConfigMap/{second_namespace}/far: namespace '{second_namespace}' "
+        f"is not allowed (namespaces: {namespace})"
+    ) in done.stdout
+    core = k8s.CoreV1Api(kube_cluster.api_client())
+    assert "far" in {c.metadata.name for c in core.list_namespaced_config_map(second_namespace).items}
