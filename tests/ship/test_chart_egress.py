@@ -106,3 +106,19 @@ def test_both_pods_know_their_namespace_so_the_service_checks_it_too() -> None:
     for deployment in (o for o in manifests(result.stdout) if o["kind"] == "Deployment"):
         env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["MERGEWAY_OWN_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+@pytest.mark.cluster
+def test_with_a_cluster_the_worker_reaches_exactly_its_api_servers_endpoints(kube_cluster: Any, kube: Any) -> None:
+    """Where helm can ask the cluster (install, upgrade, ``--dry-run=server``), the rule names its addresses."""
+    ci = str(CHART / "ci" / "values.yaml")
+    args = ["template", "mw", str(CHART), "--namespace", "mergeway", "-f", ci, "--dry-run=server"]
+    result = helm(*args, kubeconfig=kube_cluster.kubeconfig)
+    assert result.returncode == 0, result.stderr
+    worker = next(o for o in manifests(result.stdout) if o["metadata"]["name"] == "mw-worker")
+    api = worker["spec"]["egress"][3]
+    endpoints = kube.core().read_namespaced_endpoints("kubernetes", "default")
+    ips = sorted({a.ip for s in endpoints.subsets for a in s.addresses})
+    ports = {p.port for s in endpoints.subsets for p in s.ports}
+    assert ips and [peer["ipBlock"]["cidr"] for peer in api["to"]] == [f"{ip}/32" for ip in ips]
+    assert _ports(api) == ports | {443, 6443}
