@@ -9,6 +9,7 @@ worker Deployment.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -108,17 +109,52 @@ def test_both_pods_know_their_namespace_so_the_service_checks_it_too() -> None:
         assert env["MERGEWAY_OWN_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
+@pytest.fixture
+def api_server_slice(kube: Any) -> Iterator[tuple[list[str], set[int]]]:
+    """The API server's EndpointSlice (``default/kubernetes``), as every cluster's API server writes it.
+
+    The local cluster's API server runs without its endpoint reconciler (and listens on loopback,
+    which a slice may not hold), so the test writes one like it, with a documentation address, when
+    the slice is missing, and removes it afterwards.
+    """
+    from kubernetes import client
+
+    discovery = client.DiscoveryV1Api(kube.api_client)
+    try:
+        found = discovery.read_namespaced_endpoint_slice("kubernetes", "default")
+        created = False
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise
+        found = discovery.create_namespaced_endpoint_slice(
+            "default",
+            client.V1EndpointSlice(
+                metadata=client.V1ObjectMeta(name="kubernetes", labels={"kubernetes.io/service-name": "kubernetes"}),
+                address_type="IPv4",
+                endpoints=[client.V1Endpoint(addresses=["192.0.2.10"])],
+                ports=[client.DiscoveryV1EndpointPort(name="https", port=16443, protocol="TCP")],
+            ),
+        )
+        created = True
+    try:
+        yield [a for e in found.endpoints for a in e.addresses], {p.port for p in found.ports}
+    finally:
+        if created:
+            discovery.delete_namespaced_endpoint_slice("kubernetes", "default")
+
+
 @pytest.mark.cluster
-def test_with_a_cluster_the_worker_reaches_exactly_its_api_servers_endpoints(kube_cluster: Any, kube: Any) -> None:
+def test_with_a_cluster_the_worker_reaches_exactly_its_api_servers_endpoints(
+    kube_cluster: Any, api_server_slice: tuple[list[str], set[int]]
+) -> None:
     """Where helm can ask the cluster (install, upgrade, ``--dry-run=server``), the rule names its addresses."""
     ci = str(CHART / "ci" / "values.yaml")
     args = ["template", "mw", str(CHART), "--namespace", "mergeway", "-f", ci, "--dry-run=server"]
+    args += ["--kube-version", KUBE_VERSION]
     result = helm(*args, kubeconfig=kube_cluster.kubeconfig)
     assert result.returncode == 0, result.stderr
     worker = next(o for o in manifests(result.stdout) if o["metadata"]["name"] == "mw-worker")
     api = worker["spec"]["egress"][3]
-    endpoints = kube.core().read_namespaced_endpoints("kubernetes", "default")
-    ips = sorted({a.ip for s in endpoints.subsets for a in s.addresses})
-    ports = {p.port for s in endpoints.subsets for p in s.ports}
+    ips, ports = api_server_slice
     assert ips and [peer["ipBlock"]["cidr"] for peer in api["to"]] == [f"{ip}/32" for ip in ips]
     assert _ports(api) == ports | {443, 6443}
