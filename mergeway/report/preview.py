@@ -143,7 +143,7 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
         head += ["#### Rejected by the API server", ""]
         for item in errors:
             head += [f"**`{_cell(str(item.ref))}`** ({_cell(item.source)})", "", _fence(item.message[:_MAX_MESSAGE])]
-    if not items:
+    if not items and not report.not_pruned:
         head += ["No changes: the cluster already matches this commit.", ""]
     head += report.footer
     blocks = [(i, i.diff) for i in items if i.action != "error"]
