@@ -25,6 +25,7 @@ from mergeway.kube.client import KubeClient, KubeError
 from mergeway.render import RenderError, render
 
 if TYPE_CHECKING:
+    from mergeway.jobs.prunes import PruneCheck
     from mergeway.kube.applyset import ApplySet
     from mergeway.render.manifests import Manifest
 
@@ -43,11 +44,15 @@ class Refused(Exception):
     """The policy refuses the target; the message says which objects and why."""
 
 
-def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], client: KubeClient) -> None:
-    """With ``--policy``, refuse (before any request about an object) what the service would refuse."""
+def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], client: KubeClient) -> PruneCheck | None:
+    """With ``--policy``, refuse (before any request about an object) what the service would refuse.
+
+    Returns the check that holds the deletions the policy refuses, as the service's deploys do.
+    """
     if not args.policy:
-        return
+        return None
     from mergeway import policy
+    from mergeway.jobs.prunes import PruneCheck
     from mergeway.kube.discovery import Discovery
     from mergeway.repoconfig import Environment
 
@@ -65,6 +70,13 @@ def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], clien
     refusal = rules.admit(forge, repo, env, manifests, Discovery(client))
     if refusal:
         raise Refused(f"not allowed by the policy: {refusal}")
+    return PruneCheck(rules, forge, repo, env)
+
+
+def _print_not_pruned(prunes: PruneCheck | None) -> None:
+    """The deletions ``--policy`` held: left in the cluster, as the service leaves them."""
+    for line in prunes.lines() if prunes is not None else []:
+        print(f"not pruned (outside the policy): {line}")
 
 
 def _client(args: argparse.Namespace) -> KubeClient:
@@ -86,14 +98,17 @@ def _preview(args: argparse.Namespace) -> int:
             else render(root, target.name, namespace=args.namespace)
         )
         client = _client(args)
-        _check_policy(args, rendered.manifests, client)
+        prunes = _check_policy(args, rendered.manifests, client)
         differ = Differ(client, concurrency=args.concurrency)
         plan = differ.plan_for(rendered.manifests, _applyset(args, target), default_namespace=args.namespace)
+        if prunes is not None:
+            plan = prunes.split(plan)
     except (RenderError, KubeError, Refused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     color = sys.stdout.isatty() if args.color == "auto" else args.color == "always"
     print_plan(plan, sys.stdout, color=color, warnings=rendered.warnings)
+    _print_not_pruned(prunes)
     if plan.errors:
         return 2
     return 1 if plan.has_changes else 0
@@ -107,7 +122,7 @@ def _apply(args: argparse.Namespace) -> int:
     try:
         rendered = render(root, "." if target.is_dir() else target.name, namespace=args.namespace)
         client = _client(args)
-        _check_policy(args, rendered.manifests, client)
+        prunes = _check_policy(args, rendered.manifests, client)
         applyset = _applyset(args, target)
         result = Applier(client, concurrency=args.concurrency).deploy(
             rendered.manifests,
@@ -116,6 +131,7 @@ def _apply(args: argparse.Namespace) -> int:
             health_timeout=args.timeout,
             wait=args.wait,
             progress=lambda line: print(line, file=sys.stderr),
+            hold=prunes.holding(lambda plan: ()) if prunes is not None else None,
         )
     except (RenderError, KubeError, Refused) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -124,6 +140,7 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"{item.ref} {'created' if item.action == 'create' else 'configured'}")
     for item in result.pruned:
         print(f"{item.ref} pruned")
+    _print_not_pruned(prunes)
     if result.plan.errors or result.failed or result.unhealthy:
         from mergeway.report.deploy import failures_of  # the report module is imported only to report
 

@@ -236,6 +236,8 @@ class Settings:
     policy_file: str = field(default="", metadata=_var("MERGEWAY_POLICY_FILE"))
     #: ``MERGEWAY_POLICY=allow-all``: the operator's explicit choice to run without a policy file.
     policy_allow_all: bool = field(default=False, metadata=_var("MERGEWAY_POLICY", read=_policy_mode))
+    #: The namespace this service runs in (the chart sets it from the pod's own): no policy may grant it.
+    own_namespace: str = field(default="", metadata=_var("MERGEWAY_OWN_NAMESPACE"))
     allow_fork_previews: bool = field(default=False, metadata=_var("MERGEWAY_ALLOW_FORK_PREVIEWS"))
     #: Git mirrors and job worktrees.
     cache_dir: Path = field(default_factory=lambda: _user_cache({}), metadata=_var("MERGEWAY_CACHE_DIR", read=_cache))
@@ -376,6 +378,14 @@ class Settings:
                 loaded = _policies[self.policy_file] = policy.load(self.policy_file)
             except policy.PolicyError as exc:
                 raise ConfigError(f"MERGEWAY_POLICY_FILE ({self.policy_file}): {exc}") from None
+        grant = loaded.grants_namespace(self.own_namespace) if self.own_namespace else ""
+        if grant:
+            source = f"MERGEWAY_POLICY_FILE ({self.policy_file})" if self.policy_file else "MERGEWAY_POLICY"
+            raise ConfigError(
+                f"{source}: {grant}, the namespace Mergeway itself runs in (MERGEWAY_OWN_NAMESPACE): a "
+                "repository could rewrite Mergeway's own ConfigMap (policy, kubeconfig) or its worker; run "
+                "Mergeway in a namespace no rule grants, or list the namespaces each rule grants so none matches it"
+            )
         return loaded
 
 

@@ -143,6 +143,23 @@ class Policy:
         allowed = sorted({c for r in matching for c in r.clusters})
         return Decision(False, f"{repo} may not deploy to cluster {cluster!r} (allowed: {_listing(allowed)})")
 
+    def grants_namespace(self, namespace: str) -> str:
+        """Which rule lets some repository write into ``namespace`` (``""``: none does).
+
+        Asked at start-up for the namespace Mergeway runs in (``MERGEWAY_OWN_NAMESPACE``): a
+        repository that may write there may rewrite Mergeway's policy, kubeconfig or worker. Any
+        cluster counts: which cluster names reach the cluster Mergeway runs in is not known here.
+        """
+        if self.rules is None:
+            return f"allow-all lets every repository deploy into namespace {namespace!r}"
+        for rule in self.rules:
+            if rule.allows_namespace(namespace):
+                return (
+                    f"rules[{rule.index}] (namespaces: {_listing(rule.namespaces)}) lets "
+                    f"{_listing(rule.repositories)} deploy into namespace {namespace!r}"
+                )
+        return ""
+
     def check(
         self, forge: str, repo: str, env: Environment, known_clusters: set[str], *, default_branch: str = ""
     ) -> Decision:
@@ -182,12 +199,29 @@ class Policy:
     def check_objects(self, forge: str, repo: str, env: Environment, objects: Iterable[PolicyObject]) -> list[str]:
         """One line per object ``forge:repo`` may not deploy in ``env`` (empty: all allowed)."""
         decision = self.rule_for(forge, repo, env.cluster)
-        rule = decision.rule
         if self.rules is None:
             return []
-        if rule is None:
+        if decision.rule is None:
             return [decision.reason]
-        return [f"{obj}: {why}" for obj in objects if (why := _refusal(rule, obj))]
+        return [f"{obj}: {why}" for obj, why in self.refusals(forge, repo, env, objects)]
+
+    def refusals(
+        self, forge: str, repo: str, env: Environment, objects: Iterable[PolicyObject]
+    ) -> list[tuple[PolicyObject, str]]:
+        """Each object the rule for ``forge:repo`` on ``env``'s cluster refuses, with why.
+
+        The one object check, for what a change writes and for what it would prune alike: a
+        deletion is as much a write as an apply, so an object the current rule no longer covers
+        (its namespace or kind revoked since it was deployed) is not deleted either. Without a
+        deciding rule every object is refused.
+        """
+        if self.rules is None:
+            return []
+        decision = self.rule_for(forge, repo, env.cluster)
+        rule = decision.rule
+        if rule is None:
+            return [(obj, decision.reason) for obj in objects]
+        return [(obj, why) for obj in objects if (why := _refusal(rule, obj))]
 
     def admit(
         self, forge: str, repo: str, env: Environment, manifests: Sequence[Manifest], discovery: Discovery

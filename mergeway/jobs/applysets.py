@@ -13,9 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 
 from mergeway.events import Repository
-from mergeway.kube.applyset import ApplySet
+from mergeway.kube.applyset import (
+    ENVIRONMENT_ANNOTATION,
+    GROUP_KINDS,
+    ID_LABEL,
+    NAMESPACES,
+    REPOSITORY_ANNOTATION,
+    TOOLING,
+    ApplySet,
+)
+from mergeway.render.manifests import Manifest
 from mergeway.repoconfig import Environment
 
 #: The parent lives here when the environment names no namespace.
@@ -23,6 +33,11 @@ DEFAULT_PARENT_NAMESPACE = "default"
 #: Hex digits of sha256(forge:owner/name) in a parent's name: 64 bits, no feasible second preimage.
 _DIGEST_CHARS = 16
 _SLUG_CHARS = 100
+#: Every Mergeway parent's name: ``mergeway-<slug>[-<digest>].<environment>`` (both schemes, and the
+#: CLI's ``mergeway-cli.<directory>``).
+_PARENT_NAME = re.compile(r"mergeway-[a-z0-9-]+\..+")
+#: What marks any ApplySet parent (kubectl's or ours): its id label and the annotations it records.
+_PARENT_ANNOTATIONS = (GROUP_KINDS, NAMESPACES, TOOLING, REPOSITORY_ANNOTATION, ENVIRONMENT_ANNOTATION)
 
 
 def owner_identity(repo: Repository) -> str:
@@ -57,3 +72,38 @@ def legacy_applyset_for(repo: Repository, env: Environment) -> ApplySet:
     slug = re.sub(r"[^a-z0-9]+", "-", f"{repo.forge}-{repo.full_name}".lower()).strip("-")
     name = f"mergeway-{slug}"[:200].rstrip("-") + f".{env.name}"
     return ApplySet(name=name, namespace=env.namespace or DEFAULT_PARENT_NAMESPACE)
+
+
+def parent_impostor(manifest: Manifest) -> str:
+    """Why ``manifest`` has the identity of an ApplySet parent (``""``: it has not).
+
+    A parent records which kinds and namespaces its members may be in and whose they are, and a
+    prune deletes what it lists. A rendered object that replaced one (its own repository's, or
+    another's in a namespace it may write) would redirect the next prune or take over another
+    repository's set, so none is ever applied: not a ConfigMap named like a Mergeway parent, in any
+    namespace, nor any object carrying a parent's label or annotations.
+    """
+    if manifest.group == "" and manifest.kind == "ConfigMap" and _PARENT_NAME.fullmatch(manifest.name):
+        return "named like a Mergeway ApplySet parent (ConfigMap `mergeway-<repository>.<environment>`)"
+    metadata = manifest.obj.get("metadata") or {}
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    if isinstance(labels, dict) and ID_LABEL in labels:
+        return f"carries the ApplySet parent label `{ID_LABEL}`"
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    marks = sorted(k for k in _PARENT_ANNOTATIONS if isinstance(annotations, dict) and k in annotations)
+    if marks:
+        return f"carries ApplySet parent annotations ({', '.join(f'`{k}`' for k in marks)})"
+    return ""
+
+
+def parent_impostors(manifests: Sequence[Manifest]) -> str:
+    """The refusal for the pull request when any manifest has a parent's identity, or ``""``."""
+    found = [(m, why) for m in manifests if (why := parent_impostor(m))]
+    if not found:
+        return ""
+    lines = [f"- {m.kind}/{m.namespace + '/' if m.namespace else ''}{m.name} ({m.source}): {why}" for m, why in found]
+    return (
+        f"{len(found)} object(s) have the identity of an ApplySet parent, which records what Mergeway "
+        "prunes and is written only by Mergeway:\n" + "\n".join(lines[:50]) + "\nNothing was sent to the "
+        "cluster; rename these objects and remove ApplySet labels and annotations from them."
+    )

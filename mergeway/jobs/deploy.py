@@ -31,6 +31,7 @@ from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, Refused, describe
 from mergeway.jobs.locks import LockUnavailable
+from mergeway.jobs.prunes import PruneCheck
 from mergeway.kube.apply import Applier, DeployResult
 from mergeway.kube.applyset import ApplySet, Parent
 from mergeway.kube.changeset import ObjectRef, Plan
@@ -228,17 +229,22 @@ def _deploy_head(
         rendered = step.render(root, client)
         step.admit(rendered, Discovery(client))
         reporter.progress(DeployReport(step.env.name, report.merge_sha, head, state="applying", note=report.note))
+        prunes = PruneCheck(ctx.policy, repo.forge, repo.full_name, step.env)
         result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
             rendered.manifests,
             applyset=applyset,
             default_namespace=step.env.namespace,
             commit=head,
             health_timeout=ctx.settings.health_timeout_seconds,
-            hold=_hold(ctx.forge(repo), event.pr.number, step.env.name),
+            hold=prunes.holding(_hold(ctx.forge(repo), event.pr.number, step.env.name)),
         )
     if not result.failed and not result.plan.errors:
         _retire_legacy(client, legacy, report)
-    return _outcome(report, result, step.env)
+    report = _outcome(report, result, step.env)
+    # Held by the policy, not by the guard: no allowance releases them, so they are reported apart.
+    report.held = [r for r in report.held if r.ref not in prunes.held]
+    report.not_pruned = prunes.lines()
+    return report
 
 
 def _superseded(ctx: JobContext, event: PullRequestMerged, root: Path, applied: str, head: str) -> bool:

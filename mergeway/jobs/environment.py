@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 
 from mergeway.events import Repository
 from mergeway.git import CheckoutError, GitError
+from mergeway.jobs.applysets import parent_impostors
 from mergeway.jobs.context import JobContext
 from mergeway.kube.applyset import ApplySetConflict
 from mergeway.kube.client import KubeClient, KubeError
@@ -102,7 +103,14 @@ class EnvironmentStep:
         return self.ctx.render(root, self.env, client)
 
     def admit(self, rendered: Rendered, discovery: Discovery) -> None:
-        """Raise :class:`Refused` unless the policy admits every rendered object (checked before any is sent)."""
+        """Raise :class:`Refused` unless the policy admits every rendered object (checked before any is sent).
+
+        An object with the identity of an ApplySet parent is refused first, whatever the policy
+        (allow-all too): it would rewrite what a prune deletes (:func:`~mergeway.jobs.applysets.parent_impostor`).
+        """
+        impostors = parent_impostors(rendered.manifests)
+        if impostors:
+            raise Refused(f"Not allowed: {impostors}")
         repo = self.repo
         refusal = self.ctx.policy.admit(repo.forge, repo.full_name, self.env, rendered.manifests, discovery)
         if refusal:

@@ -21,6 +21,7 @@ from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, describe
 from mergeway.jobs.permissions import may_run
+from mergeway.jobs.prunes import PruneCheck
 from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
@@ -185,7 +186,9 @@ def _dry_run(step: EnvironmentStep, pr: PullRequestInfo, root: Path, report: Pre
     env, repo = step.env, step.repo
     applyset, legacy = applyset_for(repo, env), legacy_applyset_for(repo, env)
     differ = Differ(client, discovery, concurrency=step.ctx.settings.dry_run_concurrency)
-    report.plan = differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace)
+    prunes = PruneCheck(step.ctx.policy, repo.forge, repo.full_name, env)
+    report.plan = prunes.split(differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace))
+    report.not_pruned = prunes.lines()
     report.notes.extend(_migration_note(client, applyset, legacy))
     return report
 

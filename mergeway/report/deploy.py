@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from mergeway.kube.apply import DeployResult
 from mergeway.report.markdown import ROLLBACK_HINT, cell, clip, clip_body, fence, marker, sha
+from mergeway.report.notpruned import not_pruned, not_pruned_block
 from mergeway.report.risk import Risk
 
 if TYPE_CHECKING:  # the forge package pulls in both client libraries; reports need only the type
@@ -35,6 +36,8 @@ class DeployReport:
     held: list[Risk] = field(default_factory=list)
     #: How to allow held changes, in words for this forge.
     allow_hint: str = ""
+    #: ``object: why`` for each deletion the policy refused (see mergeway.jobs.prunes): left in place.
+    not_pruned: list[str] = field(default_factory=list)
 
     @property
     def applied_anything(self) -> bool:
@@ -53,7 +56,7 @@ class DeployReport:
         counts = self.result.counts() if self.result else {}
         summary = ", ".join(f"{v} {k}" for k, v in counts.items())
         held = f"; {len(self.held)} destructive held back" if self.held else ""
-        return "success", clip(f"Deployed {self.deployed_sha[:12]}: {summary}{held}", 139)
+        return "success", clip(f"Deployed {self.deployed_sha[:12]}: {summary}{held}{not_pruned(self.not_pruned)}", 139)
 
 
 def render_deploy(report: DeployReport, *, limit: int) -> str:
@@ -87,6 +90,7 @@ def render_deploy(report: DeployReport, *, limit: int) -> str:
     lines += _outcome(report)
     if report.held:
         lines += _held(report)
+    lines += not_pruned_block(report.not_pruned, "This deploy left them")
     result = report.result
     if not ok:
         if report.error:

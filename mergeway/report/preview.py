@@ -19,6 +19,7 @@ from mergeway.report.markdown import cell as _cell
 from mergeway.report.markdown import clip as _clip
 from mergeway.report.markdown import fence as _fence
 from mergeway.report.markdown import marker as marker
+from mergeway.report.notpruned import not_pruned, not_pruned_block
 from mergeway.report.risk import ICONS, Risk, field_changes, risks
 
 if TYPE_CHECKING:  # the forge package pulls in both client libraries; reports need only the type
@@ -50,6 +51,8 @@ class PreviewReport:
     on_merge: str = ""
     #: Shown in the heading: what was rendered ("the merge into `main`", or the head on conflict).
     rendered_from: str = ""
+    #: ``object: why`` for each deletion the policy refuses (not in ``plan``): merging leaves them.
+    not_pruned: list[str] = field(default_factory=list)
 
     def risks(self) -> list[Risk]:
         return risks(self.plan) if self.plan is not None and not self.error else []
@@ -70,7 +73,7 @@ class PreviewReport:
             return "failure", _clip(
                 f"{len(self.plan.errors)} object(s) rejected by the API server; {self.plan.summary()}", 139
             )
-        return "success", _clip(self.plan.summary(), 139)
+        return "success", _clip(self.plan.summary() + not_pruned(self.not_pruned), 139)
 
 
 def _details(item: ObjectDiff, diff: str, note: str = "") -> str:
@@ -128,6 +131,7 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
         head.append("")
     items = sorted((i for i in plan.items if i.action != "unchanged"), key=lambda i: (_ORDER[i.action], i.ref))
     head += risk_block(report.risks(), report.environment)
+    head += not_pruned_block(report.not_pruned, "Merging leaves them")
     if items:
         head += ["| | object | changed fields | source |", "|---|---|---|---|"]
         head += [
@@ -139,7 +143,7 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
         head += ["#### Rejected by the API server", ""]
         for item in errors:
             head += [f"**`{_cell(str(item.ref))}`** ({_cell(item.source)})", "", _fence(item.message[:_MAX_MESSAGE])]
-    if not items:
+    if not items and not report.not_pruned:
         head += ["No changes: the cluster already matches this commit.", ""]
     head += report.footer
     blocks = [(i, i.diff) for i in items if i.action != "error"]

@@ -22,6 +22,29 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if not (kindIs "slice" .Values.policy.rules) -}}
 {{- fail "policy.rules: a list of rules is required (which repositories may deploy where; see the chart README)" -}}
 {{- end -}}
+{{- include "mergeway.validateOwnNamespace" . -}}
+{{- end -}}
+
+{{- /* No repository may write into the namespace Mergeway runs in: with its ConfigMap (policy,
+       kubeconfig) or its worker Deployment rewritten, a merge would grant itself everything. The
+       service refuses the same at start-up (MERGEWAY_OWN_NAMESPACE, mergeway/policy.py); here the
+       install stops before anything runs. Globs as the policy reads them (fnmatch: * ? [seq] [!seq]);
+       a rule without namespaces grants every namespace. */ -}}
+{{- define "mergeway.validateOwnNamespace" -}}
+{{- $own := .Release.Namespace -}}
+{{- range $i, $rule := .Values.policy.rules -}}
+{{- $globs := $rule.namespaces | default (list "*") -}}
+{{- if kindIs "string" $globs -}}{{- $globs = list $globs -}}{{- end -}}
+{{- range $globs -}}
+{{- $re := regexQuoteMeta (toString .) | replace "\\*" ".*" | replace "\\?" "." | replace "\\[!" "[^" | replace "\\[" "[" | replace "\\]" "]" -}}
+{{- if regexMatch (printf "^(?:%s)$" $re) $own -}}
+{{- fail (printf "policy.rules[%d]: namespace %q matches %q, the namespace Mergeway is installed in: a repository could then rewrite Mergeway's own ConfigMap (policy, kubeconfig) or its worker. Install Mergeway in a namespace of its own that no rule grants, or list the namespaces this rule grants so that none matches it." $i (toString .) $own) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if has $own (.Values.rbac.namespaces | default list) -}}
+{{- fail (printf "rbac.namespaces: %q is the namespace Mergeway is installed in; the worker must not be able to deploy there (it could rewrite its own policy and Deployment). Deploy into other namespaces." $own) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "mergeway.redisSecret" -}}
@@ -46,6 +69,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .Values.publicUrl | quote }}
 - name: MERGEWAY_POLICY_FILE
   value: /etc/mergeway/policy/policy.yaml
+- name: MERGEWAY_OWN_NAMESPACE
+  valueFrom:
+    fieldRef: {fieldPath: metadata.namespace}
 - name: LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
 {{- end -}}
@@ -64,4 +90,15 @@ readOnlyRootFilesystem: true
 runAsNonRoot: true
 capabilities: {drop: [ALL]}
 seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{- /* Egress rules both pods share, by destination, never by port alone: a port open to every address
+       lets a pod reach cloud metadata, other tenants' services and anything else listening on it. */ -}}
+{{- define "mergeway.egress.dns" -}}
+- to: {{- toYaml .dns.to | nindent 4 }}
+  ports: [{protocol: UDP, port: 53}, {protocol: TCP, port: 53}]
+{{- end -}}
+{{- define "mergeway.egress.redis" -}}
+- to: {{- toYaml .redis.to | nindent 4 }}
+  ports: [{protocol: TCP, port: {{ .redis.port }}}]
 {{- end -}}
