@@ -9,7 +9,9 @@ A chart in a pull request is hostile input, so before helm runs:
 ``helm template`` then runs in :func:`mergeway.proc.sandbox`: no KUBECONFIG and an empty HOME (so a
 chart's ``lookup`` returns nothing instead of reading live Secrets into a PR comment), helm's
 cache/config/data/plugin/registry paths inside that HOME, no proxy that leads anywhere, and its
-output bounded.
+output bounded; it may read only the repository (``.Files.Get`` of a symlink to ``/proc/1/environ``
+or a secret mount is refused by the kernel) and its memory and CPU time are limited
+(:class:`mergeway.proc.Confinement`).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def render_helm(
         if not path.is_file():
             raise PathError(f"helm values file {value_file!r} is not a file in this commit")
         argv += ["--values", str(path)]
-    with proc.sandbox() as box:
+    with proc.sandbox(readable=[root]) as box:
         home = box.home
         env = {
             **box.env,
@@ -132,5 +134,6 @@ def render_helm(
             env=env,
             max_output=limits.max_bytes,
             output_setting="MERGEWAY_MAX_RENDERED_BYTES",
+            confine=box.confinement,
         )
     return parse_manifests(result.stdout, f"{chart.relative_to(root)} (helm)", limits)

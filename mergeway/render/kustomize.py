@@ -8,8 +8,8 @@ plugins. So before kustomize runs, every kustomization reachable from the enviro
 every path-like field checked: it must name a file or directory that exists inside the repository,
 spelled as a plain relative path. Anything else — a URL, a remote base, ``helmCharts``, a plugin or
 KRM function, a field this check does not know — is refused with the file and field named. The run
-itself happens in :func:`mergeway.proc.sandbox` (empty HOME, no git on PATH), in case a check is
-ever missed.
+itself happens in :func:`mergeway.proc.sandbox` (empty HOME, no git on PATH, only the repository
+readable, memory and CPU time limited), in case a check is ever missed.
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ def render_kustomize(
 ) -> list[Manifest]:
     check_kustomization(root, directory, limits)
     kubectl = binaries.find("kubectl")
-    with proc.sandbox() as box:
+    with proc.sandbox(readable=[root]) as box:
         result = proc.run(
             [kubectl, "kustomize", str(directory)],
             cwd=str(box.home),
@@ -268,5 +268,6 @@ def render_kustomize(
             env=box.env,
             max_output=limits.max_bytes,
             output_setting="MERGEWAY_MAX_RENDERED_BYTES",
+            confine=box.confinement,
         )
     return parse_manifests(result.stdout, f"{directory.relative_to(root)} (kustomize)", limits)

@@ -1,0 +1,187 @@
+"""Renderer processes cannot reach the worker's secrets or take its memory (issue 24, findings 1 and 2).
+
+The process side of the second audit: whatever path a chart or kustomization makes ``helm template``
+or ``kubectl kustomize`` open, the kernel refuses everything outside the repository, and a template
+that allocates or computes without end is stopped by a limit with a message naming the setting.
+
+Each test starts a stand-in worker (``render_probe.py``) with a secret in its environment, exactly
+as a worker fed by ``envFrom`` holds one in ``/proc/<pid>/environ`` for its whole life, plus a
+secret file beside the repository (a mounted Secret). The renderers are the real ``helm`` and
+``kubectl`` as shipped. The ``run`` mode goes around the render layer's static checks, so the
+process layer is shown to hold on its own, even where a symlink inside the render directory points
+at the secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROBE = Path(__file__).with_name("render_probe.py")
+SECRET = "mergeway-test-secret-5ee0b1c3"
+MiB = 1024 * 1024
+CHART = "apiVersion: v2\nname: c\nversion: 0.1.0\n"
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def probe(mode: str, root: Path, target: str, env: dict[str, str] | None = None, timeout: float = 200) -> Any:
+    """Run the stand-in worker, with :data:`SECRET` in its environment; its JSON report."""
+    environment = {**os.environ, "MERGEWAY_TEST_FORGE_TOKEN": SECRET, **(env or {})}
+    done = subprocess.run(
+        [sys.executable, str(PROBE), mode, str(root), str(root / target)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    """A mounted secret outside the repository: the worker may read it, a renderer must not."""
+    mounted = tmp_path / "secrets"
+    mounted.mkdir()
+    (mounted / "GITHUB_TOKEN").write_text(SECRET)
+    return mounted / "GITHUB_TOKEN"
+
+
+def leaking_chart(root: Path, secret_file: Path) -> None:
+    """A chart that puts a mounted secret into its output by every route: a symlinked file, a
+    symlinked directory, and ``.Files.Glob`` over it."""
+    write(
+        root,
+        {
+            "chart/Chart.yaml": CHART,
+            "chart/templates/cm.yaml": (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leak}\ndata:\n"
+                '  file: {{ .Files.Get "secret" | quote }}\n'
+                '  dir: {{ .Files.Get "mounted/GITHUB_TOKEN" | quote }}\n'
+                '  glob: {{ range $p, $b := .Files.Glob "mounted/*" }}{{ $b | toString | quote }}{{ end }}\n'
+            ),
+        },
+    )
+    (root / "chart" / "secret").symlink_to(secret_file)
+    (root / "chart" / "mounted").symlink_to(secret_file.parent, target_is_directory=True)
+
+
+@pytest.mark.parametrize("mode", ["run", "render"])
+def test_a_chart_cannot_read_a_mounted_secret_through_symlinks(tmp_path: Path, secret_file: Path, mode: str):
+    root = tmp_path / "repo"
+    leaking_chart(root, secret_file)
+    report = probe(mode, root, "chart")
+    assert SECRET not in json.dumps(report), report
+    assert "error" in report, report  # the render fails: nothing to preview, nothing leaked
+
+
+@pytest.mark.parametrize("mode", ["run", "render"])
+def test_a_chart_cannot_read_the_workers_environment_or_pid_1s(tmp_path: Path, mode: str):
+    """The stand-in worker links ``/proc/<its own pid>`` into the chart before rendering (as a PR
+    that guessed the pid would: pids in a pod are small and few), and ``/proc/1/environ``."""
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "chart/Chart.yaml": CHART,
+            "chart/templates/cm.yaml": (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leak}\ndata:\n"
+                '  worker: {{ .Files.Get "proc/environ" | quote }}\n'
+                '  init: {{ .Files.Get "init" | quote }}\n'
+            ),
+        },
+    )
+    report = probe(mode, root, "chart", env={"PROBE_LINK_PROC": str(root / "chart")})
+    assert (root / "chart" / "proc").readlink() == Path(f"/proc/{report['pid']}")
+    assert SECRET not in json.dumps(report), report
+    assert "error" in report, report
+
+
+def test_a_kustomization_cannot_read_the_workers_secret_file(tmp_path: Path, secret_file: Path):
+    """kustomize's own loader: a ConfigMap generated from a symlink to the mounted secret."""
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "deploy/kustomization.yaml": "configMapGenerator:\n- name: leak\n  files: [token]\n",
+        },
+    )
+    (root / "deploy" / "token").symlink_to(secret_file)
+    report = probe("run", root, "deploy")
+    assert SECRET not in json.dumps(report), report
+    assert "error" in report, report
+
+
+def test_an_ordinary_chart_and_kustomization_still_render(tmp_path: Path):
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "chart/Chart.yaml": CHART,
+            "chart/files/app.conf": "greeting = hello\n",
+            "chart/templates/cm.yaml": (
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n"
+                'data: {conf: {{ .Files.Get "files/app.conf" | quote }}}\n'
+            ),
+            "deploy/kustomization.yaml": "resources: [cm.yaml]\nnamePrefix: k-\n",
+            "deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\ndata: {k: v}\n",
+        },
+    )
+    chart = probe("render", root, "chart")
+    assert "greeting = hello" in chart["stdout"], chart
+    kust = probe("render", root, "deploy")
+    assert "k-app" in kust["stdout"], kust
+
+
+def test_a_template_that_doubles_a_string_is_stopped_by_the_memory_limit(tmp_path: Path):
+    """120 bytes of template that reached 1 GB in 3 s on the unconfined main; here the renderer
+    stops at the limit, the message names the setting, and neither process grows past it."""
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "chart/Chart.yaml": CHART,
+            "chart/templates/x.yaml": (
+                '{{- $s := "aaaaaaaaaaaaaaaa" }}{{- range until 40 }}{{- $s = print $s $s }}{{- end }}\n'
+                "a: {{ len $s }}\n"
+            ),
+        },
+    )
+    limit = 256 * MiB
+    report = probe("render", root, "chart", env={"MERGEWAY_RENDER_MEMORY_BYTES": str(limit)})
+    assert "needed more than 256 MiB of memory (MERGEWAY_RENDER_MEMORY_BYTES)" in report.get("error", ""), report
+    # Resident memory also counts the tool's own code (helm is a 60 MB binary) beside the heap.
+    assert report["renderer_peak_bytes"] <= limit + 128 * MiB, report
+    assert report["worker_peak_bytes"] <= 256 * MiB, report
+    renderer, worker = report["renderer_peak_bytes"] / MiB, report["worker_peak_bytes"] / MiB
+    print(f"peak resident memory: renderer {renderer:.0f} MiB, worker {worker:.0f} MiB")
+
+
+def test_a_template_that_burns_cpu_is_stopped_by_the_cpu_limit(tmp_path: Path):
+    """A billion loop iterations: on the unconfined main it runs until the wall-clock timeout
+    (holding a CPU of the worker's pod all that time); here the kernel stops it after 2 s of CPU."""
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "chart/Chart.yaml": CHART,
+            "chart/templates/x.yaml": (
+                "{{- range until 1000 }}{{- range until 1000 }}{{- range until 1000 }}{{- end }}{{- end }}{{- end }}\n"
+                "a: b\n"
+            ),
+        },
+    )
+    report = probe("render", root, "chart", env={"MERGEWAY_RENDER_CPU_SECONDS": "2"})
+    assert "used more than 2 s of CPU time (MERGEWAY_RENDER_CPU_SECONDS)" in report.get("error", ""), report
