@@ -9,8 +9,8 @@ memory of the renderer (``RUSAGE_CHILDREN``) and of itself, in bytes.
 kustomization directory inside ``ROOT``) as a job does (:func:`mergeway.render.render`); ``run``
 runs ``helm template`` or ``kubectl kustomize`` (by the kind of ``TARGET``) straight through
 :func:`mergeway.proc.run` in a sandbox, without the render layer's static checks, to show that
-the process confinement holds on its own. With ``PROBE_LINK_PROC=DIR`` it first links
-``DIR/proc`` to its own ``/proc/<pid>`` and ``DIR/init`` to ``/proc/1/environ``.
+the process confinement holds on its own (kustomize's load restrictor off, too). With
+``PROBE_LINK_PROC=DIR`` it first links ``DIR/worker`` to its own ``/proc/<pid>/environ``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from mergeway.render import RenderError, render
 def main(mode: str, root: Path, target: Path) -> dict[str, object]:
     result: dict[str, object] = {"pid": os.getpid()}
     link = os.environ.get("PROBE_LINK_PROC")
-    if link:  # this process's own /proc entry, and PID 1's environment, linked into the chart
-        Path(link, "proc").symlink_to(f"/proc/{os.getpid()}", target_is_directory=True)
-        Path(link, "init").symlink_to("/proc/1/environ")
+    if link:  # this process's own environment, linked into the chart
+        Path(link).mkdir(parents=True, exist_ok=True)
+        Path(link, "worker").symlink_to(f"/proc/{os.getpid()}/environ")
     try:
         if mode == "render":
             rendered = render(root, str(target.relative_to(root)))
@@ -41,7 +41,8 @@ def main(mode: str, root: Path, target: Path) -> dict[str, object]:
             if (target / "Chart.yaml").is_file():
                 argv = [binaries.find("helm"), "template", "r", str(target)]
             else:
-                argv = [binaries.find("kubectl"), "kustomize", str(target)]
+                # Without kustomize's own check, as if it were missed: the confinement must hold alone.
+                argv = [binaries.find("kubectl"), "kustomize", "--load-restrictor=LoadRestrictionsNone", str(target)]
             with proc.sandbox(readable=[root]) as box:
                 env = {**box.env, "HELM_CACHE_HOME": str(box.home), "HELM_CONFIG_HOME": str(box.home)}
                 done = proc.run(argv, timeout=60, env=env, cwd=str(box.home), confine=box.confinement)

@@ -78,19 +78,18 @@ def leaking_chart(root: Path, secret_file: Path) -> None:
     (root / "chart" / "mounted").symlink_to(secret_file.parent, target_is_directory=True)
 
 
-@pytest.mark.parametrize("mode", ["run", "render"])
-def test_a_chart_cannot_read_a_mounted_secret_through_symlinks(tmp_path: Path, secret_file: Path, mode: str):
+def test_a_chart_cannot_read_a_mounted_secret_through_symlinks(tmp_path: Path, secret_file: Path):
     root = tmp_path / "repo"
     leaking_chart(root, secret_file)
-    report = probe(mode, root, "chart")
+    report = probe("run", root, "chart")
     assert SECRET not in json.dumps(report), report
     assert "error" in report, report  # the render fails: nothing to preview, nothing leaked
 
 
-@pytest.mark.parametrize("mode", ["run", "render"])
-def test_a_chart_cannot_read_the_workers_environment_or_pid_1s(tmp_path: Path, mode: str):
-    """The stand-in worker links ``/proc/<its own pid>`` into the chart before rendering (as a PR
-    that guessed the pid would: pids in a pod are small and few), and ``/proc/1/environ``."""
+def test_a_chart_cannot_read_the_workers_environment(tmp_path: Path):
+    """The stand-in worker links ``/proc/<its own pid>/environ`` into the chart before rendering,
+    as a PR that guessed the pid would (pids in a pod are small and few; in the shipped pod PID 1
+    is tini, whose environment held the Secret under ``envFrom``: the same ``/proc`` route)."""
     root = tmp_path / "repo"
     write(
         root,
@@ -98,19 +97,20 @@ def test_a_chart_cannot_read_the_workers_environment_or_pid_1s(tmp_path: Path, m
             "chart/Chart.yaml": CHART,
             "chart/templates/cm.yaml": (
                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leak}\ndata:\n"
-                '  worker: {{ .Files.Get "proc/environ" | quote }}\n'
-                '  init: {{ .Files.Get "init" | quote }}\n'
+                '  env: {{ .Files.Get "files/worker" | quote }}\n'
             ),
         },
     )
-    report = probe(mode, root, "chart", env={"PROBE_LINK_PROC": str(root / "chart")})
-    assert (root / "chart" / "proc").readlink() == Path(f"/proc/{report['pid']}")
+    report = probe("run", root, "chart", env={"PROBE_LINK_PROC": str(root / "chart" / "files")})
+    assert (root / "chart" / "files" / "worker").readlink() == Path(f"/proc/{report['pid']}/environ")
     assert SECRET not in json.dumps(report), report
-    assert "error" in report, report
+    assert "permission denied" in report.get("error", ""), report
 
 
 def test_a_kustomization_cannot_read_the_workers_secret_file(tmp_path: Path, secret_file: Path):
-    """kustomize's own loader: a ConfigMap generated from a symlink to the mounted secret."""
+    """A ConfigMap generated from a symlink to the mounted secret. kustomize's own load
+    restrictor refuses it too; the probe turns that off (as a kustomize bug would), so what is
+    shown here is the process layer alone."""
     root = tmp_path / "repo"
     write(
         root,
