@@ -261,7 +261,8 @@ class Settings:
 
     github_api_url: str = field(default="https://api.github.com", metadata=_var("GITHUB_API_URL", read=_url))
     github_token: str = field(default="", metadata=_var("GITHUB_TOKEN", read=_secret))
-    github_app_id: str = field(default="", metadata=_var("GITHUB_APP_ID"))
+    #: Not a secret, but kept in the worker's Secret beside the App's key, so read like one.
+    github_app_id: str = field(default="", metadata=_var("GITHUB_APP_ID", read=_secret))
     github_app_private_key: str = field(default="", metadata=_var("GITHUB_APP_PRIVATE_KEY", read=_secret))
     gitlab_url: str = field(default="https://gitlab.com", metadata=_var("GITLAB_URL", read=_url))
     gitlab_token: str = field(default="", metadata=_var("GITLAB_TOKEN", read=_secret))

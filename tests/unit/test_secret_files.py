@@ -66,3 +66,11 @@ def test_without_files_the_inline_variables_still_work_for_development() -> None
     env = {"GITHUB_TOKEN": "inline", "MERGEWAY_REDIS_PASSWORD": "pw", "REDIS_URL": "redis://127.0.0.1:6379/0"}
     settings = Settings.from_env(env)
     assert (settings.github_token, settings.redis_url) == ("inline", "redis://:pw@127.0.0.1:6379/0")
+
+
+def test_the_github_app_id_kept_in_the_workers_secret_is_read_from_its_file(tmp_path: Path) -> None:
+    """The chart's worker Secret holds GITHUB_APP_ID beside the key; it is no variable any more."""
+    directory = _secrets(tmp_path, {"GITHUB_APP_ID": "12345", "GITHUB_APP_PRIVATE_KEY": "-----BEGIN KEY-----"})
+    env = {"MERGEWAY_SECRETS_DIR": str(directory), "MERGEWAY_FORGES": "github", "MERGEWAY_POLICY": "allow-all"}
+    settings = Settings.from_env(env, role="worker")
+    assert (settings.github_app_id, settings.github_app_private_key) == ("12345", "-----BEGIN KEY-----")
