@@ -25,7 +25,6 @@ token, no TCP connection. A tool stopped by a limit fails with a message naming 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import signal
@@ -130,14 +129,11 @@ class Confinement:
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         """``argv`` started through :mod:`mergeway.renderjail` with these limits."""
-        spec = {
-            "memory_bytes": self.memory_bytes,
-            "cpu_seconds": self.cpu_seconds,
-            "isolate": self.isolate,
-            "readable": list(self.readable),
-            "writable": list(self.writable),
-        }
-        return [sys.executable, "-I", "-S", str(RENDERJAIL), json.dumps(spec), "--", *argv]
+        options = ["--memory", str(self.memory_bytes), "--cpu", str(self.cpu_seconds)]
+        options += ["--isolate"] if self.isolate else []
+        options += [arg for path in self.readable for arg in ("--read", path)]
+        options += [arg for path in self.writable for arg in ("--write", path)]
+        return [sys.executable, "-I", "-S", str(RENDERJAIL), *options, "--", *argv]
 
     def explain(self, tool: str, done: Completed) -> str | None:
         """Why a confined run failed, when a limit or the confinement itself was the reason."""

@@ -1,6 +1,6 @@
 """The first program of every renderer process: confine it, then become the renderer.
 
-:mod:`mergeway.proc` starts ``python -I -S renderjail.py SPEC -- TOOL ARGS...`` for a renderer
+:mod:`mergeway.proc` starts ``python -I -S renderjail.py OPTIONS -- TOOL ARGS...`` for a renderer
 (``helm template``, ``kubectl kustomize``) instead of the tool itself. In that fresh, single-threaded
 process (so nothing here runs between ``fork`` and ``exec`` of the multi-threaded worker, where a
 lock held by another thread could deadlock the child) this program:
@@ -9,7 +9,7 @@ lock held by another thread could deadlock the child) this program:
    may map: a template that doubles a string fails in the tool, not the worker's pod),
    ``RLIMIT_CPU`` (soft: SIGXCPU, one second later SIGKILL), no core dumps;
 2. with isolation on, sets ``no_new_privs`` and a Landlock ruleset: the tool may read only the
-   paths in SPEC (the repository being rendered), write only its own scratch directory, execute
+   ``--read`` paths (the repository being rendered), write only its own scratch directory, execute
    only itself, open no TCP connection, and signal or ptrace nothing outside its own sandbox. Every
    other path is refused by the kernel, whatever symlink leads there and whatever the user id:
    ``/proc/1/environ``, the worker's ``/proc/<pid>/environ`` and memory, the mounted secret
@@ -28,7 +28,6 @@ no environment-controlled import paths) so it starts fast and loads nothing a re
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import resource
 import sys
@@ -144,18 +143,32 @@ def limit(memory_bytes: int, cpu_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def parse(args: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """``--memory N --cpu N [--isolate] [--read PATH]... [--write PATH]... -- TOOL [ARGS...]``.
+
+    Plain arguments rather than JSON: importing :mod:`json` costs more than the rest of this program.
+    """
+    options: dict[str, list[str]] = {"--memory": [], "--cpu": [], "--isolate": [], "--read": [], "--write": []}
+    rest = list(args)
+    while rest and rest[0] != "--":
+        name = rest.pop(0)
+        if name not in options:
+            raise ValueError(f"unknown option {name!r}")
+        options[name].append("1" if name == "--isolate" else rest.pop(0))
+    if not rest[1:]:
+        raise ValueError("usage: renderjail.py OPTIONS -- TOOL [ARGS...]")
+    return options, rest[1:]
+
+
 def main(args: list[str]) -> int:
-    """``SPEC -- TOOL ARGS...``; SPEC is JSON: memory_bytes, cpu_seconds, isolate, readable, writable."""
-    if len(args) < 3 or args[1] != "--":
-        print(f"{PREFIX}usage: renderjail.py SPEC -- TOOL [ARGS...]", file=sys.stderr)
-        return SETUP_FAILED
-    spec, argv = json.loads(args[0]), args[2:]
+    """Confine this process as ``args`` say, then ``exec`` the tool; :data:`SETUP_FAILED` if not."""
     try:
-        limit(int(spec["memory_bytes"]), int(spec["cpu_seconds"]))
-        if spec["isolate"]:
-            landlock(list(spec["readable"]), list(spec["writable"]), argv[0])
+        options, argv = parse(args)
+        limit(int((options["--memory"] or ["0"])[-1]), int((options["--cpu"] or ["0"])[-1]))
+        if options["--isolate"]:
+            landlock(options["--read"], options["--write"], argv[0])
         os.execv(argv[0], argv)  # noqa: S606 - an argument list, never a shell
-    except (JailError, OSError, ValueError) as exc:
+    except (JailError, OSError, ValueError, IndexError) as exc:
         print(f"{PREFIX}{exc}", file=sys.stderr)
     return SETUP_FAILED
 

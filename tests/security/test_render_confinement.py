@@ -185,3 +185,22 @@ def test_a_template_that_burns_cpu_is_stopped_by_the_cpu_limit(tmp_path: Path):
     )
     report = probe("render", root, "chart", env={"MERGEWAY_RENDER_CPU_SECONDS": "2"})
     assert "used more than 2 s of CPU time (MERGEWAY_RENDER_CPU_SECONDS)" in report.get("error", ""), report
+
+
+def test_a_renderer_that_cannot_be_confined_is_refused_not_run_unconfined(tmp_path: Path):
+    """Fail closed: when the ruleset cannot be built (here: a path to grant is gone), the tool
+    never starts, and the error says why and names the setting."""
+    from mergeway import binaries, proc
+
+    root = tmp_path / "repo"
+    write(root, {"chart/Chart.yaml": CHART, "chart/templates/cm.yaml": "a: rendered\n"})
+    with proc.sandbox(readable=[root, tmp_path / "gone"]) as box, pytest.raises(proc.ToolError) as caught:
+        proc.run(
+            [binaries.find("helm"), "template", "r", str(root / "chart")],
+            timeout=60,
+            env={**box.env, "HELM_CACHE_HOME": str(box.home), "HELM_CONFIG_HOME": str(box.home)},
+            confine=box.confinement,
+        )
+    assert "cannot confine the renderer" in caught.value.message
+    assert "MERGEWAY_RENDER_ISOLATION" in caught.value.message
+    assert "rendered" not in caught.value.message
