@@ -52,6 +52,10 @@ def scrub_secrets() -> None:
     tokens and webhook secrets with it. Each edge calls this right after reading its settings; the
     values stay readable by :meth:`Settings.from_env` in this process (and in forked children, which
     share its memory), so code that reads settings later keeps working.
+
+    This does not erase them from ``/proc/<pid>/environ``, which keeps the environment the process
+    was started with: hence secrets as files (``MERGEWAY_SECRETS_DIR``) in the chart, and renderers
+    that cannot read ``/proc`` at all (:mod:`mergeway.renderjail`).
     """
     for name in SECRET_ENV_VARS:
         value = os.environ.pop(name, None)

@@ -135,7 +135,7 @@ class Confinement:
         options += [arg for path in self.writable for arg in ("--write", path)]
         return [sys.executable, "-I", "-S", str(RENDERJAIL), *options, "--", *argv]
 
-    def explain(self, tool: str, done: Completed) -> str | None:
+    def explain(self, done: Completed) -> str | None:
         """Why a confined run failed, when a limit or the confinement itself was the reason."""
         if done.returncode == renderjail.SETUP_FAILED and renderjail.PREFIX in done.stderr:
             reason = done.stderr.split(renderjail.PREFIX, 1)[1].strip().splitlines()[0]
@@ -281,7 +281,7 @@ def run(
         bound = f" ({output_setting})" if output_setting else ""
         raise ToolError(name, f"refused: {exc}{bound}") from None
     if done.returncode != 0:
-        stopped = confine.explain(name, done) if confine is not None else None
+        stopped = confine.explain(done) if confine is not None else None
         if stopped is not None:
             raise ToolError(name, stopped)
         message = done.stderr.strip() or done.stdout.strip() or f"exit code {done.returncode}"
