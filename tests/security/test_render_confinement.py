@@ -204,3 +204,42 @@ def test_a_renderer_that_cannot_be_confined_is_refused_not_run_unconfined(tmp_pa
     assert "cannot confine the renderer" in caught.value.message
     assert "MERGEWAY_RENDER_ISOLATION" in caught.value.message
     assert "rendered" not in caught.value.message
+
+
+# --- Where Landlock is blocked (a runtime's seccomp profile without its system calls) ---------------
+
+NO_LANDLOCK = Path(__file__).with_name("no_landlock.py")
+
+
+def test_a_render_where_landlock_is_blocked_is_refused_not_run_unconfined(tmp_path: Path, secret_file: Path):
+    root = tmp_path / "repo"
+    leaking_chart(root, secret_file)
+    done = subprocess.run(
+        [sys.executable, str(NO_LANDLOCK), sys.executable, str(PROBE), "run", str(root), str(root / "chart")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert SECRET not in json.dumps(report), report
+    assert "cannot confine the renderer (Landlock is not available" in report.get("error", ""), report
+
+
+def test_the_worker_refuses_to_start_where_landlock_is_blocked(tmp_path: Path):
+    worker = Path(sys.executable).parent / "mergeway-worker"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "GITHUB_TOKEN": "t",
+        "GITLAB_TOKEN": "t",
+        "MERGEWAY_POLICY": "allow-all",
+        "REDIS_URL": "redis://127.0.0.1:9/0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, str(NO_LANDLOCK), str(worker)], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("mergeway-worker refuses to start: MERGEWAY_RENDER_ISOLATION=landlock"), done.stderr
+    assert "MERGEWAY_RENDER_ISOLATION=off" in done.stderr
