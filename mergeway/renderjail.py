@@ -76,7 +76,12 @@ def _fail(step: str) -> JailError:
 
 
 def landlock_abi() -> int:
-    """The kernel's Landlock ABI version; 0 when Landlock is missing, disabled or blocked (seccomp)."""
+    """The kernel's Landlock ABI version; 0 when Landlock is missing, disabled or blocked (seccomp).
+
+    Only Linux has it; elsewhere the system call numbers mean something else, so they are not tried.
+    """
+    if not sys.platform.startswith("linux") or os.uname().machine not in ("x86_64", "aarch64"):
+        return 0
     version = _libc().syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), _LANDLOCK_CREATE_RULESET_VERSION)
     return max(int(version), 0)
 
