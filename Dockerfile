@@ -48,11 +48,17 @@ RUN if ! command -v tini >/dev/null || ! command -v git >/dev/null || ! test -e 
 COPY --from=build /opt/mergeway /opt/mergeway
 # helm of the version pinned in tools/helm/go.mod, built by tools/cluster/build.sh.
 COPY helm /usr/local/bin/helm
+# No secret is baked in or expected in the environment: mount them as files named like their
+# variables in MERGEWAY_SECRETS_DIR (GITHUB_TOKEN, GITLAB_TOKEN, GITHUB_WEBHOOK_SECRET,
+# MERGEWAY_REDIS_PASSWORD, ...), read once at start; a variable would stay readable in
+# /proc/<pid>/environ of PID 1 and the worker for the life of the container. Renderers run under
+# Landlock (MERGEWAY_RENDER_ISOLATION), which needs nothing from the image but Python's ctypes.
 ENV PATH=/opt/mergeway/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/home/mergeway \
     MERGEWAY_CACHE_DIR=/var/cache/mergeway \
+    MERGEWAY_SECRETS_DIR=/etc/mergeway/secrets \
     PORT=8080
 USER ${UID}:${UID}
 WORKDIR /home/mergeway

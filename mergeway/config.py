@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import quote
 
 from mergeway.cachedir import user_cache as _user_cache
 from mergeway.limits import DEFAULT_LIMITS, InputLimits
@@ -51,6 +52,10 @@ def scrub_secrets() -> None:
     tokens and webhook secrets with it. Each edge calls this right after reading its settings; the
     values stay readable by :meth:`Settings.from_env` in this process (and in forked children, which
     share its memory), so code that reads settings later keeps working.
+
+    This does not erase them from ``/proc/<pid>/environ``, which keeps the environment the process
+    was started with: hence secrets as files (``MERGEWAY_SECRETS_DIR``) in the chart, and renderers
+    that cannot read ``/proc`` at all (:mod:`mergeway.renderjail`).
     """
     for name in SECRET_ENV_VARS:
         value = os.environ.pop(name, None)
@@ -100,15 +105,50 @@ def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+#: A directory of secret files, one per variable, named like it (a Kubernetes Secret volume).
+SECRETS_DIR_VAR = "MERGEWAY_SECRETS_DIR"
+
+
 def _secret(env: Mapping[str, str], name: str, default: str = "") -> str:
-    """A secret given inline or, with the ``_FILE`` suffix, as a path (for Kubernetes Secret mounts)."""
+    """A secret from a file (``NAME_FILE``, else ``$MERGEWAY_SECRETS_DIR/NAME``), else inline.
+
+    Files are the safe form: a variable in the process environment stays readable in
+    ``/proc/<pid>/environ`` for the life of the process, whatever :func:`scrub_secrets` removes
+    from ``os.environ``, while a file is read once, here, at start-up. The inline form is for
+    ``make run`` and development.
+    """
     path = env.get(f"{name}_FILE", "").strip()
+    directory = env.get(SECRETS_DIR_VAR, "").strip()
+    if not path and directory and (Path(directory) / name).is_file():
+        path = str(Path(directory) / name)
     if path:
         try:
             return Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{name}_FILE cannot be read: {exc.strerror}") from None
     return env.get(name, "").strip() or default
+
+
+def _redis_url(env: Mapping[str, str], name: str, default: str) -> str:
+    """``REDIS_URL`` (or a file), with the password from ``MERGEWAY_REDIS_PASSWORD`` (or a file) added.
+
+    The URL itself may then carry no credentials, so it can stay a plain variable; a password
+    already in the URL wins.
+    """
+    url = _secret(env, name, default)
+    password = _secret(env, "MERGEWAY_REDIS_PASSWORD")
+    scheme, sep, rest = url.partition("://")
+    if not password or not sep or "@" in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://:{quote(password, safe='')}@{rest}"
+
+
+def _isolation(env: Mapping[str, str], name: str, default: str) -> str:
+    """``MERGEWAY_RENDER_ISOLATION``: ``landlock`` (the default) or ``off``, nothing else."""
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in ("landlock", "off"):
+        raise ConfigError(f"{name} must be landlock or off")
+    return raw
 
 
 def _scoped_secrets(env: Mapping[str, str], name: str, default: Mapping[str, str]) -> dict[str, str]:
@@ -210,7 +250,7 @@ class Settings:
     secret; use :meth:`describe` for a safe summary.
     """
 
-    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata=_var("REDIS_URL"))
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata=_var("REDIS_URL", read=_redis_url))
     forges: tuple[str, ...] = field(default=FORGES, metadata=_var("MERGEWAY_FORGES", read=_forges))
     github_webhook_secret: str = field(default="", metadata=_var("GITHUB_WEBHOOK_SECRET", read=_secret))
     gitlab_webhook_secret: str = field(default="", metadata=_var("GITLAB_WEBHOOK_SECRET", read=_secret))
@@ -225,7 +265,8 @@ class Settings:
 
     github_api_url: str = field(default="https://api.github.com", metadata=_var("GITHUB_API_URL", read=_url))
     github_token: str = field(default="", metadata=_var("GITHUB_TOKEN", read=_secret))
-    github_app_id: str = field(default="", metadata=_var("GITHUB_APP_ID"))
+    #: Not a secret, but kept in the worker's Secret beside the App's key, so read like one.
+    github_app_id: str = field(default="", metadata=_var("GITHUB_APP_ID", read=_secret))
     github_app_private_key: str = field(default="", metadata=_var("GITHUB_APP_PRIVATE_KEY", read=_secret))
     gitlab_url: str = field(default="https://gitlab.com", metadata=_var("GITLAB_URL", read=_url))
     gitlab_token: str = field(default="", metadata=_var("GITLAB_TOKEN", read=_secret))
@@ -277,6 +318,15 @@ class Settings:
     max_render_files: int = field(
         default=DEFAULT_LIMITS.max_files, metadata=_var("MERGEWAY_MAX_RENDER_FILES", minimum=10)
     )
+    #: Per renderer process (helm, kustomize): writable private memory (RLIMIT_DATA; Go tools
+    #: need about 128 MiB to start) and CPU time; :mod:`mergeway.renderjail` sets both.
+    render_memory_bytes: int = field(
+        default=256 * 1024 * 1024, metadata=_var("MERGEWAY_RENDER_MEMORY_BYTES", minimum=128 * 1024 * 1024)
+    )
+    render_cpu_seconds: int = field(default=60, metadata=_var("MERGEWAY_RENDER_CPU_SECONDS", minimum=1))
+    #: ``landlock``: renderers may read only the repository (refused when the kernel cannot);
+    #: ``off``: the operator's explicit choice to run them with the worker's access.
+    render_isolation: str = field(default="landlock", metadata=_var("MERGEWAY_RENDER_ISOLATION", read=_isolation))
 
     #: The web service's gunicorn (``webhook_service/gunicorn_conf.py``): ``MERGEWAY_BIND`` wins over ``PORT``.
     web_bind: str = field(default="", metadata=_var("MERGEWAY_BIND"))
@@ -342,10 +392,27 @@ class Settings:
                 raise ConfigError("GITHUB_APP_PRIVATE_KEY is required with GITHUB_APP_ID")
             if "gitlab" in self.forges and not self.gitlab_token:
                 raise ConfigError("GITLAB_TOKEN is required while gitlab is enabled")
+            self.check_isolation()
         if role in ("web", "worker"):
             self.load_policy()
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+    def check_isolation(self) -> None:
+        """Refuse to run renderers unconfined unless the operator said so (fail closed).
+
+        Without Landlock a renderer could read every file and process the worker can, secrets
+        included; each render would be refused anyway, so the worker refuses to start instead.
+        """
+        from mergeway import renderjail
+
+        if self.render_isolation == "landlock" and renderjail.landlock_abi() < 1:
+            raise ConfigError(
+                "MERGEWAY_RENDER_ISOLATION=landlock: this kernel or container does not allow Landlock "
+                "(Linux 5.13+ with Landlock enabled, and a seccomp profile that allows its system calls), "
+                "so renderers could read the worker's secrets; run on such a node, or set "
+                "MERGEWAY_RENDER_ISOLATION=off to accept that risk"
+            )
 
     def input_limits(self) -> InputLimits:
         """The bounds on what one environment's render may read (:mod:`mergeway.limits`)."""

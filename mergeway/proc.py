@@ -14,6 +14,12 @@ switched off, a PATH with nothing on it (kustomize finds no ``git`` to fetch a r
 no ``ssh``, credential helper or fsmonitor hook can run), no cluster credentials and a proxy that
 leads nowhere. The static checks in :mod:`mergeway.render.kustomize` and :mod:`mergeway.render.helm`
 refuse remote references first; the sandbox is what holds if one of them is ever missed.
+
+A sandboxed run is also *confined* (:class:`Confinement`): the tool is started through
+:mod:`mergeway.renderjail`, which limits its memory and CPU time and (isolation on, the default)
+lets the kernel refuse it every path but the repository it renders and its own scratch directory:
+no ``/proc/<pid>/environ`` or memory of the worker, no mounted secret, kubeconfig or ServiceAccount
+token, no TCP connection. A tool stopped by a limit fails with a message naming the setting.
 """
 
 from __future__ import annotations
@@ -23,12 +29,15 @@ import os
 import selectors
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from mergeway import renderjail
 
 #: The only variables a child inherits from the worker: enough to find binaries, trust a CA and
 #: reach the forge through a proxy. Sandboxed renderers inherit none of them.
@@ -42,6 +51,13 @@ _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_pr
 #: How much of stderr is kept from its start and from its end (a tool's first complaint, git's
 #: final ``fatal:`` line); the middle of a longer stream is dropped.
 STDERR_KEEP = 32 * 1024
+
+#: The confinement program (:mod:`mergeway.renderjail`), started by path with the worker's Python.
+RENDERJAIL = Path(renderjail.__file__).resolve()
+#: Signals that end a process the kernel stopped at its CPU limit (soft, then hard).
+_CPU_SIGNALS = (-signal.SIGXCPU, -signal.SIGKILL)
+#: How Go's runtime reports an allocation refused by RLIMIT_DATA.
+_OUT_OF_MEMORY = ("fatal error: runtime: out of memory", "fatal error: out of memory")
 
 #: Indirection so tests can record every process (argv and environment) Mergeway starts.
 _popen = subprocess.Popen
@@ -81,6 +97,9 @@ class Completed:
     stderr: str
     returncode: int
     seconds: float
+    #: CPU time (user + system) and peak resident memory of the child, from the kernel (``wait4``).
+    cpu_seconds: float = 0.0
+    max_rss_bytes: int = 0
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -94,20 +113,75 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Confinement:
+    """What a renderer process may use: memory, CPU time, and (``isolate``) which paths at all.
+
+    ``readable`` are the only paths it may read (the repository it renders), ``writable`` the only
+    ones it may write (its sandbox); the settings are ``MERGEWAY_RENDER_MEMORY_BYTES``,
+    ``MERGEWAY_RENDER_CPU_SECONDS`` and ``MERGEWAY_RENDER_ISOLATION``.
+    """
+
+    memory_bytes: int
+    cpu_seconds: int
+    isolate: bool
+    readable: tuple[str, ...] = ()
+    writable: tuple[str, ...] = ()
+
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` started through :mod:`mergeway.renderjail` with these limits."""
+        options = ["--memory", str(self.memory_bytes), "--cpu", str(self.cpu_seconds)]
+        options += ["--isolate"] if self.isolate else []
+        options += [arg for path in self.readable for arg in ("--read", path)]
+        options += [arg for path in self.writable for arg in ("--write", path)]
+        return [sys.executable, "-I", "-S", str(RENDERJAIL), *options, "--", *argv]
+
+    def explain(self, done: Completed) -> str | None:
+        """Why a confined run failed, when a limit or the confinement itself was the reason."""
+        if done.returncode == renderjail.SETUP_FAILED and renderjail.PREFIX in done.stderr:
+            reason = done.stderr.split(renderjail.PREFIX, 1)[1].strip().splitlines()[0]
+            return (
+                f"cannot confine the renderer ({reason}); renders are refused rather than run with "
+                "access to the worker's secrets (MERGEWAY_RENDER_ISOLATION)"
+            )
+        if self.cpu_seconds and done.returncode in _CPU_SIGNALS and done.cpu_seconds >= self.cpu_seconds - 0.5:
+            return f"stopped: it used more than {self.cpu_seconds} s of CPU time (MERGEWAY_RENDER_CPU_SECONDS)"
+        if self.memory_bytes and any(marker in done.stderr for marker in _OUT_OF_MEMORY):
+            mib = self.memory_bytes // (1024 * 1024)
+            return f"stopped: it needed more than {mib} MiB of memory (MERGEWAY_RENDER_MEMORY_BYTES)"
+        return None
+
+
+def render_confinement() -> Confinement:
+    """The configured limits and isolation, read when a render starts (:meth:`Settings.read`)."""
+    from mergeway.config import Settings
+
+    return Confinement(
+        memory_bytes=Settings.read("render_memory_bytes"),
+        cpu_seconds=Settings.read("render_cpu_seconds"),
+        isolate=Settings.read("render_isolation") == "landlock",
+    )
+
+
+@dataclass(frozen=True)
 class Sandbox:
-    """Where one renderer run lives: its own empty HOME, and the environment to start it with."""
+    """Where one renderer run lives: its own empty HOME, the environment to start it with, and
+    the confinement to start it in (pass ``confine=box.confinement`` to :func:`run`)."""
 
     home: Path
     env: dict[str, str]
+    confinement: Confinement
 
 
 @contextmanager
-def sandbox() -> Iterator[Sandbox]:
+def sandbox(readable: Sequence[str | Path] = (), confinement: Confinement | None = None) -> Iterator[Sandbox]:
     """A throwaway HOME and an environment with nothing inherited, removed afterwards.
 
     Nothing comes from the worker's environment: not its PATH (so no ``git``/``ssh`` can be found;
-    tools are started by absolute path), not its HOME, KUBECONFIG, tokens or proxy settings.
+    tools are started by absolute path), not its HOME, KUBECONFIG, tokens or proxy settings. The
+    run's :class:`Confinement` (``confinement``, else the configured one) may read ``readable``
+    and write the sandbox's own directories, nothing else.
     """
+    limits = confinement if confinement is not None else render_confinement()
     with tempfile.TemporaryDirectory(prefix="mergeway-render-") as tmp:
         base = Path(tmp)
         home, empty_bin, scratch = base / "home", base / "bin", base / "tmp"
@@ -130,7 +204,14 @@ def sandbox() -> Iterator[Sandbox]:
             "no_proxy": "",
             **dict.fromkeys(_PROXY_VARS, NOWHERE),
         }
-        yield Sandbox(home=home, env=env)
+        confined = Confinement(
+            memory_bytes=limits.memory_bytes,
+            cpu_seconds=limits.cpu_seconds,
+            isolate=limits.isolate,
+            readable=(*limits.readable, *(str(Path(p).resolve()) for p in readable)),
+            writable=(*limits.writable, str(base.resolve())),
+        )
+        yield Sandbox(home=home, env=env, confinement=confined)
 
 
 def execute(
@@ -158,10 +239,17 @@ def execute(
         start_new_session=True,
     )
     try:
-        stdout, stderr = _collect(child, timeout=timeout, max_output=max_output)
+        stdout, stderr, usage = _collect(child, timeout=timeout, max_output=max_output)
     finally:
         _kill_group(child)
-    return Completed(stdout, stderr, child.returncode, time.monotonic() - started)
+    return Completed(
+        stdout,
+        stderr,
+        child.returncode,
+        time.monotonic() - started,
+        cpu_seconds=usage.cpu_seconds,
+        max_rss_bytes=usage.max_rss_bytes,
+    )
 
 
 def run(
@@ -173,15 +261,18 @@ def run(
     max_output: int | None = None,
     output_setting: str = "",
     max_message: int = 4000,
+    confine: Confinement | None = None,
 ) -> Completed:
     """Run a tool and return its output; raise :class:`ToolError` on failure, timeout or too much output.
 
     ``max_output`` bounds stdout, and the error names ``output_setting`` (the variable that raises
-    the bound).
+    the bound). With ``confine`` the tool runs in that :class:`Confinement`, and a run stopped by
+    one of its limits fails with a message naming the setting instead of the tool's last words.
     """
     name = os.path.basename(argv[0])
     try:
-        done = execute(argv, timeout=timeout, cwd=cwd, env=env, max_output=max_output)
+        wrapped = confine.wrap(argv) if confine is not None else argv
+        done = execute(wrapped, timeout=timeout, cwd=cwd, env=env, max_output=max_output)
     except OSError as exc:
         raise ToolError(name, f"cannot run: {exc.strerror}") from None
     except TimedOut as exc:
@@ -190,6 +281,9 @@ def run(
         bound = f" ({output_setting})" if output_setting else ""
         raise ToolError(name, f"refused: {exc}{bound}") from None
     if done.returncode != 0:
+        stopped = confine.explain(done) if confine is not None else None
+        if stopped is not None:
+            raise ToolError(name, stopped)
         message = done.stderr.strip() or done.stdout.strip() or f"exit code {done.returncode}"
         if len(message) > max_message:
             message = message[:max_message] + " …"
@@ -220,8 +314,12 @@ class _Stderr:
         return bytes(self.head + gap + self.tail).decode("utf-8", errors="replace")
 
 
-def _collect(child: subprocess.Popen[bytes], *, timeout: float, max_output: int | None) -> tuple[str, str]:
-    """Read both pipes until the child exits, enforcing the deadline and the stdout bound."""
+def _collect(child: subprocess.Popen[bytes], *, timeout: float, max_output: int | None) -> tuple[str, str, _Usage]:
+    """Read both pipes until the child exits, enforcing the deadline and the stdout bound.
+
+    The child is reaped here with ``wait4`` so its CPU time and peak memory are known (the reason
+    a confined tool was stopped, and what a render cost).
+    """
     assert child.stdout is not None and child.stderr is not None
     deadline = time.monotonic() + timeout
     out, err = bytearray(), _Stderr()
@@ -242,11 +340,40 @@ def _collect(child: subprocess.Popen[bytes], *, timeout: float, max_output: int 
                     out += chunk
                     if max_output is not None and len(out) > max_output:
                         raise OutputTooLarge(max_output)
-    try:
-        child.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        raise TimedOut(timeout, err.text()) from None
-    return out.decode("utf-8", errors="replace"), err.text()
+    usage = _reap(child, deadline)
+    if usage is None:
+        raise TimedOut(timeout, err.text())
+    return out.decode("utf-8", errors="replace"), err.text(), usage
+
+
+@dataclass(frozen=True)
+class _Usage:
+    """What the kernel counted for a child that exited: CPU time and peak resident memory."""
+
+    cpu_seconds: float = 0.0
+    max_rss_bytes: int = 0
+
+
+def _reap(child: subprocess.Popen[bytes], deadline: float) -> _Usage | None:
+    """Wait for the child until ``deadline`` (at least briefly); its usage, or None on timeout.
+
+    Sets ``child.returncode`` as :meth:`subprocess.Popen.wait` would, so the Popen object knows
+    the child is gone.
+    """
+    give_up, pause = max(deadline, time.monotonic() + 0.1), 0.0005
+    while True:
+        try:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        except ChildProcessError:  # already reaped through the Popen object
+            child.wait()
+            return _Usage()
+        if pid:
+            child.returncode = os.waitstatus_to_exitcode(status)
+            return _Usage(usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+        if time.monotonic() >= give_up:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _kill_group(child: subprocess.Popen[bytes]) -> None:

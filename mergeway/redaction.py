@@ -29,6 +29,7 @@ import re
 import threading
 from collections.abc import Mapping
 from typing import Any, Final
+from urllib.parse import unquote
 
 from mergeway.config import Settings
 
@@ -83,7 +84,9 @@ def register_settings_secrets(settings: Settings) -> None:
     _, sep, rest = settings.redis_url.partition("://")
     if sep and "@" in rest:
         userinfo = rest.rsplit("@", 1)[0]
-        register_secret(userinfo.partition(":")[2] or userinfo)
+        password = userinfo.partition(":")[2] or userinfo
+        register_secret(password)
+        register_secret(unquote(password))  # as given in MERGEWAY_REDIS_PASSWORD, before quoting
     # A PEM key is also logged line by line by some libraries.
     for line in settings.github_app_private_key.splitlines():
         if len(line) >= 16 and not line.startswith("-----"):

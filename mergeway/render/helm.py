@@ -13,7 +13,9 @@ The release name and chart are passed after ``--``, so a directory named like a 
 ``helm template`` then runs in :func:`mergeway.proc.sandbox`: no KUBECONFIG and an empty HOME (so a
 chart's ``lookup`` returns nothing instead of reading live Secrets into a PR comment), helm's
 cache/config/data/plugin/registry paths inside that HOME, no proxy that leads anywhere, and its
-output bounded.
+output bounded; it may read only the repository (``.Files.Get`` of a symlink to ``/proc/1/environ``
+or a secret mount is refused by the kernel) and its memory and CPU time are limited
+(:class:`mergeway.proc.Confinement`).
 """
 
 from __future__ import annotations
@@ -128,14 +130,14 @@ def render_helm(
             argv += ["--values", str(copy / path.relative_to(root))]
         argv += ["--", release, str(inner)]  # names, never flags, whatever they look like
         try:
-            result = _run(argv, timeout, limits)
+            result = _run(argv, timeout, limits, copy)
         except proc.ToolError as exc:
             raise proc.ToolError(exc.tool, unstaged(exc.message, copy)) from None
     return parse_manifests(result.stdout, f"{chart.relative_to(root)} (helm)", budget=budget)
 
 
-def _run(argv: list[str], timeout: float, limits: InputLimits) -> proc.Completed:
-    with proc.sandbox() as box:
+def _run(argv: list[str], timeout: float, limits: InputLimits, copy: Path) -> proc.Completed:
+    with proc.sandbox(readable=[copy]) as box:
         home = box.home
         env = {
             **box.env,
@@ -154,4 +156,5 @@ def _run(argv: list[str], timeout: float, limits: InputLimits) -> proc.Completed
             env=env,
             max_output=limits.max_bytes,
             output_setting="MERGEWAY_MAX_RENDERED_BYTES",
+            confine=box.confinement,
         )

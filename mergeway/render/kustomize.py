@@ -12,7 +12,8 @@ kustomization file is confined to the repository before it is read, so one that 
 of it is refused without showing a byte of what it points to. kustomize then runs on a private
 copy of the environment directory and of everything the check found referenced
 (:mod:`mergeway.render.stage`), with every symlink resolved, in :func:`mergeway.proc.sandbox`
-(empty HOME, no git on PATH), in case a check is ever missed. The directory comes after ``--``.
+(empty HOME, no git on PATH, only the copy readable, memory and CPU time limited), in case a
+check is ever missed. The directory comes after ``--``.
 """
 
 from __future__ import annotations
@@ -286,7 +287,7 @@ def render_kustomize(
     kubectl = binaries.find("kubectl")
     with staged(root, [directory, *needed], budget.limits) as copy:
         inner = copy / directory.relative_to(root)
-        with proc.sandbox() as box:
+        with proc.sandbox(readable=[copy]) as box:
             try:
                 result = proc.run(
                     [kubectl, "kustomize", "--", str(inner)],
@@ -295,6 +296,7 @@ def render_kustomize(
                     env=box.env,
                     max_output=budget.limits.max_bytes,
                     output_setting="MERGEWAY_MAX_RENDERED_BYTES",
+                    confine=box.confinement,
                 )
             except proc.ToolError as exc:
                 raise proc.ToolError(exc.tool, unstaged(exc.message, copy)) from None

@@ -28,13 +28,18 @@ def test_helm_lint_strict_is_clean(values):
     assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
 
 
+def _secret_sources(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Secrets projected into the pod's secrets volume, and where that volume is mounted."""
+    volume = next(v for v in pod["volumes"] if v["name"] == "secrets")
+    return [source["secret"] for source in volume["projected"]["sources"]]
+
+
 def test_each_pod_gets_only_its_own_secret():
     objs = _rendered()
     web, worker = _pod(objs, "-web"), _pod(objs, "-worker")
-    web_secrets = [s["secretRef"]["name"] for s in web["containers"][0]["envFrom"]]
-    worker_secrets = [s["secretRef"]["name"] for s in worker["containers"][0]["envFrom"]]
-    assert web_secrets == ["mergeway-web"]
-    assert worker_secrets == ["mergeway-worker"]
+    redis = {"name": "mergeway-redis", "items": [{"key": "redis-password", "path": "MERGEWAY_REDIS_PASSWORD"}]}
+    assert _secret_sources(web) == [{"name": "mergeway-web"}, redis]
+    assert _secret_sources(worker) == [{"name": "mergeway-worker"}, redis]
     # The web edge holds no cluster credentials: no token, no kubeconfig.
     assert web["automountServiceAccountToken"] is False
     assert "KUBECONFIG" not in {e["name"] for e in web["containers"][0]["env"]}
@@ -70,17 +75,21 @@ def test_policy_is_mounted_where_merge_way_policy_file_points():
         assert env["MERGEWAY_POLICY_FILE"] == f"{mount['mountPath']}/policy.yaml"
 
 
-def test_redis_password_comes_from_a_secret_into_the_url():
+def test_no_secret_is_an_environment_variable_every_one_is_a_file_read_at_start():
+    """A variable stays in /proc/<pid>/environ (PID 1's too) for the life of the pod: a renderer,
+    or anything else running as the pod's user, could read it back. Files are read once."""
     objs = _rendered()
-    env = {e["name"]: e for e in _pod(objs, "-worker")["containers"][0]["env"]}
-    assert env["MERGEWAY_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "mergeway-redis",
-        "key": "redis-password",
-    }
-    assert env["REDIS_URL"]["value"] == "redis://:$(MERGEWAY_REDIS_PASSWORD)@redis.mergeway.svc:6379/0"
-    # Kubernetes expands $(VAR) only from variables defined earlier in the list.
-    names = list(env)
-    assert names.index("MERGEWAY_REDIS_PASSWORD") < names.index("REDIS_URL")
+    for component in ("-web", "-worker"):
+        container = _pod(objs, component)["containers"][0]
+        assert "envFrom" not in container
+        from_secrets = [e for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+        assert not from_secrets, "no variable is filled from a Secret"
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "secrets")
+        assert mount["readOnly"] is True
+        assert env["MERGEWAY_SECRETS_DIR"] == mount["mountPath"]
+        # The URL holds no password; the process adds it from the MERGEWAY_REDIS_PASSWORD file.
+        assert env["REDIS_URL"] == "redis://redis.mergeway.svc:6379/0"
 
 
 def test_rbac_is_namespaced_unless_cluster_wide_is_opted_in():
@@ -148,7 +157,7 @@ def test_kubeconfig_secret_for_other_clusters_reaches_only_the_worker():
     assert env["KUBECONFIG"] == f"{mount['mountPath']}/kubeconfig"
     volume = next(v for v in worker["volumes"] if v["name"] == "clusters")
     assert volume["secret"]["secretName"] == "mergeway-clusters"
-    assert not any("secret" in v for v in web["volumes"]), "the web pod mounts no Secret"
+    assert "mergeway-clusters" not in str(web["volumes"]), "the web pod mounts no kubeconfig"
 
 
 def test_pods_keep_the_image_entrypoint_and_run_the_packaged_commands():
@@ -160,12 +169,13 @@ def test_pods_keep_the_image_entrypoint_and_run_the_packaged_commands():
         assert container["args"][0] == program
 
 
-def test_every_variable_the_chart_fills_from_a_secret_is_scrubbed_after_start():
-    from mergeway.config import SECRET_ENV_VARS
-
+def test_the_worker_confines_its_renderers_by_default():
     objs = _rendered()
-    for component in ("-web", "-worker"):
-        env = _pod(objs, component)["containers"][0]["env"]
-        from_secrets = {e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
-        assert from_secrets, "the Redis password comes from a Secret"
-        assert from_secrets <= set(SECRET_ENV_VARS), "renderer children could inherit these"
+    worker = _pod(objs, "-worker")["containers"][0]
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    assert env["MERGEWAY_RENDER_ISOLATION"] == "landlock"
+    memory, concurrency = int(env["MERGEWAY_RENDER_MEMORY_BYTES"]), int(worker["args"][2])
+    limit = worker["resources"]["limits"]["memory"]
+    assert limit.endswith("Mi")
+    # Every job's renderer at its limit at once still leaves the worker room.
+    assert concurrency * memory + 256 * 1024 * 1024 <= int(limit[:-2]) * 1024 * 1024

@@ -141,6 +141,15 @@ def test_settings_secrets_include_the_redis_password_and_the_key_lines() -> None
     assert str(GitError(["fetch"], 1, f"redispass {key_line}")) == "git fetch failed (exit status 1): *** ***"
 
 
+def test_a_redis_password_from_its_file_is_masked_as_given_and_as_quoted_in_the_url(tmp_path) -> None:
+    (tmp_path / "MERGEWAY_REDIS_PASSWORD").write_text("pw/with@odd:chars")
+    register_settings_secrets(
+        Settings.from_env({"MERGEWAY_SECRETS_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    )
+    error = GitError(["fetch"], 1, "pw/with@odd:chars and pw%2Fwith%40odd%3Achars")
+    assert str(error) == "git fetch failed (exit status 1): *** and ***"
+
+
 def test_nothing_registered_means_nothing_masked() -> None:
     register_secret("")
     register_secret(None)

@@ -4,7 +4,9 @@
 #   - the web process answers /healthz with the image's version, and /readyz (Redis reachable),
 #   - the worker starts, connects to Redis (its Celery queues appear there) and reports ready,
 #   - PID 1 is tini and the processes run as UID 10001; kubectl, helm and git are inside,
-#   - kustomize (kubectl) and helm render inside the image under the same restrictions.
+#   - secrets come from files (MERGEWAY_SECRETS_DIR), so no process's /proc/<pid>/environ holds one,
+#   - kustomize (kubectl) and helm render inside the image under the same restrictions, confined
+#     (Landlock: the worker refuses to start where the runtime does not allow it).
 # A password-protected Redis is started for the test on a free port (Debian's redis-server).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -51,18 +53,28 @@ chmod 644 "$tmp/policy.yaml"
 # Limits: see run_limits in common.sh.
 secure=(--network host "${run_limits[@]}" --read-only --cap-drop ALL --security-opt no-new-privileges
         --tmpfs /tmp --tmpfs /var/cache/mergeway:mode=1777 --tmpfs /home/mergeway:mode=1777)
+# Secrets as the chart mounts them: one file per variable in the image's MERGEWAY_SECRETS_DIR.
+secret_files() {  # DIR NAME=VALUE...
+  local dir=$1; shift; mkdir -p "$dir"
+  for pair in "$@"; do printf '%s' "${pair#*=}" >"$dir/${pair%%=*}"; done
+  chmod -R a+rX "$dir"
+}
+secret_files "$tmp/secrets-web" "MERGEWAY_REDIS_PASSWORD=$password" \
+  GITHUB_WEBHOOK_SECRET=image-test-github GITLAB_WEBHOOK_SECRET=image-test-gitlab
+secret_files "$tmp/secrets-worker" "MERGEWAY_REDIS_PASSWORD=$password" \
+  GITHUB_TOKEN=ghp_imagetest GITLAB_TOKEN=glpat-imagetest
 run=(podman_ run -d "${secure[@]}"
      -v "$tmp/policy.yaml:/etc/mergeway/policy/policy.yaml:ro" -e MERGEWAY_POLICY_FILE=/etc/mergeway/policy/policy.yaml
-     -e "REDIS_URL=redis://:$password@127.0.0.1:$redis_port/0" -e MERGEWAY_FORGES=github,gitlab)
+     -e "REDIS_URL=redis://127.0.0.1:$redis_port/0" -e MERGEWAY_FORGES=github,gitlab)
 "${run[@]}" --name "$web" -e "PORT=$web_port" -e WEB_CONCURRENCY=1 \
-  -e GITHUB_WEBHOOK_SECRET=image-test-github -e GITLAB_WEBHOOK_SECRET=image-test-gitlab "$image" mergeway-web >/dev/null
+  -v "$tmp/secrets-web:/etc/mergeway/secrets:ro" "$image" mergeway-web >/dev/null
 wait_until 60 "web /healthz" curl -fsS "http://127.0.0.1:$web_port/healthz"
 body=$(curl -fsS "http://127.0.0.1:$web_port/healthz")
 [[ "$body" == *"\"version\":\"$version\""* || "$body" == *"\"version\": \"$version\""* ]] || fail "/healthz said $body"
 curl -fsS "http://127.0.0.1:$web_port/readyz" >/dev/null || fail "/readyz: the web process cannot reach Redis"
 echo "web: /healthz $body, /readyz ok"
 
-"${run[@]}" --name "$worker" -e GITHUB_TOKEN=ghp_imagetest -e GITLAB_TOKEN=glpat-imagetest \
+"${run[@]}" --name "$worker" -v "$tmp/secrets-worker:/etc/mergeway/secrets:ro" \
   "$image" mergeway-worker --concurrency 1 >/dev/null
 worker_ready() { podman_ logs "$worker" 2>&1 | grep -q 'ready'; }
 queues_in_redis() { [[ -n $(rcli --scan --pattern '_kombu.binding.*' | head -n1) ]]; }
@@ -74,6 +86,10 @@ for c in "$web" "$worker"; do
   [[ $(podman_ exec "$c" id -u) == 10001 ]] || fail "$c does not run as UID 10001"
   pid1=$(podman_ exec "$c" cat /proc/1/cmdline | tr '\0' ' ')
   [[ "$pid1" == */tini* ]] || fail "$c: PID 1 is $pid1, not tini"
+  environs=$(podman_ exec "$c" sh -c 'cat /proc/[0-9]*/environ 2>/dev/null' | tr '\0' '\n')
+  for secret in "$password" image-test-github ghp_imagetest glpat-imagetest; do
+    [[ "$environs" != *"$secret"* ]] || fail "$c: a secret is in a process environment"
+  done
 done
 podman_ exec "$worker" kubectl version --client=true >/dev/null || fail "kubectl missing in the image"
 podman_ exec "$worker" helm version --short >/dev/null || fail "helm missing in the image"

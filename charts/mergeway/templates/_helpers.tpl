@@ -51,14 +51,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- .Values.redis.existingSecret | default (printf "%s-redis" (include "mergeway.fullname" .)) -}}
 {{- end -}}
 
-{{- /* Settings both processes read. REDIS_URL gets the password from the Secret via $(VAR) expansion. */ -}}
+{{- /* Settings both processes read. No secret is an environment variable: every one is a file in
+the secrets volume (mergeway.secretsVolume), which the process reads once at start, because a
+variable stays readable in /proc/<pid>/environ for the life of the process. */ -}}
 {{- define "mergeway.env" -}}
-{{- $parts := splitList "://" .Values.redis.url -}}
-- name: MERGEWAY_REDIS_PASSWORD
-  valueFrom:
-    secretKeyRef: {name: {{ include "mergeway.redisSecret" . }}, key: {{ .Values.redis.passwordKey }}}
+- name: MERGEWAY_SECRETS_DIR
+  value: /etc/mergeway/secrets
 - name: REDIS_URL
-  value: {{ printf "%s://:$(MERGEWAY_REDIS_PASSWORD)@%s" (first $parts) (last $parts) | quote }}
+  value: {{ .Values.redis.url | quote }}
 - name: MERGEWAY_FORGES
   value: {{ join "," .Values.forges | quote }}
 - name: GITHUB_API_URL
@@ -101,4 +101,17 @@ seccompProfile: {type: RuntimeDefault}
 {{- define "mergeway.egress.redis" -}}
 - to: {{- toYaml .redis.to | nindent 4 }}
   ports: [{protocol: TCP, port: {{ .redis.port }}}]
+{{- end -}}
+
+{{- /* The pod's secrets as files named like their variables: the component's own Secret (its keys
+are variable names) and the Redis password as MERGEWAY_REDIS_PASSWORD, readable by the pod's group only. */ -}}
+{{- define "mergeway.secretsVolume" -}}
+- name: secrets
+  projected:
+    defaultMode: 288  # 0440: the owner (root) and the pod's fsGroup
+    sources:
+      - secret: {name: {{ .secret }}}
+      - secret:
+          name: {{ include "mergeway.redisSecret" .root }}
+          items: [{key: {{ .root.Values.redis.passwordKey }}, path: MERGEWAY_REDIS_PASSWORD}]
 {{- end -}}
