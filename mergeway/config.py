@@ -280,6 +280,8 @@ class Settings:
     web_processes: int = field(default=0, metadata=_var("WEB_CONCURRENCY"))
     web_threads: int = field(default=4, metadata=_var("MERGEWAY_WEB_THREADS", minimum=1))
     access_log: bool = field(default=False, metadata=_var("MERGEWAY_ACCESS_LOG"))
+    #: How long a client has to send a whole request (line, headers, body) before it is refused with 408.
+    request_timeout_seconds: float = field(default=5.0, metadata=_var("MERGEWAY_REQUEST_TIMEOUT_SECONDS", minimum=1))
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
