@@ -152,3 +152,89 @@ def test_slow_sockets_get_408_after_the_deadline(attacked: tuple[WebProcess, lis
     assert all(_answer(sock) in (timeout, "closed") for sock in tricklers)
     # The service is still healthy and answering.
     assert web.request("GET", "/healthz")[0] == 200
+
+
+# --- What a real client still gets from the buffering worker ---------------------------------------
+
+
+def _signed(body: bytes, *extra: str) -> bytes:
+    """The head of a correctly signed GitHub delivery of ``body`` (plus ``extra`` header lines)."""
+    lines = ["POST /webhooks/github HTTP/1.1", "Host: x", *extra]
+    lines += [f"{name}: {value}" for name, value in github_headers(body, "pull_request").items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _read_answer(sock: socket.socket) -> tuple[bytes, tuple[int, dict[str, object]]]:
+    """One answer off a kept-alive connection: ``(its head, (status, JSON body))``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before an answer: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed in the middle of an answer"
+        rest += chunk
+    assert len(rest) == length, "more than one answer arrived at once"
+    return head, (int(head.split(b" ", 2)[1]), json.loads(rest))
+
+
+def test_a_delivery_sent_in_pieces_and_a_chunked_one_are_queued(web: WebProcess, redis_client: redis.Redis) -> None:
+    body = OPENED.read_bytes()
+    request = _signed(body, f"Content-Length: {len(body)}") + body
+    with socket.create_connection((web.host, web.port), timeout=10) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for start in range(0, len(request), 700):  # the head and the body split across sends
+            sock.sendall(request[start : start + 700])
+        _, (status, answer) = _read_answer(sock)
+        assert (status, answer["status"]) == (202, "queued")
+        body2 = body + b" "
+        chunks = b"".join(
+            b"%x\r\n%s\r\n" % (len(body2[i : i + 1000]), body2[i : i + 1000]) for i in range(0, len(body2), 1000)
+        )
+        sock.sendall(_signed(body2, "Transfer-Encoding: chunked") + chunks)
+        sock.sendall(b"0\r\n\r\n")
+        _, (status, answer) = _read_answer(sock)
+        assert (status, answer["status"]) == (202, "queued")
+    assert len(queued_jobs(redis_client)) == 2
+
+
+def test_pipelined_deliveries_are_each_answered_in_order(web: WebProcess, redis_client: redis.Redis) -> None:
+    bodies = [OPENED.read_bytes() + b" " * n for n in range(3)]
+    requests = b"".join(_signed(b, f"Content-Length: {len(b)}") + b for b in bodies)
+    with socket.create_connection((web.host, web.port), timeout=10) as sock:
+        sock.sendall(requests[:-10])  # two whole requests and most of a third
+        answers = [_read_answer(sock)[1] for _ in range(2)]
+        sock.sendall(requests[-10:])
+        answers.append(_read_answer(sock)[1])
+    assert [(status, answer["status"]) for status, answer in answers] == [(202, "queued")] * 3
+    assert sorted(j.task_id for j in queued_jobs(redis_client)) == sorted(str(a["job_id"]) for _, a in answers)
+
+
+def test_expect_100_continue_gets_one_go_ahead_then_the_answer(web: WebProcess, redis_client: redis.Redis) -> None:
+    body = OPENED.read_bytes()
+    with socket.create_connection((web.host, web.port), timeout=10) as sock:
+        sock.sendall(_signed(body, f"Content-Length: {len(body)}", "Expect: 100-continue"))
+        go_ahead = b""
+        while not go_ahead.endswith(b"\r\n\r\n"):
+            go_ahead += sock.recv(1)
+        assert go_ahead == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        head, (status, answer) = _read_answer(sock)
+    assert head.startswith(b"HTTP/1.1 202 ")
+    assert (status, answer["status"]) == (202, "queued")
+
+
+def test_headers_that_never_end_are_431(web: WebProcess) -> None:
+    with socket.create_connection((web.host, web.port), timeout=10) as sock:
+        sock.sendall(b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\n")
+        try:
+            for _ in range(64):  # 1 MiB of one header, past gunicorn's bounds on the whole head
+                sock.sendall(b"X-" + b"a" * (16 * 1024 - 2))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused and closed while sending: the answer is still to be read
+        assert _answer(sock) == (431, {"error": "request header fields too large"})
