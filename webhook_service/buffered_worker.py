@@ -18,9 +18,10 @@ the client may still be sending ("lingering close") is done by the event loop to
 thread or a blocking call. Answers go out with a send timeout, so a client that stops reading
 holds a thread for at most that long.
 
-What it costs: memory for bodies in flight (at most ``MERGEWAY_MAX_BODY_BYTES`` per connection,
-and in practice what clients can send within the deadline), and the reads happen on one thread
-per process; bench/README.md has the measurements. TLS, HTTP/2 and the uwsgi protocol are not
+What it costs: memory for requests in flight, bounded per process by ``MERGEWAY_WEB_BUFFER_BYTES``
+(past it the largest request still being read is refused with 503, so clients sending big bodies
+fast cannot exhaust memory while small deliveries go on), and the reads happen on one thread per
+process; bench/README.md has the measurements. TLS, HTTP/2 and the uwsgi protocol are not
 handled here (Mergeway terminates TLS in front of gunicorn): the worker refuses to start with them.
 """
 
@@ -65,6 +66,7 @@ def refusal(status: int) -> bytes:
 
 _TIMED_OUT = refusal(408)
 _HEAD_TOO_LARGE = refusal(431)
+_OVER_BUDGET = refusal(503)
 
 
 class BufferedConn(TConn):  # type: ignore[misc]
@@ -81,6 +83,8 @@ class BufferedConn(TConn):  # type: ignore[misc]
         self.partial = False
         self.registered = False
         self.drained = 0
+        #: Bytes of this connection's requests counted against the process's buffer budget.
+        self.held = 0
 
 
 class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
@@ -94,6 +98,9 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         cfg = self.cfg
         line, fields, field_size = cfg.limit_request_line, cfg.limit_request_fields, cfg.limit_request_field_size
         self.max_head = (line or 8190) + (fields or 32768) * ((field_size or 8190) + 2) + 4
+        #: Request bytes held at once (read, or read and waiting for a thread), and the bound on it.
+        self.held = 0
+        self.budget = max(settings.web_buffer_bytes, self.max_body + self.max_head)
         #: Connections being read (insertion-ordered), and connections being closed.
         self.reading: dict[BufferedConn, None] = {}
         self.lingering: dict[BufferedConn, None] = {}
@@ -130,6 +137,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
     def _await_request(self, conn: BufferedConn, data: bytes, idle: float) -> None:
         """Start reading a request; ``data`` is what the client already pipelined, ``idle`` how long to wait."""
         conn.buffer = bytearray(data)
+        self._hold(conn, len(data))
         conn.framing = RequestFraming(self.max_head, self.max_body)
         conn.partial = False
         conn.deadline = time.monotonic() + (self.request_timeout if data else idle)
@@ -153,7 +161,29 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         if not conn.buffer and conn.kept_alive:
             conn.deadline = time.monotonic() + self.request_timeout
         conn.buffer += data
-        self._advance(conn)
+        self._hold(conn, len(data))
+        while self.held > self.budget and self.reading:
+            self._shed()
+        if conn in self.reading:
+            self._advance(conn)
+
+    def _hold(self, conn: BufferedConn, size: int) -> None:
+        conn.held += size
+        self.held += size
+
+    def _release(self, conn: BufferedConn) -> None:
+        self.held -= conn.held
+        conn.held = 0
+
+    def _shed(self) -> None:
+        """Over the budget: refuse the largest request still being read (503), sparing small deliveries."""
+        largest = max(self.reading, key=lambda c: c.held)
+        self.log.warning(
+            "request refused: %d bytes of requests held, over MERGEWAY_WEB_BUFFER_BYTES; %d of them this one's",
+            self.held,
+            largest.held,
+        )
+        self._refuse(largest, _OVER_BUDGET)
 
     def _advance(self, conn: BufferedConn) -> None:
         framing = conn.framing
@@ -204,6 +234,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
             keep = not fs.cancelled() and fs.result() is True
         except Exception:
             keep = False
+        self._release(conn)
         if keep and not conn.partial:
             conn.kept_alive = True
             idle = self.cfg.keepalive if self.alive else min(self.cfg.keepalive, STOP_KEEPALIVE_LINGER)
@@ -246,6 +277,8 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         """Close after draining what the client still sends, so it reads our answer instead of a reset."""
         self._stop_polling(conn)
         self.reading.pop(conn, None)
+        self._release(conn)
+        conn.buffer = bytearray()
         try:
             conn.sock.setblocking(False)
             conn.sock.shutdown(socket.SHUT_WR)
@@ -276,6 +309,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
                 self.poller.unregister(conn.sock)
 
     def _close(self, conn: BufferedConn) -> None:
+        self._release(conn)
         self._stop_polling(conn)
         self.reading.pop(conn, None)
         self.lingering.pop(conn, None)

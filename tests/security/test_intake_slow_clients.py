@@ -238,3 +238,30 @@ def test_headers_that_never_end_are_431(web: WebProcess) -> None:
         except (BrokenPipeError, ConnectionResetError):
             pass  # refused and closed while sending: the answer is still to be read
         assert _answer(sock) == (431, {"error": "request header fields too large"})
+
+
+def test_big_bodies_past_the_buffer_budget_are_refused_503_not_small_deliveries(
+    services: ServiceManager, service_env: dict[str, str], redis_client: redis.Redis
+) -> None:
+    """Bodies in flight are held in memory: past MERGEWAY_WEB_BUFFER_BYTES the largest request being read is shed."""
+    env = {
+        **service_env,
+        "MERGEWAY_MAX_BODY_BYTES": str(1024 * 1024),
+        "MERGEWAY_WEB_BUFFER_BYTES": str(2 * 1024 * 1024),
+    }
+    web = services.web(env, workers=1)
+    with ExitStack() as stack:
+        big = []
+        for _ in range(3):  # 3 x 900 KB sent of 1,000,000 announced: 2.7 MB against a 2 MiB budget
+            sock = stack.enter_context(socket.create_connection((web.host, web.port), timeout=10))
+            sock.sendall(b"POST /webhooks/github HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+            sock.sendall(b"[" + b"0," * 450_000)
+            big.append(sock)
+        wait_for(lambda: not all(_still_waiting(s) for s in big), timeout=10, message="a big body refused")
+        body = OPENED.read_bytes()
+        status, answer = web.request("POST", "/webhooks/github", body, github_headers(body, "pull_request"))
+        assert isinstance(answer, dict) and (status, answer["status"]) == (202, "queued"), (status, answer)
+        refused = [s for s in big if not _still_waiting(s)]
+        assert len(refused) == 1, "only as many as needed to get back under the budget"
+        assert _answer(refused[0]) == (503, {"error": "service unavailable"})
+    assert [job.task_id for job in queued_jobs(redis_client)] == [answer["job_id"]]
