@@ -250,7 +250,11 @@ def test_big_bodies_past_the_buffer_budget_are_refused_503_not_small_deliveries(
         "MERGEWAY_WEB_BUFFER_BYTES": str(2 * 1024 * 1024),
     }
     web = services.web(env, workers=1)
+    body = OPENED.read_bytes()
     with ExitStack() as stack:
+        # A signed delivery half sent when the big bodies arrive: it must not be the one refused.
+        small = stack.enter_context(socket.create_connection((web.host, web.port), timeout=10))
+        small.sendall(_signed(body, f"Content-Length: {len(body)}") + body[:1000])
         big = []
         for _ in range(3):  # 3 x 900 KB sent of 1,000,000 announced: 2.7 MB against a 2 MiB budget
             sock = stack.enter_context(socket.create_connection((web.host, web.port), timeout=10))
@@ -258,9 +262,9 @@ def test_big_bodies_past_the_buffer_budget_are_refused_503_not_small_deliveries(
             sock.sendall(b"[" + b"0," * 450_000)
             big.append(sock)
         wait_for(lambda: not all(_still_waiting(s) for s in big), timeout=10, message="a big body refused")
-        body = OPENED.read_bytes()
-        status, answer = web.request("POST", "/webhooks/github", body, github_headers(body, "pull_request"))
-        assert isinstance(answer, dict) and (status, answer["status"]) == (202, "queued"), (status, answer)
+        small.sendall(body[1000:])
+        _, (status, answer) = _read_answer(small)
+        assert (status, answer["status"]) == (202, "queued"), (status, answer)
         refused = [s for s in big if not _still_waiting(s)]
         assert len(refused) == 1, "only as many as needed to get back under the budget"
         assert _answer(refused[0]) == (503, {"error": "service unavailable"})
