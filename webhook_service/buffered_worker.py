@@ -69,6 +69,36 @@ _HEAD_TOO_LARGE = refusal(431)
 _OVER_BUDGET = refusal(503)
 
 
+class DeadlineReads:
+    """The parser's view of a client socket: every read shares one deadline.
+
+    A safety net: a request reaches a thread only when whole (or refused from what is buffered),
+    so its parser reads from the buffer alone. Should gunicorn's parser or the application still
+    want bytes the framing did not wait for, they get them only until the deadline, however slowly
+    the client trickles them (a plain socket timeout would restart at each byte).
+    """
+
+    __slots__ = ("deadline", "sock")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+
+    def recv(self, size: int) -> bytes:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request read past its deadline")
+        previous = self.sock.gettimeout()
+        self.sock.settimeout(remaining if previous is None else min(previous, remaining))
+        try:
+            return self.sock.recv(size)
+        finally:
+            self.sock.settimeout(previous)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
 class BufferedConn(TConn):  # type: ignore[misc]
     """A connection, plus the request being read into memory and its deadline."""
 
@@ -208,7 +238,9 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         conn.data_ready = True
         conn.sock.setblocking(True)
         conn.init()
-        conn.parser.unreader.unread(bytes(conn.buffer))
+        unreader = conn.parser.unreader
+        unreader.sock = DeadlineReads(conn.sock, time.monotonic() + self.request_timeout)
+        unreader.unread(bytes(conn.buffer))
         conn.buffer = bytearray()
         self.enqueue_req(conn)
 
@@ -217,8 +249,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
     def handle_request(self, req: Any, conn: BufferedConn) -> bool:
         # Answered while buffering (or the body is here already, or it is refused unread).
         req._expected_100_continue = False
-        # Bounds sending the answer to a client that stops reading, and any read past the buffer
-        # (only a request handed over incomplete, which is refused from what is buffered).
+        # Bounds sending the answer to a client that stops reading (reads are bounded by DeadlineReads).
         conn.sock.settimeout(self.request_timeout)
         return bool(super().handle_request(req, conn))
 
