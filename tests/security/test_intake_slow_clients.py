@@ -16,19 +16,23 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 import redis
 
 from tests.fixtures.services import (
     FIXTURES,
+    ROOT,
     ServiceManager,
     WebProcess,
     github_headers,
     gitlab_headers,
+    procfile_command,
     queued_jobs,
 )
 from tests.fixtures.waiting import wait_for
@@ -269,3 +273,15 @@ def test_big_bodies_past_the_buffer_budget_are_refused_503_not_small_deliveries(
         assert len(refused) == 1, "only as many as needed to get back under the budget"
         assert _answer(refused[0]) == (503, {"error": "service unavailable"})
     assert [job.task_id for job in queued_jobs(redis_client)] == [answer["job_id"]]
+
+
+def test_tls_in_gunicorn_is_refused_at_start(tmp_path: Path, service_env: dict[str, str]) -> None:
+    """The worker reads requests as plain bytes: TLS must end in front of it, so gunicorn's own is refused."""
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_text("not used: the service refuses before loading it\n")
+    argv = [*procfile_command("web"), "--bind", "127.0.0.1:0", "--certfile", str(tmp_path / "cert.pem")]
+    argv += ["--keyfile", str(tmp_path / "key.pem")]
+    env = {**service_env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "refuses to start: TLS (certfile/keyfile) is not supported" in done.stderr
