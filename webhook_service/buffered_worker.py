@@ -39,7 +39,7 @@ from gunicorn import util  # type: ignore[import-untyped]
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker  # type: ignore[import-untyped]
 from werkzeug.http import HTTP_STATUS_CODES
 
-from mergeway import jsonfast
+from mergeway import jsonfast, metrics
 from mergeway.config import Settings
 from webhook_service.framing import RequestFraming, Verdict
 
@@ -213,7 +213,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
             self.held,
             largest.held,
         )
-        self._refuse(largest, _OVER_BUDGET)
+        self._refuse(largest, _OVER_BUDGET, "over_budget")
 
     def _advance(self, conn: BufferedConn) -> None:
         framing = conn.framing
@@ -226,7 +226,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
                 self._send(conn, _CONTINUE)  # the client waits for this before sending its body
             return
         if verdict is Verdict.HEAD_TOO_LARGE:
-            self._refuse(conn, _HEAD_TOO_LARGE)
+            self._refuse(conn, _HEAD_TOO_LARGE, "head_too_large")
             return
         self._hand_over(conn, partial=verdict is Verdict.HAND_OVER)
 
@@ -283,7 +283,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         for conn in [c for c in self.reading if force or c.deadline <= now]:
             if conn.buffer and not force:
                 self.log.info("request timed out after %ss: %d bytes received", self.request_timeout, len(conn.buffer))
-                self._refuse(conn, _TIMED_OUT)
+                self._refuse(conn, _TIMED_OUT, "timeout")
             else:
                 self._close(conn)
         for conn in [c for c in self.lingering if force or c.deadline <= now]:
@@ -295,7 +295,8 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
             if not conn.buffer:
                 conn.deadline = min(conn.deadline, deadline)
 
-    def _refuse(self, conn: BufferedConn, answer: bytes) -> None:
+    def _refuse(self, conn: BufferedConn, answer: bytes, reason: str) -> None:
+        metrics.WEB_REFUSED.labels(reason).inc()
         self._send(conn, answer)
         self._linger(conn)
 

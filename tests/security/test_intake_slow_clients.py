@@ -153,9 +153,13 @@ def test_slow_sockets_get_408_after_the_deadline(attacked: tuple[WebProcess, lis
     )
     timeout = (408, {"error": "request timeout"})
     assert [_answer(sock) for sock in stalled] == [timeout] * STALLED_BODIES
-    assert all(_answer(sock) in (timeout, "closed") for sock in tricklers)
-    # The service is still healthy and answering.
+    trickled = [_answer(sock) for sock in tricklers]
+    assert all(answer in (timeout, "closed") for answer in trickled)
+    # The service is still healthy and answering, and counts what it refused.
     assert web.request("GET", "/healthz")[0] == 200
+    _, text = web.request("GET", "/metrics")
+    refused = STALLED_BODIES + trickled.count(timeout)
+    assert f'mergeway_web_refused_total{{reason="timeout"}} {refused}.0' in str(text).splitlines()
 
 
 # --- What a real client still gets from the buffering worker ---------------------------------------
