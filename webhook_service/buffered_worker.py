@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import resource
 import selectors
 import socket
 import time
@@ -51,6 +52,25 @@ _LINGER_BYTES = 1024 * 1024
 #: How often the event loop looks for connections past their deadline.
 _SCAN_SECONDS = 0.25
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: File descriptors kept for everything but client connections (listeners, Redis, logs, metrics).
+_SPARE_FILES = 64
+
+
+def _open_files_allowed() -> int:
+    """The process's open-file limit, raised to the hard limit: each connection held is one file.
+
+    Running out would make ``accept`` fail (EMFILE) and crash the worker, so the worker accepts
+    no more connections than this allows, whatever ``worker_connections`` says.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, target), hard))
+            soft = max(soft, target)
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def refusal(status: int) -> bytes:
@@ -135,6 +155,7 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.reading: dict[BufferedConn, None] = {}
         self.lingering: dict[BufferedConn, None] = {}
         self._next_scan = 0.0
+        self.worker_connections = min(int(self.cfg.worker_connections), _open_files_allowed() - _SPARE_FILES)
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -158,6 +179,11 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         try:
             sock, client = listener.accept()
         except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                # Out of files after all (shared with something else): accept no more than now.
+                self.log.warning("out of file descriptors at %d connections; accepting no more", self.nr_conns)
+                self.worker_connections = max(self.nr_conns, 1)
+                return
             if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
