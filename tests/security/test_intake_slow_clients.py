@@ -43,6 +43,8 @@ MR_OPEN = FIXTURES / "gitlab" / "merge_request.open.json"
 STALLED_BODIES = 64
 #: Header tricklers: sockets that send the request line and then a header byte now and then.
 TRICKLED_HEADERS = 16
+#: Idle sockets: connected, nothing sent (gunicorn 27's gthread gave each a thread for 5 s).
+IDLE = 16
 #: The deadline in force (the default, MERGEWAY_REQUEST_TIMEOUT_SECONDS unset).
 DEFAULT_DEADLINE = 5.0
 
@@ -74,13 +76,14 @@ def _still_waiting(sock: socket.socket) -> bool:
     """True while the server has neither answered nor closed this socket (nothing to read yet)."""
     sock.setblocking(False)
     try:
-        return not sock.recv(1, socket.MSG_PEEK)  # b"": closed by the server
+        sock.recv(1, socket.MSG_PEEK)  # an answer, or b"": closed by the server
     except BlockingIOError:
         return True
     except OSError:
-        return False
+        pass  # reset by the server: not waiting either
     finally:
         sock.setblocking(True)
+    return False
 
 
 def _answer(sock: socket.socket) -> tuple[int, dict[str, object]] | str:
@@ -101,7 +104,10 @@ def _answer(sock: socket.socket) -> tuple[int, dict[str, object]] | str:
 
 @pytest.fixture
 def attacked(services: ServiceManager, service_env: dict[str, str]) -> Iterator[tuple[WebProcess, list[socket.socket]]]:
-    """The default web process with 64 stalled bodies and 16 trickled headers open against it."""
+    """The default web process with 64 stalled bodies, 16 trickled headers and 16 idle sockets open against it.
+
+    Yields the web process and the sockets in that order.
+    """
     web = services.web(service_env, workers=2, threads=4)
     stop = threading.Event()
     tricklers: list[socket.socket] = []
@@ -118,7 +124,8 @@ def attacked(services: ServiceManager, service_env: dict[str, str]) -> Iterator[
         wait_for(lambda: len(tricklers) == TRICKLED_HEADERS, timeout=10, message="every trickler connected")
         for sock in tricklers:
             stack.callback(sock.close)
-        yield web, stalled + tricklers
+        idle = [stack.enter_context(socket.create_connection((web.host, web.port), timeout=10)) for _ in range(IDLE)]
+        yield web, stalled + tricklers + idle
         stop.set()
         for thread in threads:
             thread.join(timeout=10)
@@ -145,7 +152,8 @@ def test_signed_deliveries_are_queued_while_slow_sockets_hold_connections(
 
 def test_slow_sockets_get_408_after_the_deadline(attacked: tuple[WebProcess, list[socket.socket]]) -> None:
     web, slow = attacked
-    stalled, tricklers = slow[:STALLED_BODIES], slow[STALLED_BODIES:]
+    stalled, tricklers = slow[:STALLED_BODIES], slow[STALLED_BODIES : STALLED_BODIES + TRICKLED_HEADERS]
+    idle = slow[STALLED_BODIES + TRICKLED_HEADERS :]
     wait_for(
         lambda: not any(_still_waiting(sock) for sock in slow),
         timeout=DEFAULT_DEADLINE + 15,
@@ -155,6 +163,7 @@ def test_slow_sockets_get_408_after_the_deadline(attacked: tuple[WebProcess, lis
     assert [_answer(sock) for sock in stalled] == [timeout] * STALLED_BODIES
     trickled = [_answer(sock) for sock in tricklers]
     assert all(answer in (timeout, "closed") for answer in trickled)
+    assert [_answer(sock) for sock in idle] == ["closed"] * IDLE  # nothing asked, nothing answered
     # The service is still healthy and answering, and counts what it refused.
     assert web.request("GET", "/healthz")[0] == 200
     _, text = web.request("GET", "/metrics")
