@@ -335,6 +335,13 @@ class Settings:
     web_processes: int = field(default=0, metadata=_var("WEB_CONCURRENCY"))
     web_threads: int = field(default=4, metadata=_var("MERGEWAY_WEB_THREADS", minimum=1))
     access_log: bool = field(default=False, metadata=_var("MERGEWAY_ACCESS_LOG"))
+    #: How long a client has to send a whole request (line, headers, body) before it is refused with 408.
+    request_timeout_seconds: float = field(default=5.0, metadata=_var("MERGEWAY_REQUEST_TIMEOUT_SECONDS", minimum=1))
+    #: Request bytes one web process holds at once (being read or waiting for a thread); past it the
+    #: largest request still being read is refused with 503. Never below ``max_body_bytes``.
+    web_buffer_bytes: int = field(
+        default=128 * 1024 * 1024, metadata=_var("MERGEWAY_WEB_BUFFER_BYTES", minimum=1024 * 1024)
+    )
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"

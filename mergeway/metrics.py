@@ -39,6 +39,12 @@ WEBHOOK_SECONDS = Histogram(
     ["forge"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
+WEB_REFUSED = Counter(
+    "mergeway_web_refused",
+    "Requests the web service refused before they were whole: not sent within the deadline (timeout), "
+    "headers past gunicorn's bounds (head_too_large), past the buffer budget (over_budget).",
+    ["reason"],
+)
 JOBS = Counter(
     "mergeway_jobs",
     "Jobs finished by workers, by job kind and outcome (succeeded, failed, given_up: kept stopping its worker).",

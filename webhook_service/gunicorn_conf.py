@@ -4,6 +4,12 @@ Why these values:
 
 - ``gthread`` workers: deliveries spend part of their time waiting on Redis, and threads overlap
   that wait; keep-alive (load balancers, the benchmark) needs a non-``sync`` worker class.
+  Precisely, :class:`webhook_service.buffered_worker.BufferedThreadWorker`: ``gthread`` with every
+  request read whole by the event loop before a thread runs it, within
+  ``MERGEWAY_REQUEST_TIMEOUT_SECONDS`` (408 after), so slow or stalled clients hold no thread
+  (plain ``gthread`` gave each one a thread, blocked without a deadline: issue 24).
+- ``worker_connections`` bounds the connections (idle, being read, being answered) per process;
+  past it, new ones wait in the listen backlog.
 - ``WEB_CONCURRENCY`` processes (default: the CPU count) times ``MERGEWAY_WEB_THREADS`` threads
   (default 4). Python threads do not add CPU, so processes track cores; see bench/README.md for
   the measurements behind the defaults.
@@ -11,7 +17,8 @@ Why these values:
   connections evenly. With one shared socket, whichever worker wakes first accepts a burst of
   keep-alive connections (from an ingress or load balancer) and keeps them, leaving the other
   core idle: measured at 2/3 vs 1/3 of the work, and sometimes all of it on one worker.
-- ``timeout`` 30 s is far above a normal request (milliseconds) and bounds a stuck worker.
+- ``timeout`` 30 s is far above a normal request (milliseconds) and bounds a stuck worker; it is
+  a heartbeat, not a deadline on clients (that is ``MERGEWAY_REQUEST_TIMEOUT_SECONDS``).
 - Prometheus multiprocess mode: every worker writes its metrics to a shared directory so
   ``/metrics`` reports the sum. The directory is created here when ``PROMETHEUS_MULTIPROC_DIR`` is
   not set, and stale files from an earlier run are removed at start.
@@ -20,7 +27,8 @@ Why these values:
 
 Environment (read by :class:`mergeway.config.Settings`, documented in ``.env.example``): ``PORT``
 (default 8080) or ``MERGEWAY_BIND`` (e.g. ``127.0.0.1:9000``), ``WEB_CONCURRENCY``,
-``MERGEWAY_WEB_THREADS``, ``MERGEWAY_ACCESS_LOG``; and prometheus_client's own ``PROMETHEUS_MULTIPROC_DIR``.
+``MERGEWAY_WEB_THREADS``, ``MERGEWAY_ACCESS_LOG``, ``MERGEWAY_REQUEST_TIMEOUT_SECONDS``; and
+prometheus_client's own ``PROMETHEUS_MULTIPROC_DIR``.
 """
 
 from __future__ import annotations
@@ -47,7 +55,8 @@ _web = _settings()
 _cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 bind = _web.web_bind or f"0.0.0.0:{_web.web_port}"
-worker_class = "gthread"
+worker_class = "webhook_service.buffered_worker.BufferedThreadWorker"
+worker_connections = 1000
 workers = _web.web_processes or _cpus
 threads = _web.web_threads
 keepalive = 5
