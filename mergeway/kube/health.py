@@ -181,13 +181,13 @@ def _pod(obj: dict[str, Any]) -> Health:
     if phase == "Succeeded":
         return Health("current", "pod completed")
     if phase == "Failed":
+        if status.get("reason") or status.get("message"):  # the kubelet's words (Evicted, DeadlineExceeded…)
+            return Health("failed", _said("pod failed", status))
         exits = [
             f"{c.get('name')} exited {term.get('exitCode')}"
             for c in status.get("containerStatuses") or []
             if (term := ((c.get("state") or {}).get("terminated") or {})) and term.get("exitCode")
         ]
-        if status.get("reason") or status.get("message"):
-            return Health("failed", _said("pod failed", status))
         return Health("failed", "pod failed" + (f": {', '.join(exits)}" if exits else ""))
     if phase == "Running":
         if _true(conds, "Ready"):
