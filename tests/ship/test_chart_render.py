@@ -43,7 +43,7 @@ def test_each_pod_gets_only_its_own_secret():
 
 def test_restricted_pod_security_and_writable_paths_are_emptydirs():
     objs = _rendered()
-    for component in ("-web", "-worker"):
+    for component in ("-web", "-worker", "-beat"):
         pod = _pod(objs, component)
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -102,13 +102,15 @@ def test_rbac_is_namespaced_unless_cluster_wide_is_opted_in():
 def test_network_policies_limit_both_components():
     objs = _rendered()
     policies = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "NetworkPolicy"}
-    assert set(policies) == {"mw-web", "mw-worker"}
+    assert set(policies) == {"mw-web", "mw-worker", "mw-beat"}
     web, worker = policies["mw-web"], policies["mw-worker"]
     assert web["policyTypes"] == ["Ingress", "Egress"] and worker["policyTypes"] == ["Ingress", "Egress"]
     assert [p["port"] for p in web["ingress"][0]["ports"]] == [8080]
     web_egress = {p["port"] for rule in web["egress"] for p in rule["ports"]}
     assert web_egress == {53, 6379}, "the web pod must reach only DNS and Redis"
     assert "ingress" not in worker, "nothing may connect to the worker"
+    beat_egress = {p["port"] for rule in policies["mw-beat"]["egress"] for p in rule["ports"]}
+    assert beat_egress == {53, 6379} and "ingress" not in policies["mw-beat"], "beat reaches only DNS and Redis"
 
 
 @pytest.mark.parametrize(
@@ -153,7 +155,7 @@ def test_kubeconfig_secret_for_other_clusters_reaches_only_the_worker():
 
 def test_pods_keep_the_image_entrypoint_and_run_the_packaged_commands():
     objs = _rendered()
-    for component, program in (("-web", "mergeway-web"), ("-worker", "mergeway-worker")):
+    for component, program in (("-web", "mergeway-web"), ("-worker", "mergeway-worker"), ("-beat", "mergeway-beat")):
         container = _pod(objs, component)["containers"][0]
         # `command` would replace the image's ENTRYPOINT (tini as PID 1, which reaps renderer children).
         assert "command" not in container
@@ -164,8 +166,17 @@ def test_every_variable_the_chart_fills_from_a_secret_is_scrubbed_after_start():
     from mergeway.config import SECRET_ENV_VARS
 
     objs = _rendered()
-    for component in ("-web", "-worker"):
+    for component in ("-web", "-worker", "-beat"):
         env = _pod(objs, component)["containers"][0]["env"]
         from_secrets = {e["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
         assert from_secrets, "the Redis password comes from a Secret"
         assert from_secrets <= set(SECRET_ENV_VARS), "renderer children could inherit these"
+
+
+def test_the_scheduler_runs_with_no_credentials_but_redis_and_a_liveness_check():
+    beat = _pod(_rendered(), "-beat")
+    container = beat["containers"][0]
+    assert beat["automountServiceAccountToken"] is False and "envFrom" not in container
+    assert container["livenessProbe"]["exec"]["command"] == ["mergeway-beat", "--check"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MERGEWAY_BEAT_LOCK_SECONDS"] == "30" and "REDIS_URL" in env
