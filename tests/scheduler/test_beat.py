@@ -9,6 +9,8 @@ then checks that each interval was sent once and run once.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -73,15 +75,7 @@ def test_a_new_periodic_kind_runs_once_per_interval_across_two_beats_and_two_wor
     )
     assert all(b.running for b in beats), "a waiting beat replica must keep waiting, not exit"
 
-    due = [r["at"] for r in done]
-    assert all(r["job"] == "tick" for r in done)
-    # Run once: every tick sent was run by exactly one of the two workers.
-    assert len(due) == len(set(due)), f"a tick ran twice: {done}"
-    # Sent once per interval: never two sends (two beats) within one interval.
-    gaps = [later - earlier for earlier, later in zip(sorted(due), sorted(due)[1:], strict=False)]
-    assert min(gaps) >= INTERVAL * 0.9, f"two ticks in one interval: {gaps}"
-    slots = {round((at - min(due)) / INTERVAL) for at in due}
-    assert len(slots) == len(due)
+    assert_once_per_interval(done)
 
     # Liveness: each replica's heartbeat is fresh, and `mergeway-beat --check` says so; one leader.
     host = redis_client.get(LEADER_KEY)
@@ -91,3 +85,31 @@ def test_a_new_periodic_kind_runs_once_per_interval_across_two_beats_and_two_wor
         [sys.executable, "-m", "workers.beat", "--check"], cwd=ROOT, env=env, capture_output=True, timeout=60
     )
     assert check.returncode == 0, check.stderr
+
+    # The sender dies without releasing its lock: the other replica takes over once the lock expires,
+    # and carries on from the schedule's state in Redis (no interval sent twice, none replayed).
+    sender = next(b for b in beats if any(r.get("msg") == "beat: Acquired lock" for r in b.log_records()))
+    waiting = next(b for b in beats if b is not sender)
+    assert sender.process is not None
+    os.killpg(sender.process.pid, signal.SIGKILL)
+    waiting.wait_log(lambda r: r.get("msg") == "beat: Acquired lock", timeout=30, message="the lock taken over")
+    before = len(runs(redis_client))
+    after = wait_for(
+        lambda: (found := runs(redis_client)) and len(found) >= before + 3 and found,
+        timeout=30,
+        message="runs sent by the replica that took over",
+    )
+    assert_once_per_interval(after)
+
+
+def assert_once_per_interval(done: list[dict[str, Any]]) -> None:
+    """Each tick sent was run once, and no two ticks were sent within one interval."""
+    due = [r["at"] for r in done]
+    assert all(r["job"] == "tick" for r in done)
+    # Run once: every tick sent was run by exactly one of the two workers.
+    assert len(due) == len(set(due)), f"a tick ran twice: {done}"
+    # Sent once per interval: never two sends (two beats) within one interval.
+    gaps = [later - earlier for earlier, later in zip(sorted(due), sorted(due)[1:], strict=False)]
+    assert min(gaps) >= INTERVAL * 0.9, f"two ticks in one interval: {gaps}"
+    slots = {round((at - min(due)) / INTERVAL) for at in due}
+    assert len(slots) == len(due)
