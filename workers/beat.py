@@ -125,10 +125,17 @@ def main(argv: list[str] | None = None) -> int:
         print("alive" if alive else "no heartbeat", file=sys.stderr)
         return 0 if alive else 1
 
+    # Imported once the settings are validated: the Celery app reads them when it is created, and a
+    # bad setting must end in the one-line refusal above, not a traceback.
+    from celery import signals
+
     from mergeway.logs import configure_logging
     from workers.celery_app import app
 
-    configure_logging(settings)
+    def _logging(**_: object) -> None:
+        configure_logging(settings)  # JSON logs through the scrubber, instead of Celery's own set-up
+
+    signals.setup_logging.connect(_logging, weak=False)
     configure(app, settings.redis_url, settings.beat_lock_seconds)
     stop = threading.Event()
     threading.Thread(target=heartbeat, args=(client, host, stop), name="beat-heartbeat", daemon=True).start()

@@ -41,7 +41,7 @@ class Recorder:
                 phase,
                 reason=reason,
                 pr=self.event.pr.number,
-                merged_by=self.event.merged_by,
+                **({"merged_by": self.event.merged_by} if self.event.merged_by else {}),  # kept on a re-run
                 **changes,
             )
         except Exception as exc:  # the record is bookkeeping: it never fails a deploy

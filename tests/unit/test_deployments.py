@@ -4,6 +4,9 @@ writing it is bookkeeping a deploy never fails on."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import redis
 
@@ -71,3 +74,15 @@ def test_records_are_plain_json_values() -> None:
     record = Deployment(REPO, "staging", "c" * 40).enter("queued", at=1.0).enter("healthy", at=2.0)
     assert Deployment.from_json(record.to_json()) == record
     assert record.phase == "healthy" and record.began("queued") == 1.0
+
+
+def test_reading_records_loads_neither_the_engine_nor_the_forge_clients() -> None:
+    # The web process (and `mergeway status`) reads records; it must not pay for the job code.
+    probe = (
+        "import sys, mergeway.deployments\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('mergeway.kube', 'mergeway.jobs', 'github', 'gitlab',"
+        " 'kubernetes', 'mergeway.config'))))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]"
