@@ -7,6 +7,10 @@
 
 With ``--policy FILE --repository forge:owner/name --cluster NAME`` both check the rendered objects
 against the operator's policy first, exactly as the service does, and send nothing when it refuses.
+
+``mergeway status [--repository R] [--environment E]`` prints the newest deployment record of each
+environment (:mod:`mergeway.deployments`) with the time each phase began, read from the service's
+Redis (``REDIS_URL``): 0 when every one shown is healthy, 1 otherwise, 2 when none is found.
 """
 
 from __future__ import annotations
@@ -153,6 +157,36 @@ def _apply(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _status(args: argparse.Namespace) -> int:
+    """Print the deployment records that match ``--repository``/``--environment``, newest per environment."""
+    import redis
+
+    from mergeway.config import ConfigError, Settings
+    from mergeway.deployments import Deployments, describe
+
+    try:
+        url = args.redis_url or Settings.from_env(role="cli").redis_url
+        store = Deployments(redis.Redis.from_url(url))
+        pairs = [(r, e) for r, e in store.environments() if _matches(r, e, args.repository, args.environment)]
+        records = [rec for r, e in pairs for rec in store.history(r, e, limit=args.history)]
+    except (ConfigError, redis.RedisError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not records:
+        print("no deployment recorded", file=sys.stderr)
+        return 2
+    for record in records:
+        print("\n".join(describe(record)))
+    newest = [store.history(r, e, limit=1)[0] for r, e in pairs]
+    return 0 if all(rec.phase == "healthy" for rec in newest) else 1
+
+
+def _matches(repository: str, environment: str, want_repo: str, want_env: str) -> bool:
+    """``--repository`` as ``forge:owner/name`` or ``owner/name``; empty options match everything."""
+    repo_ok = not want_repo or want_repo.lower() in (repository.lower(), repository.partition(":")[2].lower())
+    return repo_ok and (not want_env or want_env == environment)
+
+
 def _target_options(parser: argparse.ArgumentParser) -> None:
     """What ``preview`` and ``apply`` share: the same arguments name the same target and ApplySet."""
     parser.add_argument("path", help="a directory of manifests, a kustomization or a Helm chart")
@@ -215,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait for the rollout to become healthy (default: yes)",
     )
     apply.set_defaults(func=_apply)
+
+    status = sub.add_parser(
+        "status", help="show the deployment records: phases and when each began", formatter_class=_HelpFormatter
+    )
+    status.add_argument("--repository", default="", help="only this repository (forge:owner/name or owner/name)")
+    status.add_argument("--environment", default="", help="only this environment")
+    status.add_argument("--history", type=int, default=1, help="records per environment, newest first (default 1)")
+    status.add_argument("--redis-url", default="", help="the service's Redis (default: $REDIS_URL)")
+    status.set_defaults(func=_status)
     return parser
 
 

@@ -308,6 +308,8 @@ class Settings:
     deploy_time_limit_seconds: float = field(
         default=3600.0, metadata=_var("MERGEWAY_DEPLOY_TIME_LIMIT_SECONDS", minimum=60)
     )
+    #: How long a scheduler replica's lock outlives it: a standby takes over about this long after it died.
+    beat_lock_seconds: float = field(default=30.0, metadata=_var("MERGEWAY_BEAT_LOCK_SECONDS", minimum=5))
     kube_retry_seconds: float = field(default=60.0, metadata=_var("MERGEWAY_KUBE_RETRY_SECONDS"))
     max_objects: int = field(default=DEFAULT_LIMITS.max_objects, metadata=_var("MERGEWAY_MAX_OBJECTS", minimum=1))
     max_rendered_bytes: int = field(

@@ -117,11 +117,42 @@ class CommentCommand(Event):
     #: since anything beyond the command is untrusted text no job needs.
 
 
+@dataclass(frozen=True)
+class EnvironmentEvent(Event):
+    """Something to do for one environment of a repository that no pull request started.
+
+    A schedule (drift checks), an operator or another environment (order, hooks) starts these;
+    ``reason`` says why in a few words, for logs and records. No job runs one yet: the job kinds
+    that will are queued with their kind directly (:data:`mergeway.jobs.kinds.KINDS`).
+    """
+
+    kind: str = field(init=False, default="environment")
+    environment: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What the scheduler sends a periodic job: which kind, and when the run was due (Unix seconds).
+
+    Not an :class:`Event`: no repository and no forge delivery stand behind it. A periodic job
+    that works per environment queues :class:`EnvironmentEvent` jobs itself.
+    """
+
+    job: str
+    at: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tick:
+        return cls(job=str(data["job"]), at=float(data.get("at") or 0.0))
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     "pr_updated": PullRequestUpdated,
     "pr_merged": PullRequestMerged,
     "pr_closed": PullRequestClosed,
     "comment_command": CommentCommand,
+    "environment": EnvironmentEvent,
 }
 
 

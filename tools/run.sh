@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make run`: Redis (if none answers), the web service and a worker, from the Procfile's commands.
+# `make run`: Redis (if none answers), the web service, a worker and the scheduler (beat), from the
+# Procfile's commands.
 #
 # Settings come from the environment and from .env (see .env.example). Without KUBECONFIG and
 # MERGEWAY_CLUSTERS, the local cluster (`make cluster`) is the target: this script's default (Mergeway
@@ -28,10 +29,12 @@ fi
 export PATH="$PWD/.venv/bin:$PATH"
 web=$(sed -n 's/^web: //p' Procfile)
 worker=$(sed -n 's/^worker: //p' Procfile)
+beat=$(sed -n 's/^beat: //p' Procfile)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 eval "exec_web() { exec $web; }"; exec_web & pids+=($!)
 eval "exec_worker() { exec $worker; }"; exec_worker & pids+=($!)
-echo "web on ${MERGEWAY_BIND:-0.0.0.0:${PORT:-8080}} (pid ${pids[0]}), worker (pid ${pids[1]}); Ctrl-C stops both"
+eval "exec_beat() { exec $beat; }"; exec_beat & pids+=($!)
+echo "web on ${MERGEWAY_BIND:-0.0.0.0:${PORT:-8080}} (pid ${pids[0]}), worker (pid ${pids[1]}), beat (pid ${pids[2]}); Ctrl-C stops them"
 wait -n "${pids[@]}"

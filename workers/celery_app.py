@@ -13,7 +13,8 @@ Settings that matter for correctness, and why:
   it holds (:mod:`workers.lease`), so a long deploy is never redelivered while its worker lives,
   and a job whose worker host died is picked up by another worker about one lease later. Every
   worker sweeps for such jobs every few seconds (``unacked_restore_interval``, throttle 1).
-- Time limits per job kind (``MERGEWAY_*_TIME_LIMIT_SECONDS``): the soft limit, 30 s before the
+- Time limits per job kind (the kinds table, :data:`mergeway.jobs.kinds.KINDS`; most are
+  ``MERGEWAY_*_TIME_LIMIT_SECONDS``): the soft limit, 30 s before the
   hard one, lets the job report on the PR; the hard limit bounds a hung pool process.
 - JSON only (``accept_content``): never unpickle anything that came through Redis.
 - Messages are published by the web service's light publisher (:mod:`mergeway.intake.publish`)
@@ -29,7 +30,7 @@ from kombu.entity import Exchange as _Exchange
 from kombu.entity import Queue as _Queue
 
 from mergeway.config import Settings
-from mergeway.jobs.kinds import JOB_KINDS, QUEUES, TASK_NAMES, JobKind
+from mergeway.jobs.kinds import KINDS, QUEUES, TASK_NAMES, time_limit
 
 #: kombu ships no type hints; name the constructors once so every call below is typed.
 Queue: Any = _Queue
@@ -42,13 +43,8 @@ RESTORE_INTERVAL = 5
 
 
 def time_limits(settings: Settings) -> dict[str, dict[str, float]]:
-    """Hard and soft time limits per task: soft first, so the job can still report on the PR."""
-    hard: dict[JobKind, float] = {
-        "preview": settings.preview_time_limit_seconds,
-        "rollback": settings.preview_time_limit_seconds,
-        "deploy": settings.deploy_time_limit_seconds,
-        "help": 120.0,
-    }
+    """Hard and soft time limits per task (from the kinds table): soft first, so the job can still report."""
+    hard = {kind: time_limit(kind, settings) for kind in KINDS}
     return {
         TASK_NAMES[kind]: {"time_limit": seconds, "soft_time_limit": max(seconds - 30.0, seconds / 2)}
         for kind, seconds in hard.items()
@@ -74,9 +70,9 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         # One direct exchange per queue, named alike: nothing else is bound to it.
-        task_queues=[Queue(QUEUES[k], Exchange(QUEUES[k], type="direct"), routing_key=QUEUES[k]) for k in JOB_KINDS],
+        task_queues=[Queue(QUEUES[k], Exchange(QUEUES[k], type="direct"), routing_key=QUEUES[k]) for k in KINDS],
         task_default_queue=QUEUES["preview"],
-        task_routes={TASK_NAMES[kind]: {"queue": QUEUES[kind]} for kind in JOB_KINDS},
+        task_routes={TASK_NAMES[kind]: {"queue": QUEUES[kind]} for kind in KINDS},
         task_create_missing_queues=False,
         task_track_started=True,
         result_expires=24 * 3600,

@@ -1,5 +1,9 @@
 """Celery tasks: thin shells that decode an event and hand it to :func:`mergeway.jobs.dispatch`.
 
+One task per entry of the kinds table (:data:`mergeway.jobs.kinds.KINDS`), registered in a loop:
+adding a kind adds its task here without an edit. Periodic kinds get :class:`mergeway.events.Tick`
+messages from the scheduler (:mod:`workers.beat`) instead of events.
+
 Each job kind is its own task (and queue) so they can be scaled and observed separately. A task
 logs start, end and failure with the delivery id, repository, PR and job id; a failure is
 re-raised so Celery records it (worker log and result backend) rather than reporting success.
@@ -15,17 +19,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from mergeway import jobs, metrics
-from mergeway.events import Event, from_dict
+from mergeway.events import Event, Tick, from_dict
 from mergeway.forge.identity import IdentityError
 from mergeway.jobs.context import JobContext
-from mergeway.jobs.kinds import TASK_NAMES, JobKind, kind_of_task
+from mergeway.jobs.kinds import JOB_KINDS, KINDS, TASK_NAMES, JobKind, kind_of_task
 from mergeway.logs import log_context
 from workers import outcomes
 from workers.celery_app import app
@@ -132,9 +135,6 @@ def run_job(kind: JobKind, job_id: str | None, data: Any) -> None:
         metrics.JOB_SECONDS.labels(kind, outcome).observe(elapsed)
 
 
-TaskBody = Callable[[Task, dict[str, Any]], None]
-
-
 class JobTask(Task):  # type: ignore[misc]  # celery is untyped
     """Base of the job tasks: a hard time limit (the pool process was killed) is told on the PR."""
 
@@ -154,26 +154,43 @@ def _report_hard_limit(kind: JobKind, job_id: str, data: dict[str, Any]) -> None
     report_unfinished(bookkeeping(), kind, event, job_id, "it ran longer than its time limit and was stopped")
 
 
-def _task(kind: JobKind) -> Callable[[TaskBody], Any]:
-    """``app.task`` with the options every job task shares (Celery itself is untyped)."""
-    return cast(Callable[[TaskBody], Any], app.task(name=TASK_NAMES[kind], bind=True, base=JobTask))
+def run_tick(kind: JobKind, job_id: str | None, data: Any) -> None:
+    """Run the periodic ``kind`` job for one tick of the scheduler, logging and timing it.
+
+    No repository and no pull request stand behind a tick: there is nothing to verify with a forge
+    and no one to tell; a failure is logged (and recorded by Celery), and the next tick runs again.
+    """
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        if not isinstance(data, dict):
+            raise TypeError(f"{kind} job expects a tick object, got {type(data).__name__}")
+        with log_context(job=kind, job_id=job_id):
+            log.info("%s job started", kind)
+            try:
+                jobs.handler(kind)(Tick.from_dict(data))
+            except Exception as exc:
+                log.error("%s job failed: %s: %s", kind, type(exc).__name__, exc, exc_info=exc)
+                raise
+            outcome = "succeeded"
+            log.info("%s job succeeded", kind)
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.JOBS.labels(kind, outcome).inc()
+        metrics.JOB_SECONDS.labels(kind, outcome).observe(elapsed)
 
 
-@_task("preview")
-def preview(self: Task, event: dict[str, Any]) -> None:
-    run_job("preview", self.request.id, event)
+def _register(kind: JobKind) -> Any:
+    """The Celery task of ``kind``: a periodic kind runs ticks, every other kind events."""
+    body = run_tick if KINDS[kind].every > 0 else run_job
+
+    def task(self: Task, data: dict[str, Any]) -> None:
+        body(kind, self.request.id, data)
+
+    task.__name__ = task.__qualname__ = kind.replace("-", "_")
+    return app.task(name=TASK_NAMES[kind], bind=True, base=JobTask)(task)
 
 
-@_task("deploy")
-def deploy(self: Task, event: dict[str, Any]) -> None:
-    run_job("deploy", self.request.id, event)
-
-
-@_task("rollback")
-def rollback(self: Task, event: dict[str, Any]) -> None:
-    run_job("rollback", self.request.id, event)
-
-
-@_task("help")
-def help_(self: Task, event: dict[str, Any]) -> None:
-    run_job("help", self.request.id, event)
+#: One task per job kind in the table (:data:`mergeway.jobs.kinds.KINDS`), by kind.
+TASKS: dict[JobKind, Any] = {kind: _register(kind) for kind in KINDS}
+preview, deploy, rollback, help_ = (TASKS[kind] for kind in JOB_KINDS)

@@ -1,20 +1,20 @@
 """Job dispatch: one domain module per job kind, listed in :mod:`mergeway.jobs.kinds`.
 
 Workers stay thin: a Celery task decodes the event and calls :func:`dispatch`, which looks the
-kind's ``run(event)`` up in the explicit table :func:`mergeway.jobs.kinds.runs` and calls it.
+kind's ``run(event)`` up in the table :data:`mergeway.jobs.kinds.KINDS` and calls it.
 """
 
 from __future__ import annotations
 
 from mergeway.events import Event
-from mergeway.jobs.kinds import JOB_KINDS, JobKind, Run, runs
+from mergeway.jobs.kinds import KINDS, JobKind, Run, run_of
 
 
 def handler(kind: JobKind) -> Run:
     """The ``run`` function of the ``kind`` job; ``ValueError`` for a kind Mergeway does not have."""
-    if kind not in JOB_KINDS:
+    if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
-    return runs()[kind]
+    return run_of(kind)
 
 
 def dispatch(kind: JobKind, event: Event) -> None:

@@ -32,6 +32,7 @@ from mergeway.jobs.context import JobContext, default_context
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, Refused, describe
 from mergeway.jobs.locks import LockUnavailable
 from mergeway.jobs.prunes import PruneCheck
+from mergeway.jobs.record import Recorder
 from mergeway.kube.apply import Applier, DeployResult
 from mergeway.kube.applyset import ApplySet, Parent
 from mergeway.kube.changeset import ObjectRef, Plan
@@ -147,6 +148,7 @@ def _deploy_locked(
 ) -> DeployReport:
     """Deploy ``env`` under its lock; "queued" is published if another deploy holds it first."""
     queued = DeployReport(env.name, merge_sha)
+    reporter.record.phase(env.name, merge_sha, "queued")
     try:
         with ctx.env_lock(env.cluster, env.name, on_wait=functools.partial(reporter.progress, queued)):
             return _deploy_environment(ctx, event, env, merge_sha, reporter)
@@ -166,6 +168,7 @@ class Reporter:
         self.ctx, self.event = ctx, event
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deploy-report")
         self.pending: list[Future[None]] = []
+        self.record = Recorder(ctx, event)
 
     def __enter__(self) -> Reporter:
         return self
@@ -180,6 +183,7 @@ class Reporter:
         for future in self.pending:
             future.result()
         self.pending.clear()
+        self.record.outcome(report)
         _publish(self.ctx, self.event, report)
 
     def _publish_quietly(self, report: DeployReport) -> None:
@@ -230,6 +234,7 @@ def _deploy_head(
         step.admit(rendered, Discovery(client))
         reporter.progress(DeployReport(step.env.name, report.merge_sha, head, state="applying", note=report.note))
         prunes = PruneCheck(ctx.policy, repo.forge, repo.full_name, step.env)
+        reporter.record.phase(step.env.name, report.merge_sha, "applying", applied_commit=head)
         result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
             rendered.manifests,
             applyset=applyset,
@@ -237,6 +242,7 @@ def _deploy_head(
             commit=head,
             health_timeout=ctx.settings.health_timeout_seconds,
             hold=prunes.holding(_hold(ctx.forge(repo), event.pr.number, step.env.name)),
+            applied=functools.partial(reporter.record.applied, step.env.name, report.merge_sha),
         )
     if not result.failed and not result.plan.errors:
         _retire_legacy(client, legacy, report)

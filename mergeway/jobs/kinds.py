@@ -1,36 +1,110 @@
-"""The job kinds: which job an event starts, its Celery task and queue, and the code that runs it.
+"""The job kinds: one table entry per kind says its queue, time limit, schedule and the code that runs it.
 
 One queue per job kind, so a burst of previews (every push to every open PR) cannot delay a
 deploy or a rollback, and operators can run more workers for the busy kind. ``help`` gets its own
 small queue because it is instant and should never wait behind a preview.
 
-Everything that names a kind reads it from here: intake (which queue to publish on), the web
-service (which queues to measure), the worker (which queues to consume, which task runs what) and
-the slash commands (which job a command starts). The command names themselves are the
-``CommandName`` type of :class:`mergeway.events.Command`; this module only says which job runs each.
+Everything that names a kind reads it from :data:`KINDS`: intake (which queue to publish on), the
+web service (which queues to measure), the worker (which queues to consume, which task runs what,
+each task's time limits), the scheduler (which kinds run periodically) and the slash commands
+(which job a command starts). Adding a kind is one :class:`JobSpec` in the table (or one
+:func:`register` call before the worker or the scheduler is started) plus its ``run``.
+
+The table names each ``run`` as ``module:function`` and imports it only in a worker about to run
+a job: the web service names kinds and queues but must not load the forge clients, renderers and
+Kubernetes engine the jobs need (about 500 modules and most of a second).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
-from typing import Final, Literal, get_args
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final, Literal, NamedTuple, get_args
 
 from mergeway.events import CommandName, CommentCommand, Event, PullRequestMerged, PullRequestUpdated
 
-JobKind = Literal["preview", "deploy", "rollback", "help"]
-JOB_KINDS: Final[tuple[JobKind, ...]] = get_args(JobKind)
+#: The kinds Mergeway ships; a kind added with :func:`register` is any other string.
+BuiltinKind = Literal["preview", "deploy", "rollback", "help"]
+JobKind = str
+JOB_KINDS: Final[tuple[BuiltinKind, ...]] = get_args(BuiltinKind)
+
+#: A job's entry point: ``run(event)`` for event jobs, ``run(tick)`` for periodic ones.
+Run = Callable[[Any], None]
+
+
+class JobSpec(NamedTuple):
+    """Everything any process needs to know about one job kind."""
+
+    #: ``module:function`` of the job's entry point (imported only in a worker, on first use).
+    run: str
+    #: The hard time limit: a :class:`mergeway.config.Settings` attribute (seconds) or seconds.
+    time_limit: str | float
+    #: The Celery queue (and Redis list); empty: the kind's own name.
+    queue: str = ""
+    #: Seconds between two runs started by the scheduler (``mergeway-beat``); 0: started by events only.
+    every: float = 0.0
+
+
+#: The table. Built-in kinds first; :func:`register` adds more.
+KINDS: dict[JobKind, JobSpec] = {
+    "preview": JobSpec("mergeway.jobs.preview:run", "preview_time_limit_seconds"),
+    "deploy": JobSpec("mergeway.jobs.deploy:run", "deploy_time_limit_seconds"),
+    "rollback": JobSpec("mergeway.jobs.rollback:run", "preview_time_limit_seconds"),
+    "help": JobSpec("mergeway.jobs.help:run", 120.0),
+}
+
+
+def register(kind: JobKind, spec: JobSpec) -> None:
+    """Add a job kind; call it before the worker's Celery app or the scheduler is created."""
+    if kind in KINDS and KINDS[kind] != spec:
+        raise ValueError(f"job kind {kind!r} is already registered differently")
+    KINDS[kind] = spec
+
+
+def task_name(kind: JobKind) -> str:
+    return f"mergeway.{kind}"
+
+
+def queue_of(kind: JobKind) -> str:
+    return KINDS[kind].queue or kind
+
+
+class _View(Mapping[JobKind, str]):
+    """A read-only view of one column of :data:`KINDS` (kinds registered later included)."""
+
+    def __init__(self, column: Callable[[JobKind], str]) -> None:
+        self.column = column
+
+    def __getitem__(self, kind: JobKind) -> str:
+        if kind not in KINDS:
+            raise KeyError(kind)
+        return self.column(kind)
+
+    def __iter__(self) -> Iterator[JobKind]:
+        return iter(list(KINDS))
+
+    def __len__(self) -> int:
+        return len(KINDS)
+
 
 #: Celery task name and queue per job kind. The queue name is also the Redis list the worker reads.
-TASK_NAMES: Final[Mapping[JobKind, str]] = MappingProxyType({kind: f"mergeway.{kind}" for kind in JOB_KINDS})
-QUEUES: Final[Mapping[JobKind, str]] = MappingProxyType({kind: kind for kind in JOB_KINDS})
+TASK_NAMES: Final[Mapping[JobKind, str]] = _View(task_name)
+QUEUES: Final[Mapping[JobKind, str]] = _View(queue_of)
 
 
-Run = Callable[[Event], None]
+def periodic() -> dict[JobKind, JobSpec]:
+    """The kinds the scheduler starts, with their specs."""
+    return {kind: spec for kind, spec in KINDS.items() if spec.every > 0}
 
 
-def command_kind(command: CommandName) -> JobKind:
+def time_limit(kind: JobKind, settings: Any) -> float:
+    """The ``kind`` job's hard time limit in seconds, read from ``settings`` when the table names a setting."""
+    limit = KINDS[kind].time_limit
+    return float(getattr(settings, limit)) if isinstance(limit, str) else float(limit)
+
+
+def command_kind(command: CommandName) -> BuiltinKind:
     """The job a slash command starts.
 
     Allowing held-back changes is a deploy: it waits on the deploy queue and environment lock.
@@ -50,25 +124,19 @@ def route(event: Event) -> JobKind | None:
     return None
 
 
-def kind_of_task(task_name: str) -> JobKind | None:
+def kind_of_task(task: str) -> JobKind | None:
     """The job kind a Celery task name belongs to (``None`` for a task that is not a job)."""
-    return next((kind for kind, name in TASK_NAMES.items() if name == task_name), None)
+    return next((kind for kind in KINDS if task_name(kind) == task), None)
 
 
 @functools.cache
+def run_of(kind: JobKind) -> Run:
+    """The ``kind`` job's entry point, imported on first use (see the module's docstring)."""
+    module, _, function = KINDS[kind].run.partition(":")
+    run: Run = getattr(importlib.import_module(module), function)
+    return run
+
+
 def runs() -> Mapping[JobKind, Run]:
-    """Each job kind's entry point, ``run(event)``.
-
-    The job modules are imported on the first call, in a worker about to run a job, not when this
-    module is imported: the web service names kinds and queues but must not load the forge
-    clients, renderers and Kubernetes engine the jobs need (about 500 modules and most of a second).
-    """
-    from mergeway.jobs import deploy, help, preview, rollback
-
-    table: dict[JobKind, Run] = {
-        "preview": preview.run,
-        "deploy": deploy.run,
-        "rollback": rollback.run,
-        "help": help.run,
-    }
-    return MappingProxyType(table)
+    """Each job kind's entry point (imports every job module)."""
+    return {kind: run_of(kind) for kind in KINDS}

@@ -99,7 +99,13 @@ class Applier:
         wait: bool = True,
         progress: Callable[[str], None] | None = None,
         hold: Callable[[Plan], Collection[ObjectRef]] | None = None,
+        applied: Callable[[DeployResult], None] | None = None,
     ) -> DeployResult:
+        """Apply and prune ``manifests`` as ``applyset``, then wait for the rollout.
+
+        ``applied`` is told when everything is applied and pruned, before the rollout wait; once the
+        rollout is healthy, ``commit`` is recorded on the parent as the healthy one.
+        """
         started = time.monotonic()
         stored = applyset.read(self.client)
         plan = self.differ.plan_from(manifests, applyset, stored, default_namespace=default_namespace)
@@ -122,11 +128,15 @@ class Applier:
         if not result.failed and not applyset.current(recorded, final):
             applyset.write(self.client, final, field_manager=self.field_manager)
         result.apply_seconds = time.monotonic() - started
+        if applied and not result.failed:
+            applied(result)
         if result.failed or not wait:
             return result
         if progress:
             progress("waiting for the rollout")
         self._wait_healthy(result, health_timeout)
+        if result.ok and commit and (stored is None or stored.healthy != commit):
+            applyset.record_healthy(self.client, commit, field_manager=self.field_manager)
         return result
 
     def _apply_changes(

@@ -37,6 +37,12 @@ REPOSITORY_ANNOTATION = "mergeway.io/repository"
 ENVIRONMENT_ANNOTATION = "mergeway.io/environment"
 #: The commit the last complete deploy applied: "never apply an older commit" survives a Redis flush.
 COMMIT_ANNOTATION = "mergeway.io/commit"
+#: The last commit whose rollout was healthy: written only after the health wait succeeded, by its
+#: own field manager (:meth:`ApplySet.record_healthy`), so the parent's other writes never drop it
+#: and a failed rollout leaves the previous healthy commit in place.
+HEALTHY_ANNOTATION = "mergeway.io/healthy-commit"
+#: Suffix of the field manager that owns :data:`HEALTHY_ANNOTATION`.
+HEALTHY_MANAGER_SUFFIX = "-health"
 #: What this version of Mergeway writes as the set's tooling.
 THIS_TOOLING = f"mergeway/v{__version__}"
 
@@ -73,6 +79,8 @@ class Parent(NamedTuple):
     #: ``forge:owner/name`` and environment of the owner; empty for sets the CLI names by hand.
     repository: str = ""
     environment: str = ""
+    #: The last commit whose rollout was healthy (``""``: none yet); not part of :meth:`annotations`.
+    healthy: str = ""
 
     @classmethod
     def parse(cls, annotations: Mapping[str, Any]) -> Parent:
@@ -88,10 +96,14 @@ class Parent(NamedTuple):
             tooling=str(annotations.get(TOOLING, "")),
             repository=str(annotations.get(REPOSITORY_ANNOTATION, "")),
             environment=str(annotations.get(ENVIRONMENT_ANNOTATION, "")),
+            healthy=str(annotations.get(HEALTHY_ANNOTATION, "")),
         )
 
     def annotations(self) -> dict[str, str]:
-        """The annotations that record this parent (the one place they are written)."""
+        """The annotations that record this parent (the one place they are written).
+
+        The healthy commit is not among them: it has its own writer (:meth:`ApplySet.record_healthy`).
+        """
         out = {
             TOOLING: self.tooling,
             GROUP_KINDS: ",".join(sorted(self.group_kinds)),
@@ -186,6 +198,7 @@ class ApplySet(NamedTuple):
         """
         if stored is None:
             return False
+        stored = stored._replace(healthy=wanted.healthy)  # written on its own (record_healthy)
         if not self.repository:
             stored = stored._replace(repository="", environment="")
         return stored == wanted
@@ -193,6 +206,20 @@ class ApplySet(NamedTuple):
     def write(self, client: KubeClient, parent: Parent, *, field_manager: str) -> None:
         """Record ``parent`` (server-side apply: the fields this manager owned and dropped go)."""
         server_side_apply(client, self.path, self.manifest(parent), field_manager=field_manager)
+
+    def record_healthy(self, client: KubeClient, commit: str, *, field_manager: str) -> None:
+        """Record ``commit`` as the last one whose rollout was healthy.
+
+        Applied under a manager of its own (``<field_manager>-health``): the main manager's writes
+        of the parent do not list this annotation, and server-side apply removes only fields the
+        applying manager owns, so they keep it. Call only after the health wait succeeded.
+        """
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": self.name, "namespace": self.namespace, "annotations": {HEALTHY_ANNOTATION: commit}},
+        }
+        server_side_apply(client, self.path, body, field_manager=field_manager + HEALTHY_MANAGER_SUFFIX)
 
     def delete(self, client: KubeClient) -> None:
         """Delete the parent (already gone is fine)."""

@@ -47,7 +47,7 @@ def test_install_upgrade_uninstall(kube_cluster, kube, namespace, make_namespace
     assert installed.returncode == 0, installed.stderr
     assert f"github: http://{release}.{namespace}.svc/webhooks/github" in installed.stdout  # NOTES.txt
     assert f"The worker may deploy into: {target}." in installed.stdout
-    assert kube.wait_available(namespace, release) == [f"{release}-web", f"{release}-worker"]
+    assert kube.wait_available(namespace, release) == [f"{release}-beat", f"{release}-web", f"{release}-worker"]
     assert all(env["LOG_LEVEL"] == "INFO" for env in _env_of_pods(kube, namespace, release, "worker"))
 
     upgraded = helm(
@@ -55,7 +55,7 @@ def test_install_upgrade_uninstall(kube_cluster, kube, namespace, make_namespace
     )
     assert upgraded.returncode == 0, upgraded.stderr
     kube.wait_available(namespace, release)
-    for component in ("web", "worker"):
+    for component in ("web", "worker", "beat"):
         envs = _env_of_pods(kube, namespace, release, component)
         assert envs and all(env["LOG_LEVEL"] == "DEBUG" for env in envs), f"{component} pods were not rolled"
 

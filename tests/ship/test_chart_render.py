@@ -48,7 +48,7 @@ def test_each_pod_gets_only_its_own_secret():
 
 def test_restricted_pod_security_and_writable_paths_are_emptydirs():
     objs = _rendered()
-    for component in ("-web", "-worker"):
+    for component in ("-web", "-worker", "-beat"):
         pod = _pod(objs, component)
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -111,13 +111,15 @@ def test_rbac_is_namespaced_unless_cluster_wide_is_opted_in():
 def test_network_policies_limit_both_components():
     objs = _rendered()
     policies = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "NetworkPolicy"}
-    assert set(policies) == {"mw-web", "mw-worker"}
+    assert set(policies) == {"mw-web", "mw-worker", "mw-beat"}
     web, worker = policies["mw-web"], policies["mw-worker"]
     assert web["policyTypes"] == ["Ingress", "Egress"] and worker["policyTypes"] == ["Ingress", "Egress"]
     assert [p["port"] for p in web["ingress"][0]["ports"]] == [8080]
     web_egress = {p["port"] for rule in web["egress"] for p in rule["ports"]}
     assert web_egress == {53, 6379}, "the web pod must reach only DNS and Redis"
     assert "ingress" not in worker, "nothing may connect to the worker"
+    beat_egress = {p["port"] for rule in policies["mw-beat"]["egress"] for p in rule["ports"]}
+    assert beat_egress == {53, 6379} and "ingress" not in policies["mw-beat"], "beat reaches only DNS and Redis"
 
 
 @pytest.mark.parametrize(
@@ -162,7 +164,7 @@ def test_kubeconfig_secret_for_other_clusters_reaches_only_the_worker():
 
 def test_pods_keep_the_image_entrypoint_and_run_the_packaged_commands():
     objs = _rendered()
-    for component, program in (("-web", "mergeway-web"), ("-worker", "mergeway-worker")):
+    for component, program in (("-web", "mergeway-web"), ("-worker", "mergeway-worker"), ("-beat", "mergeway-beat")):
         container = _pod(objs, component)["containers"][0]
         # `command` would replace the image's ENTRYPOINT (tini as PID 1, which reaps renderer children).
         assert "command" not in container
@@ -179,3 +181,18 @@ def test_the_worker_confines_its_renderers_by_default():
     assert limit.endswith("Mi")
     # Every job's renderer at its limit at once still leaves the worker room.
     assert concurrency * memory + 256 * 1024 * 1024 <= int(limit[:-2]) * 1024 * 1024
+
+
+def test_the_scheduler_runs_with_no_credentials_but_redis_and_a_liveness_check():
+    beat = _pod(_rendered(), "-beat")
+    container = beat["containers"][0]
+    assert beat["automountServiceAccountToken"] is False and "envFrom" not in container
+    assert not [e for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+    # Only the Redis password, as a file: no forge token or webhook secret reaches the scheduler.
+    (volume,) = [v for v in beat["volumes"] if v["name"] == "secrets"]
+    assert [item["path"] for src in volume["projected"]["sources"] for item in src["secret"]["items"]] == [
+        "MERGEWAY_REDIS_PASSWORD"
+    ]
+    assert container["livenessProbe"]["exec"]["command"] == ["mergeway-beat", "--check"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MERGEWAY_BEAT_LOCK_SECONDS"] == "30" and "REDIS_URL" in env

@@ -1,0 +1,85 @@
+"""The deploy job's side of the deployment record (:mod:`mergeway.deployments`): one call per phase.
+
+Writing the record is bookkeeping, never part of the deploy: a failure to write it (Redis down,
+say) is logged and the deploy goes on. What a phase records is derived here from what the deploy
+already knows (its report and the engine's result), so :mod:`mergeway.jobs.deploy` only says
+*when* a phase begins.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mergeway.deployments import Counts, Deployments, Failure, Phase
+from mergeway.events import PullRequestMerged
+from mergeway.jobs.applysets import owner_identity
+from mergeway.jobs.context import JobContext
+from mergeway.kube.apply import DeployResult
+from mergeway.report.deploy import DeployReport
+
+log = logging.getLogger("mergeway.jobs.record")
+
+
+class Recorder:
+    """Writes the records of one merge's deploys (every environment it deploys)."""
+
+    def __init__(self, ctx: JobContext, event: PullRequestMerged) -> None:
+        self.store = Deployments(ctx.redis) if ctx.redis is not None else None
+        self.event = event
+        self.repository = owner_identity(event.repo)
+
+    def phase(self, environment: str, commit: str, phase: Phase, *, reason: str = "", **changes: Any) -> None:
+        """Enter ``phase`` on (``environment``, ``commit``)'s record; best effort."""
+        if self.store is None or not commit:
+            return
+        try:
+            self.store.advance(
+                self.repository,
+                environment,
+                commit,
+                phase,
+                reason=reason,
+                pr=self.event.pr.number,
+                **({"merged_by": self.event.merged_by} if self.event.merged_by else {}),  # kept on a re-run
+                **changes,
+            )
+        except Exception as exc:  # the record is bookkeeping: it never fails a deploy
+            log.warning("could not record %s %s of %s: %s", environment, phase, commit[:12], type(exc).__name__)
+
+    def applied(self, environment: str, commit: str, result: DeployResult) -> None:
+        """Everything is applied and pruned; the rollout wait begins."""
+        self.phase(environment, commit, "applied", counts=counts(result))
+
+    def outcome(self, report: DeployReport) -> None:
+        """The deploy of ``report.environment`` ended: superseded, failed or healthy (and maybe held)."""
+        env, commit = report.environment, report.merge_sha
+        result = report.result
+        extra: dict[str, Any] = {"counts": counts(result)} if result is not None else {}
+        if report.state == "superseded":
+            self.phase(env, commit, "superseded", reason=f"{report.deployed_sha[:12]} is deployed and includes it")
+        elif report.state != "success":
+            reason = (report.failures[0] if report.failures else report.error).split("\n", 1)[0]
+            self.phase(env, commit, "failed", reason=reason, failures=failures(result), **extra)
+        else:
+            self.phase(env, commit, "healthy", healthy_commit=report.deployed_sha, **extra)
+            if report.held:
+                why = f"{len(report.held)} destructive change(s) wait for an allowance"
+                self.phase(env, commit, "held", reason=why)
+
+
+def counts(result: DeployResult | None) -> Counts:
+    if result is None:
+        return Counts()
+    done = result.counts()
+    return Counts(done.get("added", 0) + done.get("changed", 0), done.get("pruned", 0), done.get("unchanged", 0))
+
+
+def failures(result: DeployResult | None) -> tuple[Failure, ...]:
+    """Each failed object and its reason: rejected by the dry run, by the apply, or not healthy."""
+    if result is None:
+        return ()
+    out = [Failure(str(i.ref), f"dry run: {i.message}") for i in result.plan.errors]
+    out += [Failure(str(item.ref), message) for item, message in result.failed]
+    out += [Failure(ref, health.message or health.state) for ref, health in result.unhealthy.items()]
+    return tuple(out)

@@ -1,0 +1,66 @@
+"""A job kind is one table entry: the worker's Celery app, its tasks and the scheduler all follow it;
+and an environment-scoped event survives the JSON trip every job message takes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mergeway.events import EnvironmentEvent, Repository, Tick, from_dict, to_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_an_environment_event_round_trips_through_json() -> None:
+    event = EnvironmentEvent(
+        delivery_id="schedule:drift:1",
+        repo=Repository("gitlab", "g/p", "", project_id=7),
+        environment="prod",
+        reason="scheduled drift check",
+    )
+    data = json.loads(json.dumps(to_dict(event)))
+    assert data["kind"] == "environment"
+    assert from_dict(data) == event
+    assert Tick.from_dict({"job": "tick", "at": 12.5}) == Tick("tick", 12.5)
+
+
+def test_one_table_entry_gives_a_kind_its_queue_task_time_limits_and_schedule() -> None:
+    probe = """
+import json
+import tests.scheduler.tick_job  # registers the `tick` kind: one table entry
+from workers.celery_app import app
+from workers import beat, tasks
+conf = app.conf
+print(json.dumps({
+    "queues": sorted(q.name for q in conf.task_queues),
+    "route": conf.task_routes["mergeway.tick"],
+    "limits": conf.task_annotations["mergeway.tick"],
+    "task": tasks.TASKS["tick"].name,
+    "registered": "mergeway.tick" in app.tasks,
+    "schedule": beat.schedule(),
+}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "TEST_TICK_INTERVAL": "2"},
+    )
+    found = json.loads(out.stdout.splitlines()[-1])
+    assert found["queues"] == ["deploy", "help", "preview", "rollback", "tick"]
+    assert found["route"] == {"queue": "tick"}
+    assert found["limits"] == {"time_limit": 60.0, "soft_time_limit": 30.0}
+    assert found["task"] == "mergeway.tick" and found["registered"]
+    assert found["schedule"] == {
+        "tick": {
+            "task": "mergeway.tick",
+            "schedule": 2.0,
+            "args": [{"job": "tick"}],
+            "options": {"queue": "tick", "expires": 2.0},
+        }
+    }
