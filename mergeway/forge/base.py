@@ -227,6 +227,14 @@ class Forge(abc.ABC):
         """All comments on the pull request, oldest first."""
 
     @abc.abstractmethod
+    def get_comment(self, number: int, comment_id: int) -> CommentRef | None:
+        """Comment ``comment_id`` as the forge has it now, or ``None`` unless it is on pull request ``number``.
+
+        Who wrote a command and what it says are read here, never from a delivery: anyone holding a
+        webhook secret can sign a payload naming any author (:mod:`mergeway.forge.identity`).
+        """
+
+    @abc.abstractmethod
     def create_comment(self, number: int, body: str) -> CommentRef:
         """Post a new comment (checks the length first)."""
 

@@ -128,6 +128,28 @@ class GitHubForge(base.Forge):
             comments = [self._ref(c) for c in self._repo.get_issue(number).get_comments()]
         return sorted(comments, key=lambda c: c.id)
 
+    def get_comment(self, number: int, comment_id: int) -> CommentRef | None:
+        # GET /repos/{o}/{r}/issues/comments/{id} answers for any issue of the repository: the
+        # comment's ``issue_url`` says which one it is on.
+        path = f"/repos/{self.repo.full_name}/issues/comments/{int(comment_id)}"
+        try:
+            with self._api(f"read comment {comment_id} on pull request #{number}"):
+                _, data = self._client.requester.requestJsonAndCheck("GET", path)
+        except errors.ForgeNotFoundError:
+            return None
+        issue_url = str(data.get("issue_url") or "")
+        if not issue_url.endswith(f"/repos/{self.repo.full_name}/issues/{number}"):
+            return None
+        user = data.get("user") if isinstance(data.get("user"), dict) else {}
+        user_id = user.get("id")
+        return CommentRef(
+            id=int(data["id"]),
+            body=str(data.get("body") or ""),
+            url=str(data.get("html_url") or ""),
+            author=str(user.get("login") or ""),
+            author_id=user_id if isinstance(user_id, int) else None,
+        )
+
     def create_comment(self, number: int, body: str) -> CommentRef:
         self.check_comment_length(body)
         with self._api(f"comment on pull request #{number}"):

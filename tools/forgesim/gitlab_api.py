@@ -20,10 +20,17 @@ if TYPE_CHECKING:
 STATES = ("pending", "running", "success", "failed", "canceled", "skipped")
 NOTE_LIMIT = 1_000_000
 STATE_IDS = {"open": 1, "closed": 2, "merged": 3}
+#: Fork projects are not modelled as repositories; their ids sit this far above the project they fork.
+FORK_ID_OFFSET = 1_000_000
 
 
 def error(status: int, message: Any) -> ApiError:
     return ApiError(status, {"message": message})
+
+
+def source_project_id(pr: SimPR) -> int:
+    """The project a merge request comes from: a fork (``fork_owner``) is a project of its own."""
+    return pr.repo.id + FORK_ID_OFFSET if pr.fork_owner else pr.repo.id
 
 
 class GitLabAPI:
@@ -177,7 +184,7 @@ class GitLabAPI:
             "assignees": [],
             "assignee": None,
             "reviewers": [],
-            "source_project_id": repo.id,
+            "source_project_id": source_project_id(pr),
             "target_project_id": repo.id,
             "labels": list(pr.labels),
             "draft": False,
@@ -556,7 +563,7 @@ class GitLabAPI:
             "merge_when_pipeline_succeeds": False,
             "milestone_id": None,
             "source_branch": pr.head_ref,
-            "source_project_id": repo.id,
+            "source_project_id": source_project_id(pr),
             "state_id": STATE_IDS[pr.state],
             "target_branch": pr.base_ref,
             "target_project_id": repo.id,
