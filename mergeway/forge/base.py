@@ -331,6 +331,14 @@ class Forge(abc.ABC):
         """The pull request with its merge commit and merge-method hint."""
 
     @abc.abstractmethod
+    def label_added_by(self, number: int, label: str) -> str:
+        """Who last added ``label`` to the pull request (``""`` if nobody did), from the forge's label events.
+
+        A label says nothing about who set it, and setting one needs less than write access (GitHub
+        Triage, GitLab Reporter): whoever the events name is checked like a commenter.
+        """
+
+    @abc.abstractmethod
     def find_open_pull_request(self, head: str) -> PullRequestInfo | None:
         """The open pull request whose source branch is ``head`` in this repository, if any."""
 

@@ -207,6 +207,16 @@ class GitHubForge(base.Forge):
             pr = self._repo.get_pull(number)
             return self._info(pr)
 
+    def label_added_by(self, number: int, label: str) -> str:
+        # GET /repos/{o}/{r}/issues/{n}/events lists labeled/unlabeled events, oldest first.
+        actor = ""
+        with self._api(f"read the label events of pull request #{number}"):
+            for event in self._repo.get_issue(number).get_events():
+                name = event.label.name if event.label is not None else ""
+                if event.event == "labeled" and name == label:
+                    actor = event.actor.login if event.actor else ""
+        return actor
+
     def find_open_pull_request(self, head: str) -> PullRequestInfo | None:
         with self._api(f"find the open pull request for branch {head}"):
             for pr in self._repo.get_pulls(state="open", head=f"{self._owner}:{head}"):

@@ -228,6 +228,17 @@ class GitLabForge(base.Forge):
             mr = self._project.mergerequests.get(number)
             return self._info(mr)
 
+    def label_added_by(self, number: int, label: str) -> str:
+        # GET /projects/:id/merge_requests/:iid/resource_label_events, oldest first.
+        actor = ""
+        with self._api(f"read the label events of merge request !{number}"):
+            for event in self._mr(number).resourcelabelevents.list(iterator=True):
+                named = event.label.get("name") if isinstance(event.label, dict) else None
+                user = event.user if isinstance(event.user, dict) else {}
+                if event.action == "add" and named == label:
+                    actor = str(user.get("username") or "")
+        return actor
+
     def find_open_pull_request(self, head: str) -> PullRequestInfo | None:
         with self._api(f"find the open merge request for branch {head}"):
             for mr in self._project.mergerequests.list(state="opened", source_branch=head, iterator=True):
