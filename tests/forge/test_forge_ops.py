@@ -182,6 +182,7 @@ def test_who_added_a_label_is_read_from_the_label_events(forge_sim: SimHarness, 
     forge_sim.label(repo, pr, "other", by="carol")
     assert forge.label_added_by(pr.number, "mergeway/allow-destructive") == "trish"
     forge_sim.unlabel(repo, pr, "mergeway/allow-destructive", by="carol")
+    assert forge.label_added_by(pr.number, "mergeway/allow-destructive") == "trish"  # a removal adds nobody
     forge_sim.label(repo, pr, "mergeway/allow-destructive", by="carol")
     assert forge.label_added_by(pr.number, "mergeway/allow-destructive") == "carol"  # the latest addition
 
