@@ -37,6 +37,7 @@ from mergeway.kube.changeset import ObjectRef, Plan
 from mergeway.kube.client import KubeClient
 from mergeway.kube.discovery import Discovery
 from mergeway.kube.prune import retire_legacy
+from mergeway.render import RenderError
 from mergeway.repoconfig import Environment
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
 from mergeway.report.markdown import ALLOW_LABEL, marker, refusal, status_name
@@ -130,7 +131,11 @@ def _hold(step: EnvironmentStep, number: int, client: KubeClient) -> Callable[[P
         found = allowance.find(forge, pr, step.env.name)
         if found is None:
             return risky
-        changed = _changed_by(step, pr, client)
+        try:
+            changed = _changed_by(step, pr, client)
+        except (*READ_ERRORS, RenderError) as exc:  # cannot tell what is its own: release nothing
+            log.warning("could not render #%d before and after its merge: %s", number, type(exc).__name__)
+            changed = set()
         released = {ref for ref in risky if allowance.owns(changed, ref)}
         log.info(
             "%d destructive change(s) of #%d released by @%s (%s); %d held",
