@@ -72,9 +72,10 @@ def allow_destructive(event: CommentCommand, ctx: JobContext) -> list[DeployRepo
     pr = forge.get_pull_request(event.pr.number)
     request = allowance.parse(event.command)
     if request is None:
+        example = event.command.args[0] if event.command.args else "<environment>"
         reply(
             f"@{event.author} name one environment and the commit you reviewed: "
-            f"`{allowance.usage('staging', pr)}`. Nothing was changed."
+            f"`{allowance.usage(example, pr)}`. Nothing was changed."
         )
         return []
     if not forge.get_permission(event.author).can_write:

@@ -61,7 +61,7 @@ def test_allowances_that_do_not_count_are_answered_and_the_prune_stays_held(stac
 
     stack.sim.comment(repo, pr, "/allow-destructive", author="carol")
     text = reply(stack, repo, pr, "name one environment and the commit you reviewed")
-    assert f"`/allow-destructive staging {sha12}`" in text and "Nothing was changed." in text
+    assert f"`/allow-destructive <environment> {sha12}`" in text and "Nothing was changed." in text
     allow(stack, repo, pr, "carol", env="prod")
     text = reply(stack, repo, pr, "is not an environment")
     assert "`prod` is not an environment of this repository (`staging`)" in text
