@@ -72,7 +72,10 @@ def test_a_comment_that_is_not_on_the_pull_request_runs_nothing(stack: Stack, fo
 
     answer = deliver(stack, forge, EVENT[forge], payload)
     end = stack.workers[0].wait_log(
-        lambda r: r.get("job_id") == answer["job_id"] and str(r.get("msg", "")).startswith("rollback job "),
+        lambda r: (
+            r.get("job_id") == answer["job_id"]
+            and str(r.get("msg", "")).startswith(("rollback job failed", "rollback job succeeded"))
+        ),
         timeout=90,
         message="the end of the rollback job",
     )
