@@ -227,6 +227,14 @@ class Forge(abc.ABC):
         """All comments on the pull request, oldest first."""
 
     @abc.abstractmethod
+    def get_comment(self, number: int, comment_id: int) -> CommentRef | None:
+        """Comment ``comment_id`` as the forge has it now, or ``None`` unless it is on pull request ``number``.
+
+        Who wrote a command and what it says are read here, never from a delivery: anyone holding a
+        webhook secret can sign a payload naming any author (:mod:`mergeway.forge.identity`).
+        """
+
+    @abc.abstractmethod
     def create_comment(self, number: int, body: str) -> CommentRef:
         """Post a new comment (checks the length first)."""
 
@@ -321,6 +329,14 @@ class Forge(abc.ABC):
     @abc.abstractmethod
     def get_pull_request(self, number: int) -> PullRequestInfo:
         """The pull request with its merge commit and merge-method hint."""
+
+    @abc.abstractmethod
+    def label_added_by(self, number: int, label: str) -> str:
+        """Who last added ``label`` to the pull request (``""`` if nobody did), from the forge's label events.
+
+        A label says nothing about who set it, and setting one needs less than write access (GitHub
+        Triage, GitLab Reporter): whoever the events name is checked like a commenter.
+        """
 
     @abc.abstractmethod
     def find_open_pull_request(self, head: str) -> PullRequestInfo | None:

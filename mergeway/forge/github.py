@@ -128,6 +128,28 @@ class GitHubForge(base.Forge):
             comments = [self._ref(c) for c in self._repo.get_issue(number).get_comments()]
         return sorted(comments, key=lambda c: c.id)
 
+    def get_comment(self, number: int, comment_id: int) -> CommentRef | None:
+        # GET /repos/{o}/{r}/issues/comments/{id} answers for any issue of the repository: the
+        # comment's ``issue_url`` says which one it is on.
+        path = f"/repos/{self.repo.full_name}/issues/comments/{int(comment_id)}"
+        try:
+            with self._api(f"read comment {comment_id} on pull request #{number}"):
+                _, data = self._client.requester.requestJsonAndCheck("GET", path)
+        except errors.ForgeNotFoundError:
+            return None
+        issue_url = str(data.get("issue_url") or "")
+        if not issue_url.endswith(f"/repos/{self.repo.full_name}/issues/{number}"):
+            return None
+        user = data.get("user") if isinstance(data.get("user"), dict) else {}
+        user_id = user.get("id")
+        return CommentRef(
+            id=int(data["id"]),
+            body=str(data.get("body") or ""),
+            url=str(data.get("html_url") or ""),
+            author=str(user.get("login") or ""),
+            author_id=user_id if isinstance(user_id, int) else None,
+        )
+
     def create_comment(self, number: int, body: str) -> CommentRef:
         self.check_comment_length(body)
         with self._api(f"comment on pull request #{number}"):
@@ -184,6 +206,16 @@ class GitHubForge(base.Forge):
         with self._api(f"read pull request #{number}"):
             pr = self._repo.get_pull(number)
             return self._info(pr)
+
+    def label_added_by(self, number: int, label: str) -> str:
+        # GET /repos/{o}/{r}/issues/{n}/events lists labeled/unlabeled events, oldest first.
+        actor = ""
+        with self._api(f"read the label events of pull request #{number}"):
+            for event in self._repo.get_issue(number).get_events():
+                name = event.label.name if event.label is not None else ""
+                if event.event == "labeled" and name == label:
+                    actor = event.actor.login if event.actor else ""
+        return actor
 
     def find_open_pull_request(self, head: str) -> PullRequestInfo | None:
         with self._api(f"find the open pull request for branch {head}"):

@@ -149,6 +149,17 @@ class GitLabForge(base.Forge):
             refs = [self._ref(n, self._note_url(number, int(n.id))) for n in notes if not getattr(n, "system", False)]
         return sorted(refs, key=lambda c: c.id)
 
+    def get_comment(self, number: int, comment_id: int) -> CommentRef | None:
+        # GET /projects/:id/merge_requests/:iid/notes/:note_id finds only a note of that merge request.
+        try:
+            with self._api(f"read note {comment_id} on merge request !{number}"):
+                note = self._mr(number).notes.get(int(comment_id))
+        except errors.ForgeNotFoundError:
+            return None
+        if getattr(note, "system", False):
+            return None  # GitLab's own notes ("added 1 commit") are nobody's command
+        return self._ref(note, self._note_url(number, int(note.id)))
+
     def create_comment(self, number: int, body: str) -> CommentRef:
         self.check_comment_length(body)
         with self._api(f"comment on merge request !{number}"):
@@ -216,6 +227,17 @@ class GitLabForge(base.Forge):
         with self._api(f"read merge request !{number}"):
             mr = self._project.mergerequests.get(number)
             return self._info(mr)
+
+    def label_added_by(self, number: int, label: str) -> str:
+        # GET /projects/:id/merge_requests/:iid/resource_label_events, oldest first.
+        actor = ""
+        with self._api(f"read the label events of merge request !{number}"):
+            for event in self._mr(number).resourcelabelevents.list(iterator=True):
+                named = event.label.get("name") if isinstance(event.label, dict) else None
+                user = event.user if isinstance(event.user, dict) else {}
+                if event.action == "add" and named == label:
+                    actor = str(user.get("username") or "")
+        return actor
 
     def find_open_pull_request(self, head: str) -> PullRequestInfo | None:
         with self._api(f"find the open merge request for branch {head}"):

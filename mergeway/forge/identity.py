@@ -13,7 +13,10 @@ repository's name something is deployed:
   project id is refused);
 * with a GitHub App, the installation a delivery names must be the one that owns the repository
   (``GET /repos/{owner}/{repo}/installation``), so one customer's installation cannot act on another's
-  repository.
+  repository;
+* a command's author and text are read back from the forge by comment id, on that pull request of
+  that repository (:func:`verified_command`): a secret shared across repositories would otherwise let
+  an admin of one run ``/rollback`` on another under a maintainer's name.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import dataclasses
 import re
 from urllib.parse import urlsplit
 
+from mergeway.commands import parse_command
 from mergeway.config import Settings
-from mergeway.events import Repository
+from mergeway.events import CommentCommand, Repository
 from mergeway.forge.base import Forge
 from mergeway.forge.errors import ForgeError
 from mergeway.forge.github import repo_installation_id
@@ -130,3 +134,23 @@ def _check_installation(claimed: Repository, settings: Settings, policy: RetryPo
             f"GitHub: installation {claimed.installation_id} named by the delivery does not own "
             f"{claimed.full_name[:100]}; refused"
         )
+
+
+def verified_command(event: CommentCommand, forge: Forge) -> CommentCommand:
+    """``event`` with its author and command as the forge has the comment; :class:`IdentityError` if it has none.
+
+    ``forge`` must be the verified repository's. The comment must exist on the event's pull request,
+    must not be Mergeway's own, and must still carry a command; the author is the forge's, whatever the
+    payload says, and so is the command (a payload could pair a maintainer's ``/preview`` with the
+    word ``rollback``).
+    """
+    where = f"{forge.display_name}: comment {event.comment_id} on {forge.repo.full_name}#{event.pr.number}"
+    comment = forge.get_comment(event.pr.number, event.comment_id)
+    if comment is None:
+        raise IdentityError(f"{where} does not exist; the delivery's command is refused")
+    if forge.identity().wrote(comment) or not comment.author:
+        raise IdentityError(f"{where} is not a user's; refused")
+    command = parse_command(comment.body)
+    if command is None or command.name != event.command.name:
+        raise IdentityError(f"{where} does not carry the delivery's command; refused")
+    return dataclasses.replace(event, author=comment.author, command=command)

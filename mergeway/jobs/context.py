@@ -21,7 +21,7 @@ import redis
 from mergeway import policy as policy_mod
 from mergeway import repoconfig
 from mergeway.config import Settings
-from mergeway.events import Event, Repository
+from mergeway.events import CommentCommand, Event, Repository
 from mergeway.forge.base import Forge, LockFactory
 from mergeway.git import CheckoutCache
 from mergeway.kube.client import KubeClient
@@ -60,15 +60,19 @@ class JobContext:
 
         Raises :class:`~mergeway.forge.identity.IdentityError` when the delivery's claims do not hold
         (a GitHub App installation that does not own the repository, a GitLab path that is not the
-        project's): the job then does nothing at all, on no repository.
+        project's, a command comment that is not on that pull request): the job then does nothing at
+        all, on no repository. A command's author and text are the forge's, never the payload's.
         """
         from mergeway.forge import retry_policy
-        from mergeway.forge.identity import check_path, verified_repository
+        from mergeway.forge.identity import check_path, verified_command, verified_repository
 
         check_path(event.repo.forge, event.repo.full_name)
         forge = self.forge_factory(event.repo)
         repo = verified_repository(event.repo, self.settings, forge, retry_policy(self.settings))
-        return dataclasses.replace(event, repo=repo)
+        verified = dataclasses.replace(event, repo=repo)
+        if isinstance(verified, CommentCommand):
+            verified = verified_command(verified, self.forge(repo))  # type: ignore[assignment]
+        return verified
 
     def load_repo_config(self, root: Path) -> repoconfig.RepoConfig:
         return repoconfig.load(root)

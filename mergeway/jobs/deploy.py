@@ -23,10 +23,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from mergeway.commands import parse_command
 from mergeway.events import CommentCommand, Event, PullRequestMerged, Repository
-from mergeway.forge.base import Forge
+from mergeway.forge.base import Forge, PullRequestInfo
 from mergeway.git import GitError
+from mergeway.jobs import allowance
 from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext, default_context
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, Refused, describe
@@ -39,6 +39,7 @@ from mergeway.kube.changeset import ObjectRef, Plan
 from mergeway.kube.client import KubeClient
 from mergeway.kube.discovery import Discovery
 from mergeway.kube.prune import retire_legacy
+from mergeway.render import RenderError
 from mergeway.repoconfig import Environment
 from mergeway.report.deploy import DeployReport, failures_of, render_deploy
 from mergeway.report.markdown import ALLOW_LABEL, marker, refusal, status_name
@@ -61,26 +62,55 @@ def deploy(event: Event, ctx: JobContext) -> list[DeployReport]:
 
 
 def allow_destructive(event: CommentCommand, ctx: JobContext) -> list[DeployReport]:
-    """``/allow-destructive env`` after a merge: deploy ``env`` again, destructive changes included.
+    """``/allow-destructive env commit``: checked and answered now; after a merge, ``env`` is deployed again.
 
-    The allowance itself is the comment (read again by :func:`_allowed`), so a comment written
-    before the merge counts on merge, and one written after it re-runs the deploy now.
+    The allowance itself is the comment, read again at every deploy (:func:`mergeway.jobs.allowance.find`),
+    so one written before the merge counts on merge, and one written after it re-runs the deploy now.
+    This handler only tells the commenter at once whether it counts, and why not.
     """
     forge = ctx.forge(event.repo)
     forge.add_reaction(event.pr.number, event.comment_id, "eyes")
     reply = functools.partial(_reply, ctx, forge, event)
-    if len(event.command.args) != 1:
-        reply(f"@{event.author} name one environment: `/allow-destructive staging`. Nothing was changed.")
+    pr = forge.get_pull_request(event.pr.number)
+    request = allowance.parse(event.command)
+    if request is None:
+        example = event.command.args[0] if event.command.args else "<environment>"
+        reply(
+            f"@{event.author} name one environment and the commit you reviewed: "
+            f"`{allowance.usage(example, pr)}`. Nothing was changed."
+        )
         return []
     if not forge.get_permission(event.author).can_write:
         reply(refusal(event.author, "allow-destructive", nothing="changed"))
         return []
-    pr = forge.get_pull_request(event.pr.number)
+    why_not = allowance.refusal(forge, pr, event.author, request)
+    if why_not:
+        reply(f"{why_not}. Nothing was changed.")
+        return []
+    unknown = _unknown_environment(ctx, event, pr, request.env)
+    if unknown:
+        reply(f"@{event.author} {unknown}. Nothing was changed.")
+        return []
     if not pr.merged or not pr.merge_commit_sha:
-        reply(f"Noted: merging #{pr.number} will apply destructive changes to `{event.command.args[0]}`.")
+        reply(
+            f"Noted: merging #{pr.number} at `{pr.head_sha[:12]}` will apply its own destructive changes to "
+            f"`{request.env}` (allowed by @{event.author}). A later push needs a new allowance."
+        )
         return []
     merged = PullRequestMerged(delivery_id=event.delivery_id, repo=event.repo, pr=pr.as_event(), merged_by="")
-    return _deploy_merge(merged, ctx, only=event.command.args[0])
+    return _deploy_merge(merged, ctx, only=request.env)
+
+
+def _unknown_environment(ctx: JobContext, event: CommentCommand, pr: PullRequestInfo, env: str) -> str:
+    """Why ``env`` is not an environment of the pull request's ``.mergeway.yaml`` (``""``: it is)."""
+    try:
+        with ctx.checkout(event.repo, pr.head_sha, pr.number) as root:
+            names = [e.name for e in ctx.load_repo_config(root).environments]
+    except READ_ERRORS:
+        return ""  # the preview reports a broken configuration; the deploy refuses an unknown name
+    if env in names:
+        return ""
+    return f"`{env}` is not an environment of this repository ({', '.join(f'`{n}`' for n in names) or 'none'})"
 
 
 def _reply(ctx: JobContext, forge: Forge, event: CommentCommand, text: str) -> None:
@@ -88,26 +118,54 @@ def _reply(ctx: JobContext, forge: Forge, event: CommentCommand, text: str) -> N
     forge.upsert_comment(event.pr.number, key, f"{key}\n{text}", lock=ctx.comment_lock(event))
 
 
-def _allowed(forge: Forge, number: int, env: str) -> bool:
-    """The label on the pull request, or ``/allow-destructive env`` from someone with write access."""
-    if ALLOW_LABEL in forge.get_pull_request(number).labels:
-        return True
-    authors = set()
-    for comment in forge.list_comments(number):
-        command = parse_command(comment.body)
-        if command is not None and command.name == "allow-destructive" and env in command.args and comment.author:
-            authors.add(comment.author)
-    return any(forge.get_permission(author).can_write for author in sorted(authors))
+def _hold(step: EnvironmentStep, number: int, client: KubeClient) -> Callable[[Plan], set[ObjectRef]]:
+    """What a deploy must not execute: destructive changes, except this pull request's own when allowed.
 
-
-def _hold(forge: Forge, number: int, env: str) -> Callable[[Plan], set[ObjectRef]]:
-    """What a deploy must not execute: destructive changes, unless allowed (asked only when any)."""
+    The forge is asked only when the plan has destructive changes; the pull request's own changes are
+    rendered only when an allowance exists.
+    """
+    forge = step.ctx.forge(step.repo)
 
     def held(plan: Plan) -> set[ObjectRef]:
         risky = {r.ref for r in destructive(plan)}
-        return set() if not risky or _allowed(forge, number, env) else risky
+        if not risky:
+            return set()
+        pr = forge.get_pull_request(number)
+        found = allowance.find(forge, pr, step.env.name)
+        if found is None:
+            return risky
+        try:
+            changed = _changed_by(step, pr, client)
+        except (*READ_ERRORS, RenderError) as exc:  # cannot tell what is its own: release nothing
+            log.warning("could not render #%d before and after its merge: %s", number, type(exc).__name__)
+            changed = set()
+        released = {ref for ref in risky if allowance.owns(changed, ref)}
+        log.info(
+            "%d destructive change(s) of #%d released by @%s (%s); %d held",
+            len(released),
+            number,
+            found.by,
+            found.via,
+            len(risky - released),
+        )
+        return risky - released
 
     return held
+
+
+def _changed_by(step: EnvironmentStep, pr: PullRequestInfo, client: KubeClient) -> set[allowance.Identity]:
+    """Objects the merge of ``pr`` itself changed in ``step.env``: its render before the merge against after.
+
+    Before is the first parent of a merge or squash commit, or ``n`` commits back for a rebase of ``n``.
+    """
+    ctx, repo = step.ctx, step.repo
+    back = pr.commit_count if pr.merge_method == "rebase" and pr.commit_count > 1 else 1
+    with ctx.checkout(repo, pr.merge_commit_sha or "", None) as root:
+        before = ctx.git.git(repo, root, "rev-parse", "--verify", f"HEAD~{back}^{{commit}}").stdout.strip()
+        after = step.render(root, client)
+    with ctx.checkout(repo, before, None) as root:
+        prior = step.render(root, client)
+    return allowance.changed_identities(prior, after)
 
 
 def _deploy_merge(event: PullRequestMerged, ctx: JobContext, *, only: str = "") -> list[DeployReport]:
@@ -241,12 +299,12 @@ def _deploy_head(
             default_namespace=step.env.namespace,
             commit=head,
             health_timeout=ctx.settings.health_timeout_seconds,
-            hold=prunes.holding(_hold(ctx.forge(repo), event.pr.number, step.env.name)),
+            hold=prunes.holding(_hold(step, event.pr.number, client)),
             applied=functools.partial(reporter.record.applied, step.env.name, report.merge_sha),
         )
     if not result.failed and not result.plan.errors:
         _retire_legacy(client, legacy, report)
-    report = _outcome(report, result, step.env)
+    report = _outcome(report, result, step.env, event.pr.head_sha)
     # Held by the policy, not by the guard: no allowance releases them, so they are reported apart.
     report.held = [r for r in report.held if r.ref not in prunes.held]
     report.not_pruned = prunes.lines()
@@ -281,14 +339,15 @@ def _configured(ctx: JobContext, root: Path, name: str, head: str) -> Environmen
     return current
 
 
-def _outcome(report: DeployReport, result: DeployResult, env: Environment) -> DeployReport:
+def _outcome(report: DeployReport, result: DeployResult, env: Environment, pr_head: str) -> DeployReport:
     report.result = result
     report.failures = failures_of(result)
     held = {i.ref for i in result.held}
     report.held = [r for r in destructive(result.plan) if r.ref in held]
     report.allow_hint = (
-        f"To apply them, someone with write access comments `/allow-destructive {env.name}` on this pull "
-        f"request; pull requests labelled `{ALLOW_LABEL}` apply them on merge."
+        f"To apply them, someone with write access other than the author reviews them and comments "
+        f"`/allow-destructive {env.name} {pr_head[:12] or '<head commit>'}` on the pull request that made them; "
+        f"pull requests labelled `{ALLOW_LABEL}` by such a person apply them on merge."
     )
     report.state = "success" if result.ok else "failure"
     log.info("deploy of %s to %s: %s", report.deployed_sha[:12], env.name, report.state)

@@ -4,13 +4,21 @@ Rolling back through Git, rather than re-applying an old state to the cluster, k
 source of truth: merging the revert deploys the previous state through the normal deploy path, with
 a preview first. Only users who could push the revert themselves (write access) may ask; everyone
 else gets a clear reply and nothing is created. Asking again returns the same revert pull request.
+
+The revert branch's name is predictable (``mergeway/revert-<n>-<sha12>``), so anyone may have pushed
+that branch or opened a merge request from it first (on GitLab, even from a fork). An open pull
+request on it is vouched for only when Mergeway itself opened it, from this repository, and its head
+is exactly the revert Mergeway computes on top of its parent; otherwise, and when the name is taken
+by a branch Mergeway cannot push to, the revert goes to a fresh name.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+from pathlib import Path
 
-from mergeway.events import CommentCommand, Event
+from mergeway.events import CommentCommand, Event, Repository
 from mergeway.forge.base import Forge, PullRequestInfo
 from mergeway.git import GitError
 from mergeway.jobs.context import JobContext, default_context
@@ -50,11 +58,13 @@ def rollback(event: Event, ctx: JobContext) -> str:
         return ""
     branch = revert_branch(pr)
     existing = forge.find_open_pull_request(branch)
-    if existing is not None:
+    if existing is not None and _is_our_revert(ctx, forge, event.repo, pr, existing):
         _reply(ctx, forge, event, texts.already_open(existing.url))
         return existing.url
+    if existing is not None:
+        log.warning("%s is open from %s but is not Mergeway's revert; using a fresh branch", existing.url, branch)
     try:
-        _push_revert(ctx, event, pr, branch)
+        branch = _push_revert(ctx, event, pr, branch, taken=existing is not None)
     except GitError as exc:
         _reply(ctx, forge, event, texts.not_reverted(event.author, pr.number, pr.base_ref, str(exc)))
         return ""
@@ -64,30 +74,72 @@ def rollback(event: Event, ctx: JobContext) -> str:
     return opened.url
 
 
-def _push_revert(ctx: JobContext, event: CommentCommand, pr: PullRequestInfo, branch: str) -> None:
-    """Revert the merge on top of the current base branch and push it as ``branch``."""
+def _is_our_revert(
+    ctx: JobContext, forge: Forge, repo: Repository, pr: PullRequestInfo, found: PullRequestInfo
+) -> bool:
+    """Whether ``found`` is the revert of ``pr`` this job would open: Mergeway's, same repository, same content.
+
+    The content check recomputes the revert on top of the head's parent (which must be on the base
+    branch) and compares trees, so a commit pushed onto the branch by anyone else does not pass.
+    """
+    if found.is_fork or found.base_ref != pr.base_ref or found.author.lower() != forge.identity().login.lower():
+        return False
+    ctx.git.fetch(repo, sha=found.head_sha)
+    try:
+        with ctx.checkout(repo, found.head_sha, None) as worktree:
+            parent = ctx.git.git(repo, worktree, "rev-parse", "--verify", "HEAD^1").stdout.strip()
+            if len(ctx.git.git(repo, worktree, "rev-list", "--parents", "-n", "1", "HEAD").stdout.split()) != 2:
+                return False  # a revert commit has one parent
+            ctx.git.git(repo, worktree, "merge-base", "--is-ancestor", parent, f"refs/heads/{pr.base_ref}")
+            tree = ctx.git.git(repo, worktree, "rev-parse", "HEAD^{tree}").stdout.strip()
+            ctx.git.git(repo, worktree, "checkout", "--quiet", "--detach", parent)
+            _revert(ctx, repo, worktree, pr)
+            return ctx.git.git(repo, worktree, "rev-parse", "HEAD^{tree}").stdout.strip() == tree
+    except GitError:
+        return False
+
+
+def _push_revert(ctx: JobContext, event: CommentCommand, pr: PullRequestInfo, branch: str, *, taken: bool) -> str:
+    """Revert the merge on top of the current base branch and push it; returns the branch it went to.
+
+    ``branch`` is used unless ``taken`` (someone else's pull request is open from it) or the push is
+    refused (someone pushed it first): then ``<branch>-<random>``, which nobody can have pushed before.
+    """
     repo, sha = event.repo, pr.merge_commit_sha or ""
     head = ctx.git.branch_head(repo, pr.base_ref)
-    identity = ["-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}"]
     with ctx.checkout(repo, head, None) as worktree:
         ctx.git.fetch(repo, sha=sha)
-        if pr.merge_method == "merge":
-            ctx.git.git(repo, worktree, *identity, "revert", "--no-edit", "-m", "1", sha)
-        elif pr.merge_method == "rebase" and pr.commit_count > 1:
-            # A rebase-merge landed several commits; revert them all, newest first, as one commit.
-            ctx.git.git(
-                repo, worktree, *identity, "revert", "--no-edit", "--no-commit", f"{sha}~{pr.commit_count}..{sha}"
-            )
-            ctx.git.git(
-                repo,
-                worktree,
-                *identity,
-                "commit",
-                "--quiet",
-                "-m",
-                f'Revert "{pr.title}"\n\nThis reverts the {pr.commit_count} commits of #{pr.number}.',
-            )
-        else:  # a squash commit (or a single rebased commit) reverts as is
-            ctx.git.git(repo, worktree, *identity, "revert", "--no-edit", sha)
-        ctx.git.push(repo, worktree, branch)
-    log.info("pushed %s reverting %s", branch, sha[:12])
+        _revert(ctx, repo, worktree, pr)
+        if not taken:
+            try:
+                ctx.git.push(repo, worktree, branch)
+                log.info("pushed %s reverting %s", branch, sha[:12])
+                return branch
+            except GitError:
+                log.warning("could not push %s (pushed by someone else?); using a fresh branch", branch)
+        fresh = f"{branch}-{secrets.token_hex(4)}"
+        ctx.git.push(repo, worktree, fresh)
+    log.info("pushed %s reverting %s", fresh, sha[:12])
+    return fresh
+
+
+def _revert(ctx: JobContext, repo: Repository, worktree: Path, pr: PullRequestInfo) -> None:
+    """Commit the revert of ``pr``'s merge on top of the worktree's HEAD."""
+    sha = pr.merge_commit_sha or ""
+    identity = ["-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}"]
+    if pr.merge_method == "merge":
+        ctx.git.git(repo, worktree, *identity, "revert", "--no-edit", "-m", "1", sha)
+    elif pr.merge_method == "rebase" and pr.commit_count > 1:
+        # A rebase-merge landed several commits; revert them all, newest first, as one commit.
+        ctx.git.git(repo, worktree, *identity, "revert", "--no-edit", "--no-commit", f"{sha}~{pr.commit_count}..{sha}")
+        ctx.git.git(
+            repo,
+            worktree,
+            *identity,
+            "commit",
+            "--quiet",
+            "-m",
+            f'Revert "{pr.title}"\n\nThis reverts the {pr.commit_count} commits of #{pr.number}.',
+        )
+    else:  # a squash commit (or a single rebased commit) reverts as is
+        ctx.git.git(repo, worktree, *identity, "revert", "--no-edit", sha)

@@ -22,8 +22,9 @@ USAGE: Final[dict[CommandName, tuple[str, str]]] = {
     ),
     "rollback": ("/rollback", "on a merged pull request: open a pull request that reverts it (needs write access)"),
     "allow-destructive": (
-        "/allow-destructive staging",
-        "let merging prune storage, namespaces or CRDs in `staging` (needs write access)",
+        "/allow-destructive staging 1a2b3c4d5e6f",
+        "let merging this pull request at that head commit prune storage, namespaces or CRDs in `staging` "
+        "(needs write access; not the author)",
     ),
     "help": ("/help", "this message"),
 }

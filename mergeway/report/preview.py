@@ -130,7 +130,7 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
     if report.warnings:
         head.append("")
     items = sorted((i for i in plan.items if i.action != "unchanged"), key=lambda i: (_ORDER[i.action], i.ref))
-    head += risk_block(report.risks(), report.environment)
+    head += risk_block(report.risks(), report.environment, report.head_sha)
     head += not_pruned_block(report.not_pruned, "Merging leaves them")
     if items:
         head += ["| | object | changed fields | source |", "|---|---|---|---|"]
@@ -154,17 +154,19 @@ def _row(item: ObjectDiff) -> str:
     return f"| {_ICONS[item.action]} | `{_cell(str(item.ref))}` | {changes_cell(item)} | {_cell(item.source)} |"
 
 
-def risk_block(found: list[Risk], env: str) -> list[str]:
+def risk_block(found: list[Risk], env: str, head_sha: str) -> list[str]:
     """The risky changes, above the table: what deletes data, recreates, restarts or scales."""
     if not found:
         return []
     lines = ["#### ⚠️ Look at these first", ""]
     lines += [f"- {ICONS[r.kind]} **{r.verb}** `{_cell(str(r.ref))}`: {_cell(r.why)}" for r in found]
     if any(r.destructive for r in found):
+        icons = "/".join(ICONS[k] for k in ("destroy", "delete", "recreate"))
         lines += [
             "",
-            f"🛑 Merging holds the {ICONS['destroy']}/{ICONS['recreate']} changes back unless this pull request is "
-            f"labelled `{ALLOW_LABEL}` or someone with write access comments `/allow-destructive {env}`.",
+            f"🛑 Merging holds the {icons} changes back unless someone with write access other than the author "
+            f"reviews this commit and comments `/allow-destructive {env} {head_sha[:12]}` (a later push needs a new "
+            f"one), or labels this pull request `{ALLOW_LABEL}`.",
         ]
     return [*lines, ""]
 

@@ -1,9 +1,15 @@
 """What in a plan deserves a reviewer's attention before anything else, and which fields change.
 
 A prune of a PersistentVolumeClaim deletes data; a prune of a Namespace or a CRD deletes everything
-in it or of it; a pod-template change restarts pods. In a table of objects these look like any
-other row, so the preview lists them first, with the reason in words (image ``a`` → ``b``), and
-the deploy holds the destructive ones back unless someone allowed them (:mod:`mergeway.jobs.deploy`).
+in it or of it; a pod-template change restarts pods. Some updates delete as surely as a prune, only
+later and by Kubernetes itself: an ``ownerReferences`` entry makes the garbage collector delete the
+object once its owner is missing (an owner written in Git is never the live object's uid), a removed
+finalizer lets a pending deletion finish, and a StatefulSet whose claims are retained ``Delete``
+deletes the claims of the pods it scales away (or of all its pods when pruned).
+
+In a table of objects these look like any other row, so the preview lists them first, with the
+reason in words (image ``a`` → ``b``), and the deploy holds the destructive ones back unless someone
+allowed them (:mod:`mergeway.jobs.allowance`).
 Everything here works on the masked, normalised sides of each diff, so no Secret value can leak.
 """
 
@@ -27,9 +33,15 @@ _TEMPLATE_PREFIX = "spec.template.spec."
 _SMALL = 60
 _MISSING: Any = object()
 
-RiskKind = Literal["destroy", "recreate", "restart", "scale"]
-ICONS: dict[str, str] = {"destroy": "🔥", "recreate": "♻️", "restart": "🔄", "scale": "📏"}
-_VERBS = {"destroy": "prunes", "recreate": "recreates", "restart": "restarts pods of", "scale": "scales"}
+RiskKind = Literal["destroy", "delete", "recreate", "restart", "scale"]
+ICONS: dict[str, str] = {"destroy": "🔥", "delete": "🗑️", "recreate": "♻️", "restart": "🔄", "scale": "📏"}
+_VERBS = {
+    "destroy": "prunes",
+    "delete": "lets Kubernetes delete",
+    "recreate": "recreates",
+    "restart": "restarts pods of",
+    "scale": "scales",
+}
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,7 @@ class Risk:
     @property
     def destructive(self) -> bool:
         """Deletes something that cannot simply be applied back (data, a namespace's objects)."""
-        return self.kind in ("destroy", "recreate")
+        return self.kind in ("destroy", "delete", "recreate")
 
     @property
     def verb(self) -> str:
@@ -115,6 +127,47 @@ def _spec(obj: dict[str, Any] | None) -> dict[str, Any]:
     return spec if isinstance(spec, dict) else {}
 
 
+def _metadata_list(obj: dict[str, Any] | None, key: str) -> list[Any]:
+    value = ((obj or {}).get("metadata") or {}).get(key)
+    return value if isinstance(value, list) else []
+
+
+def _retention(obj: dict[str, Any] | None, when: str) -> str:
+    policy = _spec(obj).get("persistentVolumeClaimRetentionPolicy")
+    return str(policy.get(when) or "") if isinstance(policy, dict) else ""
+
+
+def _replicas(obj: dict[str, Any] | None) -> int:
+    value = _spec(obj).get("replicas", 1)
+    return value if isinstance(value, int) else 1
+
+
+def _deletion_reasons(item: ObjectDiff) -> list[str]:
+    """Why applying this change lets Kubernetes delete the object or its data later (empty: it does not)."""
+    reasons: list[str] = []
+    if item.action != "update":
+        return reasons
+    old_owners = _metadata_list(item.before, "ownerReferences")
+    added = [o for o in _metadata_list(item.after, "ownerReferences") if o not in old_owners]
+    if added:
+        owner = added[0] if isinstance(added[0], dict) else {}
+        reasons.append(
+            f"an `ownerReferences` entry ({owner.get('kind', '?')}/{owner.get('name', '?')}) is added: the garbage "
+            "collector deletes the object when that owner (by uid) does not exist or is deleted"
+        )
+    kept = _metadata_list(item.after, "finalizers")
+    gone = [f for f in _metadata_list(item.before, "finalizers") if f not in kept]
+    if gone:
+        reasons.append(f"finalizer `{gone[0]}` is removed: what it protects may be deleted without it")
+    old, new = _replicas(item.before), _replicas(item.after)
+    if item.ref.kind == "StatefulSet" and _retention(item.after, "whenScaled") == "Delete" and new < old:
+        reasons.append(
+            f"replicas {old} → {new} with claims retained `whenScaled: Delete`: "
+            "the volume claims of the removed pods are deleted"
+        )
+    return reasons
+
+
 def _restart_reasons(item: ObjectDiff) -> list[str]:
     """Why updating this workload rolls its pods: images, env, or other pod-template fields."""
     old, new = _spec(item.before).get("template"), _spec(item.after).get("template")
@@ -145,11 +198,16 @@ def risks(plan: Plan) -> list[Risk]:
     out: list[Risk] = []
     for item in sorted(plan.items, key=lambda i: i.ref):
         protected = str(_annotations(item.before).get(PROTECT_ANNOTATION, "")).lower() not in ("", "false")
-        if item.action == "delete" and (item.ref.kind in _WHY_DELETE or protected):
+        sts_claims = item.ref.kind == "StatefulSet" and _retention(item.before, "whenDeleted") == "Delete"
+        if item.action == "delete" and (item.ref.kind in _WHY_DELETE or protected or sts_claims):
             why = _WHY_DELETE.get(item.ref.kind, f"it is annotated `{PROTECT_ANNOTATION}`")
+            if sts_claims and not protected:
+                why = "its pods' volume claims are retained `whenDeleted: Delete`: they are deleted with it"
             out.append(Risk("destroy", item.ref, why))
         elif item.recreate:
             out.append(Risk("recreate", item.ref, "an immutable field changed: it is deleted and created again"))
+        for reason in _deletion_reasons(item):
+            out.append(Risk("delete", item.ref, reason))
         for reason in _restart_reasons(item):
             out.append(Risk("restart", item.ref, reason))
         old, new = _spec(item.before).get("replicas"), _spec(item.after).get("replicas")

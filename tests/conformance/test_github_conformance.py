@@ -102,6 +102,8 @@ MERGEWAY_ENDPOINTS = {
     ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/commits"),
     ("GET", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
+    ("GET", "/repos/{owner}/{repo}/issues/comments/{comment_id}"),
+    ("GET", "/repos/{owner}/{repo}/issues/{issue_number}/events"),
     ("PATCH", "/repos/{owner}/{repo}/issues/comments/{comment_id}"),
     ("DELETE", "/repos/{owner}/{repo}/issues/comments/{comment_id}"),
     ("POST", "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"),
@@ -135,6 +137,10 @@ def test_mergeway_operations_against_the_simulator(forge_sim: SimHarness) -> Non
     scratch = forge.create_comment(pr.number, "scratch")
     forge.delete_comment(pr.number, scratch.id)
     assert [c.id for c in forge.list_comments(pr.number)][-1] == sticky.id
+    assert forge.get_comment(pr.number, sticky.id) == forge.list_comments(pr.number)[-1]
+    assert forge.get_comment(pr.number + 1, sticky.id) is None  # on another pull request: not this one's
+    forge_sim.label(repo, pr, "mergeway/allow-destructive", by="alice")
+    assert forge.label_added_by(pr.number, "mergeway/allow-destructive") == "alice"
     forge.set_status(pr.head_sha, "pending", "mergeway/preview/staging", "rendering")
     forge.set_status(pr.head_sha, "success", "mergeway/preview/staging", "ok", "https://ci.example/1")
     assert forge.get_permission("alice") is Permission.WRITE

@@ -13,7 +13,7 @@ Compared (see also tools/forgesim/CONFORMANCE.md):
 simulator answer                                         documentation example
 ======================================================  ==========================================
 ``POST /projects/:id/merge_requests/:iid/notes``         doc/api/notes.md, "Get single merge
-(and the list, and ``PUT``)                              request note" (the same entity)
+(and the list, ``GET`` one, and ``PUT``)                 request note" (the same entity)
 ``POST .../notes/:note_id/award_emoji``                  doc/api/emoji_reactions.md (award_emoji),
                                                          "List an awardable's ... comment"
 ``POST /projects/:id/statuses/:sha``                     doc/api/commits.md, "Set the pipeline
@@ -24,6 +24,8 @@ simulator answer                                         documentation example
                                                          requests"
 ``GET /users?username=``                                 doc/api/users.md, "List users" (for
                                                          non-administrators)
+``GET .../merge_requests/:iid/resource_label_events``    doc/api/resource_label_events.md, "List
+                                                         project merge request label events"
 Merge Request Hook (open, update, merge, close)          tests/data/webhooks/gitlab/
                                                          merge_request.*.json
                                                          (webhook_events.md and real deliveries)
@@ -91,6 +93,15 @@ DOCUMENTED: dict[str, Any] = {
         "created_at": "t",
         "allow_failure": False,
         "finished_at": "t",
+    },
+    "resource_label_event": {
+        "id": 142,
+        "user": {**_USER},
+        "created_at": "t",
+        "resource_type": "MergeRequest",
+        "resource_id": 253,
+        "label": {"id": 73, "name": "a1", "color": "#34495E", "description": "s"},
+        "action": "add",
     },
     "member": {**_USER, "access_level": 30, "created_at": "t"},
     "user": {**_USER, "locked": False},
@@ -222,9 +233,16 @@ def test_rest_answers_have_the_documented_fields(gitlab: tuple[SimHarness, SimRe
         "note": api("GET", f"/merge_requests/{pr.number}/notes")[0],
         "merge_request": api("GET", "/merge_requests", params={"source_branch": "feature"})[0],
     }
+    listed["note (GET)"] = api("GET", f"/merge_requests/{pr.number}/notes/{note_id}")
+    sim.label(repo, pr, "mergeway/allow-destructive", by="alice")
+    answers["resource_label_event"] = api("GET", f"/merge_requests/{pr.number}/resource_label_events")[0]
     edited = api("PUT", f"/merge_requests/{pr.number}/notes/{note_id}", json={"body": "edited"})
     failures = [f"{what} {d}" for what, answer in answers.items() for d in check(what, DOCUMENTED[what], answer)]
-    failures += [f"{what} (list) {d}" for what, answer in listed.items() for d in check(what, DOCUMENTED[what], answer)]
+    failures += [
+        f"{what} (list) {d}"
+        for what, answer in listed.items()
+        for d in check(what.split()[0], DOCUMENTED[what.split()[0]], answer)
+    ]
     failures += [f"note (PUT) {d}" for d in check("note", DOCUMENTED["note"], edited)]
     assert not failures, "\n".join(failures)
 

@@ -186,14 +186,17 @@ def test_a_volume_prune_is_held_on_merge_and_applied_after_allow_destructive(sta
     ns = stack.namespace
     repo, _ = deployed(stack, {"deploy/cm.yaml": CONFIGMAP, **storage(ns)})
     stack.sim.set_permission(repo, "alice", "write")
+    stack.sim.set_permission(repo, "carol", "write")
     stack.sim.set_permission(repo, "mallory", "read")
     pr = stack.sim.open_pr(
         repo, "drop-volume", files={"deploy/pvc.yaml": None, "deploy/cm.yaml": CONFIGMAP + "  c: d\n"}
     )
     assert stack.status(repo, pr.head_sha, PREVIEW).state == "success"
     preview = stack.only_comment(repo, pr.number, PREVIEW_MARKER).body
-    assert "comments `/allow-destructive staging`" in preview
-    stack.sim.comment(repo, pr, "/allow-destructive staging", author="mallory")  # read access: does not count
+    allow = f"/allow-destructive staging {pr.head_sha[:12]}"
+    assert f"comments `{allow}`" in preview
+    stack.sim.comment(repo, pr, allow, author="mallory")  # read access: does not count
+    stack.sim.comment(repo, pr, allow, author="alice")  # the pull request's author: does not count
     sha = merge_of(stack, repo, pr)
     status = stack.status(repo, sha, DEPLOY)
     assert status.state == "success", status.description
@@ -202,12 +205,12 @@ def test_a_volume_prune_is_held_on_merge_and_applied_after_allow_destructive(sta
     record("deploy-held", body)
     held = body[body.index("Held back: 1 destructive change(s) were not executed") :]
     assert f"**prunes** `PersistentVolumeClaim/{ns}/data`" in held
-    assert "comments `/allow-destructive staging`" in held
+    assert f"comments `{allow}`" in held
     assert pvc_exists(stack)  # held back
     core = k8s.CoreV1Api(stack.cluster.api_client())
     assert core.read_namespaced_config_map("settings", ns).data == {"a": "b", "c": "d"}  # the rest was applied
 
-    stack.sim.comment(repo, pr, "/allow-destructive staging", author="alice")
+    stack.sim.comment(repo, pr, allow, author="carol")
     wait_for(lambda: not pvc_exists(stack), timeout=90, message="the claim pruned after /allow-destructive")
     done = wait_for(
         lambda: (b := stack.only_comment(repo, pr.number, DEPLOY_MARKER).body) and "✅ Deployed" in b and b,

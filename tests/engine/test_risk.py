@@ -104,3 +104,50 @@ def test_the_terminal_uses_the_comment_words_and_lists_failures_first():
         "change: ConfigMap/shop/b",
         "prune: ConfigMap/shop/c",
     ]
+
+
+def _meta(**fields: object) -> dict[str, object]:
+    return {"metadata": {"name": "data", **fields}, "spec": {}}
+
+
+def _sts(replicas: int, scaled: str = "Delete", deleted: str = "Retain") -> dict[str, object]:
+    policy = {"whenScaled": scaled, "whenDeleted": deleted}
+    return {"metadata": {"name": "db"}, "spec": {"replicas": replicas, "persistentVolumeClaimRetentionPolicy": policy}}
+
+
+def test_updates_that_let_kubernetes_delete_data_are_destructive():
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "gone", "uid": "0d4e1c4e-0000-4000-8000-000000000000"}
+    claim = ref("PersistentVolumeClaim", "data")
+    plan = Plan(
+        [
+            ObjectDiff(claim, "update", before=_meta(), after=_meta(ownerReferences=[owner])),
+            ObjectDiff(
+                ref("PersistentVolumeClaim", "cache"),
+                "update",
+                before=_meta(finalizers=["kubernetes.io/pvc-protection"]),
+                after=_meta(),
+            ),
+            ObjectDiff(ref("StatefulSet", "db", group="apps"), "update", before=_sts(3), after=_sts(1)),
+            ObjectDiff(ref("StatefulSet", "old", group="apps"), "delete", before=_sts(1, deleted="Delete")),
+            # Not destructive: scaling up, a retained claim scaled down, an owner that was already there.
+            ObjectDiff(ref("StatefulSet", "up", group="apps"), "update", before=_sts(1), after=_sts(3)),
+            ObjectDiff(
+                ref("StatefulSet", "kept", group="apps"), "update", before=_sts(3, "Retain"), after=_sts(1, "Retain")
+            ),
+            ObjectDiff(
+                ref("ConfigMap", "child"),
+                "update",
+                before=_meta(ownerReferences=[owner]),
+                after=_meta(ownerReferences=[owner], labels={"a": "b"}),
+            ),
+        ]
+    )
+    found = {(r.ref.name, r.kind, r.why.split(":")[0]) for r in destructive(plan)}
+    assert found == {
+        ("data", "delete", "an `ownerReferences` entry (ConfigMap/gone) is added"),
+        ("cache", "delete", "finalizer `kubernetes.io/pvc-protection` is removed"),
+        ("db", "delete", "replicas 3 → 1 with claims retained `whenScaled"),
+        ("old", "destroy", "its pods' volume claims are retained `whenDeleted"),
+    }
+    body = render_preview(PreviewReport("staging", "abc", plan=plan), limit=65536)
+    assert "🗑️ **lets Kubernetes delete** `PersistentVolumeClaim/shop/data`" in body

@@ -162,6 +162,31 @@ def test_comment_over_the_limit_is_never_sent(forge_sim: SimHarness, repo: SimRe
 # -- statuses and reactions ----------------------------------------------------------------------------
 
 
+def test_a_comment_is_read_back_by_id_only_on_its_own_pull_request(
+    forge_sim: SimHarness, repo: SimRepo, pr: SimPR
+) -> None:
+    forge = forge_sim.forge(repo)
+    other = forge_sim.open_pr(repo, "other", files={"deploy/other.yaml": "kind: ConfigMap\n"})
+    written = forge_sim.comment(repo, pr, "/rollback", author="alice")
+    found = forge.get_comment(pr.number, written.id)
+    assert found is not None and (found.id, found.author, found.body) == (written.id, "alice", "/rollback")
+    assert found.author_id == forge_sim.user(repo.forge, "alice").id
+    assert forge.get_comment(other.number, written.id) is None  # exists, but on another pull request
+    assert forge.get_comment(pr.number, written.id + 10_000) is None
+
+
+def test_who_added_a_label_is_read_from_the_label_events(forge_sim: SimHarness, repo: SimRepo, pr: SimPR) -> None:
+    forge = forge_sim.forge(repo)
+    assert forge.label_added_by(pr.number, "mergeway/allow-destructive") == ""
+    forge_sim.label(repo, pr, "mergeway/allow-destructive", by="trish")
+    forge_sim.label(repo, pr, "other", by="carol")
+    assert forge.label_added_by(pr.number, "mergeway/allow-destructive") == "trish"
+    forge_sim.unlabel(repo, pr, "mergeway/allow-destructive", by="carol")
+    assert forge.label_added_by(pr.number, "mergeway/allow-destructive") == "trish"  # a removal adds nobody
+    forge_sim.label(repo, pr, "mergeway/allow-destructive", by="carol")
+    assert forge.label_added_by(pr.number, "mergeway/allow-destructive") == "carol"  # the latest addition
+
+
 def test_commit_statuses(forge_sim: SimHarness, repo: SimRepo, pr: SimPR) -> None:
     forge = forge_sim.forge(repo)
     context = "mergeway/preview/staging"

@@ -29,4 +29,15 @@ model") through the real components, and shows them refused:
       24.9 a chart directory named like a flag
  24.2 the YAML budget per file, not per render          test_render_budget
 ====  ================================================  ==========================================
+
+Second round (issue 24), by that issue's numbers:
+
+====  ================================================  ==========================================
+ #    finding                                            tests
+====  ================================================  ==========================================
+ 5    the destructive guard released too much, missed    test_guard_allowance; the user-visible
+      ownerReference/finalizer/retention deletions       paths in tests/e2e/test_destructive_guard
+ 6    ``/rollback`` vouched for a planted revert branch  test_identity_revert_branch
+ 8    command authors taken from the payload             test_identity_command_author
+====  ================================================  ==========================================
 """

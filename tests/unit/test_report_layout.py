@@ -72,8 +72,9 @@ def test_a_preview_says_where_first_then_the_risks_then_the_table_failures_first
     risks, table = body.index("#### ⚠️ Look at these first"), body.index("| | object | changed fields | source |")
     assert risks < table
     assert "🔥 **prunes** `PersistentVolumeClaim/shop/data`" in body[risks:table]
-    assert "labelled `mergeway/allow-destructive`" in body[risks:table]
-    assert "comments `/allow-destructive staging`" in body[risks:table]
+    assert "labels this pull request `mergeway/allow-destructive`" in body[risks:table]
+    assert f"comments `/allow-destructive staging {HEAD[:12]}`" in body[risks:table]
+    assert "other than the author" in body[risks:table]
     kinds = [row.split("|")[1].strip() for row in table_rows(body)]
     assert kinds == ["❌ failed", "➕ add", "✏️ change", "🗑️ prune"]  # unchanged objects are not listed
     assert "<code>spec.replicas 2→3</code>" in body

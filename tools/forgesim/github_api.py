@@ -55,6 +55,7 @@ class GitHubAPI:
         add("GET", rf"{r}/issues/(?P<number>\d+)", self.get_issue)
         add("GET", rf"{r}/issues/(?P<number>\d+)/comments", self.list_comments)
         add("POST", rf"{r}/issues/(?P<number>\d+)/comments", self.create_comment)
+        add("GET", rf"{r}/issues/(?P<number>\d+)/events", self.list_issue_events)
         add("GET", rf"{r}/issues/comments/(?P<cid>\d+)", self.get_comment)
         add("PATCH", rf"{r}/issues/comments/(?P<cid>\d+)", self.edit_comment)
         add("DELETE", rf"{r}/issues/comments/(?P<cid>\d+)", self.delete_comment)
@@ -633,6 +634,31 @@ class GitHubAPI:
             )
         page = paginate(req, comments, default_per_page=30)
         page.body = [self.comment_json(c, req.api_base, req.web_base) for c in page.body]
+        return page
+
+    def list_issue_events(self, req: ApiRequest) -> ApiResponse:
+        """``GET /repos/{o}/{r}/issues/{n}/events``: the ``labeled``/``unlabeled`` events, oldest first."""
+        repo = self._repo(req)
+        pr = self._pr(repo, req.match["number"])
+        with self.sim.lock:
+            events = list(pr.label_events)
+        page = paginate(req, events, default_per_page=30)
+        api = req.api_base
+        page.body = [
+            {
+                "id": e.id,
+                "node_id": f"LE_{e.id}",
+                "url": f"{api}/repos/{repo.full_name}/issues/events/{e.id}",
+                "actor": self.user_json(e.actor, api, req.web_base),
+                "event": "labeled" if e.action == "add" else "unlabeled",
+                "commit_id": None,
+                "commit_url": None,
+                "created_at": iso(e.created_at),
+                "performed_via_github_app": None,
+                "label": {"name": e.label, "color": "ededed"},
+            }
+            for e in page.body
+        ]
         return page
 
     def _check_body(self, body: Any) -> str:

@@ -8,6 +8,7 @@ the state it already has is refused with "Cannot transition status via ...".
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -20,10 +21,22 @@ if TYPE_CHECKING:
 STATES = ("pending", "running", "success", "failed", "canceled", "skipped")
 NOTE_LIMIT = 1_000_000
 STATE_IDS = {"open": 1, "closed": 2, "merged": 3}
+#: Fork projects are not modelled as repositories; their ids sit this far above the project they fork.
+FORK_ID_OFFSET = 1_000_000
 
 
 def error(status: int, message: Any) -> ApiError:
     return ApiError(status, {"message": message})
+
+
+def _label_id(repo: SimRepo, name: str) -> int:
+    """A label's id, derived from its name (stable per project; labels are not modelled otherwise)."""
+    return int.from_bytes(hashlib.sha256(f"{repo.full_name}:{name}".encode()).digest()[:4], "big")
+
+
+def source_project_id(pr: SimPR) -> int:
+    """The project a merge request comes from: a fork (``fork_owner``) is a project of its own."""
+    return pr.repo.id + FORK_ID_OFFSET if pr.fork_owner else pr.repo.id
 
 
 class GitLabAPI:
@@ -41,6 +54,7 @@ class GitLabAPI:
         add("POST", f"{p}/merge_requests", self.create_mr)
         add("GET", mr, self.get_mr)
         add("GET", f"{mr}/commits", self.mr_commits)
+        add("GET", f"{mr}/resource_label_events", self.list_label_events)
         add("GET", f"{mr}/notes", self.list_notes)
         add("POST", f"{mr}/notes", self.create_note)
         add("GET", rf"{mr}/notes/(?P<nid>\d+)", self.get_note)
@@ -177,7 +191,7 @@ class GitLabAPI:
             "assignees": [],
             "assignee": None,
             "reviewers": [],
-            "source_project_id": repo.id,
+            "source_project_id": source_project_id(pr),
             "target_project_id": repo.id,
             "labels": list(pr.labels),
             "draft": False,
@@ -361,6 +375,32 @@ class GitLabAPI:
         infos = [repo.git.commit_info(sha) for sha in reversed(self.sim.pr_commits(pr))]  # newest first
         page = paginate(req, [i for i in infos if i], default_per_page=20, gitlab_headers=True)
         page.body = [self.commit_json(repo, i) for i in page.body]
+        return page
+
+    def list_label_events(self, req: ApiRequest) -> ApiResponse:
+        """``GET .../merge_requests/:iid/resource_label_events``: who added or removed which label, oldest first."""
+        repo = self._project(req)
+        pr = self._mr(repo, req.match["iid"])
+        with self.sim.lock:
+            events = list(pr.label_events)
+        page = paginate(req, events, default_per_page=20, gitlab_headers=True)
+        page.body = [
+            {
+                "id": e.id,
+                "user": self.user_json(e.actor, req.web_base),
+                "created_at": gl_iso(e.created_at),
+                "resource_type": "MergeRequest",
+                "resource_id": pr.id,
+                "label": {
+                    "id": _label_id(repo, e.label),
+                    "name": e.label,
+                    "color": "#ededed",
+                    "description": None,
+                },
+                "action": e.action,
+            }
+            for e in page.body
+        ]
         return page
 
     def list_notes(self, req: ApiRequest) -> ApiResponse:
@@ -556,7 +596,7 @@ class GitLabAPI:
             "merge_when_pipeline_succeeds": False,
             "milestone_id": None,
             "source_branch": pr.head_ref,
-            "source_project_id": repo.id,
+            "source_project_id": source_project_id(pr),
             "state_id": STATE_IDS[pr.state],
             "target_branch": pr.base_ref,
             "target_project_id": repo.id,

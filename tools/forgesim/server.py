@@ -44,6 +44,7 @@ from tools.forgesim.state import (
     RequestRecord,
     SimApp,
     SimComment,
+    SimLabelEvent,
     SimPR,
     SimReaction,
     SimRepo,
@@ -644,12 +645,27 @@ class ForgeSim:
         delivery.done.wait(self.webhooks.timeout + 5)
         return pr
 
-    def label(self, repo: SimRepo, pr: SimPR | int, name: str) -> SimPR:
-        """Add a label to the PR, as a maintainer would in the web UI (no webhook: nothing listens)."""
+    def label(self, repo: SimRepo, pr: SimPR | int, name: str, *, by: str | None = None) -> SimPR:
+        """Add a label to the PR as ``by`` (default: the repository's owner) would in the web UI.
+
+        Recorded as a label event (GitHub ``labeled`` issue event, GitLab resource label event ``add``);
+        no webhook is sent: nothing listens.
+        """
         pr = self.pr(repo, pr) if isinstance(pr, int) else pr
         with self.lock:
             if name not in pr.labels:
                 pr.labels.append(name)
+                pr.label_events.append(SimLabelEvent(next(self._ids), "add", name, by or repo.owner))
+            pr.updated_at = now()
+        return pr
+
+    def unlabel(self, repo: SimRepo, pr: SimPR | int, name: str, *, by: str | None = None) -> SimPR:
+        """Remove a label from the PR as ``by`` (default: the repository's owner)."""
+        pr = self.pr(repo, pr) if isinstance(pr, int) else pr
+        with self.lock:
+            if name in pr.labels:
+                pr.labels.remove(name)
+                pr.label_events.append(SimLabelEvent(next(self._ids), "remove", name, by or repo.owner))
             pr.updated_at = now()
         return pr
 

@@ -111,10 +111,21 @@ class SimPR:
     closed_at: float | None = None
     merged_at: float | None = None
     labels: list[str] = field(default_factory=list)
+    #: Who added or removed which label, oldest first (GitHub's issue events, GitLab's resource label events).
+    label_events: list[SimLabelEvent] = field(default_factory=list)
 
     @property
     def merged(self) -> bool:
         return self.state == "merged"
+
+
+@dataclass
+class SimLabelEvent:
+    id: int
+    action: Literal["add", "remove"]
+    label: str
+    actor: str
+    created_at: float = field(default_factory=now)
 
 
 @dataclass
