@@ -16,22 +16,17 @@ pending are recorded as it sets them (:class:`StatusTracker`), because a crashed
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from typing import Any, cast
 
 import redis
 
 from mergeway.events import Event
-from mergeway.forge.base import Forge
-from mergeway.report.markdown import marker, status_kind, status_name
+from mergeway.forge.base import StatusState
+from mergeway.report.publish import Publisher
 
 log = logging.getLogger("mergeway.jobs")
 
 #: How long per-job bookkeeping is kept (a job is redelivered within minutes; a week is plenty).
 KEY_TTL = 7 * 24 * 3600
-#: Status contexts whose environment has a sticky comment of the same kind.
-_COMMENTED_KINDS = ("preview", "deploy")
 
 
 def attempts_key(job_id: str) -> str:
@@ -51,54 +46,29 @@ def count_attempt(client: redis.Redis, job_id: str) -> int:
     return int(count)
 
 
-class _Current:
-    """The job this process is running (prefork: one at a time), shared with the job's threads."""
+class PendingStatuses:
+    """The status journal of one job (see :data:`mergeway.report.publish.StatusJournal`): which are pending.
 
-    lock = threading.Lock()
-    job_id: str | None = None
+    Kept in Redis under the job's id, so the worker's main process can read it after the job's own
+    process died. Bookkeeping only: a Redis failure is logged, and the job goes on.
+    """
 
+    def __init__(self, client: redis.Redis, job_id: str) -> None:
+        self.client = client
+        self.job_id = job_id
 
-def set_current_job(job_id: str | None) -> None:
-    with _Current.lock:
-        _Current.job_id = job_id
-
-
-def current_job() -> str | None:
-    with _Current.lock:
-        return _Current.job_id
-
-
-class StatusTracker:
-    """A forge wrapper that records, per running job, which commit statuses are left ``pending``."""
-
-    def __init__(self, forge: Forge, client: redis.Redis) -> None:
-        self._forge = forge
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._forge, name)
-
-    def set_status(self, sha: str, state: str, context: str, description: str = "", target_url: str = "") -> None:
-        self._forge.set_status(sha, state, context, description, target_url)  # type: ignore[arg-type]
-        job_id = current_job()
-        if job_id is None:
-            return
+    def __call__(self, sha: str, state: StatusState, context: str) -> None:
         field = f"{sha}\n{context}"
         try:
             if state == "pending":
-                pipe = self._client.pipeline()
-                pipe.hset(pending_key(job_id), field, "1")
-                pipe.expire(pending_key(job_id), KEY_TTL)
+                pipe = self.client.pipeline()
+                pipe.hset(pending_key(self.job_id), field, "1")
+                pipe.expire(pending_key(self.job_id), KEY_TTL)
                 pipe.execute()
             else:
-                self._client.hdel(pending_key(job_id), field)
+                self.client.hdel(pending_key(self.job_id), field)
         except redis.RedisError:
-            log.warning("could not record the %s status of job %s", context, job_id)
-
-
-def tracking(factory: Callable[[Any], Forge], client: redis.Redis) -> Callable[[Any], Forge]:
-    """Wrap a forge factory so its forges record pending statuses (see :class:`StatusTracker`)."""
-    return lambda repo: cast(Forge, StatusTracker(factory(repo), client))
+            log.warning("could not record the %s status of job %s", context, self.job_id)
 
 
 def _fallback_sha(event: Event) -> str:
@@ -108,38 +78,14 @@ def _fallback_sha(event: Event) -> str:
     return str(getattr(pr, "merge_commit_sha", "") or pr.head_sha)
 
 
-def report_unfinished(forge: Forge, client: redis.Redis, kind: str, event: Event, job_id: str, why: str) -> None:
+def report_unfinished(out: Publisher, client: redis.Redis, kind: str, event: Event, job_id: str, why: str) -> None:
     """Tell the pull request that the ``kind`` job ``job_id`` ended without its outcome, and why.
 
     ``why`` is Mergeway's own sentence (never an exception message, which could quote anything).
     """
-    pr = getattr(event, "pr", None)
-    if pr is None:
+    if getattr(event, "pr", None) is None:
         return
     raw: dict[bytes, bytes] = client.hgetall(pending_key(job_id))  # type: ignore[assignment]
     pending = sorted({(sha, context) for sha, _, context in (k.decode().partition("\n") for k in raw)})
-    description = f"Not finished: {why}"
-    body = (
-        f"⚠️ **Mergeway could not finish this {kind}**: {why}.\n\n"
-        f"Job `{job_id}`: an operator finds the details in the worker logs under this id. "
-        + (
-            "Push a new commit or comment `/preview` to try again."
-            if kind == "preview"
-            else "Fix the cause, then merge a new change (or redeploy by hand with `mergeway apply`)."
-        )
-    )
-    # Comments first, statuses last (as the jobs themselves do): once a status is final, its
-    # comment already says why.
-    commented = False
-    for _, context in pending:
-        ckind, env = status_kind(context)
-        if ckind in _COMMENTED_KINDS and env:
-            forge.upsert_comment(pr.number, marker(ckind, env), f"{marker(ckind, env)}\n{body}")
-            commented = True
-    if not commented:
-        forge.upsert_comment(pr.number, marker(kind, "job"), f"{marker(kind, 'job')}\n{body}")
-    for sha, context in pending:
-        forge.set_status(sha, "error", context, description)
-    if not pending and (sha := _fallback_sha(event)):
-        forge.set_status(sha, "error", status_name(kind), description)
+    out.unfinished(kind, job_id, why, pending, _fallback_sha(event))
     client.delete(pending_key(job_id))

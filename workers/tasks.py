@@ -27,51 +27,42 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from mergeway import jobs, metrics
 from mergeway.events import Event, Tick, from_dict
 from mergeway.forge.identity import IdentityError
-from mergeway.jobs.context import JobContext
+from mergeway.jobs.context import JobContext, default_context
 from mergeway.jobs.kinds import JOB_KINDS, KINDS, TASK_NAMES, JobKind, kind_of_task
 from mergeway.logs import log_context
+from mergeway.report import unfinished as texts
+from mergeway.report.publish import Publisher
 from workers import outcomes
 from workers.celery_app import app
 
 log = logging.getLogger("mergeway.jobs")
 
 
-class _Tracked:
-    """Whether this process's job context already records pending statuses."""
-
-    lock = threading.Lock()
-    installed = False
-
-
-def bookkeeping() -> JobContext | None:
-    """The process's job context with status tracking installed, or ``None`` without Redis/settings.
+def base_context() -> JobContext | None:
+    """The process's job context (clients built once), or ``None`` without Redis or settings.
 
     Bookkeeping never stops a job: without it the job still runs (it fails on its own if it needs
     what is missing), it is only not counted.
     """
-    from mergeway.jobs.context import default_context
-
     try:
         ctx = default_context()
     except Exception as exc:  # the job itself will meet (and report) the same problem
         log.debug("no job bookkeeping: %s", type(exc).__name__)
         return None
-    if ctx.redis is None:
-        return None
-    with _Tracked.lock:
-        if not _Tracked.installed:
-            ctx.forge_factory = outcomes.tracking(ctx.forge_factory, ctx.redis)
-            ctx._forges.clear()
-            _Tracked.installed = True
-    return ctx
+    return ctx if ctx.redis is not None else None
 
 
 def report_unfinished(ctx: JobContext | None, kind: str, event: Event, job_id: str | None, why: str) -> None:
-    """Best effort: the job already failed; a failure to report is logged, not raised over it."""
+    """Best effort: the job already failed; a failure to report is logged, not raised over it.
+
+    No comment lock: the job that died may hold it, and this report must not wait for its expiry.
+    """
     if ctx is None or ctx.redis is None or not job_id:
         return
+    pr = getattr(event, "pr", None)
     try:
-        outcomes.report_unfinished(ctx.forge(event.repo), ctx.redis, kind, event, job_id, why)
+        out = Publisher(ctx.forge(event.repo), pr.number if pr else 0)
+        outcomes.report_unfinished(out, ctx.redis, kind, event, job_id, why)
     except Exception as exc:
         log.warning("could not report the unfinished %s job on the pull request: %s", kind, type(exc).__name__)
 
@@ -86,6 +77,14 @@ def _attempt(ctx: JobContext | None, job_id: str | None) -> int:
         return 1
 
 
+def _job_context(ctx: JobContext | None, job_id: str | None) -> JobContext:
+    """The context of one job: the process's clients, and a journal of its pending statuses under its id."""
+    base = ctx if ctx is not None else default_context()
+    if base.redis is None or not job_id:
+        return base
+    return base.for_job(outcomes.PendingStatuses(base.redis, job_id))
+
+
 def run_job(kind: JobKind, job_id: str | None, data: Any) -> None:
     """Decode ``data`` and run the ``kind`` job, logging and timing it; exceptions propagate."""
     started = time.perf_counter()
@@ -96,25 +95,20 @@ def run_job(kind: JobKind, job_id: str | None, data: Any) -> None:
         event: Event = from_dict(data)
         pr = getattr(getattr(event, "pr", None), "number", None)
         with log_context(job=kind, job_id=job_id, delivery_id=event.delivery_id, repo=event.repo.full_name, pr=pr):
-            ctx = bookkeeping()
+            ctx = base_context()
             attempt = _attempt(ctx, job_id)
             limit = ctx.settings.job_max_attempts if ctx is not None else attempt
             if attempt > limit:
                 outcome = "given_up"
                 log.error("%s job given up: %d earlier attempts stopped their worker", kind, attempt - 1)
-                why = (
-                    f"the worker running it stopped {attempt - 1} times (out of memory, killed or crashed), "
-                    "so it is not retried again"
-                )
-                report_unfinished(ctx, kind, event, job_id, why)
+                report_unfinished(ctx, kind, event, job_id, texts.given_up(attempt - 1))
                 return
             log.info("%s job started", kind, extra={"attempt": attempt})
-            outcomes.set_current_job(job_id)
             try:
-                jobs.dispatch(kind, event)
+                jobs.dispatch(kind, event, _job_context(ctx, job_id))
             except SoftTimeLimitExceeded:
                 log.error("%s job stopped at its time limit", kind)
-                report_unfinished(ctx, kind, event, job_id, "it ran longer than its time limit")
+                report_unfinished(ctx, kind, event, job_id, texts.TIME_LIMIT)
                 raise
             except IdentityError as exc:
                 # The delivery's repository is not what it claims: nothing is posted anywhere, since
@@ -123,10 +117,8 @@ def run_job(kind: JobKind, job_id: str | None, data: Any) -> None:
                 raise
             except Exception as exc:
                 log.error("%s job failed: %s: %s", kind, type(exc).__name__, exc, exc_info=exc)
-                report_unfinished(ctx, kind, event, job_id, f"it failed unexpectedly ({type(exc).__name__})")
+                report_unfinished(ctx, kind, event, job_id, texts.unexpected(type(exc).__name__))
                 raise
-            finally:
-                outcomes.set_current_job(None)
             outcome = "succeeded"
             log.info("%s job succeeded", kind)
     finally:
@@ -151,7 +143,7 @@ def _report_hard_limit(kind: JobKind, job_id: str, data: dict[str, Any]) -> None
         event = from_dict(data)
     except Exception:
         return
-    report_unfinished(bookkeeping(), kind, event, job_id, "it ran longer than its time limit and was stopped")
+    report_unfinished(base_context(), kind, event, job_id, texts.HARD_TIME_LIMIT)
 
 
 def run_tick(kind: JobKind, job_id: str | None, data: Any) -> None:
@@ -168,7 +160,7 @@ def run_tick(kind: JobKind, job_id: str | None, data: Any) -> None:
         with log_context(job=kind, job_id=job_id):
             log.info("%s job started", kind)
             try:
-                jobs.handler(kind)(Tick.from_dict(data))
+                jobs.handler(kind)(Tick.from_dict(data), default_context())
             except Exception as exc:
                 log.error("%s job failed: %s: %s", kind, type(exc).__name__, exc, exc_info=exc)
                 raise

@@ -1,13 +1,20 @@
 """Job dispatch: one domain module per job kind, listed in :mod:`mergeway.jobs.kinds`.
 
-Workers stay thin: a Celery task decodes the event and calls :func:`dispatch`, which looks the
-kind's ``run(event)`` up in the table :data:`mergeway.jobs.kinds.KINDS` and calls it.
+Workers stay thin: a Celery task decodes the event and calls :func:`dispatch` with the job's
+context, which looks the kind's ``run(event, ctx)`` up in the table :data:`mergeway.jobs.kinds.KINDS`
+and calls it. Jobs return their outcomes and publish them through ``ctx.publisher(event)``
+(:mod:`mergeway.report.publish`), the only way out to the forge.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mergeway.events import Event
 from mergeway.jobs.kinds import KINDS, JobKind, Run, run_of
+
+if TYPE_CHECKING:  # the context pulls in the engine; this package is imported by the web process too
+    from mergeway.jobs.context import JobContext
 
 
 def handler(kind: JobKind) -> Run:
@@ -17,13 +24,10 @@ def handler(kind: JobKind) -> Run:
     return run_of(kind)
 
 
-def dispatch(kind: JobKind, event: Event) -> None:
+def dispatch(kind: JobKind, event: Event, ctx: JobContext) -> None:
     """Run the ``kind`` job for ``event``. Jobs must be idempotent: Celery may deliver twice.
 
     The event's repository is the delivery's claim; it is checked against the configured forge
     first, and the job sees only the verified repository (clone URL, name, default branch).
     """
-    run = handler(kind)
-    from mergeway.jobs.context import default_context
-
-    run(default_context().verified(event))
+    handler(kind)(ctx.verified(event), ctx)

@@ -29,6 +29,7 @@ from mergeway.events import Command
 from mergeway.forge.base import Forge, PullRequestInfo
 from mergeway.kube.changeset import ObjectRef
 from mergeway.render import Rendered
+from mergeway.report import allowance as texts
 from mergeway.report.markdown import ALLOW_LABEL
 
 COMMAND = "allow-destructive"
@@ -61,25 +62,14 @@ def parse(command: Command | None) -> Request | None:
     return Request(env, commit) if _COMMIT.fullmatch(commit) else None
 
 
-def usage(env: str, pr: PullRequestInfo) -> str:
-    """The exact command that allows ``env`` at the pull request's head, for replies and hints."""
-    return f"/allow-destructive {env} {pr.head_sha[:12]}"
-
-
 def refusal(forge: Forge, pr: PullRequestInfo, author: str, request: Request) -> str:
-    """Why ``author``'s well-formed request does not count (``""``: it counts)."""
+    """Why ``author``'s well-formed request does not count (``""``: it counts), in the reply's words."""
     if author.lower() == pr.author.lower():
-        return (
-            f"@{author} the author of a pull request cannot allow its own destructive changes: someone else "
-            "with write access must review them and comment"
-        )
+        return texts.own_changes(author)
     if not pr.head_sha.startswith(request.commit):
-        return (
-            f"@{author} commit `{request.commit}` is not the head of #{pr.number} (`{pr.head_sha[:12]}`): review "
-            f"the latest push, then comment `{usage(request.env, pr)}`"
-        )
+        return texts.not_the_head(author, request.commit, pr.number, pr.head_sha, request.env)
     if not forge.get_permission(author).can_write:
-        return f"@{author} only users with write access can allow destructive changes"
+        return texts.no_write_access(author)
     return ""
 
 

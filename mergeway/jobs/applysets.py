@@ -27,6 +27,7 @@ from mergeway.kube.applyset import (
 )
 from mergeway.render.manifests import Manifest
 from mergeway.repoconfig import Environment
+from mergeway.report import failures as texts
 
 #: The parent lives here when the environment names no namespace.
 DEFAULT_PARENT_NAMESPACE = "default"
@@ -84,15 +85,15 @@ def parent_impostor(manifest: Manifest) -> str:
     namespace, nor any object carrying a parent's label or annotations.
     """
     if manifest.group == "" and manifest.kind == "ConfigMap" and _PARENT_NAME.fullmatch(manifest.name):
-        return "named like a Mergeway ApplySet parent (ConfigMap `mergeway-<repository>.<environment>`)"
+        return texts.PARENT_NAME
     metadata = manifest.obj.get("metadata") or {}
     labels = metadata.get("labels") if isinstance(metadata, dict) else None
     if isinstance(labels, dict) and ID_LABEL in labels:
-        return f"carries the ApplySet parent label `{ID_LABEL}`"
+        return texts.parent_label(ID_LABEL)
     annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
     marks = sorted(k for k in _PARENT_ANNOTATIONS if isinstance(annotations, dict) and k in annotations)
     if marks:
-        return f"carries ApplySet parent annotations ({', '.join(f'`{k}`' for k in marks)})"
+        return texts.parent_annotations(marks)
     return ""
 
 
@@ -101,9 +102,6 @@ def parent_impostors(manifests: Sequence[Manifest]) -> str:
     found = [(m, why) for m in manifests if (why := parent_impostor(m))]
     if not found:
         return ""
-    lines = [f"- {m.kind}/{m.namespace + '/' if m.namespace else ''}{m.name} ({m.source}): {why}" for m, why in found]
-    return (
-        f"{len(found)} object(s) have the identity of an ApplySet parent, which records what Mergeway "
-        "prunes and is written only by Mergeway:\n" + "\n".join(lines[:50]) + "\nNothing was sent to the "
-        "cluster; rename these objects and remove ApplySet labels and annotations from them."
+    return texts.parent_impostors(
+        [(f"{m.kind}/{m.namespace + '/' if m.namespace else ''}{m.name}", m.source, why) for m, why in found]
     )

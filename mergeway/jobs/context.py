@@ -1,8 +1,10 @@
-"""What a job needs from the outside world, gathered in one object.
+"""What a job needs from the outside world, gathered in one object and passed in: ``run(event, ctx)``.
 
 Jobs receive a :class:`JobContext` instead of reaching for globals, so tests can run a job against
-the forge simulator and the local cluster with a context built from explicit settings, and the
-worker builds one per process from its environment (:func:`default_context`).
+a forge and the local cluster with a context built from explicit settings. The worker builds the
+process's clients once from its environment (:func:`default_context`) and passes each job its own
+copy, carrying that job's status journal (:meth:`JobContext.for_job`); nothing is patched while a
+job runs.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mergeway.git import CheckoutCache
 from mergeway.kube.client import KubeClient
 from mergeway.kube.clusters import ClusterRegistry
 from mergeway.render import Rendered, render
+from mergeway.report.publish import Publisher, StatusJournal
 
 E = TypeVar("E", bound=Event)
 Checkout = Callable[[Repository, str, int | None], AbstractContextManager[Path]]
@@ -41,6 +44,8 @@ class JobContext:
     clusters: ClusterRegistry
     policy: policy_mod.Policy
     redis: redis.Redis | None = None
+    #: Told of every commit status the job sets (see :class:`~mergeway.report.publish.Publisher`).
+    journal: StatusJournal | None = None
     _forges: dict[tuple[str, str], Forge] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -54,6 +59,21 @@ class JobContext:
             if key not in self._forges:
                 self._forges[key] = self.forge_factory(repo)
             return self._forges[key]
+
+    def for_job(self, journal: StatusJournal | None) -> JobContext:
+        """This context for one job: the same clients (and forge cache), that job's status journal."""
+        return dataclasses.replace(self, journal=journal)
+
+    def publisher(self, event: Event) -> Publisher:
+        """The one way out for ``event``'s job: its pull request, comment lock, link and status journal."""
+        pr = getattr(event, "pr", None)
+        return Publisher(
+            self.forge(event.repo),
+            pr.number if pr else 0,
+            lock=self.comment_lock(event),
+            target_url=self.target_url(event),
+            journal=self.journal,
+        )
 
     def verified(self, event: E) -> E:
         """``event`` with its repository as the configured forge reports it (see :mod:`mergeway.forge.identity`).

@@ -28,6 +28,7 @@ from mergeway.kube.clusters import UnknownCluster
 from mergeway.kube.discovery import Discovery
 from mergeway.render import Rendered, RenderError
 from mergeway.repoconfig import Environment, RepoConfigError
+from mergeway.report import failures as texts
 
 log = logging.getLogger("mergeway.jobs.environment")
 
@@ -49,13 +50,11 @@ EXPECTED = (*READ_ERRORS, Refused, UnknownCluster, RenderError, KubeError)
 def describe(exc: Exception, verb: str, env: Environment | None = None) -> str:
     """An expected failure in the pull request's words; ``verb`` is what was tried ("deploy")."""
     if isinstance(exc, CheckoutError | GitError):
-        return f"Could not read the repository: {exc}"
+        return texts.unreadable(exc)
     if env is not None and isinstance(exc, RenderError):
-        return f"Rendering {env.path} failed:\n{exc}"
+        return texts.render_failed(env.path, exc)
     if env is not None and isinstance(exc, KubeError) and not isinstance(exc, ApplySetConflict):
-        # Status 0 is the client's own failure (no kubeconfig, no connection): no answer to quote.
-        what = "could not be reached" if exc.status == 0 else f"refused the {verb}"
-        return f"The cluster {env.cluster!r} {what}: {exc}"
+        return texts.cluster_failed(env.cluster, verb, exc.status, exc)
     return str(exc)
 
 
@@ -82,9 +81,13 @@ class EnvironmentStep:
         try:
             return body()
         except EXPECTED as exc:
-            report.error = describe(exc, self.verb, self.env)
-            log.info("%s of %s stopped: %s", self.verb, self.env.name, type(exc).__name__)
+            report.error = self.stopped(exc)
             return report
+
+    def stopped(self, exc: Exception) -> str:
+        """What the pull request is told about an expected failure (see :data:`EXPECTED`); logged for operators."""
+        log.info("%s of %s stopped: %s", self.verb, self.env.name, type(exc).__name__)
+        return describe(exc, self.verb, self.env)
 
     def check_policy(self) -> None:
         """Raise :class:`Refused` when the policy refuses the environment as a whole (cluster, namespace, branch)."""
@@ -94,7 +97,7 @@ class EnvironmentStep:
             repo.forge, repo.full_name, self.env, known, default_branch=repo.default_branch
         )
         if not decision.allowed:
-            raise Refused(f"Not allowed by this server's policy: {decision.reason}")
+            raise Refused(texts.policy_refused(decision.reason))
 
     def client(self) -> KubeClient:
         return self.ctx.clusters.client(self.env.cluster)
@@ -110,8 +113,8 @@ class EnvironmentStep:
         """
         impostors = parent_impostors(rendered.manifests)
         if impostors:
-            raise Refused(f"Not allowed: {impostors}")
+            raise Refused(texts.not_allowed(impostors))
         repo = self.repo
         refusal = self.ctx.policy.admit(repo.forge, repo.full_name, self.env, rendered.manifests, discovery)
         if refusal:
-            raise Refused(f"Not allowed by this server's policy: {refusal}")
+            raise Refused(texts.policy_refused(refusal))

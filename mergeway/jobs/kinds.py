@@ -29,8 +29,9 @@ BuiltinKind = Literal["preview", "deploy", "rollback", "help"]
 JobKind = str
 JOB_KINDS: Final[tuple[BuiltinKind, ...]] = get_args(BuiltinKind)
 
-#: A job's entry point: ``run(event)`` for event jobs, ``run(tick)`` for periodic ones.
-Run = Callable[[Any], None]
+#: A job's entry point: ``run(event, ctx)`` for event jobs, ``run(tick, ctx)`` for periodic ones, where
+#: ``ctx`` is the job's :class:`mergeway.jobs.context.JobContext` (not imported here: see above).
+Run = Callable[[Any, Any], object]
 
 
 class JobSpec(NamedTuple):

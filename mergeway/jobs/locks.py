@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 import redis
 from redis.exceptions import LockError, LockNotOwnedError
 
+from mergeway.report.failures import lock_unavailable
+
 log = logging.getLogger("mergeway.jobs.locks")
 
 
@@ -42,7 +44,7 @@ def held_lock(
         if on_wait is not None:
             on_wait()
         if not lock.acquire():
-            raise LockUnavailable(f"{key} is held by another job (waited {wait:g}s)")
+            raise LockUnavailable(lock_unavailable(key, wait))
     stop = threading.Event()
 
     def heartbeat() -> None:

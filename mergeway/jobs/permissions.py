@@ -10,15 +10,13 @@ commenter is one sticky reply per command, and nothing else happens.
 from __future__ import annotations
 
 from mergeway.events import CommentCommand
-from mergeway.forge.base import Forge, LockFactory
-from mergeway.report.markdown import marker, refusal
+from mergeway.forge.base import Forge
+from mergeway.report.publish import Publisher
 
 
-def may_run(forge: Forge, event: CommentCommand, *, lock: LockFactory | None = None) -> bool:
-    """True when ``event.author`` can write to the repository; otherwise reply and return False."""
+def may_run(forge: Forge, event: CommentCommand, out: Publisher) -> bool:
+    """True when ``event.author`` can write to the repository; otherwise reply through ``out`` and return False."""
     if forge.get_permission(event.author).can_write:
         return True
-    marked = marker("command", event.command.name)
-    text = f"{marked}\n{refusal(event.author, event.command.name, nothing='run')}"
-    forge.upsert_comment(event.pr.number, marked, text, lock=lock)
+    out.refusal(event.command.name, event.author, nothing="run")
     return False

@@ -18,7 +18,7 @@ from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
 from mergeway.git import CheckoutError, GitError
 from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
-from mergeway.jobs.context import JobContext, default_context
+from mergeway.jobs.context import JobContext
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, describe
 from mergeway.jobs.permissions import may_run
 from mergeway.jobs.prunes import PruneCheck
@@ -27,8 +27,9 @@ from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
 from mergeway.kube.discovery import Discovery
 from mergeway.repoconfig import Environment, RepoConfig
-from mergeway.report.markdown import marker, status_name
-from mergeway.report.preview import PreviewReport, merge_footer, on_merge, render_preview, render_summary
+from mergeway.report import preview as texts
+from mergeway.report.preview import PreviewReport, merge_footer, on_merge
+from mergeway.report.publish import Publisher
 
 log = logging.getLogger("mergeway.jobs.preview")
 
@@ -39,19 +40,15 @@ class PreviewOutcome:
     reports: list[PreviewReport]
 
 
-def run(event: Event) -> None:
-    """Celery entry point (see :mod:`mergeway.jobs`)."""
-    preview(event, default_context())
-
-
-def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
+def run(event: Event, ctx: JobContext) -> PreviewOutcome:
+    """Celery entry point (see :mod:`mergeway.jobs`): preview the pull request's current head, publish each outcome."""
     if not isinstance(event, PullRequestUpdated | CommentCommand):
         raise TypeError(f"the preview job does not handle {event.kind} events")
-    forge = ctx.forge(event.repo)
+    forge, out = ctx.forge(event.repo), ctx.publisher(event)
     number = event.pr.number
     if isinstance(event, CommentCommand):
-        forge.add_reaction(number, event.comment_id, "eyes")
-        if not may_run(forge, event, lock=ctx.comment_lock(event)):
+        out.seen(event.comment_id)
+        if not may_run(forge, event, out):
             return PreviewOutcome("", [])
     pr = forge.get_pull_request(number)
     if isinstance(event, PullRequestUpdated) and pr.head_sha != event.pr.head_sha:
@@ -63,22 +60,25 @@ def preview(event: Event, ctx: JobContext) -> PreviewOutcome:
             config = ctx.load_repo_config(root)
         except READ_ERRORS as exc:
             report = PreviewReport(CONFIG_ENV, pr.head_sha, error=describe(exc, "preview"))
-            _publish(ctx, event, pr, report, status=status_name("preview", CONFIG_ENV))
+            out.preview(report)
             return PreviewOutcome(pr.head_sha, [report])
-        reports = _preview_environments(ctx, event, pr, root, config, rendered_from)
+        reports = _preview_environments(ctx, out, event, pr, root, config, rendered_from)
     return PreviewOutcome(pr.head_sha, reports)
 
 
 def _preview_environments(
-    ctx: JobContext, event: Event, pr: PullRequestInfo, root: Path, config: RepoConfig, rendered_from: str
+    ctx: JobContext,
+    out: Publisher,
+    event: Event,
+    pr: PullRequestInfo,
+    root: Path,
+    config: RepoConfig,
+    rendered_from: str,
 ) -> list[PreviewReport]:
     """Preview the environments asked for (all, or those ``/preview`` names) and report each."""
     wanted = set(event.command.args) if isinstance(event, CommentCommand) else set()
     envs = [e for e in config.environments if not wanted or e.name in wanted]
-    for env in envs:
-        ctx.forge(event.repo).set_status(
-            pr.head_sha, "pending", status_name("preview", env.name), "Previewing…", ctx.target_url(event)
-        )
+    out.preview_pending(pr.head_sha, [env.name for env in envs])
     reports = []
     links: dict[str, str] = {}
     for env in envs:
@@ -86,12 +86,15 @@ def _preview_environments(
         _describe_merge(report, event, pr, env)
         report.rendered_from = rendered_from
         reports.append(report)
-        links[env.name] = _publish(ctx, event, pr, report, status=status_name("preview", env.name))
+        links[env.name] = out.preview(report)
     if len(config.environments) > 1 and links:
-        _publish_summary(ctx, event, pr, reports, links)
+        out.preview_summary(pr.head_sha, reports, links)
     unknown = wanted - {e.name for e in config.environments}
     if unknown:
-        _publish_unknown(ctx, event, pr, config, unknown)
+        known = [e.name for e in config.environments]
+        out.preview_note(
+            PreviewReport(CONFIG_ENV, pr.head_sha, error=texts.unknown_environments(sorted(unknown), known))
+        )
     return reports
 
 
@@ -112,23 +115,6 @@ def _describe_merge(report: PreviewReport, event: Event, pr: PullRequestInfo, en
     )[0]
 
 
-def _publish_unknown(ctx: JobContext, event: Event, pr: PullRequestInfo, config: RepoConfig, unknown: set[str]) -> None:
-    """Tell the author which names ``/preview`` was given that the repository does not configure."""
-    forge = ctx.forge(event.repo)
-    note = PreviewReport(
-        CONFIG_ENV,
-        pr.head_sha,
-        error=f"/preview named unknown environment(s): {', '.join(sorted(unknown))}; "
-        f"this repository has: {', '.join(e.name for e in config.environments)}",
-    )
-    forge.upsert_comment(
-        pr.number,
-        marker("preview", CONFIG_ENV),
-        render_preview(note, limit=forge.comment_limit),
-        lock=ctx.comment_lock(event),
-    )
-
-
 def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: Path) -> str:
     """Make ``root`` what merging deploys: the PR head merged with its base's current head.
 
@@ -140,11 +126,10 @@ def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: P
         base = ctx.git.branch_head(event.repo, pr.base_ref)
     except (GitError, CheckoutError) as exc:
         log.warning("previewing the head of #%s: its base could not be read: %s", pr.number, exc)
-        return f"this pull request's head only: ⚠️ its base `{pr.base_ref}` could not be read"
-    base_md = f"`{pr.base_ref}` ({base})"
+        return texts.rendered_base_unreadable(pr.base_ref)
     try:
         ctx.git.git(event.repo, root, "merge-base", "--is-ancestor", base, "HEAD")
-        return f"this pull request's head, up to date with {base_md}"
+        return texts.rendered_up_to_date(pr.base_ref, base)
     except GitError as exc:
         if exc.returncode != 1:
             raise
@@ -153,11 +138,8 @@ def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: P
     except GitError:
         with contextlib.suppress(GitError):  # nothing to abort when git refused to start the merge
             ctx.git.git(event.repo, root, "merge", "--abort")
-        return (
-            f"this pull request's head only: ⚠️ it conflicts with {base_md}, so this is not what merging "
-            "would deploy; resolve the conflicts to see that"
-        )
-    return f"the merge of this pull request into {base_md}, which is what merging deploys"
+        return texts.rendered_conflicting(pr.base_ref, base)
+    return texts.rendered_merged(pr.base_ref, base)
 
 
 def _preview_environment(
@@ -172,11 +154,8 @@ def _preview_environment(
 def _dry_run(step: EnvironmentStep, pr: PullRequestInfo, root: Path, report: PreviewReport) -> PreviewReport:
     step.check_policy()
     if pr.is_fork and not step.ctx.settings.allow_fork_previews:
-        report.skipped = "pull requests from forks are not dry-run (MERGEWAY_ALLOW_FORK_PREVIEWS)"
-        report.notes.append(
-            "This pull request comes from a fork, so it was not dry-run against the cluster: its manifests "
-            "are untrusted. An operator can allow fork previews with MERGEWAY_ALLOW_FORK_PREVIEWS=true."
-        )
+        report.skipped = texts.FORK_SKIPPED
+        report.notes.append(texts.FORK_NOTE)
         return report
     client = step.client()
     rendered = step.render(root, client)
@@ -197,34 +176,4 @@ def _migration_note(client: KubeClient, applyset: ApplySet, legacy: ApplySet) ->
     """Say so when merging moves the environment from its old-named ApplySet to the new one."""
     if applyset.read(client) is not None or legacy.read(client) is None:
         return []
-    return [
-        f"This environment was deployed under the ApplySet `{legacy.name}`, whose name other repositories "
-        f"may share; merging moves its objects to `{applyset.name}` (hence the label changes). Objects of the "
-        "old set that are no longer in Git are not pruned: remove them by hand."
-    ]
-
-
-def _publish(ctx: JobContext, event: Event, pr: PullRequestInfo, report: PreviewReport, *, status: str) -> str:
-    """Write the comment and the status (linking to the comment); returns the comment's URL."""
-    forge = ctx.forge(event.repo)
-    current = forge.get_pull_request(pr.number).head_sha
-    if current != pr.head_sha:
-        # A newer push arrived while we worked; its own job reports. Never overwrite newer with older.
-        log.info("preview of %s superseded by %s; not reporting", pr.head_sha[:12], current[:12])
-        return ""
-    body = render_preview(report, limit=forge.comment_limit)
-    ref = forge.upsert_comment(pr.number, marker("preview", report.environment), body, lock=ctx.comment_lock(event))
-    state, description = report.status()
-    forge.set_status(pr.head_sha, state, status, description, ref.url or ctx.target_url(event))
-    return ref.url
-
-
-def _publish_summary(
-    ctx: JobContext, event: Event, pr: PullRequestInfo, reports: list[PreviewReport], links: dict[str, str]
-) -> None:
-    """One comment that says, per environment, what this pull request does there."""
-    forge = ctx.forge(event.repo)
-    if forge.get_pull_request(pr.number).head_sha != pr.head_sha:
-        return
-    body = render_summary(reports, links, limit=forge.comment_limit)
-    forge.upsert_comment(pr.number, marker("summary", "preview"), body, lock=ctx.comment_lock(event))
+    return [texts.migration_note(legacy.name, applyset.name)]

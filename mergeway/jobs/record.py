@@ -16,7 +16,8 @@ from mergeway.events import PullRequestMerged
 from mergeway.jobs.applysets import owner_identity
 from mergeway.jobs.context import JobContext
 from mergeway.kube.apply import DeployResult
-from mergeway.report.deploy import DeployReport
+from mergeway.report import deploy as texts
+from mergeway.report.deploy import Applied, DeployReport, applied_of
 
 log = logging.getLogger("mergeway.jobs.record")
 
@@ -54,32 +55,34 @@ class Recorder:
     def outcome(self, report: DeployReport) -> None:
         """The deploy of ``report.environment`` ended: superseded, failed or healthy (and maybe held)."""
         env, commit = report.environment, report.merge_sha
-        result = report.result
-        extra: dict[str, Any] = {"counts": counts(result)} if result is not None else {}
+        applied = report.applied
+        extra: dict[str, Any] = {"counts": counts_of(applied)} if applied is not None else {}
         if report.state == "superseded":
-            self.phase(env, commit, "superseded", reason=f"{report.deployed_sha[:12]} is deployed and includes it")
+            self.phase(env, commit, "superseded", reason=texts.superseded_reason(report.deployed_sha))
         elif report.state != "success":
             reason = (report.failures[0] if report.failures else report.error).split("\n", 1)[0]
-            self.phase(env, commit, "failed", reason=reason, failures=failures(result), **extra)
+            self.phase(env, commit, "failed", reason=reason, failures=failures_of(applied), **extra)
         else:
             self.phase(env, commit, "healthy", healthy_commit=report.deployed_sha, **extra)
             if report.held:
-                why = f"{len(report.held)} destructive change(s) wait for an allowance"
-                self.phase(env, commit, "held", reason=why)
+                self.phase(env, commit, "held", reason=texts.held_reason(len(report.held)))
 
 
-def counts(result: DeployResult | None) -> Counts:
-    if result is None:
+def counts(result: DeployResult) -> Counts:
+    """What the engine did so far, as the record counts it (the rollout wait is about to begin)."""
+    return counts_of(applied_of(result))
+
+
+def counts_of(applied: Applied | None) -> Counts:
+    if applied is None:
         return Counts()
-    done = result.counts()
-    return Counts(done.get("added", 0) + done.get("changed", 0), done.get("pruned", 0), done.get("unchanged", 0))
+    return Counts(
+        applied.count("added") + applied.count("changed"), applied.count("pruned"), applied.count("unchanged")
+    )
 
 
-def failures(result: DeployResult | None) -> tuple[Failure, ...]:
+def failures_of(applied: Applied | None) -> tuple[Failure, ...]:
     """Each failed object and its reason: rejected by the dry run, by the apply, or not healthy."""
-    if result is None:
+    if applied is None:
         return ()
-    out = [Failure(str(i.ref), f"dry run: {i.message}") for i in result.plan.errors]
-    out += [Failure(str(item.ref), message) for item, message in result.failed]
-    out += [Failure(ref, health.message or health.state) for ref, health in result.unhealthy.items()]
-    return tuple(out)
+    return tuple(Failure(ref, reason) for ref, reason in applied.problems)

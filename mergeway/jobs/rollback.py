@@ -21,7 +21,7 @@ from pathlib import Path
 from mergeway.events import CommentCommand, Event, Repository
 from mergeway.forge.base import Forge, PullRequestInfo
 from mergeway.git import GitError
-from mergeway.jobs.context import JobContext, default_context
+from mergeway.jobs.context import JobContext
 from mergeway.report import rollback as texts
 
 log = logging.getLogger("mergeway.jobs.rollback")
@@ -34,43 +34,34 @@ def revert_branch(pr: PullRequestInfo) -> str:
     return f"mergeway/revert-{pr.number}-{(pr.merge_commit_sha or '')[:12]}"
 
 
-def run(event: Event) -> None:
-    """Celery entry point (see :mod:`mergeway.jobs`)."""
-    rollback(event, default_context())
-
-
-def _reply(ctx: JobContext, forge: Forge, event: CommentCommand, text: str) -> None:
-    forge.upsert_comment(event.pr.number, texts.MARKER, texts.render_reply(text), lock=ctx.comment_lock(event))
-
-
-def rollback(event: Event, ctx: JobContext) -> str:
+def run(event: Event, ctx: JobContext) -> str:
     """Open (or find) the revert pull request; returns its URL, or '' when refused."""
     if not isinstance(event, CommentCommand) or event.command.name != "rollback":
         raise TypeError("the rollback job handles /rollback comments only")
-    forge = ctx.forge(event.repo)
-    forge.add_reaction(event.pr.number, event.comment_id, "eyes")
+    forge, out = ctx.forge(event.repo), ctx.publisher(event)
+    out.seen(event.comment_id)
     if not forge.get_permission(event.author).can_write:
-        _reply(ctx, forge, event, texts.refused(event.author))
+        out.rollback_reply(texts.refused(event.author))
         return ""
     pr = forge.get_pull_request(event.pr.number)
     if not pr.merged or not pr.merge_commit_sha:
-        _reply(ctx, forge, event, texts.not_merged(event.author, pr.number, pr.state))
+        out.rollback_reply(texts.not_merged(event.author, pr.number, pr.state))
         return ""
     branch = revert_branch(pr)
     existing = forge.find_open_pull_request(branch)
     if existing is not None and _is_our_revert(ctx, forge, event.repo, pr, existing):
-        _reply(ctx, forge, event, texts.already_open(existing.url))
+        out.rollback_reply(texts.already_open(existing.url))
         return existing.url
     if existing is not None:
         log.warning("%s is open from %s but is not Mergeway's revert; using a fresh branch", existing.url, branch)
     try:
         branch = _push_revert(ctx, event, pr, branch, taken=existing is not None)
     except GitError as exc:
-        _reply(ctx, forge, event, texts.not_reverted(event.author, pr.number, pr.base_ref, str(exc)))
+        out.rollback_reply(texts.not_reverted(event.author, pr.number, pr.base_ref, str(exc)))
         return ""
     body = texts.revert_body(pr.number, pr.url, event.author)
     opened = forge.open_pull_request(branch, pr.base_ref, texts.revert_title(pr.title), body)
-    _reply(ctx, forge, event, texts.opened(event.author, opened.url))
+    out.rollback_reply(texts.opened(event.author, opened.url))
     return opened.url
 
 
@@ -139,7 +130,7 @@ def _revert(ctx: JobContext, repo: Repository, worktree: Path, pr: PullRequestIn
             "commit",
             "--quiet",
             "-m",
-            f'Revert "{pr.title}"\n\nThis reverts the {pr.commit_count} commits of #{pr.number}.',
+            texts.revert_message(pr.title, pr.commit_count, pr.number),
         )
     else:  # a squash commit (or a single rebased commit) reverts as is
         ctx.git.git(repo, worktree, *identity, "revert", "--no-edit", sha)

@@ -267,3 +267,48 @@ def render_summary(reports: list[PreviewReport], links: dict[str, str], *, limit
         summary = report.plan.summary() if report.plan is not None and not report.error else description
         lines.append(f"| {name} | {icon} {state} | {_cell(summary)} | {risky} | {report.on_merge} |")
     return clip_body("\n".join(lines) + "\n", limit)
+
+
+# -- what the preview job tells in its own words ------------------------------------------------------
+
+
+def rendered_base_unreadable(base_ref: str) -> str:
+    return f"this pull request's head only: ⚠️ its base `{base_ref}` could not be read"
+
+
+def rendered_up_to_date(base_ref: str, base: str) -> str:
+    return f"this pull request's head, up to date with `{base_ref}` ({base})"
+
+
+def rendered_conflicting(base_ref: str, base: str) -> str:
+    return (
+        f"this pull request's head only: ⚠️ it conflicts with `{base_ref}` ({base}), so this is not what merging "
+        "would deploy; resolve the conflicts to see that"
+    )
+
+
+def rendered_merged(base_ref: str, base: str) -> str:
+    return f"the merge of this pull request into `{base_ref}` ({base}), which is what merging deploys"
+
+
+FORK_SKIPPED = "pull requests from forks are not dry-run (MERGEWAY_ALLOW_FORK_PREVIEWS)"
+FORK_NOTE = (
+    "This pull request comes from a fork, so it was not dry-run against the cluster: its manifests "
+    "are untrusted. An operator can allow fork previews with MERGEWAY_ALLOW_FORK_PREVIEWS=true."
+)
+
+
+def migration_note(legacy: str, applyset: str) -> str:
+    """Merging moves the environment from its old-named ApplySet to the new one."""
+    return (
+        f"This environment was deployed under the ApplySet `{legacy}`, whose name other repositories "
+        f"may share; merging moves its objects to `{applyset}` (hence the label changes). Objects of the "
+        "old set that are no longer in Git are not pruned: remove them by hand."
+    )
+
+
+def unknown_environments(unknown: list[str], known: list[str]) -> str:
+    """``/preview`` named environments the repository does not configure."""
+    return (
+        f"/preview named unknown environment(s): {', '.join(sorted(unknown))}; this repository has: {', '.join(known)}"
+    )

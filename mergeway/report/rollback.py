@@ -48,6 +48,11 @@ def revert_title(title: str) -> str:
     return f'Revert "{title}"'
 
 
+def revert_message(title: str, commits: int, number: int) -> str:
+    """The commit message of one revert of a rebase-merge's ``commits`` commits."""
+    return f"{revert_title(title)}\n\nThis reverts the {commits} commits of #{number}."
+
+
 def revert_body(number: int, url: str, author: str) -> str:
     """The revert pull request's description: what it undoes, who asked, and what merging it does."""
     return (

@@ -13,6 +13,7 @@ import sys
 import redis
 
 from mergeway.events import Tick
+from mergeway.jobs.context import JobContext
 from mergeway.jobs.kinds import JobSpec, register
 
 #: Where each run is counted (a Redis list of JSON objects, one per run).
@@ -22,7 +23,7 @@ INTERVAL = float(os.environ.get("TEST_TICK_INTERVAL", "1"))
 register("tick", JobSpec(run="tests.scheduler.tick_job:run", time_limit=60.0, every=INTERVAL))
 
 
-def run(tick: Tick) -> None:
+def run(tick: Tick, ctx: JobContext) -> None:
     """Count this run: when the tick was due, and which worker ran it."""
     client = redis.Redis.from_url(os.environ["TEST_TICK_REDIS_URL"])  # the worker scrubs REDIS_URL
     worker = os.environ.get("TEST_WORKER_NAME", "")

@@ -1,0 +1,197 @@
+"""The one way out: turns what a job decided (its reports and replies) into what the forge shows.
+
+Jobs return outcomes (:class:`~mergeway.report.deploy.DeployReport`,
+:class:`~mergeway.report.preview.PreviewReport`, a reply) and hand them to a :class:`Publisher`;
+only this module calls the forge's comment, status and reaction methods (a test walks the code to
+keep it so). That gives every job, for free and alike:
+
+* the sticky comment per (kind, environment) and the commit status next to it, comments first and
+  statuses last, so a final status always has the comment that explains it;
+* the pull request's comment lock, so two jobs never race on its comments;
+* the journal of statuses left ``pending`` (:data:`StatusJournal`), which lets the worker say on
+  the pull request that a job ended without its outcome (:mod:`workers.outcomes`);
+* one policy for a failure to publish: the forge clients retry each request (429, 5xx, connection
+  errors: :mod:`mergeway.forge.retry`); an outcome is then tried again as a whole
+  (:data:`OUTCOME_ATTEMPTS`: a sticky comment converges, a status repeats harmlessly) and a last
+  failure is logged as an error naming what was lost. A deploy's outcome that cannot be published
+  never fails the deploy: the cluster and the deployment record already hold the truth.
+
+Later outputs (forge Deployments, an issue per environment) are new methods here, fed by the same
+outcomes; no job changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
+
+from mergeway.forge.base import CommentRef, Forge, LockFactory, StatusState
+from mergeway.report import allowance as allowance_texts
+from mergeway.report import rollback as rollback_texts
+from mergeway.report import unfinished as unfinished_texts
+from mergeway.report.deploy import DeployReport, render_deploy
+from mergeway.report.help import MARKER as HELP_MARKER
+from mergeway.report.help import render_help
+from mergeway.report.markdown import marker, refusal, status_kind, status_name
+from mergeway.report.preview import PreviewReport, render_preview, render_summary
+
+log = logging.getLogger("mergeway.report.publish")
+
+#: Called after each commit status is set: ``(sha, state, context)``. The worker records the
+#: pending ones per job, to turn them into errors if the job ends without its outcome.
+StatusJournal = Callable[[str, StatusState, str], None]
+
+#: How many times a job's final outcome is published before the failure is logged and given up.
+OUTCOME_ATTEMPTS = 3
+#: Seconds before the second attempt; doubled for each one after.
+OUTCOME_BACKOFF = 1.0
+#: Status contexts whose environment has a sticky comment of the same kind.
+_COMMENTED_KINDS = ("preview", "deploy")
+
+T = TypeVar("T")
+
+
+class Publisher:
+    """What one job shows on one pull request (``number``; 0 for none) of one repository's forge."""
+
+    def __init__(
+        self,
+        forge: Forge,
+        number: int,
+        *,
+        lock: LockFactory | None = None,
+        target_url: str = "",
+        journal: StatusJournal | None = None,
+    ) -> None:
+        self.forge = forge
+        self.number = number
+        self.lock = lock
+        self.target_url = target_url
+        self.journal = journal
+
+    # -- the forge calls, all of them ---------------------------------------------------------------
+
+    def _comment(self, key: str, body: str) -> CommentRef:
+        return self.forge.upsert_comment(self.number, key, body, lock=self.lock)
+
+    def _status(self, sha: str, state: StatusState, context: str, description: str, url: str = "") -> None:
+        self.forge.set_status(sha, state, context, description, url or self.target_url)
+        if self.journal is not None:
+            self.journal(sha, state, context)
+
+    def seen(self, comment_id: int) -> None:
+        """Acknowledge a command at once (👀), before the work that answers it."""
+        self.forge.add_reaction(self.number, comment_id, "eyes")
+
+    # -- replies to commands ------------------------------------------------------------------------
+
+    def refusal(self, command: str, author: str, *, nothing: str = "run") -> None:
+        """The sticky reply to a command its author may not use."""
+        key = marker("command", command)
+        self._comment(key, f"{key}\n{refusal(author, command, nothing=nothing)}")
+
+    def help(self) -> None:
+        self._comment(HELP_MARKER, render_help())
+
+    def rollback_reply(self, text: str) -> None:
+        self._comment(rollback_texts.MARKER, rollback_texts.render_reply(text))
+
+    def allowance_reply(self, text: str) -> None:
+        self._comment(allowance_texts.MARKER, allowance_texts.render_reply(text))
+
+    # -- deploys --------------------------------------------------------------------------------------
+
+    def deploy(self, report: DeployReport) -> None:
+        """The deploy comment of ``report.environment`` and its status on the merge commit; raises on failure."""
+        ref = self._comment(marker("deploy", report.environment), render_deploy(report, limit=self.forge.comment_limit))
+        state, description = report.status()
+        self._status(report.merge_sha, state, status_name("deploy", report.environment), description, ref.url)
+
+    def deploy_outcome(self, report: DeployReport) -> bool:
+        """Publish a deploy's final outcome, retried; a last failure is logged, never raised (see the module)."""
+        return self._outcome(f"the {report.state} of the deploy to {report.environment}", self.deploy, report)
+
+    # -- previews -------------------------------------------------------------------------------------
+
+    def preview_pending(self, head_sha: str, environments: Iterable[str]) -> None:
+        """Every environment about to be previewed shows it at once, before the slow renders and dry runs."""
+        for env in environments:
+            self._status(head_sha, "pending", status_name("preview", env), "Previewing…")
+
+    def preview(self, report: PreviewReport) -> str:
+        """The preview comment and status of ``report.environment``, unless a newer push arrived; the comment's URL."""
+        if not self._still_head(report.head_sha):
+            return ""
+        ref = self._comment(
+            marker("preview", report.environment), render_preview(report, limit=self.forge.comment_limit)
+        )
+        state, description = report.status()
+        self._status(report.head_sha, state, status_name("preview", report.environment), description, ref.url)
+        return ref.url
+
+    def preview_note(self, report: PreviewReport) -> None:
+        """A comment in the preview's slot of ``report.environment`` without a status (``/preview`` misnamed one)."""
+        self._comment(marker("preview", report.environment), render_preview(report, limit=self.forge.comment_limit))
+
+    def preview_summary(self, head_sha: str, reports: Sequence[PreviewReport], links: Mapping[str, str]) -> None:
+        """One comment that says, per environment, what this pull request does there."""
+        if self._still_head(head_sha):
+            body = render_summary(list(reports), dict(links), limit=self.forge.comment_limit)
+            self._comment(marker("summary", "preview"), body)
+
+    def _still_head(self, head_sha: str) -> bool:
+        """Whether ``head_sha`` is still the pull request's head: an older preview never overwrites a newer one."""
+        current = self.forge.get_pull_request(self.number).head_sha
+        if current != head_sha:
+            log.info("preview of %s superseded by %s; not reporting", head_sha[:12], current[:12])
+            return False
+        return True
+
+    # -- jobs that ended without their outcome ------------------------------------------------------
+
+    def unfinished(
+        self, kind: str, job_id: str, why: str, pending: Sequence[tuple[str, str]], fallback_sha: str
+    ) -> None:
+        """Tell the pull request that the ``kind`` job ended without its outcome; its pending statuses become errors.
+
+        Comments first, statuses last (as the jobs themselves do): once a status is final, its
+        comment already says why. ``pending`` is ``(sha, context)`` of each status left pending.
+        """
+        body = unfinished_texts.body(kind, job_id, why)
+        description = unfinished_texts.description(why)
+        commented = False
+        for _, context in pending:
+            ckind, env = status_kind(context)
+            if ckind in _COMMENTED_KINDS and env:
+                self._comment(marker(ckind, env), f"{marker(ckind, env)}\n{body}")
+                commented = True
+        if not commented:
+            self._comment(marker(kind, "job"), f"{marker(kind, 'job')}\n{body}")
+        for sha, context in pending:
+            self._status(sha, "error", context, description)
+        if not pending and fallback_sha:
+            self._status(fallback_sha, "error", status_name(kind), description)
+
+    # -- the failure policy ---------------------------------------------------------------------------
+
+    def _outcome(self, what: str, publish: Callable[[T], None], outcome: T) -> bool:
+        for attempt in range(1, OUTCOME_ATTEMPTS + 1):
+            try:
+                publish(outcome)
+                return True
+            except Exception as exc:  # the forge's errors, the comment lock's, a connection's
+                if attempt == OUTCOME_ATTEMPTS:
+                    log.error(
+                        "could not publish %s on #%d after %d attempts: %s: %s",
+                        what,
+                        self.number,
+                        attempt,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    return False
+                log.warning("could not publish %s (attempt %d): %s; retrying", what, attempt, type(exc).__name__)
+                time.sleep(OUTCOME_BACKOFF * 2 ** (attempt - 1))
+        return False
