@@ -10,7 +10,9 @@ past ``MERGEWAY_JOB_MAX_ATTEMPTS`` is not run again: it is *given up*. In every 
 request is told: each commit status the job had left ``pending`` becomes ``error``, and the sticky
 comment of that environment (``mergeway/preview/<env>`` → the preview comment, and so on) says what
 happened, so the PR never shows "applying" for a job that will not finish. The statuses a job left
-pending are recorded as it sets them (:class:`StatusTracker`), because a crashed job cannot say.
+pending are recorded as it sets them (:class:`PendingStatuses`: the status journal the worker puts
+in the job's context and the publisher calls), because a crashed job cannot say. The words are
+:mod:`mergeway.report.unfinished`'s and the publisher (:mod:`mergeway.report.publish`) writes them.
 """
 
 from __future__ import annotations

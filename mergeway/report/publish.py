@@ -104,10 +104,20 @@ class Publisher:
     # -- deploys --------------------------------------------------------------------------------------
 
     def deploy(self, report: DeployReport) -> None:
-        """The deploy comment of ``report.environment`` and its status on the merge commit; raises on failure."""
-        ref = self._comment(marker("deploy", report.environment), render_deploy(report, limit=self.forge.comment_limit))
+        """The deploy comment of ``report.environment`` and its status on the merge commit; raises on failure.
+
+        A status is never left behind by its comment: when the comment cannot be written, the status
+        still is (linking to the server instead), then the comment's error is raised to be retried.
+        """
         state, description = report.status()
-        self._status(report.merge_sha, state, status_name("deploy", report.environment), description, ref.url)
+        context = status_name("deploy", report.environment)
+        try:
+            body = render_deploy(report, limit=self.forge.comment_limit)
+            ref = self._comment(marker("deploy", report.environment), body)
+        except Exception:
+            self._status(report.merge_sha, state, context, description)
+            raise
+        self._status(report.merge_sha, state, context, description, ref.url)
 
     def deploy_outcome(self, report: DeployReport) -> bool:
         """Publish a deploy's final outcome, retried; a last failure is logged, never raised (see the module)."""
