@@ -174,7 +174,7 @@ def allow_destructive(event: CommentCommand, ctx: JobContext) -> list[DeployRepo
         out.allowance_reply(allow_texts.malformed(event.author, example, pr.head_sha))
         return []
     if not forge.get_permission(event.author).can_write:
-        out.refusal("allow-destructive", event.author, nothing="changed")
+        out.allowance_reply(allow_texts.may_not_allow(event.author))
         return []
     why_not = allowance.refusal(forge, pr, event.author, request)
     if why_not:

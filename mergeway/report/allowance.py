@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from mergeway.report.markdown import marker
+from mergeway.report.markdown import marker, refusal
 
 #: The sticky reply to ``/allow-destructive`` on a pull request.
 MARKER: Final = marker("allow", "reply")
@@ -35,6 +35,11 @@ def not_the_head(author: str, commit: str, number: int, head_sha: str, env: str)
 
 def no_write_access(author: str) -> str:
     return f"@{author} only users with write access can allow destructive changes"
+
+
+def may_not_allow(author: str) -> str:
+    """The reply to ``/allow-destructive`` from someone without write access."""
+    return refusal(author, "allow-destructive", nothing="changed")
 
 
 def malformed(author: str, env: str, head_sha: str) -> str:
