@@ -20,6 +20,7 @@ def test_a_deploy_whose_comment_cannot_be_written_still_succeeds_sets_its_status
 ) -> None:
     repo = stack.repo()
     pr = stack.sim.open_pr(repo, "settings", files={"deploy/settings.yaml": CONFIG_MAP})
+    stack.status(repo, pr.head_sha, "mergeway/preview/staging")  # the preview is done before the forge breaks
     # Every comment write on the pull request fails (422 is not retried by the forge client).
     stack.sim.inject("github", status=422, method="POST", path=r"/issues/\d+/comments$", times=1000)
     stack.sim.inject("github", status=422, method="PATCH", path=r"/issues/comments/\d+$", times=1000)
