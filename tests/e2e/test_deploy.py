@@ -194,6 +194,9 @@ def is_ancestor(repo, older: str, newer: str) -> bool:
 REPORTED = re.compile(r"^(?:Deployed (?P<deployed>[0-9a-f]{12}):|Superseded by (?P<superseded>[0-9a-f]{12}),)")
 
 
+# Its waits add up past the suite's 300 s: up to 240 s for the newest of 40 merges to be applied, then a
+# final status per merge (each waited up to 120 s, usually already there).
+@pytest.mark.timeout(600)
 def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack):
     stack.workers.append(stack.services.worker(stack.env, concurrency=2))  # four deploys can race
     cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  round: "{round}"\n'
