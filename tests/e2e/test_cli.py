@@ -89,3 +89,29 @@ def test_preview_and_apply_exit_codes(kube_cluster: KubeCluster, namespace: str,
     unhealthy = mergeway(kube_cluster, "apply", str(app), *ns, "--timeout", "5")
     assert unhealthy.returncode == 1, said(unhealthy)
     assert f"Deployment/{namespace}/web" in unhealthy.stderr and "timed out" in unhealthy.stderr
+
+
+def test_preview_piped_into_head_ends_quietly(kube_cluster: KubeCluster, namespace: str, tmp_path: Path):
+    """``mergeway preview DIR | head``: the reader leaves after a few lines. Like kubectl, the
+    command ends with a SIGPIPE death's status (141) and says nothing, not a BrokenPipeError traceback."""
+    data = {f"key-{i:03}": f"value {i} " + "x" * 60 for i in range(100)}
+    objects = {
+        f"cm{n}": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm{n}"}, "data": data}
+        for n in range(40)
+    }
+    app = write(tmp_path / "app", **objects)  # ~300 KB of plan: far more than a pipe and stdout's buffer hold
+    env = {**kube_cluster.env(), "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [MERGEWAY, "preview", str(app), "-n", namespace],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what head does once it has its lines
+    stderr = proc.stderr.read().decode()
+    code = proc.wait(timeout=180)
+    assert first, stderr
+    assert stderr == ""
+    assert code == 141
