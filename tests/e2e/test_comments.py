@@ -151,6 +151,38 @@ def test_two_environments_get_one_summary_linking_both(stack: Stack):
     record("preview-not-deployed", prod)
     assert "**Not deployed on merge: `auto_deploy` is off for `prod`.**" in prod
 
+    # A later push: the summary is rewritten for the new head, both environments in it.
+    head = stack.sim.push(repo, pr, {"prod/more.yaml": config.format("prod-more")})
+    for env in ("staging", "prod"):
+        assert stack.status(repo, head, f"mergeway/preview/{env}").state == "success"
+    rows = wait_for(
+        lambda: summary_rows_for(stack, repo, pr.number, head), timeout=60, message="the summary of the new head"
+    )
+    assert "1 to add" in rows["staging"] and "2 to add" in rows["prod"], rows
+
+    # `/preview staging` alone re-runs staging only: its row changes (the object now exists in the
+    # cluster), and prod's row stays, instead of the summary shrinking to the one environment previewed.
+    k8s.CoreV1Api(stack.cluster.api_client()).create_namespaced_config_map(
+        ns, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="staging-cm"), data={"a": "b"})
+    )
+    stack.sim.comment(repo, pr, "/preview staging", author="alice")
+    after = wait_for(
+        lambda: (r := summary_rows_for(stack, repo, pr.number, head)) and "1 to add" not in r.get("staging", "") and r,
+        timeout=90,
+        message="the summary's staging row from /preview staging",
+    )
+    assert list(after) == ["staging", "prod"], after
+    assert after["prod"] == rows["prod"]
+    assert "0 to add" in after["staging"], after
+
+
+def summary_rows_for(stack: Stack, repo, number: int, head: str) -> dict[str, str] | None:
+    """The summary's rows by environment, once the summary is the one for ``head``."""
+    found = stack.marked(repo, number, "<!-- mergeway:summary:preview -->")
+    if len(found) != 1 or f"### Mergeway preview summary · {head}" not in found[0].body:
+        return None
+    return {line.split("`")[1]: line for line in found[0].body.splitlines() if line.startswith(("| [`", "| `"))}
+
 
 def test_a_rejected_deploy_says_nothing_was_applied_and_offers_no_rollback(stack: Stack):
     repo, before = deployed(stack, {"deploy/frontend-deployment.yaml": FRONTEND.read_text()})
@@ -268,7 +300,8 @@ def test_a_pull_request_whose_base_moved_on_previews_the_merge_result(stack: Sta
 def test_a_conflicting_pull_request_previews_its_head_and_says_so(stack: Stack):
     repo = stack.repo({"deploy/cm.yaml": CONFIGMAP})
     mine = stack.sim.open_pr(repo, "mine", files={"deploy/cm.yaml": CONFIGMAP.replace("a: b", "a: mine")})
-    stack.status(repo, mine.head_sha, PREVIEW)
+    first_preview = stack.status(repo, mine.head_sha, PREVIEW)
+    assert first_preview.state == "success", first_preview.description
     theirs = stack.sim.open_pr(repo, "theirs", files={"deploy/cm.yaml": CONFIGMAP.replace("a: b", "a: theirs")})
     stack.sim.merge(repo, theirs)
     sha = stack.sim.push(repo, mine, {"notes.txt": "again\n"})

@@ -337,7 +337,8 @@ def test_a_branch_deleted_while_the_deploy_waits_ends_in_a_failed_deploy_not_a_q
 def test_a_branch_deleted_before_the_deploy_runs_ends_in_a_failed_deploy(stack: Stack):
     """The target branch cannot be read at all: the deploy fails in the config's slot, saying why."""
     repo, pr = _release_pr(stack)
-    stack.status(repo, pr.head_sha, "mergeway/preview/staging")  # nothing in flight when the worker pauses
+    preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")  # nothing in flight when the worker pauses
+    assert preview.state == "success", preview.description
     worker = stack.workers[0].process
     assert worker is not None
     os.killpg(worker.pid, signal.SIGSTOP)  # the worker is busy elsewhere: the deploy waits in the queue

@@ -64,7 +64,8 @@ def test_preview_against_deployed_state_shows_only_changed_lines(stack: Stack):
     repo = stack.repo(guestbook_files())
     # Deploy main as it is, the way a merge would, so the PR is previewed against live objects.
     first = stack.sim.open_pr(repo, "noop", files={"README.md": "# shop\n\nguestbook\n"})
-    stack.status(repo, first.head_sha, CONTEXT)
+    first_preview = stack.status(repo, first.head_sha, CONTEXT)
+    assert first_preview.state == "success", first_preview.description
     stack.sim.merge(repo, first)
     merged = stack.sim.pr(repo, first.number)
     assert stack.status(repo, merged.merge_commit_sha, "mergeway/deploy/staging").state == "success"

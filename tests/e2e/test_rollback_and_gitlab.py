@@ -116,7 +116,8 @@ def test_rollback_is_refused_for_readers_and_unmerged_prs(stack: Stack):
 def test_help_and_preview_commands(stack: Stack):
     repo = stack.repo({"deploy/app.yaml": cm("app", "one")})
     pr = stack.sim.open_pr(repo, "two", files={"deploy/app.yaml": cm("app", "two")})
-    stack.status(repo, pr.head_sha, "mergeway/preview/staging")
+    first_preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")
+    assert first_preview.state == "success", first_preview.description
     stack.sim.comment(repo, pr, "/help", author="alice")
     reply = stack.wait(lambda: stack.marked(repo, pr.number, "<!-- mergeway:help -->"), timeout=60, message="help")[0]
     assert "`/rollback`" in reply.body and "`/preview`" in reply.body
