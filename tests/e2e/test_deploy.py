@@ -197,7 +197,7 @@ REPORTED = re.compile(r"^(?:Deployed (?P<deployed>[0-9a-f]{12}):|Superseded by (
 # Its waits add up past the suite's 300 s: up to 240 s for the newest of 40 merges to be applied, then a
 # final status per merge (each waited up to 120 s, usually already there).
 @pytest.mark.timeout(600)
-def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack):
+def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack, redis_client):
     stack.workers.append(stack.services.worker(stack.env, concurrency=2))  # four deploys can race
     cm = 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  round: "{round}"\n'
     repo = stack.repo({"deploy/a.yaml": cm.format(name="a", round=0), "deploy/b.yaml": cm.format(name="b", round=0)})
@@ -209,8 +209,15 @@ def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack):
     watcher.start()
     core = k8s.CoreV1Api(stack.cluster.api_client())
     merges: list[tuple[int, str]] = []
+    # The first half of the merges pile up for certain: the environment is held (as a long deploy
+    # would hold it) until all of them are merged, so their deploys find newer commits on `main`.
+    # The second half races the workers as merges come.
+    held = redis_client.lock("mergeway:lock:deploy:local:staging", timeout=600, thread_local=False)
+    assert held.acquire(blocking=False)
     try:
         for round_ in range(1, 21):
+            if round_ == 11:
+                held.release()
             a = stack.sim.open_pr(repo, f"a-{round_}", files={"deploy/a.yaml": cm.format(name="a", round=round_)})
             b = stack.sim.open_pr(repo, f"b-{round_}", files={"deploy/b.yaml": cm.format(name="b", round=round_)})
             merges.append((a.number, merge(stack, repo, a)))
@@ -226,6 +233,8 @@ def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack):
         assert core.read_namespaced_config_map("a", stack.namespace).data == {"round": "20"}
         assert core.read_namespaced_config_map("b", stack.namespace).data == {"round": "20"}
     finally:
+        if held.owned():
+            held.release()
         stop.set()
         watcher.join(timeout=10)
     for older, newer in itertools.pairwise(seen):
@@ -246,7 +255,7 @@ def test_back_to_back_merges_always_end_at_the_newest_commit(stack: Stack):
             newer_for_older += 1
             body = stack.only_comment(repo, number, MARKER).body
             assert "includes this merge" in body, f"#{number}'s comment does not say why another commit was deployed"
-    assert newer_for_older, "no merge piled up behind another: the race was not exercised"
+    assert newer_for_older >= 19, f"only {newer_for_older} merges reported a newer commit; 19 of the 20 held did not"
 
 
 def _job_records(worker: ServiceProcess, job_id: str) -> list[str]:
