@@ -79,10 +79,19 @@ def test_removing_an_object_prunes_exactly_that_object(stack: Stack):
             metadata=k8s.V1ObjectMeta(name="hand-made"), spec=k8s.V1ServiceSpec(ports=[k8s.V1ServicePort(port=80)])
         ),
     )
-    first = stack.sim.open_pr(repo, "touch", files={"README.md": "touched\n"})
+    # An object its owners keep when it leaves Git (`mergeway.io/prune: disabled`, as Flux spells it).
+    kept = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "kept", "annotations": {"mergeway.io/prune": "disabled"}},
+        "data": {"a": "b"},
+    }
+    first = stack.sim.open_pr(repo, "touch", files={"README.md": "touched\n", "deploy/kept.yaml": yaml.safe_dump(kept)})
     assert stack.status(repo, merge(stack, repo, first), DEPLOY).state == "success"
 
-    pr = stack.sim.open_pr(repo, "drop-replica-svc", files={"deploy/redis-replica-service.yaml": None})
+    pr = stack.sim.open_pr(
+        repo, "drop-replica-svc", files={"deploy/redis-replica-service.yaml": None, "deploy/kept.yaml": None}
+    )
     preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")
     assert preview.description.startswith("0 to add, 0 to change, 1 to prune")
     sha = merge(stack, repo, pr)
@@ -90,7 +99,9 @@ def test_removing_an_object_prunes_exactly_that_object(stack: Stack):
     assert status.state == "success" and "1 pruned" in status.description
     names = {s.metadata.name for s in core.list_namespaced_service(stack.namespace).items}
     assert names == {"frontend", "redis-master", "hand-made"}
-    assert f"`Service/{stack.namespace}/redis-replica`" in stack.only_comment(repo, pr.number, MARKER).body
+    body = stack.only_comment(repo, pr.number, MARKER).body
+    assert f"`Service/{stack.namespace}/redis-replica`" in body
+    assert core.read_namespaced_config_map("kept", stack.namespace).data == {"a": "b"}
 
 
 def test_crd_and_custom_resource_apply_in_one_deploy(stack: Stack):

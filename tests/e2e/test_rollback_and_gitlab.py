@@ -95,6 +95,25 @@ def test_rolling_back_the_pr_that_added_an_app_prunes_it(stack: Stack):
     }
     assert not names & {"a", "b"}
 
+    # Rolling back the rollback: `/rollback` on the merged revert PR opens a revert of the revert,
+    # whose merge brings the app back as it was.
+    stack.sim.comment(repo, revert, "/rollback", author="alice")
+    [again] = stack.wait(
+        lambda: [p for p in revert_prs(stack, repo) if p.number != revert.number],
+        timeout=60,
+        message="the revert of the revert",
+    )
+    assert f"#{revert.number}" in again.body
+    preview = stack.status(repo, again.head_sha, "mergeway/preview/staging")
+    assert preview.state == "success" and preview.description.startswith("2 to add, 0 to change, 0 to prune")
+    stack.sim.merge(repo, again)
+    restored = stack.status(repo, stack.sim.pr(repo, again.number).merge_commit_sha, "mergeway/deploy/staging")
+    assert restored.state == "success", restored.description
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    for name in ("a", "b"):
+        assert core.read_namespaced_config_map(name, stack.namespace).data == {"value": "one"}
+    assert tree_of(repo, stack.sim.head(repo)) == tree_of(repo, stack.sim.pr(repo, pr.number).merge_commit_sha)
+
 
 def test_rollback_is_refused_for_readers_and_unmerged_prs(stack: Stack):
     repo = stack.repo({"deploy/app.yaml": cm("app", "one")})
