@@ -4,6 +4,7 @@ failed or unhealthy, 2 error before applying)."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,35 @@ def test_preview_piped_into_head_ends_quietly(kube_cluster: KubeCluster, namespa
     assert first, stderr
     assert stderr == ""
     assert code == 141
+
+
+def test_secret_values_never_reach_the_terminal(kube_cluster: KubeCluster, namespace: str, tmp_path: Path):
+    """``mergeway preview``/``apply`` of a Secret, created then rotated (``stringData:`` and ``data:``):
+    the terminal shows that it changes, never a value, in plain text or base64."""
+    values = {"one": ("pw-one-5a1c", "tok-one-9e2f"), "two": ("pw-two-77b0", "tok-two-c3d4")}
+
+    def secrets(version: str) -> dict[str, dict]:
+        password, token = values[version]
+        encoded = base64.b64encode(token.encode()).decode()
+        return {
+            "db": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"pw": password}},
+            "token": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token"}, "data": {"t": encoded}},
+        }
+
+    app = tmp_path / "app"
+    ns = ["-n", namespace]
+    said_all = []
+    for version in ("one", "two"):
+        write(app, **secrets(version))
+        preview = mergeway(kube_cluster, "preview", str(app), *ns)
+        assert preview.returncode == 1, said(preview)
+        assert f"Secret/{namespace}/db" in preview.stdout and f"Secret/{namespace}/token" in preview.stdout
+        applied = mergeway(kube_cluster, "apply", str(app), *ns, "--timeout", "60")
+        assert applied.returncode == 0, said(applied)
+        said_all += [preview.stdout, preview.stderr, applied.stdout, applied.stderr]
+    assert "***" in preview.stdout, "the rotation's preview shows a masked change"
+    secret = [v for pair in values.values() for v in pair]
+    forms = secret + [base64.b64encode(v.encode()).decode() for v in secret]
+    for text in said_all:
+        for form in forms:
+            assert form not in text

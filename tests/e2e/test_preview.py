@@ -124,20 +124,39 @@ def secret_yaml(value: str) -> str:
     return f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {value}\n"
 
 
+def token_yaml(value: str) -> str:
+    """A Secret written with ``data:`` (base64), as ``kubectl create secret --dry-run -o yaml`` prints it."""
+    encoded = base64.b64encode(value.encode()).decode()
+    return f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\ndata:\n  token: {encoded}\n"
+
+
+TOKEN_V1, TOKEN_V2 = "t0ken-value-one-333", "t0ken-value-two-444"
+
+
 def test_secret_change_is_masked_everywhere(stack: Stack):
-    repo = stack.repo({"deploy/secret.yaml": secret_yaml(SECRET_V1)})
+    repo = stack.repo({"deploy/secret.yaml": secret_yaml(SECRET_V1), "deploy/token.yaml": token_yaml(TOKEN_V1)})
     first = stack.sim.open_pr(repo, "noop", files={"README.md": "x\n"})
     stack.sim.merge(repo, first)
     assert (
         stack.status(repo, stack.sim.pr(repo, first.number).merge_commit_sha, "mergeway/deploy/staging").state
         == "success"
     )
-    pr = stack.sim.open_pr(repo, "rotate", files={"deploy/secret.yaml": secret_yaml(SECRET_V2)})
+    pr = stack.sim.open_pr(
+        repo, "rotate", files={"deploy/secret.yaml": secret_yaml(SECRET_V2), "deploy/token.yaml": token_yaml(TOKEN_V2)}
+    )
     status = stack.status(repo, pr.head_sha, CONTEXT)
-    assert status.state == "success" and "1 to change" in status.description
+    assert status.state == "success" and "2 to change" in status.description
     body = stack.only_comment(repo, pr.number, MARKER).body
     assert "-  password: '*** (before)'" in body and "+  password: '*** (after)'" in body
-    forms = [SECRET_V1, SECRET_V2] + [base64.b64encode(v.encode()).decode() for v in (SECRET_V1, SECRET_V2)]
+    assert "-  token: '*** (before)'" in body and "+  token: '*** (after)'" in body
+    # The deploy of the changed Secrets: its comment names them, and shows no value either.
+    stack.sim.merge(repo, pr)
+    deployed = stack.status(repo, stack.sim.pr(repo, pr.number).merge_commit_sha, "mergeway/deploy/staging")
+    assert deployed.state == "success", deployed.description
+    deploy_body = stack.only_comment(repo, pr.number, "<!-- mergeway:deploy:staging -->").body
+    assert f"Secret/{stack.namespace}/db" in deploy_body and f"Secret/{stack.namespace}/token" in deploy_body
+    values = [SECRET_V1, SECRET_V2, TOKEN_V1, TOKEN_V2]
+    forms = values + [base64.b64encode(v.encode()).decode() for v in values]
     everything = [c.body for number in (first.number, pr.number) for c in stack.sim.list_comments(repo, number)]
     everything += [s.description for s in stack.sim.list_statuses(repo)]
     everything.append(stack.logs())
