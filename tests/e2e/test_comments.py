@@ -105,6 +105,8 @@ def test_risk_block_names_the_volume_prune_and_the_restart_with_its_reason(stack
 
 
 def comment_url(stack: Stack, repo, number: int, comment_id: int) -> str:
+    if repo.forge == "gitlab":
+        return f"{repo.web_url}/-/merge_requests/{number}#note_{comment_id}"
     return f"{repo.web_url}/pull/{number}#issuecomment-{comment_id}"
 
 
@@ -122,13 +124,15 @@ def test_a_new_object_shows_what_git_asked_for_and_counts_server_defaults(stack:
     assert "terminationMessagePath" in collapsed  # but the whole object is still there
 
 
-def test_two_environments_get_one_summary_linking_both(stack: Stack):
+@pytest.mark.parametrize("forge", ["github", "gitlab"])
+def test_two_environments_get_one_summary_linking_both(stack: Stack, forge: str):
     ns = stack.namespace
     envs = [
         {"name": "staging", "path": "deploy", "cluster": "local", "namespace": ns},
         {"name": "prod", "path": "prod", "cluster": "local", "namespace": ns, "auto_deploy": False},
     ]
-    repo = stack.repo(environments=envs)
+    name = "acme/platform/shop" if forge == "gitlab" else "acme/shop"
+    repo = stack.repo(environments=envs, forge=forge, name=name)
     config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\ndata:\n  a: b\n"
     pr = stack.sim.open_pr(
         repo, "both", files={"deploy/cm.yaml": config.format("staging-cm"), "prod/cm.yaml": config.format("prod-cm")}

@@ -142,7 +142,8 @@ def test_crd_and_custom_resource_apply_in_one_deploy(stack: Stack):
         k8s.ApiextensionsV1Api(stack.cluster.api_client()).delete_custom_resource_definition(f"gadgets.{group}")
 
 
-def test_bad_rollout_fails_and_names_the_deployment(stack: Stack):
+@pytest.mark.parametrize("forge", ["github", "gitlab"])
+def test_bad_rollout_fails_and_names_the_deployment(stack: Stack, forge: str):
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -157,7 +158,7 @@ def test_bad_rollout_fails_and_names_the_deployment(stack: Stack):
             },
         },
     }
-    repo = stack.repo()
+    repo = stack.repo(forge=forge, name="acme/platform/shop" if forge == "gitlab" else "acme/shop")
     pr = stack.sim.open_pr(repo, "checkout", files={"deploy/checkout.yaml": yaml.safe_dump(deployment)})
     sha = merge(stack, repo, pr)
     status = stack.status(repo, sha, DEPLOY, timeout=90)

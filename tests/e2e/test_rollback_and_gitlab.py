@@ -10,6 +10,7 @@ from tests.fixtures.e2e import Stack
 
 pytestmark = pytest.mark.cluster
 ROLLBACK = "<!-- mergeway:rollback -->"
+GITLAB_NAME = "acme/platform/shop"
 
 
 def cm(name: str, value: str) -> str:
@@ -25,10 +26,14 @@ def revert_prs(stack: Stack, repo):
     return [p for p in stack.sim.list_prs(repo) if p.head_ref.startswith("mergeway/revert-")]
 
 
-@pytest.mark.parametrize("method", ["merge", "squash", "rebase"])
-def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stack: Stack, method: str):
-    repo = stack.repo({"deploy/app.yaml": cm("app", "one")})
-    stack.sim.set_permission(repo, "alice", "write")
+@pytest.mark.parametrize(
+    ("forge", "method"),
+    [("github", "merge"), ("github", "squash"), ("github", "rebase"), ("gitlab", "squash"), ("gitlab", "rebase")],
+)
+def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stack: Stack, forge: str, method: str):
+    gitlab = forge == "gitlab"
+    repo = stack.repo({"deploy/app.yaml": cm("app", "one")}, forge=forge, name=GITLAB_NAME if gitlab else "acme/shop")
+    stack.sim.set_permission(repo, "alice", "developer" if gitlab else "write")
     pr = stack.sim.open_pr(
         repo,
         "two",
@@ -50,7 +55,8 @@ def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stac
         timeout=30,
         message="the reply",
     )[0]
-    assert f"opened {repo.web_url}/pull/{revert.number} to revert" in reply.body, reply.body
+    link = f"{repo.web_url}/-/merge_requests/{revert.number}" if gitlab else f"{repo.web_url}/pull/{revert.number}"
+    assert f"opened {link} to revert" in reply.body, reply.body
     assert any(r.content == "eyes" for r in stack.sim.list_reactions(repo, asked.id))
 
     # Asking again returns the same revert PR instead of opening another.
