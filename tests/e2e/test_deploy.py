@@ -374,3 +374,37 @@ def test_a_branch_deleted_before_the_deploy_runs_ends_in_a_failed_deploy(stack: 
     body = stack.only_comment(repo, pr.number, "<!-- mergeway:deploy:config -->").body
     assert "❌ Deploy failed" in body and "branch release does not exist" in body, body
     assert stack.sim.list_statuses(repo, sha, "mergeway/deploy") == [], "the job ended without its own outcome"
+
+
+def test_a_helm_chart_deploys_with_the_values_files_the_environment_names(stack: Stack):
+    """``helm: {values: [...]}`` in ``.mergeway.yaml``: the merge deploys what those values render, and
+    a change to the values file alone is previewed and deployed."""
+    chart = {
+        "deploy/chart/Chart.yaml": "apiVersion: v2\nname: greeter\nversion: 0.1.0\n",
+        "deploy/chart/values.yaml": "greeting: default\nreplicas: 1\n",
+        "deploy/chart/templates/cm.yaml": (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\n"
+            "data:\n  greeting: {{ .Values.greeting | quote }}\n"
+        ),
+        "values/staging.yaml": "greeting: hello-staging\n",
+    }
+    env = {
+        "name": "staging",
+        "path": "deploy/chart",
+        "cluster": "local",
+        "namespace": stack.namespace,
+        "helm": {"release": "shop", "values": ["values/staging.yaml"]},
+    }
+    repo = stack.repo(chart, environments=[env])
+    first = stack.sim.open_pr(repo, "touch", files={"README.md": "touched\n"})
+    assert stack.status(repo, merge(stack, repo, first), DEPLOY).state == "success"
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    assert core.read_namespaced_config_map("shop-greeting", stack.namespace).data == {"greeting": "hello-staging"}
+
+    pr = stack.sim.open_pr(repo, "greet", files={"values/staging.yaml": "greeting: hi-again\n"})
+    preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")
+    assert preview.state == "success" and preview.description.startswith("0 to add, 1 to change"), preview.description
+    assert "hello-staging→hi-again" in stack.only_comment(repo, pr.number, "<!-- mergeway:preview:staging -->").body
+    deployed = stack.status(repo, merge(stack, repo, pr), DEPLOY)
+    assert deployed.state == "success", deployed.description
+    assert core.read_namespaced_config_map("shop-greeting", stack.namespace).data == {"greeting": "hi-again"}

@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import SHARED
 from tests.fixtures.e2e import Stack, diff_lines
@@ -212,3 +213,32 @@ def test_diff_larger_than_gitlab_limit_keeps_summary_and_table(stack: Stack):
     for i in range(3):
         assert f"`ConfigMap/{stack.namespace}/big-{i}`" in body
     assert "cut to fit the comment size limit" in body
+
+
+def test_a_configuration_error_reaches_the_pull_request(stack: Stack):
+    """A typo in ``.mergeway.yaml``: the author reads what is wrong, on the PR and on its merge."""
+    repo = stack.repo()
+    broken = yaml.safe_dump(
+        {"enviroments": [{"name": "staging", "path": "deploy", "cluster": "local", "namespace": stack.namespace}]}
+    )
+    pr = stack.sim.open_pr(
+        repo,
+        "typo",
+        files={".mergeway.yaml": broken, "deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"},
+    )
+    status = stack.status(repo, pr.head_sha, "mergeway/preview/config")
+    assert status.state == "failure", status.description
+    assert "enviroments" in status.description
+    body = stack.only_comment(repo, pr.number, "<!-- mergeway:preview:config -->").body
+    assert ".mergeway.yaml: unknown top-level key(s): enviroments" in body, body
+    assert stack.sim.list_statuses(repo, pr.head_sha, CONTEXT) == []  # no environment could be read
+
+    stack.sim.merge(repo, pr)
+    sha = stack.sim.pr(repo, pr.number).merge_commit_sha
+    assert sha
+    deployed = stack.status(repo, sha, "mergeway/deploy/config")
+    assert deployed.state == "failure" and "enviroments" in deployed.description, deployed.description
+    assert (
+        "unknown top-level key(s): enviroments"
+        in stack.only_comment(repo, pr.number, "<!-- mergeway:deploy:config -->").body
+    )
