@@ -134,8 +134,10 @@ def token_yaml(value: str) -> str:
 TOKEN_V1, TOKEN_V2 = "t0ken-value-one-333", "t0ken-value-two-444"
 
 
-def test_secret_change_is_masked_everywhere(stack: Stack):
-    repo = stack.repo({"deploy/secret.yaml": secret_yaml(SECRET_V1), "deploy/token.yaml": token_yaml(TOKEN_V1)})
+@pytest.mark.parametrize("forge", ["github", "gitlab"])
+def test_secret_change_is_masked_everywhere(stack: Stack, forge: str):
+    files = {"deploy/secret.yaml": secret_yaml(SECRET_V1), "deploy/token.yaml": token_yaml(TOKEN_V1)}
+    repo = stack.repo(files, forge=forge, name="acme/platform/shop" if forge == "gitlab" else "acme/shop")
     first = stack.sim.open_pr(repo, "noop", files={"README.md": "x\n"})
     stack.sim.merge(repo, first)
     assert (
