@@ -133,6 +133,7 @@ def test_two_environments_get_one_summary_linking_both(stack: Stack, forge: str)
     ]
     name = "acme/platform/shop" if forge == "gitlab" else "acme/shop"
     repo = stack.repo(environments=envs, forge=forge, name=name)
+    stack.sim.set_permission(repo, "alice", "developer" if forge == "gitlab" else "write")
     config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\ndata:\n  a: b\n"
     pr = stack.sim.open_pr(
         repo, "both", files={"deploy/cm.yaml": config.format("staging-cm"), "prod/cm.yaml": config.format("prod-cm")}
