@@ -41,8 +41,9 @@ def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stac
         title="Ship two",
     )
     stack.sim.merge(repo, pr, method=method)
-    merged = stack.sim.pr(repo, pr.number)
-    assert stack.status(repo, merged.merge_commit_sha, "mergeway/deploy/staging").state == "success"
+    # What the merge made main (GitLab names a squash `squash_commit_sha`, a rebase neither).
+    merged_sha = stack.sim.head(repo)
+    assert stack.status(repo, merged_sha, "mergeway/deploy/staging").state == "success"
     core = k8s.CoreV1Api(stack.cluster.api_client())
     assert core.read_namespaced_config_map("app", stack.namespace).data == {"value": "two"}
 
