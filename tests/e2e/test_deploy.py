@@ -162,7 +162,7 @@ def test_bad_rollout_fails_and_names_the_deployment(stack: Stack, forge: str):
     pr = stack.sim.open_pr(repo, "checkout", files={"deploy/checkout.yaml": yaml.safe_dump(deployment)})
     sha = merge(stack, repo, pr)
     status = stack.status(repo, sha, DEPLOY, timeout=90)
-    assert status.state == "failure"
+    assert status.state == ("failed" if forge == "gitlab" else "failure")
     assert f"Deployment/{stack.namespace}/checkout" in status.description
     body = stack.only_comment(repo, pr.number, MARKER).body
     assert "❌ Deploy failed" in body and "ProgressDeadlineExceeded" in body
