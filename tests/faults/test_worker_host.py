@@ -80,7 +80,13 @@ def test_deploy_survives_the_loss_of_its_worker_host(chain_factory, record_prope
 def test_long_deploy_on_a_live_worker_is_never_handed_to_another(chain_factory):
     # A lease of 6 s and a rollout of 25 s: without renewal the idle second worker would take the
     # job over after 6 s and apply the environment while the first still deploys it.
-    chain = chain_factory(workers=2, MERGEWAY_JOB_LEASE_SECONDS="6", MERGEWAY_HEALTH_TIMEOUT_SECONDS="120")
+    # A forge timeout longer than the hold below: the held preview's client waits for the answer.
+    chain = chain_factory(
+        workers=2,
+        MERGEWAY_JOB_LEASE_SECONDS="6",
+        MERGEWAY_HEALTH_TIMEOUT_SECONDS="120",
+        MERGEWAY_FORGE_TIMEOUT_SECONDS="90",
+    )
     repo = chain.repo()
     other = chain.repo({"deploy/cm.yaml": config_map("other", team="b")}, name="acme/other")
     # Two previews, one per worker (own cache directory, shared Redis), made so: the first preview is
