@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import re
@@ -388,7 +389,11 @@ def test_a_helm_chart_deploys_with_the_values_files_the_environment_names(stack:
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\n"
             "data:\n  greeting: {{ .Values.greeting | quote }}\n"
         ),
-        "values/staging.yaml": "greeting: hello-staging\n",
+        "deploy/chart/templates/secret.yaml": (
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-token\n"
+            "stringData:\n  token: {{ .Values.token | quote }}\n"
+        ),
+        "values/staging.yaml": f"greeting: hello-staging\ntoken: {HELM_TOKENS[0]}\n",
     }
     env = {
         "name": "staging",
@@ -403,10 +408,21 @@ def test_a_helm_chart_deploys_with_the_values_files_the_environment_names(stack:
     core = k8s.CoreV1Api(stack.cluster.api_client())
     assert core.read_namespaced_config_map("shop-greeting", stack.namespace).data == {"greeting": "hello-staging"}
 
-    pr = stack.sim.open_pr(repo, "greet", files={"values/staging.yaml": "greeting: hi-again\n"})
+    pr = stack.sim.open_pr(
+        repo, "greet", files={"values/staging.yaml": f"greeting: hi-again\ntoken: {HELM_TOKENS[1]}\n"}
+    )
     preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")
-    assert preview.state == "success" and preview.description.startswith("0 to add, 1 to change"), preview.description
-    assert "hello-staging→hi-again" in stack.only_comment(repo, pr.number, "<!-- mergeway:preview:staging -->").body
+    assert preview.state == "success" and preview.description.startswith("0 to add, 2 to change"), preview.description
+    body = stack.only_comment(repo, pr.number, "<!-- mergeway:preview:staging -->").body
+    assert "hello-staging→hi-again" in body
+    assert "+  token: '*** (after)'" in body  # the Helm-rendered Secret changes, its value masked
     deployed = stack.status(repo, merge(stack, repo, pr), DEPLOY)
     assert deployed.state == "success", deployed.description
     assert core.read_namespaced_config_map("shop-greeting", stack.namespace).data == {"greeting": "hi-again"}
+    forms = [*HELM_TOKENS, *(base64.b64encode(t.encode()).decode() for t in HELM_TOKENS)]
+    said = [c.body for n in (first.number, pr.number) for c in stack.sim.list_comments(repo, n)]
+    said += [st.description for st in stack.sim.list_statuses(repo)] + [stack.logs()]
+    assert not [form for form in forms for text in said if form in text]
+
+
+HELM_TOKENS = ("helm-token-one-8d1e", "helm-token-two-2b7c")
