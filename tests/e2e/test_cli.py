@@ -121,14 +121,22 @@ def test_preview_piped_into_head_ends_quietly(kube_cluster: KubeCluster, namespa
 def test_secret_values_never_reach_the_terminal(kube_cluster: KubeCluster, namespace: str, tmp_path: Path):
     """``mergeway preview``/``apply`` of a Secret, created then rotated (``stringData:`` and ``data:``):
     the terminal shows that it changes, never a value, in plain text or base64."""
-    values = {"one": ("pw-one-5a1c", "tok-one-9e2f"), "two": ("pw-two-77b0", "tok-two-c3d4")}
+    values = {
+        "one": ("pw-one-5a1c", "tok-one-9e2f", "gen-one-41aa"),
+        "two": ("pw-two-77b0", "tok-two-c3d4", "gen-two-0f93"),
+    }
 
     def secrets(version: str) -> dict[str, dict]:
-        password, token = values[version]
+        password, token, generated = values[version]
         encoded = base64.b64encode(token.encode()).decode()
         return {
             "db": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"pw": password}},
             "token": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token"}, "data": {"t": encoded}},
+            # A kustomize secretGenerator: a new name (hash suffix) per value, the old one pruned.
+            "kustomization": {
+                "resources": ["db.yaml", "token.yaml"],
+                "secretGenerator": [{"name": "gen", "literals": [f"g={generated}"]}],
+            },
         }
 
     app = tmp_path / "app"
@@ -139,6 +147,7 @@ def test_secret_values_never_reach_the_terminal(kube_cluster: KubeCluster, names
         preview = mergeway(kube_cluster, "preview", str(app), *ns)
         assert preview.returncode == 1, said(preview)
         assert f"Secret/{namespace}/db" in preview.stdout and f"Secret/{namespace}/token" in preview.stdout
+        assert f"Secret/{namespace}/gen-" in preview.stdout
         applied = mergeway(kube_cluster, "apply", str(app), *ns, "--timeout", "60")
         assert applied.returncode == 0, said(applied)
         said_all += [preview.stdout, preview.stderr, applied.stdout, applied.stderr]
