@@ -166,6 +166,14 @@ def test_gitlab_merge_request_is_previewed_and_deployed(stack: Stack):
     assert preview.description.startswith("1 to add")
     body = stack.only_comment(repo, mr.number, "<!-- mergeway:preview:staging -->").body
     assert f"`ConfigMap/{stack.namespace}/app`" in body
+    # `main` moves on (another change lands); the next push is previewed as the merge into it.
+    stack.sim.commit(repo, "main", {"deploy/other.yaml": cm("other", "x")})
+    main = stack.sim.head(repo)
+    head = stack.sim.push(repo, mr, {"notes.txt": "again\n"})
+    again = stack.status(repo, head, "mergeway/preview/staging")
+    assert again.state == "success" and again.description.startswith("2 to add"), again.description
+    body = stack.only_comment(repo, mr.number, "<!-- mergeway:preview:staging -->").body
+    assert f"Rendered from the merge of this pull request into `main` ({main})" in body, body
     stack.sim.merge(repo, mr)
     merged = stack.sim.pr(repo, mr.number)
     # A merge commit (the default merge method): GitLab names it, and the deploy reports on it.
@@ -173,6 +181,7 @@ def test_gitlab_merge_request_is_previewed_and_deployed(stack: Stack):
     assert stack.status(repo, merged.merge_commit_sha, "mergeway/deploy/staging").state == "success"
     core = k8s.CoreV1Api(stack.cluster.api_client())
     assert core.read_namespaced_config_map("app", stack.namespace).data == {"value": "two"}
+    assert core.read_namespaced_config_map("other", stack.namespace).data == {"value": "x"}
 
 
 def test_rollback_of_a_multi_commit_rebase_merge_reverts_every_commit(stack: Stack):
