@@ -144,7 +144,8 @@ def test_two_environments_get_one_summary_linking_both(stack: Stack, forge: str)
         lambda: stack.marked(repo, pr.number, "<!-- mergeway:summary:preview -->"), timeout=60, message="summary"
     )
     assert len(summary) == 1
-    record("summary", summary[0].body)
+    if forge == "github":  # docs/comments.md shows the GitHub run
+        record("summary", summary[0].body)
     for env in ("staging", "prod"):
         target = stack.only_comment(repo, pr.number, f"<!-- mergeway:preview:{env} -->")
         line = next(x for x in summary[0].body.splitlines() if f"[`{env}`]" in x)
@@ -153,7 +154,8 @@ def test_two_environments_get_one_summary_linking_both(stack: Stack, forge: str)
     prod_line = next(x for x in summary[0].body.splitlines() if "[`prod`]" in x)
     assert prod_line.endswith("| not deployed: `auto_deploy` off |")
     prod = stack.only_comment(repo, pr.number, "<!-- mergeway:preview:prod -->").body
-    record("preview-not-deployed", prod)
+    if forge == "github":
+        record("preview-not-deployed", prod)
     assert "**Not deployed on merge: `auto_deploy` is off for `prod`.**" in prod
 
     # A later push: the summary is rewritten for the new head, both environments in it.
