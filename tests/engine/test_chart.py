@@ -21,8 +21,10 @@ def test_chart_renders_and_dry_runs_cleanly(kube_cluster, namespace):
     # The defaults grant nothing cluster-wide (and no namespace until rbac.namespaces lists one).
     assert kinds == [
         "ConfigMap",
-        "Deployment",
-        "Deployment",
+        "Deployment",  # beat
+        "Deployment",  # web
+        "Deployment",  # worker
+        "NetworkPolicy",
         "NetworkPolicy",
         "NetworkPolicy",
         "Service",
