@@ -88,7 +88,7 @@ def _preview_environments(
         reports.append(report)
         links[env.name] = out.preview(report)
     if len(config.environments) > 1 and links:
-        out.preview_summary(pr.head_sha, reports, links)
+        out.preview_summary(pr.head_sha, reports, links, [e.name for e in config.environments])
     unknown = wanted - {e.name for e in config.environments}
     if unknown:
         known = [e.name for e in config.environments]

@@ -57,6 +57,8 @@ from tools.forgesim.webhooks import Delivery, WebhookSender
 
 FORGES: tuple[ForgeName, ...] = ("github", "gitlab")
 BOT = "mergeway-bot"
+#: Longest a ``hold=True`` fault keeps a request waiting when the test never releases it (s).
+HOLD_LIMIT = 60.0
 _GIT_PATH = re.compile(r"^/(?P<repo>.+?)\.git(?P<rest>/.*)$")
 
 
@@ -776,14 +778,18 @@ class ForgeSim:
         body: Any = None,
         delay: float = 0.0,
         barrier: int = 0,
+        hold: bool = False,
     ) -> Fault:
         """Make the next ``times`` matching API requests fail with ``status`` (and/or wait ``delay`` s).
 
         ``path`` is a regex searched in the API path (e.g. ``r"/comments$"``). With ``barrier=n`` the
         first ``n`` matching requests are held until all ``n`` have arrived, then served normally:
-        a deterministic way to make clients race.
+        a deterministic way to make clients race. With ``hold=True`` each matching request waits
+        (up to :data:`HOLD_LIMIT` s) until the test calls ``fault.release()``, then is answered.
         """
         fault = Fault(forge, method, path, status, dict(headers or {}), body, delay, times)
+        if hold:
+            fault.released = threading.Event()
         with self.lock:
             self.faults.append(fault)
             if barrier:
@@ -847,6 +853,8 @@ class ForgeSim:
             if barrier is not None:
                 with contextlib.suppress(threading.BrokenBarrierError):
                     barrier.wait()
+            if fault.released is not None:
+                fault.released.wait(HOLD_LIMIT)
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.status is not None:
