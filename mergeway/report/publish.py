@@ -22,6 +22,7 @@ outcomes; no job changes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,7 +36,7 @@ from mergeway.report.deploy import DeployReport, render_deploy
 from mergeway.report.help import MARKER as HELP_MARKER
 from mergeway.report.help import render_help
 from mergeway.report.markdown import marker, refusal, status_kind, status_name
-from mergeway.report.preview import PreviewReport, render_preview, render_summary
+from mergeway.report.preview import PreviewReport, render_preview, render_summary, summary_rows
 
 log = logging.getLogger("mergeway.report.publish")
 
@@ -145,11 +146,27 @@ class Publisher:
         """A comment in the preview's slot of ``report.environment`` without a status (``/preview`` misnamed one)."""
         self._comment(marker("preview", report.environment), render_preview(report, limit=self.forge.comment_limit))
 
-    def preview_summary(self, head_sha: str, reports: Sequence[PreviewReport], links: Mapping[str, str]) -> None:
-        """One comment that says, per environment, what this pull request does there."""
-        if self._still_head(head_sha):
-            body = render_summary(list(reports), dict(links), limit=self.forge.comment_limit)
-            self._comment(marker("summary", "preview"), body)
+    def preview_summary(
+        self, head_sha: str, reports: Sequence[PreviewReport], links: Mapping[str, str], order: Sequence[str]
+    ) -> None:
+        """One comment that says, per environment (in ``order``), what this pull request does there.
+
+        When only some environments were previewed (``/preview staging``), the others keep their rows
+        from the summary already there for this commit. Read and rewritten under the pull request's
+        comment lock, so a concurrent preview cannot drop the rows this one keeps.
+        """
+        if not self._still_head(head_sha):
+            return
+        summary = marker("summary", "preview")
+        with self.lock() if self.lock is not None else contextlib.nullcontext():
+            kept: dict[str, str] = {}
+            previewed = {r.environment for r in reports}
+            if set(order) - previewed:
+                for comment in self.forge.marked(self.number, summary)[:1]:
+                    rows = summary_rows(comment.body, head_sha)
+                    kept = {name: row for name, row in rows.items() if name in order and name not in previewed}
+            body = render_summary(list(reports), dict(links), limit=self.forge.comment_limit, order=order, kept=kept)
+            self.forge.upsert_comment(self.number, summary, body)
 
     def _still_head(self, head_sha: str) -> bool:
         """Whether ``head_sha`` is still the pull request's head: an older preview never overwrites a newer one."""
