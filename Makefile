@@ -61,7 +61,7 @@ image:
 	@bash tools/image/build.sh
 
 ## Run the image with podman: the web process answers /healthz, the worker connects to a Redis.
-image-test:
+image-test: venv
 	@bash tools/redis/ensure.sh
 	@bash tools/image/test.sh
 
