@@ -129,7 +129,7 @@ echo "renderers: kustomize and helm work inside the image ($rendered)"
 
 # The image doing real work: `mergeway preview` of a ConfigMap and a Secret against the local
 # cluster's API server (127.0.0.1, reached through --network host), as the chart's user runs it.
-# The cluster CI started is reused; standalone, one is started here (cached binaries, ~1 minute).
+# The cluster CI started is reused; standalone, one is started here (make cluster) and stopped at the end.
 if kubeconfig=$("$root/.venv/bin/python" "$root/tools/cluster/localcluster.py" env 2>/dev/null | tail -n1); then
   echo "preview: using the running local cluster"
 else
@@ -144,7 +144,7 @@ secret_value=image-test-$(python3 -c 'import secrets; print(secrets.token_hex(8)
 mkdir -p "$tmp/preview"
 printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: image-test-settings}\ndata: {greeting: hello-from-the-image}\n' \
   >"$tmp/preview/settings.yaml"
-printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: image-test-credentials}\nstringData: {password: %s}\n' \
+printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: image-test-credentials}\nstringData: {pin: %s}\n' \
   "$secret_value" >"$tmp/preview/credentials.yaml"
 chmod -R a+rX "$tmp/preview"
 set +e
@@ -158,7 +158,7 @@ set -e
 [[ "$preview" == *"2 to add, 0 to change, 0 to prune"* ]] || fail "preview summary missing: $preview"
 [[ "$preview" == *"add: ConfigMap/default/image-test-settings"* && "$preview" == *"greeting: hello-from-the-image"* ]] \
   || fail "the ConfigMap is not in the preview: $preview"
-[[ "$preview" == *"add: Secret/default/image-test-credentials"* && "$preview" == *"password: '***'"* ]] \
+[[ "$preview" == *"add: Secret/default/image-test-credentials"* && "$preview" == *"pin: '***'"* ]] \
   || fail "the Secret is not in the preview, masked: $preview"
 encoded=$(printf '%s' "$secret_value" | base64 -w0)
 [[ "$preview" != *"$secret_value"* && "$preview" != *"$encoded"* ]] || fail "the preview shows the Secret's value"
