@@ -13,8 +13,8 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from tests.fixtures.admission import MESSAGE, echoing_secret_policy
 from tests.fixtures.cluster import KubeCluster
-from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 MERGEWAY = str(Path(sys.executable).parent / "mergeway")
@@ -165,67 +165,14 @@ def test_an_api_server_rejection_that_echoes_a_secret_is_masked(
 ):
     """A ValidatingAdmissionPolicy whose message quotes the Secret's value (as a careless policy
     could): ``mergeway preview``/``apply`` report the rejection with the value masked."""
-    admission = k8s.AdmissionregistrationV1Api(kube_cluster.api_client())
-    name = f"echo-secret-{namespace}"
-    scope = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
-    admission.create_validating_admission_policy(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    **scope,
-                    "resourceRules": [
-                        {
-                            "apiGroups": [""],
-                            "apiVersions": ["v1"],
-                            "operations": ["CREATE", "UPDATE"],
-                            "resources": ["secrets"],
-                        }
-                    ],
-                },
-                "validations": [
-                    {
-                        "expression": "!has(object.data) || !('pin' in object.data)",
-                        "messageExpression": "'pins are not allowed here, got ' + string(object.data['pin'])",
-                    }
-                ],
-            },
-        }
-    )
-    try:
-        admission.create_validating_admission_policy_binding(
-            {
-                "apiVersion": "admissionregistration.k8s.io/v1",
-                "kind": "ValidatingAdmissionPolicyBinding",
-                "metadata": {"name": name},
-                "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": scope},
-            }
-        )
-        core = k8s.CoreV1Api(kube_cluster.api_client())
-        probe = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "probe"}, "data": {"pin": "MA=="}}
-
-        def policy_active() -> bool:
-            try:
-                core.create_namespaced_secret(namespace, probe, dry_run="All")
-            except k8s.ApiException as exc:
-                return "pins are not allowed here" in str(exc.body)
-            return False
-
-        wait_for(policy_active, timeout=60, message="the ValidatingAdmissionPolicy to take effect")
-
-        value = "pin-7c1e-d04a"
-        encoded = base64.b64encode(value.encode()).decode()
-        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pin"}, "data": {"pin": encoded}}
-        app = write(tmp_path / "app", pin=secret)
+    value = "pin-7c1e-d04a"
+    encoded = base64.b64encode(value.encode()).decode()
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pin"}, "data": {"pin": encoded}}
+    app = write(tmp_path / "app", pin=secret)
+    with echoing_secret_policy(kube_cluster, namespace):
         for command in ("preview", "apply"):
             rejected = mergeway(kube_cluster, command, str(app), "-n", namespace)
             text = rejected.stdout + rejected.stderr
             assert rejected.returncode == 2, said(rejected)
-            assert "pins are not allowed here, got ***" in text, said(rejected)
+            assert f"{MESSAGE}***" in text, said(rejected)
             assert value not in text and encoded not in text
-    finally:
-        admission.delete_validating_admission_policy_binding(name)
-        admission.delete_validating_admission_policy(name)
