@@ -24,7 +24,7 @@ from mergeway.kube import prune
 from mergeway.kube.applyset import ApplySet, Parent, group_kind
 from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
-from mergeway.kube.diff import Differ, opts_in_to_recreate, touches_immutable_field
+from mergeway.kube.diff import Differ, defined_kind, opts_in_to_recreate, touches_immutable_field
 from mergeway.kube.discovery import Resource
 from mergeway.kube.health import Health, Target, wait_healthy
 from mergeway.kube.parallel import map_ordered
@@ -164,7 +164,7 @@ class Applier:
                 if creates_parent_ns and not covered:
                     applyset.write(self.client, union, field_manager=self.field_manager)
                     recorded = union
-                self._settle_foundation(stage, timeout)
+                self._settle_foundation(stage, [i for later in grouped[1:] for i in later], timeout)
         return recorded
 
     def _apply(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
@@ -238,15 +238,27 @@ class Applier:
         result.rollout_seconds = time.monotonic() - rollout_started
         result.health = {targets[t]: h for t, h in states.items()}
 
-    def _settle_foundation(self, stage: Sequence[ObjectDiff], timeout: float) -> None:
-        """Wait for new CRDs to be Established, then refresh discovery for their kinds."""
-        crds = [
-            (i.resource, i.ref.namespace, i.ref.name)
+    def _settle_foundation(self, stage: Sequence[ObjectDiff], later: Sequence[ObjectDiff], timeout: float) -> None:
+        """Before custom resources of this change are applied, wait for their CRDs to be Established.
+
+        Only CRDs whose custom resources come later in this run are waited on (and judged first by
+        what their apply returned): a CRD nothing here uses needs no wait before the rest of the
+        change, and the rollout wait still checks it afterwards (docs/DECISIONS.md, "Performance").
+        Discovery is refreshed only when a custom resource's kind was unknown when planned.
+        """
+        used = {(i.ref.group, i.ref.kind) for i in later}
+        needed: dict[Target, dict[str, Any] | None] = {
+            (i.resource, i.ref.namespace, i.ref.name): i.observed
             for i in stage
-            if i.ref.kind == "CustomResourceDefinition" and i.resource is not None
-        ]
-        if crds:
-            wait_healthy(self.client, crds, timeout=min(timeout, 120.0), interval=0.2)
+            if i.ref.kind == "CustomResourceDefinition"
+            and i.resource is not None
+            and i.desired is not None
+            and defined_kind(i.desired) in used
+        }
+        if needed:
+            observed = {target: obj for target, obj in needed.items() if obj}
+            wait_healthy(self.client, list(needed), timeout=min(timeout, 120.0), interval=0.2, observed=observed)
+        if any(i.resource is None for i in later):
             self.differ.discovery.refresh()
 
 
