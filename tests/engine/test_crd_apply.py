@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import pytest
@@ -33,16 +34,28 @@ class Sent(NamedTuple):
     established: bool
 
 
+Hook = tuple[str, str, bool]  # method, path, dry run
+
+
 class Recorder:
-    """The real transport, with every request it sent recorded in order."""
+    """The real transport, with every request it sent recorded in order (when its answer came).
+
+    ``before`` and ``after`` run a function of the test's just before a matching request is sent
+    and just after its answer is recorded: to hold a request back until something else happened.
+    """
 
     def __init__(self, inner: Transport) -> None:
         self.inner = inner
         self.host = inner.host
         self.sent: list[Sent] = []
         self.lock = threading.Lock()
+        self.before: dict[Hook, Callable[[], None]] = {}
+        self.after: dict[Hook, Callable[[], None]] = {}
 
     def send(self, request: Request) -> Response:
+        hook = (request.method, request.path, "dryRun" in (request.query or {}))
+        if hook in self.before:
+            self.before[hook]()
         answer = self.inner.send(request)
         established = False
         if request.path.startswith(CRDS) and answer.status < 300:
@@ -50,6 +63,8 @@ class Recorder:
             established = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
         with self.lock:
             self.sent.append(Sent(request.method, request.path, "dryRun" in (request.query or {}), established))
+        if hook in self.after:
+            self.after[hook]()
         return answer
 
     def to(self, path: str) -> list[Sent]:
@@ -202,3 +217,74 @@ def test_a_custom_resource_is_applied_only_once_its_crd_is_established(recorded,
     # Gadget's CRD has no custom resource here: applied, never waited on.
     assert [s.method for s in spy.to(f"{CRDS}/gadgets.{group}")] == ["GET", "PATCH", "PATCH"]
     assert client.request("GET", widget_path)["spec"]["size"] == 3
+
+
+def test_a_crd_nothing_uses_is_applied_beside_the_later_stages_and_before_webhooks(recorded, namespace, group) -> None:
+    """An install bundle's CRD (a second of API server work) does not hold back its other objects.
+
+    The CRD's apply is held until the ConfigMap (a later stage) has been applied: only an engine
+    that applies the two side by side gets past that. The admission webhook still comes last.
+    """
+    client, spy = recorded
+    crd_path = f"{CRDS}/widgets.{group}"
+    config_path = f"/api/v1/namespaces/{namespace}/configmaps/settings"
+    hook_name = f"{namespace}-guard"
+    hook_path = f"/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/{hook_name}"
+    webhook = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": hook_name},
+        "webhooks": [
+            {
+                "name": f"guard.{group}",
+                "clientConfig": {"url": "https://127.0.0.1:9/never"},
+                "rules": [
+                    {
+                        "apiGroups": [group],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["nothing"],
+                    }
+                ],
+                "failurePolicy": "Ignore",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }
+        ],
+    }
+    config_applied, crd_applied, hook_sent = threading.Event(), threading.Event(), threading.Event()
+    overlapped: list[bool] = []
+    hook_after_crd: list[bool] = []
+
+    def hold_the_crd() -> None:
+        overlapped.append(config_applied.wait(timeout=15))
+        # A window in which the webhook configuration must not be sent: an engine that does not
+        # wait for the CRD before the webhooks sends it at once, and the check below sees it.
+        hook_sent.wait(timeout=2)
+
+    spy.before[("PATCH", crd_path, False)] = hold_the_crd
+    spy.after[("PATCH", config_path, False)] = config_applied.set
+    spy.after[("PATCH", crd_path, False)] = crd_applied.set
+
+    def send_the_hook() -> None:
+        hook_after_crd.append(crd_applied.is_set())
+        hook_sent.set()
+
+    spy.before[("PATCH", hook_path, False)] = send_the_hook
+    try:
+        result = Applier(client).deploy(
+            [Manifest(webhook, "hook.yaml"), config("settings"), crd(group)],
+            applyset=ApplySet("crd-beside", namespace),
+            default_namespace=namespace,
+            wait=False,
+        )
+        assert result.ok, result.failed
+        assert overlapped == [True], "the ConfigMap waited for the CRD that nothing in the change uses"
+        assert hook_after_crd == [True], "the webhook configuration was sent before the CRD was applied"
+        assert str(result.applied[0].ref) == f"CustomResourceDefinition/widgets.{group}"  # reported first
+    finally:
+        try:
+            client.request("DELETE", hook_path)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
