@@ -4,7 +4,8 @@ Install bundles (operators, cert managers, monitoring stacks) carry CRDs of hund
 every request costs the API server real CPU. The guarantees are kept (everything validated before
 anything is applied; a custom resource applied only once its CRD is Established), and nothing
 else is paid for: an unchanged CRD is not sent at all, and a CRD whose custom resources are not
-in the change is not waited on.
+in the change is not waited on, nor does it hold back the objects after it (it is applied beside
+the later stages, and still before the admission webhooks).
 """
 
 from __future__ import annotations
