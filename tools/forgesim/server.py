@@ -555,8 +555,9 @@ class ForgeSim:
     ) -> SimPR:
         """Open a PR from ``head`` (first committing ``files`` to it, branching from ``base``).
 
-        With ``fork_owner`` the PR comes from that user's fork (GitHub): its head repository is
-        ``<fork_owner>/<name>``, while its commits live under ``refs/pull/N/head`` as on GitHub.
+        With ``fork_owner`` the PR comes from that user's fork: its head repository (GitHub) or source
+        project (GitLab: its own id, and the hooks' ``source`` names it) is ``<fork_owner>/<name>``,
+        while its commits live under ``refs/pull/N/head`` / ``refs/merge-requests/N/head`` as on the forges.
 
         Sends ``pull_request``/``opened`` (GitHub) or Merge Request Hook ``open`` (GitLab) and waits for
         the receiver's answer.
