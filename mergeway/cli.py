@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, NoReturn
 from mergeway import __version__
 from mergeway.cachedir import user_cache
 from mergeway.kube.client import KubeClient, KubeError
+from mergeway.manifest import effective_namespace
 from mergeway.render import RenderError, render
 
 if TYPE_CHECKING:
     from mergeway.jobs.prunes import PruneCheck
     from mergeway.kube.applyset import ApplySet
-    from mergeway.render.manifests import Manifest
+    from mergeway.manifest import Manifest
 
 # The engine's modules are imported by the command that uses them: start-up is most of a small
 # preview's time, and ``preview`` needs neither the applier nor the health rules.
@@ -41,7 +42,7 @@ def _applyset(args: argparse.Namespace, target: Path) -> ApplySet:
     """The same ApplySet for ``preview`` and ``apply`` of one path, so a preview shows what apply does."""
     from mergeway.kube.applyset import ApplySet
 
-    return ApplySet(args.applyset or f"mergeway-cli.{target.name}", args.namespace or "default")
+    return ApplySet(args.applyset or f"mergeway-cli.{target.name}", effective_namespace("", args.namespace))
 
 
 class Refused(Exception):
@@ -71,7 +72,8 @@ def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], clien
     decision = rules.check(forge, repo, env, {args.cluster})
     if not decision.allowed:
         raise Refused(f"not allowed by the policy: {decision.reason}")
-    refusal = rules.admit(forge, repo, env, manifests, Discovery(client))
+    kinds = {(m.api_version, m.kind) for m in manifests}
+    refusal = rules.admit(forge, repo, env, manifests, Discovery(client).scopes(kinds))
     if refusal:
         raise Refused(f"not allowed by the policy: {refusal}")
     return PruneCheck(rules, forge, repo, env)
