@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 def _applyset(args: argparse.Namespace, target: Path) -> ApplySet:
     """The same ApplySet for ``preview`` and ``apply`` of one path, so a preview shows what apply does."""
-    from mergeway.kube.applyset import ApplySet
+    from mergeway.kube.applyset import ApplySet  # pulls in the thread pool (concurrent): only once a cluster answers
 
     return ApplySet(args.applyset or f"mergeway-cli.{target.name}", effective_namespace("", args.namespace))
 
@@ -56,6 +56,7 @@ def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], clien
     """
     if not args.policy:
         return None
+    # Only with --policy: the policy parser, the prune check and discovery are not a plain run's cost.
     from mergeway import policy
     from mergeway.jobs.prunes import PruneCheck
     from mergeway.kube.discovery import Discovery
@@ -92,6 +93,7 @@ def _client(args: argparse.Namespace) -> KubeClient:
 
 
 def _preview(args: argparse.Namespace) -> int:
+    # The differ and the terminal report are preview's own (tests/unit/test_cli_startup.py guards the rest).
     from mergeway.kube.diff import Differ
     from mergeway.report.terminal import print_plan
 
@@ -121,7 +123,7 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from mergeway.kube.apply import Applier
+    from mergeway.kube.apply import Applier  # the applier and the health rules: apply's own, not preview's
 
     target = Path(args.path).resolve()
     root = target if target.is_dir() else target.parent
@@ -161,6 +163,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     """Print the deployment records that match ``--repository``/``--environment``, newest per environment."""
+    # Redis and the settings are for `status` alone: a preview or apply never loads them (measured start-up).
     import redis
 
     from mergeway.config import ConfigError, Settings
