@@ -4,7 +4,7 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo run cluster cluster-down test lint bench-intake image image-test clean
+.PHONY: venv demo run cluster cluster-down test test-quick test-prereqs lint bench-intake image image-test clean
 
 $(BIN)/mergeway: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,10 +31,20 @@ cluster-down: venv
 run: venv
 	@bash tools/run.sh
 
-## The test suite, against real Redis and the real local cluster.
-test: venv
-	@bash tools/redis/ensure.sh
+## The test suite, against real Redis and the real local cluster. Prepares everything the tests need
+## first (as .ci/run does), so pytest's per-test timeout never counts an ~8-minute cold cluster build.
+test: test-prereqs
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## The quick subset: no Redis, no cluster, no fault injection (markers added in tests/conftest.py).
+test-quick: venv
+	$(BIN)/pytest -m 'not redis and not cluster and not faults' $(PYTEST_ARGS)
+
+## Redis, GitHub's API descriptions for the conformance tests, the cluster binaries and helm (cached).
+test-prereqs: venv
+	@bash tools/redis/ensure.sh
+	$(BIN)/python tools/conformance/fetch.py
+	@bash tools/cluster/build.sh >/dev/null
 
 lint: venv
 	$(BIN)/ruff check .

@@ -271,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.func(args))
 
 
+#: The exit status of a process killed by SIGPIPE (128 + 13), what a shell reports for kubectl.
+PIPE_CLOSED = 141
+
+
 def run() -> NoReturn:
     """The ``mergeway`` command: :func:`main`, then an exit without tearing the interpreter down.
 
@@ -278,7 +282,13 @@ def run() -> NoReturn:
     closing idle connections one by one) took about 20 ms of a 0.25 s preview. Nothing in the CLI
     needs ``atexit``: the discovery cache is written when it is fetched. Output is flushed first.
     """
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped reading (``mergeway preview DIR | head``): end quietly, with the status
+        # of a process killed by SIGPIPE, as kubectl does, instead of a traceback about the pipe.
+        code = PIPE_CLOSED
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe (| head) must not change the code
             stream.flush()

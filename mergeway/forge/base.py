@@ -263,10 +263,10 @@ class Forge(abc.ABC):
         self.check_comment_length(text)
         guard: AbstractContextManager[object] = lock() if lock is not None else contextlib.nullcontext()
         with guard:
-            matching = self._marked(number, marker)
+            matching = self.marked(number, marker)
             if not matching:
                 created = self.create_comment(number, text)
-                matching = self._marked(number, marker) or [created]
+                matching = self.marked(number, marker) or [created]
             keep, *others = sorted(matching, key=lambda c: c.id)
             if keep.body != text:
                 keep = self.edit_comment(number, keep.id, text)
@@ -282,7 +282,7 @@ class Forge(abc.ABC):
                     self.delete_comment(number, other.id)
             return keep
 
-    def _marked(self, number: int, marker: str) -> list[CommentRef]:
+    def marked(self, number: int, marker: str) -> list[CommentRef]:
         """Mergeway's own comments carrying ``marker``; other people's are never touched."""
         me = self.identity()
         return [c for c in self.list_comments(number) if marker in c.body and me.wrote(c)]

@@ -28,7 +28,14 @@ from mergeway.kube.diff import Differ
 from mergeway.kube.discovery import Discovery
 from mergeway.repoconfig import Environment, RepoConfig
 from mergeway.report.markdown import marker, status_name
-from mergeway.report.preview import PreviewReport, merge_footer, on_merge, render_preview, render_summary
+from mergeway.report.preview import (
+    PreviewReport,
+    merge_footer,
+    on_merge,
+    render_preview,
+    render_summary,
+    summary_rows,
+)
 
 log = logging.getLogger("mergeway.jobs.preview")
 
@@ -88,7 +95,7 @@ def _preview_environments(
         reports.append(report)
         links[env.name] = _publish(ctx, event, pr, report, status=status_name("preview", env.name))
     if len(config.environments) > 1 and links:
-        _publish_summary(ctx, event, pr, reports, links)
+        _publish_summary(ctx, event, pr, reports, links, [e.name for e in config.environments])
     unknown = wanted - {e.name for e in config.environments}
     if unknown:
         _publish_unknown(ctx, event, pr, config, unknown)
@@ -220,11 +227,30 @@ def _publish(ctx: JobContext, event: Event, pr: PullRequestInfo, report: Preview
 
 
 def _publish_summary(
-    ctx: JobContext, event: Event, pr: PullRequestInfo, reports: list[PreviewReport], links: dict[str, str]
+    ctx: JobContext,
+    event: Event,
+    pr: PullRequestInfo,
+    reports: list[PreviewReport],
+    links: dict[str, str],
+    order: list[str],
 ) -> None:
-    """One comment that says, per environment, what this pull request does there."""
+    """One comment that says, per environment, what this pull request does there.
+
+    When only some environments were previewed (``/preview staging``), the others keep their rows
+    from the summary already there for this commit. Read and rewritten under the pull request's
+    comment lock, so a concurrent preview cannot drop the rows this one keeps.
+    """
     forge = ctx.forge(event.repo)
     if forge.get_pull_request(pr.number).head_sha != pr.head_sha:
         return
-    body = render_summary(reports, links, limit=forge.comment_limit)
-    forge.upsert_comment(pr.number, marker("summary", "preview"), body, lock=ctx.comment_lock(event))
+    summary = marker("summary", "preview")
+    lock = ctx.comment_lock(event)
+    with lock() if lock is not None else contextlib.nullcontext():
+        kept: dict[str, str] = {}
+        previewed = {r.environment for r in reports}
+        if set(order) - previewed:
+            for comment in forge.marked(pr.number, summary)[:1]:
+                rows = summary_rows(comment.body, pr.head_sha)
+                kept = {name: row for name, row in rows.items() if name in order and name not in previewed}
+        body = render_summary(reports, links, limit=forge.comment_limit, order=order, kept=kept)
+        forge.upsert_comment(pr.number, summary, body)

@@ -7,8 +7,9 @@ Order of a deploy, and why:
 2. Record the union of old and new group-kinds on the ApplySet parent *before* applying, so a
    worker killed mid-deploy leaves every new object findable for the next prune.
 3. Apply changed objects stage by stage (:mod:`mergeway.kube.sort`), concurrently within a stage;
-   after the foundation stage wait for new CRDs to be Established and refresh discovery, so custom
-   resources in the same change can be applied.
+   after the foundation stage wait for the CRDs of custom resources in the same change to be
+   Established and refresh discovery, so those custom resources can be applied. CRDs that no
+   object of the change uses are applied beside the later stages instead of before them.
 4. Prune members of the set that left Git (:mod:`mergeway.kube.prune`).
 5. Write the final group-kinds and the applied commit to the parent.
 6. Wait for the environment's objects to become healthy (:mod:`mergeway.kube.health`).
@@ -16,6 +17,7 @@ Order of a deploy, and why:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -24,7 +26,7 @@ from mergeway.kube import prune
 from mergeway.kube.applyset import ApplySet, Parent, group_kind
 from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
-from mergeway.kube.diff import Differ, opts_in_to_recreate, touches_immutable_field
+from mergeway.kube.diff import Differ, defined_kind, opts_in_to_recreate, touches_immutable_field
 from mergeway.kube.discovery import Resource
 from mergeway.kube.health import Health, Target, wait_healthy
 from mergeway.kube.options import ApplyOptions
@@ -173,21 +175,33 @@ class Applier:
         union = applyset.parent(old.group_kinds | final.group_kinds, old.namespaces | final.namespaces)
         covered = stored is not None and union.group_kinds <= old.group_kinds and union.namespaces <= old.namespaces
         grouped = stages(changes)
+        later = [i for stage in grouped[1:] for i in stage]
+        # CRDs whose custom resources are not in this change have nothing here to come before.
+        used = {(i.ref.group, i.ref.kind) for i in later}
+        unused = [i for i in grouped[0] if _is_crd(i) and defined_kind(i.desired or {}) not in used]
+        grouped[0] = [i for i in grouped[0] if i not in unused]
         creates_parent_ns = any(i.ref.kind == "Namespace" and i.ref.name == applyset.namespace for i in grouped[0])
         recorded = stored
         if not creates_parent_ns and not covered:
             applyset.write(self.client, union, field_manager=self.field_manager)
             recorded = union
-        for index, stage in enumerate(grouped):
-            if stage:
-                self._apply_stage(stage, result)
+        beside = _Beside(self._apply_stage, unused, result)
+        try:
+            for index, stage in enumerate(grouped):
+                if index == len(grouped) - 1:
+                    beside.join()  # admission webhooks come after everything else, those CRDs included
+                if stage:
+                    self._apply_stage(stage, result)
                 if result.failed:
                     break
-            if index == 0:
-                if creates_parent_ns and not covered:
-                    applyset.write(self.client, union, field_manager=self.field_manager)
-                    recorded = union
-                self._settle_foundation(stage, timeout)
+                if index == 0:
+                    if creates_parent_ns and not covered:
+                        applyset.write(self.client, union, field_manager=self.field_manager)
+                        recorded = union
+                    self._settle_foundation(stage, later, timeout)
+                    beside.start()
+        finally:
+            beside.join()
         return recorded
 
     def _apply(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
@@ -263,16 +277,79 @@ class Applier:
         result.rollout_seconds = time.monotonic() - rollout_started
         result.health = {targets[t]: h for t, h in states.items()}
 
-    def _settle_foundation(self, stage: Sequence[ObjectDiff], timeout: float) -> None:
-        """Wait for new CRDs to be Established, then refresh discovery for their kinds."""
-        crds = [
-            (i.resource, i.ref.namespace, i.ref.name)
-            for i in stage
-            if i.ref.kind == "CustomResourceDefinition" and i.resource is not None
-        ]
+    def _settle_foundation(self, stage: Sequence[ObjectDiff], later: Sequence[ObjectDiff], timeout: float) -> None:
+        """Before custom resources of this change are applied, wait for their CRDs to be Established.
+
+        The stage holds only CRDs whose custom resources come later in this run (the others are
+        applied beside the later stages, see :class:`_Beside`); each is judged first by what its
+        apply returned, so an updated CRD that stays Established costs no request. Discovery is
+        refreshed only when a custom resource's kind was unknown when planned, until it is known.
+        """
+        deadline = time.monotonic() + min(timeout, 120.0)
+        crds = {(i.resource, i.ref.namespace, i.ref.name): i.observed for i in stage if _is_crd(i) and i.resource}
         if crds:
-            wait_healthy(self.client, crds, timeout=min(timeout, 120.0), interval=0.2)
-            self.differ.discovery.refresh()
+            observed = {target: obj for target, obj in crds.items() if obj}
+            wait_healthy(self.client, list(crds), timeout=deadline - time.monotonic(), interval=0.2, observed=observed)
+        # An Established CRD's kind reaches discovery a moment later (the API server's discovery
+        # controller): wait for it too, or the custom resource's apply finds no such kind.
+        unknown = {(str((i.desired or {}).get("apiVersion", "")), i.ref.kind) for i in later if i.resource is None}
+        discovery = self.differ.discovery
+        while unknown:
+            discovery.refresh()
+            unknown = {kind for kind in unknown if discovery.known(*kind) is None}
+            if not unknown or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+
+
+class _Beside:
+    """CRDs that nothing in the change depends on, applied while the later stages are.
+
+    A CRD of an install bundle can cost the API server a second to apply (decoding, validating and
+    storing hundreds of KB of schema), and waiting for it before the ConfigMaps and Deployments it
+    has nothing to do with made that second part of every deploy. Started once the foundation stage
+    and the ApplySet parent are in place, joined before the admission webhooks and at the end; its
+    outcome joins the deploy's (docs/DECISIONS.md, "Performance").
+    """
+
+    def __init__(
+        self,
+        apply_stage: Callable[[Sequence[ObjectDiff], DeployResult], None],
+        items: Sequence[ObjectDiff],
+        result: DeployResult,
+    ) -> None:
+        self.apply_stage = apply_stage
+        self.items = items
+        self.result = result
+        self.own = DeployResult(result.plan)
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        if self.items and self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="apply-crds", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.apply_stage(self.items, self.own)
+        except BaseException as exc:  # raised in the deploy's own thread by join(), as a stage's would be
+            self.error = exc
+
+    def join(self) -> None:
+        """Wait for the CRDs; their outcome goes first in the deploy's, where the foundation stage's goes."""
+        if self.thread is None:
+            return
+        self.thread.join()
+        self.thread = None
+        self.result.applied[:0] = self.own.applied
+        self.result.failed[:0] = self.own.failed
+        if self.error is not None:
+            raise self.error
+
+
+def _is_crd(item: ObjectDiff) -> bool:
+    return item.ref.kind == "CustomResourceDefinition" and item.ref.group == "apiextensions.k8s.io"
 
 
 def _final_parent(applyset: ApplySet, plan: Plan, held: Collection[ObjectRef], commit: str) -> Parent:

@@ -57,14 +57,19 @@ def contains(live: Any, desired: Any) -> bool:
     return type(live) is type(desired) and live == desired
 
 
+def defined_kind(obj: dict[str, Any]) -> tuple[str, str]:
+    """The (group, kind) of the custom resources a CustomResourceDefinition defines."""
+    spec = obj.get("spec") or {}
+    return str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))
+
+
 def _crd_kinds(manifests: Iterable[Manifest]) -> set[tuple[str, str]]:
     """(group, kind) of every CRD in the change: their custom resources cannot be dry-run yet."""
-    kinds = set()
-    for m in manifests:
-        if m.kind == "CustomResourceDefinition" and m.group == "apiextensions.k8s.io":
-            spec = m.obj.get("spec") or {}
-            kinds.add((str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))))
-    return kinds
+    return {
+        defined_kind(m.obj)
+        for m in manifests
+        if m.kind == "CustomResourceDefinition" and m.group == "apiextensions.k8s.io"
+    }
 
 
 class _Planned(NamedTuple):

@@ -33,10 +33,14 @@ def stored_form(obj: dict[str, Any]) -> dict[str, Any]:
     """A Secret as the API server stores it: ``stringData`` (write-only) folded into base64 ``data``.
 
     The planner compares a Secret it last applied with the live one in this form, so an unchanged
-    Secret needs no dry run. A shallow copy: only the top level changes.
+    Secret needs no dry run. A shallow copy: only the top level changes. A Secret without values
+    has no ``data`` at all once stored (an install bundle's placeholder Secrets), so none is
+    expected then.
     """
-    out = {k: v for k, v in obj.items() if k != "stringData"}
-    out["data"] = _folded(obj)
+    out = {k: v for k, v in obj.items() if k not in ("stringData", "data")}
+    data = _folded(obj)
+    if data:
+        out["data"] = data
     return out
 
 

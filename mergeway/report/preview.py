@@ -9,6 +9,8 @@ was cut -- a truncated comment that hides *which* objects change would be worse 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -250,10 +252,43 @@ def merge_footer(
     ]
 
 
-def render_summary(reports: list[PreviewReport], links: dict[str, str], *, limit: int) -> str:
-    """The one comment for a pull request with several environments: a line each, linked."""
-    lines = [marker("summary", "preview"), f"### Mergeway preview summary · {sha(reports[0].head_sha)}", ""]
+def summary_heading(head_sha: str) -> str:
+    return f"### Mergeway preview summary · {sha(head_sha)}"
+
+
+def summary_rows(body: str, head_sha: str) -> dict[str, str]:
+    """The rows, by environment, of a summary :func:`render_summary` wrote for ``head_sha``.
+
+    ``/preview staging`` previews one environment: the summary keeps the other environments' rows
+    from the run that previewed them, as long as that run was for the same commit. A summary of an
+    older commit gives nothing (its rows say nothing true about this one).
+    """
+    if summary_heading(head_sha) not in body.splitlines():
+        return {}
+    rows = {}
+    for line in body.splitlines():
+        found = re.match(r"^\| \[?`([^`]+)`", line)
+        if found:
+            rows[found.group(1)] = line
+    return rows
+
+
+def render_summary(
+    reports: list[PreviewReport],
+    links: dict[str, str],
+    *,
+    limit: int,
+    order: Sequence[str] = (),
+    kept: Mapping[str, str] | None = None,
+) -> str:
+    """The one comment for a pull request with several environments: a line each, linked.
+
+    ``kept`` holds earlier rows (see :func:`summary_rows`) of environments not in ``reports``;
+    rows are listed in ``order`` (the configuration's), then any others.
+    """
+    lines = [marker("summary", "preview"), summary_heading(reports[0].head_sha), ""]
     lines += ["| environment | preview | changes | risks | on merge |", "|---|---|---|---|---|"]
+    rows = dict(kept or {})
     for report in reports:
         state, description = report.status()
         icon = {"success": "✅", "failure": "❌", "error": "⚠️"}.get(state, "⏳")
@@ -265,5 +300,7 @@ def render_summary(reports: list[PreviewReport], links: dict[str, str], *, limit
         if len(found) > 4:
             risky += f" and {len(found) - 4} more"
         summary = report.plan.summary() if report.plan is not None and not report.error else description
-        lines.append(f"| {name} | {icon} {state} | {_cell(summary)} | {risky} | {report.on_merge} |")
+        rows[report.environment] = f"| {name} | {icon} {state} | {_cell(summary)} | {risky} | {report.on_merge} |"
+    names = [n for n in order if n in rows] + [n for n in rows if n not in order]
+    lines += [rows[n] for n in names]
     return clip_body("\n".join(lines) + "\n", limit)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from mergeway.forge import ForgeNotFoundError, Permission
+from mergeway.forge import ForgeAuthError, ForgeNotFoundError, ForgePermissionError, ForgeValidationError, Permission
 from tests.conformance.oracle import Difference, RestDescription, WebhookDescription
 from tests.fixtures.forgesim import SimHarness
 from tools.forgesim.recording import Recorder
@@ -162,6 +162,20 @@ def test_mergeway_operations_against_the_simulator(forge_sim: SimHarness) -> Non
         repo, github_token="", github_app_id=str(app.app_id), github_app_private_key=app.private_key_pem
     )
     as_app.create_comment(pr.number, "from the app")
+
+    # The errors each allowance in ALLOWED exists for, so that running this directory alone still
+    # needs every allowance (and a stale one fails the check below).
+    with pytest.raises(ForgeAuthError):
+        forge_sim.forge(repo, github_token="revoked-token").get_pull_request(pr.number)  # 401
+    forge_sim.add_user("github", "reader")
+    forge_sim.set_permission(repo, "reader", "read")
+    reader = forge_sim.forge(repo, github_token=forge_sim.token_for("github", "reader"))
+    with pytest.raises(ForgePermissionError):
+        reader.set_status(pr.head_sha, "success", "mergeway/preview/staging", "ok")  # 403
+    with pytest.raises(ForgeNotFoundError):
+        forge.delete_comment(pr.number, scratch.id)  # 404: already deleted
+    with pytest.raises(ForgeValidationError):
+        forge.set_status("0" * 40, "success", "mergeway/preview/staging", "ok")  # 422: no such commit
     forge_sim.webhooks.drain()
 
 
@@ -208,6 +222,10 @@ def test_every_recorded_api_answer_matches_the_rest_description(
             failures.append(f"{exchange.method} {template} → {exchange.status}: {difference}")
     missing = MERGEWAY_ENDPOINTS - seen
     assert not missing, f"endpoints Mergeway uses were never called: {sorted(missing)}"
+    # Every allowance is still needed: one the simulator or the description no longer calls for
+    # would otherwise stay and hide the next real difference of its kind.
+    stale = [f"{a.status} ({a.reason[:60]}...)" for a in ALLOWED if a not in used]
+    assert not stale, f"allowances no recorded answer needed; remove them: {stale}"
     assert not failures, f"{len(set(failures))} differences from @octokit/openapi:\n" + "\n".join(
         sorted(set(failures))[:2000]
     )

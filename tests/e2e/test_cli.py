@@ -4,6 +4,7 @@ failed or unhealthy, 2 error before applying)."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,70 @@ def test_preview_and_apply_exit_codes(kube_cluster: KubeCluster, namespace: str,
     unhealthy = mergeway(kube_cluster, "apply", str(app), *ns, "--timeout", "5")
     assert unhealthy.returncode == 1, said(unhealthy)
     assert f"Deployment/{namespace}/web" in unhealthy.stderr and "timed out" in unhealthy.stderr
+
+
+def test_preview_piped_into_head_ends_quietly(kube_cluster: KubeCluster, namespace: str, tmp_path: Path):
+    """``mergeway preview DIR | head``: the reader leaves after a few lines. Like kubectl, the
+    command ends with a SIGPIPE death's status (141) and says nothing, not a BrokenPipeError traceback."""
+    data = {f"key-{i:03}": f"value {i} " + "x" * 60 for i in range(100)}
+    objects = {
+        f"cm{n}": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm{n}"}, "data": data}
+        for n in range(40)
+    }
+    app = write(tmp_path / "app", **objects)  # ~300 KB of plan: far more than a pipe and stdout's buffer hold
+    env = {**kube_cluster.env(), "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [MERGEWAY, "preview", str(app), "-n", namespace],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what head does once it has its lines
+    stderr = proc.stderr.read().decode()
+    code = proc.wait(timeout=180)
+    assert first, stderr
+    assert stderr == ""
+    assert code == 141
+
+
+def test_secret_values_never_reach_the_terminal(kube_cluster: KubeCluster, namespace: str, tmp_path: Path):
+    """``mergeway preview``/``apply`` of a Secret, created then rotated (``stringData:`` and ``data:``):
+    the terminal shows that it changes, never a value, in plain text or base64."""
+    values = {
+        "one": ("pw-one-5a1c", "tok-one-9e2f", "gen-one-41aa"),
+        "two": ("pw-two-77b0", "tok-two-c3d4", "gen-two-0f93"),
+    }
+
+    def secrets(version: str) -> dict[str, dict]:
+        password, token, generated = values[version]
+        encoded = base64.b64encode(token.encode()).decode()
+        return {
+            "db": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"pw": password}},
+            "token": {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token"}, "data": {"t": encoded}},
+            # A kustomize secretGenerator: a new name (hash suffix) per value, the old one pruned.
+            "kustomization": {
+                "resources": ["db.yaml", "token.yaml"],
+                "secretGenerator": [{"name": "gen", "literals": [f"g={generated}"]}],
+            },
+        }
+
+    app = tmp_path / "app"
+    ns = ["-n", namespace]
+    said_all = []
+    for version in ("one", "two"):
+        write(app, **secrets(version))
+        preview = mergeway(kube_cluster, "preview", str(app), *ns)
+        assert preview.returncode == 1, said(preview)
+        assert f"Secret/{namespace}/db" in preview.stdout and f"Secret/{namespace}/token" in preview.stdout
+        assert f"Secret/{namespace}/gen-" in preview.stdout
+        applied = mergeway(kube_cluster, "apply", str(app), *ns, "--timeout", "60")
+        assert applied.returncode == 0, said(applied)
+        said_all += [preview.stdout, preview.stderr, applied.stdout, applied.stderr]
+    assert "***" in preview.stdout, "the rotation's preview shows a masked change"
+    secret = [v for pair in values.values() for v in pair]
+    forms = secret + [base64.b64encode(v.encode()).decode() for v in secret]
+    for text in said_all:
+        for form in forms:
+            assert form not in text

@@ -105,6 +105,8 @@ def test_risk_block_names_the_volume_prune_and_the_restart_with_its_reason(stack
 
 
 def comment_url(stack: Stack, repo, number: int, comment_id: int) -> str:
+    if repo.forge == "gitlab":
+        return f"{repo.web_url}/-/merge_requests/{number}#note_{comment_id}"
     return f"{repo.web_url}/pull/{number}#issuecomment-{comment_id}"
 
 
@@ -122,13 +124,16 @@ def test_a_new_object_shows_what_git_asked_for_and_counts_server_defaults(stack:
     assert "terminationMessagePath" in collapsed  # but the whole object is still there
 
 
-def test_two_environments_get_one_summary_linking_both(stack: Stack):
+@pytest.mark.parametrize("forge", ["github", "gitlab"])
+def test_two_environments_get_one_summary_linking_both(stack: Stack, forge: str):
     ns = stack.namespace
     envs = [
         {"name": "staging", "path": "deploy", "cluster": "local", "namespace": ns},
         {"name": "prod", "path": "prod", "cluster": "local", "namespace": ns, "auto_deploy": False},
     ]
-    repo = stack.repo(environments=envs)
+    name = "acme/platform/shop" if forge == "gitlab" else "acme/shop"
+    repo = stack.repo(environments=envs, forge=forge, name=name)
+    stack.sim.set_permission(repo, "alice", "developer" if forge == "gitlab" else "write")
     config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\ndata:\n  a: b\n"
     pr = stack.sim.open_pr(
         repo, "both", files={"deploy/cm.yaml": config.format("staging-cm"), "prod/cm.yaml": config.format("prod-cm")}
@@ -139,7 +144,8 @@ def test_two_environments_get_one_summary_linking_both(stack: Stack):
         lambda: stack.marked(repo, pr.number, "<!-- mergeway:summary:preview -->"), timeout=60, message="summary"
     )
     assert len(summary) == 1
-    record("summary", summary[0].body)
+    if forge == "github":  # docs/comments.md shows the GitHub run
+        record("summary", summary[0].body)
     for env in ("staging", "prod"):
         target = stack.only_comment(repo, pr.number, f"<!-- mergeway:preview:{env} -->")
         line = next(x for x in summary[0].body.splitlines() if f"[`{env}`]" in x)
@@ -148,8 +154,41 @@ def test_two_environments_get_one_summary_linking_both(stack: Stack):
     prod_line = next(x for x in summary[0].body.splitlines() if "[`prod`]" in x)
     assert prod_line.endswith("| not deployed: `auto_deploy` off |")
     prod = stack.only_comment(repo, pr.number, "<!-- mergeway:preview:prod -->").body
-    record("preview-not-deployed", prod)
+    if forge == "github":
+        record("preview-not-deployed", prod)
     assert "**Not deployed on merge: `auto_deploy` is off for `prod`.**" in prod
+
+    # A later push: the summary is rewritten for the new head, both environments in it.
+    head = stack.sim.push(repo, pr, {"prod/more.yaml": config.format("prod-more")})
+    for env in ("staging", "prod"):
+        assert stack.status(repo, head, f"mergeway/preview/{env}").state == "success"
+    rows = wait_for(
+        lambda: summary_rows_for(stack, repo, pr.number, head), timeout=60, message="the summary of the new head"
+    )
+    assert "1 to add" in rows["staging"] and "2 to add" in rows["prod"], rows
+
+    # `/preview staging` alone re-runs staging only: its row changes (the object now exists in the
+    # cluster), and prod's row stays, instead of the summary shrinking to the one environment previewed.
+    k8s.CoreV1Api(stack.cluster.api_client()).create_namespaced_config_map(
+        ns, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="staging-cm"), data={"a": "b"})
+    )
+    stack.sim.comment(repo, pr, "/preview staging", author="alice")
+    after = wait_for(
+        lambda: (r := summary_rows_for(stack, repo, pr.number, head)) and "1 to add" not in r.get("staging", "") and r,
+        timeout=90,
+        message="the summary's staging row from /preview staging",
+    )
+    assert list(after) == ["staging", "prod"], after
+    assert after["prod"] == rows["prod"]
+    assert "0 to add" in after["staging"], after
+
+
+def summary_rows_for(stack: Stack, repo, number: int, head: str) -> dict[str, str] | None:
+    """The summary's rows by environment, once the summary is the one for ``head``."""
+    found = stack.marked(repo, number, "<!-- mergeway:summary:preview -->")
+    if len(found) != 1 or f"### Mergeway preview summary · {head}" not in found[0].body:
+        return None
+    return {line.split("`")[1]: line for line in found[0].body.splitlines() if line.startswith(("| [`", "| `"))}
 
 
 def test_a_rejected_deploy_says_nothing_was_applied_and_offers_no_rollback(stack: Stack):
@@ -271,7 +310,8 @@ def test_a_pull_request_whose_base_moved_on_previews_the_merge_result(stack: Sta
 def test_a_conflicting_pull_request_previews_its_head_and_says_so(stack: Stack):
     repo = stack.repo({"deploy/cm.yaml": CONFIGMAP})
     mine = stack.sim.open_pr(repo, "mine", files={"deploy/cm.yaml": CONFIGMAP.replace("a: b", "a: mine")})
-    stack.status(repo, mine.head_sha, PREVIEW)
+    first_preview = stack.status(repo, mine.head_sha, PREVIEW)
+    assert first_preview.state == "success", first_preview.description
     theirs = stack.sim.open_pr(repo, "theirs", files={"deploy/cm.yaml": CONFIGMAP.replace("a: b", "a: theirs")})
     stack.sim.merge(repo, theirs)
     sha = stack.sim.push(repo, mine, {"notes.txt": "again\n"})

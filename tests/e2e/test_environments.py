@@ -98,8 +98,16 @@ def test_branch_and_auto_deploy_choose_which_merges_deploy(stack: Stack):
     release_sha = merged_sha(stack, repo, to_release)
     assert stack.status(repo, release_sha, "mergeway/deploy/release").state == "success"
 
-    # Both deploys are done (each job deploys its environments in order, under their locks); now
-    # nothing else may have been deployed by either merge.
+    # Wait until both merges' deploy jobs have ended (a status for one environment does not mean the
+    # job is done with the others); only then may "nothing else was deployed" be checked.
+    for merged in (to_main, to_release):
+        stack.workers[0].wait_log(
+            lambda r, n=merged.number: (
+                r.get("pr") == n and r.get("msg") in ("deploy job succeeded", "deploy job failed")
+            ),
+            timeout=60,
+            message=f"the end of #{merged.number}'s deploy job",
+        )
     assert stack.sim.list_statuses(repo, sha, "mergeway/deploy/release") == []
     assert stack.sim.list_statuses(repo, release_sha, "mergeway/deploy/main") == []
     for merge in (sha, release_sha):

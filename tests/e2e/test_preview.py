@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import SHARED
 from tests.fixtures.e2e import Stack, diff_lines
@@ -64,7 +65,8 @@ def test_preview_against_deployed_state_shows_only_changed_lines(stack: Stack):
     repo = stack.repo(guestbook_files())
     # Deploy main as it is, the way a merge would, so the PR is previewed against live objects.
     first = stack.sim.open_pr(repo, "noop", files={"README.md": "# shop\n\nguestbook\n"})
-    stack.status(repo, first.head_sha, CONTEXT)
+    first_preview = stack.status(repo, first.head_sha, CONTEXT)
+    assert first_preview.state == "success", first_preview.description
     stack.sim.merge(repo, first)
     merged = stack.sim.pr(repo, first.number)
     assert stack.status(repo, merged.merge_commit_sha, "mergeway/deploy/staging").state == "success"
@@ -123,20 +125,41 @@ def secret_yaml(value: str) -> str:
     return f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {value}\n"
 
 
-def test_secret_change_is_masked_everywhere(stack: Stack):
-    repo = stack.repo({"deploy/secret.yaml": secret_yaml(SECRET_V1)})
+def token_yaml(value: str) -> str:
+    """A Secret written with ``data:`` (base64), as ``kubectl create secret --dry-run -o yaml`` prints it."""
+    encoded = base64.b64encode(value.encode()).decode()
+    return f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\ndata:\n  token: {encoded}\n"
+
+
+TOKEN_V1, TOKEN_V2 = "t0ken-value-one-333", "t0ken-value-two-444"
+
+
+@pytest.mark.parametrize("forge", ["github", "gitlab"])
+def test_secret_change_is_masked_everywhere(stack: Stack, forge: str):
+    files = {"deploy/secret.yaml": secret_yaml(SECRET_V1), "deploy/token.yaml": token_yaml(TOKEN_V1)}
+    repo = stack.repo(files, forge=forge, name="acme/platform/shop" if forge == "gitlab" else "acme/shop")
     first = stack.sim.open_pr(repo, "noop", files={"README.md": "x\n"})
     stack.sim.merge(repo, first)
     assert (
         stack.status(repo, stack.sim.pr(repo, first.number).merge_commit_sha, "mergeway/deploy/staging").state
         == "success"
     )
-    pr = stack.sim.open_pr(repo, "rotate", files={"deploy/secret.yaml": secret_yaml(SECRET_V2)})
+    pr = stack.sim.open_pr(
+        repo, "rotate", files={"deploy/secret.yaml": secret_yaml(SECRET_V2), "deploy/token.yaml": token_yaml(TOKEN_V2)}
+    )
     status = stack.status(repo, pr.head_sha, CONTEXT)
-    assert status.state == "success" and "1 to change" in status.description
+    assert status.state == "success" and "2 to change" in status.description
     body = stack.only_comment(repo, pr.number, MARKER).body
     assert "-  password: '*** (before)'" in body and "+  password: '*** (after)'" in body
-    forms = [SECRET_V1, SECRET_V2] + [base64.b64encode(v.encode()).decode() for v in (SECRET_V1, SECRET_V2)]
+    assert "-  token: '*** (before)'" in body and "+  token: '*** (after)'" in body
+    # The deploy of the changed Secrets: its comment names them, and shows no value either.
+    stack.sim.merge(repo, pr)
+    deployed = stack.status(repo, stack.sim.pr(repo, pr.number).merge_commit_sha, "mergeway/deploy/staging")
+    assert deployed.state == "success", deployed.description
+    deploy_body = stack.only_comment(repo, pr.number, "<!-- mergeway:deploy:staging -->").body
+    assert f"Secret/{stack.namespace}/db" in deploy_body and f"Secret/{stack.namespace}/token" in deploy_body
+    values = [SECRET_V1, SECRET_V2, TOKEN_V1, TOKEN_V2]
+    forms = values + [base64.b64encode(v.encode()).decode() for v in values]
     everything = [c.body for number in (first.number, pr.number) for c in stack.sim.list_comments(repo, number)]
     everything += [s.description for s in stack.sim.list_statuses(repo)]
     everything.append(stack.logs())
@@ -192,3 +215,32 @@ def test_diff_larger_than_gitlab_limit_keeps_summary_and_table(stack: Stack):
     for i in range(3):
         assert f"`ConfigMap/{stack.namespace}/big-{i}`" in body
     assert "cut to fit the comment size limit" in body
+
+
+def test_a_configuration_error_reaches_the_pull_request(stack: Stack):
+    """A typo in ``.mergeway.yaml``: the author reads what is wrong, on the PR and on its merge."""
+    repo = stack.repo()
+    broken = yaml.safe_dump(
+        {"enviroments": [{"name": "staging", "path": "deploy", "cluster": "local", "namespace": stack.namespace}]}
+    )
+    pr = stack.sim.open_pr(
+        repo,
+        "typo",
+        files={".mergeway.yaml": broken, "deploy/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n"},
+    )
+    status = stack.status(repo, pr.head_sha, "mergeway/preview/config")
+    assert status.state == "failure", status.description
+    assert "enviroments" in status.description
+    body = stack.only_comment(repo, pr.number, "<!-- mergeway:preview:config -->").body
+    assert ".mergeway.yaml: unknown top-level key(s): enviroments" in body, body
+    assert stack.sim.list_statuses(repo, pr.head_sha, CONTEXT) == []  # no environment could be read
+
+    stack.sim.merge(repo, pr)
+    sha = stack.sim.pr(repo, pr.number).merge_commit_sha
+    assert sha
+    deployed = stack.status(repo, sha, "mergeway/deploy/config")
+    assert deployed.state == "failure" and "enviroments" in deployed.description, deployed.description
+    assert (
+        "unknown top-level key(s): enviroments"
+        in stack.only_comment(repo, pr.number, "<!-- mergeway:deploy:config -->").body
+    )

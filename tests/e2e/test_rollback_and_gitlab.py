@@ -10,6 +10,7 @@ from tests.fixtures.e2e import Stack
 
 pytestmark = pytest.mark.cluster
 ROLLBACK = "<!-- mergeway:rollback -->"
+GITLAB_NAME = "acme/platform/shop"
 
 
 def cm(name: str, value: str) -> str:
@@ -25,10 +26,14 @@ def revert_prs(stack: Stack, repo):
     return [p for p in stack.sim.list_prs(repo) if p.head_ref.startswith("mergeway/revert-")]
 
 
-@pytest.mark.parametrize("method", ["merge", "squash", "rebase"])
-def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stack: Stack, method: str):
-    repo = stack.repo({"deploy/app.yaml": cm("app", "one")})
-    stack.sim.set_permission(repo, "alice", "write")
+@pytest.mark.parametrize(
+    ("forge", "method"),
+    [("github", "merge"), ("github", "squash"), ("github", "rebase"), ("gitlab", "squash"), ("gitlab", "rebase")],
+)
+def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stack: Stack, forge: str, method: str):
+    gitlab = forge == "gitlab"
+    repo = stack.repo({"deploy/app.yaml": cm("app", "one")}, forge=forge, name=GITLAB_NAME if gitlab else "acme/shop")
+    stack.sim.set_permission(repo, "alice", "developer" if gitlab else "write")
     pr = stack.sim.open_pr(
         repo,
         "two",
@@ -36,8 +41,9 @@ def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stac
         title="Ship two",
     )
     stack.sim.merge(repo, pr, method=method)
-    merged = stack.sim.pr(repo, pr.number)
-    assert stack.status(repo, merged.merge_commit_sha, "mergeway/deploy/staging").state == "success"
+    # What the merge made main (GitLab names a squash `squash_commit_sha`, a rebase neither).
+    merged_sha = stack.sim.head(repo)
+    assert stack.status(repo, merged_sha, "mergeway/deploy/staging").state == "success"
     core = k8s.CoreV1Api(stack.cluster.api_client())
     assert core.read_namespaced_config_map("app", stack.namespace).data == {"value": "two"}
 
@@ -50,7 +56,8 @@ def test_rollback_opens_a_revert_pr_whose_merge_restores_the_previous_state(stac
         timeout=30,
         message="the reply",
     )[0]
-    assert f"opened {repo.web_url}/pull/{revert.number} to revert" in reply.body, reply.body
+    link = f"{repo.web_url}/-/merge_requests/{revert.number}" if gitlab else f"{repo.web_url}/pull/{revert.number}"
+    assert f"opened {link} to revert" in reply.body, reply.body
     assert any(r.content == "eyes" for r in stack.sim.list_reactions(repo, asked.id))
 
     # Asking again returns the same revert PR instead of opening another.
@@ -95,6 +102,25 @@ def test_rolling_back_the_pr_that_added_an_app_prunes_it(stack: Stack):
     }
     assert not names & {"a", "b"}
 
+    # Rolling back the rollback: `/rollback` on the merged revert PR opens a revert of the revert,
+    # whose merge brings the app back as it was.
+    stack.sim.comment(repo, revert, "/rollback", author="alice")
+    [again] = stack.wait(
+        lambda: [p for p in revert_prs(stack, repo) if p.number != revert.number],
+        timeout=60,
+        message="the revert of the revert",
+    )
+    assert f"#{revert.number}" in again.body
+    preview = stack.status(repo, again.head_sha, "mergeway/preview/staging")
+    assert preview.state == "success" and preview.description.startswith("2 to add, 0 to change, 0 to prune")
+    stack.sim.merge(repo, again)
+    restored = stack.status(repo, stack.sim.pr(repo, again.number).merge_commit_sha, "mergeway/deploy/staging")
+    assert restored.state == "success", restored.description
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    for name in ("a", "b"):
+        assert core.read_namespaced_config_map(name, stack.namespace).data == {"value": "one"}
+    assert tree_of(repo, stack.sim.head(repo)) == tree_of(repo, stack.sim.pr(repo, pr.number).merge_commit_sha)
+
 
 def test_rollback_is_refused_for_readers_and_unmerged_prs(stack: Stack):
     repo = stack.repo({"deploy/app.yaml": cm("app", "one")})
@@ -116,7 +142,8 @@ def test_rollback_is_refused_for_readers_and_unmerged_prs(stack: Stack):
 def test_help_and_preview_commands(stack: Stack):
     repo = stack.repo({"deploy/app.yaml": cm("app", "one")})
     pr = stack.sim.open_pr(repo, "two", files={"deploy/app.yaml": cm("app", "two")})
-    stack.status(repo, pr.head_sha, "mergeway/preview/staging")
+    first_preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")
+    assert first_preview.state == "success", first_preview.description
     stack.sim.comment(repo, pr, "/help", author="alice")
     reply = stack.wait(lambda: stack.marked(repo, pr.number, "<!-- mergeway:help -->"), timeout=60, message="help")[0]
     assert "`/rollback`" in reply.body and "`/preview`" in reply.body
@@ -139,6 +166,14 @@ def test_gitlab_merge_request_is_previewed_and_deployed(stack: Stack):
     assert preview.description.startswith("1 to add")
     body = stack.only_comment(repo, mr.number, "<!-- mergeway:preview:staging -->").body
     assert f"`ConfigMap/{stack.namespace}/app`" in body
+    # `main` moves on (another change lands); the next push is previewed as the merge into it.
+    stack.sim.commit(repo, "main", {"deploy/other.yaml": cm("other", "x")})
+    main = stack.sim.head(repo)
+    head = stack.sim.push(repo, mr, {"notes.txt": "again\n"})
+    again = stack.status(repo, head, "mergeway/preview/staging")
+    assert again.state == "success" and again.description.startswith("2 to add"), again.description
+    body = stack.only_comment(repo, mr.number, "<!-- mergeway:preview:staging -->").body
+    assert f"Rendered from the merge of this pull request into `main` ({main})" in body, body
     stack.sim.merge(repo, mr)
     merged = stack.sim.pr(repo, mr.number)
     # A merge commit (the default merge method): GitLab names it, and the deploy reports on it.
@@ -146,6 +181,7 @@ def test_gitlab_merge_request_is_previewed_and_deployed(stack: Stack):
     assert stack.status(repo, merged.merge_commit_sha, "mergeway/deploy/staging").state == "success"
     core = k8s.CoreV1Api(stack.cluster.api_client())
     assert core.read_namespaced_config_map("app", stack.namespace).data == {"value": "two"}
+    assert core.read_namespaced_config_map("other", stack.namespace).data == {"value": "x"}
 
 
 def test_rollback_of_a_multi_commit_rebase_merge_reverts_every_commit(stack: Stack):

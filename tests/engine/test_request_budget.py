@@ -77,6 +77,19 @@ def test_an_unchanged_secret_previews_as_unchanged_without_a_dry_run(observed, n
     assert spy.sent["PATCH dry-run"] == 1  # only the rotated one is asked about
 
 
+def test_an_unchanged_secret_without_values_is_not_dry_run_again(observed, namespace) -> None:
+    """Install bundles ship placeholder Secrets (no data) that a controller fills in later."""
+    client, spy = observed
+    applyset = ApplySet("budget-empty", namespace)
+    empty = Manifest({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "filled-later"}}, "s.yaml")
+    Applier(client).deploy([empty], applyset=applyset, default_namespace=namespace, wait=False)
+
+    spy.sent.clear()
+    again = Applier(client).deploy([empty], applyset=applyset, default_namespace=namespace, wait=False)
+    assert again.counts() == {"added": 0, "changed": 0, "pruned": 0, "unchanged": 1}
+    assert spy.sent["PATCH dry-run"] == spy.sent["PATCH"] == 0
+
+
 def test_a_deploy_of_new_objects_sends_one_dry_run_and_one_apply_each(observed, namespace) -> None:
     client, spy = observed
     applyset = ApplySet("budget-new", namespace)

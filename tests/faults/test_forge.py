@@ -47,6 +47,9 @@ class FlakyForge:
         self.sim._take_fault = self.original
 
 
+# Its waits add up past the suite's 300 s: a preview and a deploy status per environment and PR, each
+# waited up to 180 s while a quarter of the forge calls fail and are retried with back-off.
+@pytest.mark.timeout(900)
 def test_every_pr_ends_with_one_comment_per_env_and_the_right_statuses(chain_factory):
     # 8 retries: with 24 % of attempts failing, a call then fails for good once in ~400,000 (with the
     # default 5, once in ~5,000 calls, i.e. in a few percent of runs of this test).

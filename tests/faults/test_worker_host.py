@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -79,14 +80,29 @@ def test_deploy_survives_the_loss_of_its_worker_host(chain_factory, record_prope
 def test_long_deploy_on_a_live_worker_is_never_handed_to_another(chain_factory):
     # A lease of 6 s and a rollout of 25 s: without renewal the idle second worker would take the
     # job over after 6 s and apply the environment while the first still deploys it.
-    chain = chain_factory(workers=2, MERGEWAY_JOB_LEASE_SECONDS="6", MERGEWAY_HEALTH_TIMEOUT_SECONDS="120")
+    # A forge timeout longer than the hold below: the held preview's client waits for the answer.
+    chain = chain_factory(
+        workers=2,
+        MERGEWAY_JOB_LEASE_SECONDS="6",
+        MERGEWAY_HEALTH_TIMEOUT_SECONDS="120",
+        MERGEWAY_FORGE_TIMEOUT_SECONDS="90",
+    )
     repo = chain.repo()
     other = chain.repo({"deploy/cm.yaml": config_map("other", team="b")}, name="acme/other")
-    # Two previews at once: each worker (own cache directory, shared Redis) takes one.
-    prs = [
-        chain.sim.open_pr(repo, "slow", files={"deploy/slow.yaml": slow_deployment("slow", "25s")}),
-        chain.sim.open_pr(other, "more", files={"deploy/cm2.yaml": config_map("more", team="b")}),
-    ]
+    # Two previews, one per worker (own cache directory, shared Redis), made so: the first preview is
+    # held at its first forge request until the second has been previewed. A worker holds one job
+    # at a time (prefetch 1, acks late), so only the other worker can have taken the second.
+    held = chain.sim.inject(
+        "github", method="GET", path=rf"/repos/{re.escape(repo.full_name)}/pulls/\d+$", times=1, hold=True
+    )
+    try:
+        first = chain.sim.open_pr(repo, "slow", files={"deploy/slow.yaml": slow_deployment("slow", "25s")})
+        wait_for(lambda: held.hits == 1, timeout=60, message="the first preview to be held on a worker")
+        second = chain.sim.open_pr(other, "more", files={"deploy/cm2.yaml": config_map("more", team="b")})
+        assert chain.status(other, second.head_sha, PREVIEW).state == "success"
+    finally:
+        held.release()
+    prs = [first, second]
     for r, pr in zip([repo, other], prs, strict=True):
         assert chain.status(r, pr.head_sha, PREVIEW).state == "success"
         chain.only_comment(r, pr.number, PREVIEW_MARKER)

@@ -18,6 +18,7 @@ from mergeway.forge import (
     Permission,
 )
 from tests.fixtures.forgesim import SimHarness
+from tests.fixtures.waiting import run_concurrently
 from tools.forgesim import SimPR, SimRepo
 
 MARKER = "<!-- mergeway:preview:staging -->"
@@ -74,33 +75,24 @@ def test_two_concurrent_upserts_without_a_lock_converge_to_one_comment(
     # Hold each job's first listing, after the forge answered, until both have listed: both saw no
     # comment and both create one. Held in the client, so no other traffic on the forge can take a turn.
     listed = threading.Barrier(2, timeout=30)
-    errors: list[BaseException] = []
 
     def job(text: str) -> None:
-        try:
-            forge = forge_sim.forge(repo)
-            real_list = forge.list_comments
-            calls = 0
+        forge = forge_sim.forge(repo)
+        real_list = forge.list_comments
+        calls = 0
 
-            def list_then_wait(number: int) -> list[CommentRef]:
-                nonlocal calls
-                calls += 1
-                found = real_list(number)
-                if calls == 1:
-                    listed.wait()
-                return found
+        def list_then_wait(number: int) -> list[CommentRef]:
+            nonlocal calls
+            calls += 1
+            found = real_list(number)
+            if calls == 1:
+                listed.wait()
+            return found
 
-            forge.list_comments = list_then_wait  # type: ignore[method-assign]
-            forge.upsert_comment(pr.number, MARKER, text)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        forge.list_comments = list_then_wait  # type: ignore[method-assign]
+        forge.upsert_comment(pr.number, MARKER, text)
 
-    threads = [threading.Thread(target=job, args=(f"from job {i}",)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not errors
+    run_concurrently([lambda i=i: job(f"from job {i}") for i in range(2)])
     creates = forge_sim.api_requests(repo.forge, method="POST", path=r"/(comments|notes)$")
     assert len(creates) == 2, "both jobs created a comment: the race really happened"
     comments = forge_sim.list_comments(repo, pr.number)
@@ -119,16 +111,10 @@ def test_concurrent_upserts_with_a_lock_never_duplicate(forge_sim: SimHarness, r
     def factory() -> AbstractContextManager[None]:
         return held()
 
-    threads = [
-        threading.Thread(
-            target=lambda i=i: forge_sim.forge(repo).upsert_comment(pr.number, MARKER, f"job {i}", lock=factory)
-        )
-        for i in range(4)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    def job(i: int) -> None:
+        forge_sim.forge(repo).upsert_comment(pr.number, MARKER, f"job {i}", lock=factory)
+
+    run_concurrently([lambda i=i: job(i) for i in range(4)])
     assert len(forge_sim.list_comments(repo, pr.number)) == 1
     assert len(forge_sim.api_requests(repo.forge, method="POST", path=r"/(comments|notes)$")) == 1
     assert not forge_sim.api_requests(repo.forge, method="DELETE")

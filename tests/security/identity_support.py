@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import http.server
 import json
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
 
 from tests.fixtures.e2e import Stack
 from tests.fixtures.services import TEST_GITHUB_SECRET, TEST_GITLAB_SECRET, github_headers, gitlab_headers
@@ -53,3 +58,48 @@ def deliver(stack: Stack, forge: str, event: str, payload: dict[str, Any], *, de
     status, answer = stack.web.request("POST", f"/webhooks/{forge}", body, headers)
     assert status in (200, 202), answer
     return answer
+
+
+@dataclass
+class Trap:
+    """A local HTTP server standing for a host outside the configured forge: it records every request."""
+
+    url: str
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+
+@pytest.fixture(name="trap")
+def trap_server() -> Iterator[Trap]:
+    seen: list[tuple[str, dict[str, str]]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, dict(self.headers)))
+            self.send_response(404)
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            self.do_GET()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Trap(f"http://127.0.0.1:{server.server_port}", seen)
+    server.shutdown()
+    server.server_close()
+
+
+def point_at(payload: Any, url: str, keys: tuple[str, ...]) -> None:
+    """Every URL field named in ``keys``, anywhere in the payload, now names ``url``."""
+    if isinstance(payload, dict):
+        for key, value in payload.items():
+            if key in keys and isinstance(value, str):
+                payload[key] = url
+            else:
+                point_at(value, url, keys)
+    elif isinstance(payload, list):
+        for item in payload:
+            point_at(item, url, keys)

@@ -128,3 +128,42 @@ def test_objects_outside_the_allowed_namespace_are_refused_and_never_reach_the_c
     assert base64.b64decode(live.data["password"]).decode() == REAL_PASSWORD
     # One offender refuses the whole environment: not even the allowed ConfigMap was applied.
     assert "app" not in {c.metadata.name for c in core.list_namespaced_config_map(stack.namespace).items}
+
+
+DENYING_POLICY = """
+rules:
+  - repositories: ["github:acme/shop"]
+    clusters: [local]
+    namespaces: ["{ns}"]
+    denied_kinds: ["Secret"]
+"""
+
+
+def test_a_denied_kind_is_refused_in_preview_and_deploy_and_never_applied(
+    policy_stack: Callable[[str], Stack],
+) -> None:
+    """``denied_kinds`` end to end: a Secret in the rule's own namespace is still refused."""
+    stack = policy_stack(DENYING_POLICY)
+    repo = stack.repo()
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "stringData": {"k": "v"}}
+    allowed = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"}, "data": {"mode": "prod"}}
+    files = {"deploy/creds.yaml": yaml.safe_dump(secret), "deploy/app.yaml": yaml.safe_dump(allowed)}
+    pr = stack.sim.open_pr(repo, "creds", files=files, title="Add creds")
+
+    status = stack.status(repo, pr.head_sha, PREVIEW)
+    assert status.state == "failure", status.description
+    assert status.description.startswith("Preview failed: Not allowed by this server's policy: 1 object(s)")
+    body = stack.only_comment(repo, pr.number, PREVIEW_MARKER).body
+    assert f"Secret/{stack.namespace}/creds (deploy/creds.yaml): kind Secret is denied (denied_kinds: Secret)" in body
+    assert "ConfigMap/" not in body
+
+    stack.sim.merge(repo, pr)
+    sha = stack.sim.pr(repo, pr.number).merge_commit_sha
+    assert sha
+    deployed = stack.status(repo, sha, DEPLOY)
+    assert deployed.state == "failure", deployed.description
+    assert "Not allowed by this server's policy" in deployed.description
+    assert "kind Secret is denied" in stack.only_comment(repo, pr.number, DEPLOY_MARKER).body
+    core = k8s.CoreV1Api(stack.cluster.api_client())
+    assert "creds" not in {s.metadata.name for s in core.list_namespaced_secret(stack.namespace).items}
+    assert "app" not in {c.metadata.name for c in core.list_namespaced_config_map(stack.namespace).items}

@@ -20,7 +20,7 @@ from mergeway.report.deploy import DeployReport, render_deploy
 from mergeway.report.help import MARKER as HELP_MARKER
 from mergeway.report.help import render_help
 from mergeway.report.markdown import marker, refusal, status_kind, status_name
-from mergeway.report.preview import PreviewReport, render_preview, render_summary
+from mergeway.report.preview import PreviewReport, render_preview, render_summary, summary_rows
 
 HEAD = "c" * 40
 NS = "shop"
@@ -108,6 +108,25 @@ def test_the_summary_links_each_environment_and_is_cut_with_a_note_when_too_long
     assert rows[1].startswith("| [`prod`](https://forge.example/c/2) | ❌ failure | Preview failed: Not allowed")
     short = render_summary(reports, links, limit=200)
     assert len(short) <= 200 and short.endswith("\n\n_Cut to fit the comment size limit._\n")
+
+
+def test_a_summary_of_one_environment_keeps_the_others_rows_of_the_same_commit() -> None:
+    """``/preview staging``: the rewritten summary still has prod's row, in the configuration's order."""
+    links = {"staging": "https://forge.example/c/1", "prod": "https://forge.example/c/2"}
+    both = render_summary(
+        [PreviewReport("staging", HEAD, plan=risky_plan()), PreviewReport("prod", HEAD, error="no")],
+        links,
+        limit=65_536,
+    )
+    prod_row = table_rows(both)[1]
+    again = PreviewReport("staging", HEAD, plan=Plan([]), on_merge="deploys")
+    kept = {k: v for k, v in summary_rows(both, HEAD).items() if k != "staging"}
+    body = render_summary([again], links, limit=65_536, order=["staging", "prod"], kept=kept)
+    rows = table_rows(body)
+    assert len(rows) == 2 and rows[1] == prod_row
+    assert rows[0].startswith("| [`staging`](https://forge.example/c/1) | ✅ success | 0 to add")
+    # A summary of another commit keeps nothing: its rows are not about this one.
+    assert summary_rows(both, "f" * 40) == {}
 
 
 def test_a_deploy_comment_too_big_for_the_forge_is_cut_and_says_so() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 from mergeway.config import Settings
 from tests.conftest import ROOT
@@ -40,10 +41,37 @@ def test_the_example_is_a_valid_configuration() -> None:
         )
 
 
-def test_an_empty_environment_gives_the_stated_defaults() -> None:
-    assert {f.name: getattr(Settings.from_env({}), f.name) for f in dataclasses.fields(Settings)} == {
-        f.name: getattr(Settings(), f.name) for f in dataclasses.fields(Settings)
+#: Variables whose value in ``.env.example`` is an example to adapt, not the default, and why.
+EXAMPLE_NOT_DEFAULT = {
+    "MERGEWAY_BOT_LOGINS": "an example login; by default only the credentials' own account is the bot",
+    "WEB_CONCURRENCY": "a small fixed count for `make run`; unset means one process per CPU",
+}
+
+
+def test_an_empty_environment_gives_the_defaults_the_example_documents() -> None:
+    """What operators read in ``.env.example`` is what they get by leaving a variable unset.
+
+    Compared with the documentation, not with ``Settings()``: a default changed in ``config.py``
+    alone (say ``MERGEWAY_FORGE_RETRIES`` 5 → 1) must fail here, not pass by comparing code with itself.
+    """
+    by_env = {f.metadata["env"]: f.name for f in dataclasses.fields(Settings)}
+    example = {
+        name: value.replace("~", str(Path.home()))
+        for name, value in (
+            line.split("=", 1) for line in EXAMPLE.read_text().splitlines() if re.match(r"^[A-Z_]+=", line)
+        )
     }
+    defaults = Settings.from_env({})
+    compared = 0
+    for variable, value in example.items():
+        if variable in EXAMPLE_NOT_DEFAULT or variable not in by_env:
+            continue
+        name = by_env[variable]
+        documented = Settings.read(name, {variable: value})
+        assert getattr(defaults, name) == documented, f"{variable}: .env.example says {value!r}"
+        compared += 1
+    assert compared >= 40, "most settings are compared"
+    assert set(EXAMPLE_NOT_DEFAULT) <= set(example), "an exception for a variable the example no longer sets"
 
 
 def test_one_setting_reads_as_all_of_them_do() -> None:

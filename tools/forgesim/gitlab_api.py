@@ -562,6 +562,32 @@ class GitLabAPI:
             "http_url": repo.clone_url,
         }
 
+    def _source_project(self, pr: SimPR, web: str) -> dict[str, Any]:
+        """A hook's ``source``: the fork project a fork's merge request comes from, as GitLab sends it.
+
+        The fork is not a repository of the simulator: its URLs name ``<fork_owner>/<name>`` on this
+        host, where nothing answers, so a receiver that fetched from them would fail visibly.
+        """
+        project = self._hook_project(pr.repo, web)
+        if not pr.fork_owner:
+            return project
+        path = f"{pr.fork_owner}/{pr.repo.name}"
+        root = pr.repo.web_url[: -len(pr.repo.full_name)]
+        web_url, git_url = f"{root}{path}", f"{root}{path}.git"
+        project.update(
+            id=source_project_id(pr),
+            namespace=pr.fork_owner,
+            path_with_namespace=path,
+            web_url=web_url,
+            homepage=web_url,
+            git_ssh_url=git_url,
+            git_http_url=git_url,
+            url=git_url,
+            ssh_url=git_url,
+            http_url=git_url,
+        )
+        return project
+
     def _last_commit(self, repo: SimRepo, sha: str) -> dict[str, Any]:
         info = repo.git.commit_info(sha) or {}
         message = str(info.get("message", ""))
@@ -605,7 +631,7 @@ class GitLabAPI:
             "updated_at": gl_hook_time(pr.updated_at),
             "updated_by_id": None,
             "url": f"{repo.web_url}/-/merge_requests/{pr.number}",
-            "source": self._hook_project(repo, web),
+            "source": self._source_project(pr, web),
             "target": self._hook_project(repo, web),
             "last_commit": self._last_commit(repo, pr.head_sha),
             "work_in_progress": False,

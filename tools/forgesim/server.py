@@ -57,6 +57,8 @@ from tools.forgesim.webhooks import Delivery, WebhookSender
 
 FORGES: tuple[ForgeName, ...] = ("github", "gitlab")
 BOT = "mergeway-bot"
+#: Longest a ``hold=True`` fault keeps a request waiting when the test never releases it (s).
+HOLD_LIMIT = 60.0
 _GIT_PATH = re.compile(r"^/(?P<repo>.+?)\.git(?P<rest>/.*)$")
 
 
@@ -553,8 +555,9 @@ class ForgeSim:
     ) -> SimPR:
         """Open a PR from ``head`` (first committing ``files`` to it, branching from ``base``).
 
-        With ``fork_owner`` the PR comes from that user's fork (GitHub): its head repository is
-        ``<fork_owner>/<name>``, while its commits live under ``refs/pull/N/head`` as on GitHub.
+        With ``fork_owner`` the PR comes from that user's fork: its head repository (GitHub) or source
+        project (GitLab: its own id, and the hooks' ``source`` names it) is ``<fork_owner>/<name>``,
+        while its commits live under ``refs/pull/N/head`` / ``refs/merge-requests/N/head`` as on the forges.
 
         Sends ``pull_request``/``opened`` (GitHub) or Merge Request Hook ``open`` (GitLab) and waits for
         the receiver's answer.
@@ -776,14 +779,18 @@ class ForgeSim:
         body: Any = None,
         delay: float = 0.0,
         barrier: int = 0,
+        hold: bool = False,
     ) -> Fault:
         """Make the next ``times`` matching API requests fail with ``status`` (and/or wait ``delay`` s).
 
         ``path`` is a regex searched in the API path (e.g. ``r"/comments$"``). With ``barrier=n`` the
         first ``n`` matching requests are held until all ``n`` have arrived, then served normally:
-        a deterministic way to make clients race.
+        a deterministic way to make clients race. With ``hold=True`` each matching request waits
+        (up to :data:`HOLD_LIMIT` s) until the test calls ``fault.release()``, then is answered.
         """
         fault = Fault(forge, method, path, status, dict(headers or {}), body, delay, times)
+        if hold:
+            fault.released = threading.Event()
         with self.lock:
             self.faults.append(fault)
             if barrier:
@@ -847,6 +854,8 @@ class ForgeSim:
             if barrier is not None:
                 with contextlib.suppress(threading.BrokenBarrierError):
                     barrier.wait()
+            if fault.released is not None:
+                fault.released.wait(HOLD_LIMIT)
             if fault.delay:
                 time.sleep(fault.delay)
             if fault.status is not None:

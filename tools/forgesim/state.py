@@ -6,6 +6,7 @@ through the simulator's accessors.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -184,6 +185,14 @@ class Fault:
     delay: float
     remaining: int
     hits: int = 0
+    #: Set by :meth:`release`; a fault made with ``hold=True`` keeps each matching request waiting
+    #: until then, as long as a client may wait: a deterministic "slower than the timeout".
+    released: threading.Event | None = None
+
+    def release(self) -> None:
+        """Let the requests this fault holds be answered."""
+        if self.released is not None:
+            self.released.set()
 
 
 @dataclass

@@ -76,7 +76,20 @@ echo "web: /healthz $body, /readyz ok"
 
 "${run[@]}" --name "$worker" -v "$tmp/secrets-worker:/etc/mergeway/secrets:ro" \
   "$image" mergeway-worker --concurrency 1 >/dev/null
-worker_ready() { podman_ logs "$worker" 2>&1 | grep -q 'ready'; }
+# Celery's own "celery@<host> ready." record, parsed as the JSON log line it is: not any line that
+# happens to contain "ready" (an error about a readiness probe, a task name) would do.
+worker_ready() {
+  podman_ logs "$worker" 2>&1 | python3 -c '
+import json, re, sys
+for line in sys.stdin:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        continue
+    if isinstance(entry, dict) and re.fullmatch(r"celery@\S+ ready\.", str(entry.get("msg", ""))):
+        sys.exit(0)
+sys.exit(1)'
+}
 queues_in_redis() { [[ -n $(rcli --scan --pattern '_kombu.binding.*' | head -n1) ]]; }
 wait_until 90 "the worker to report ready" worker_ready
 wait_until 30 "the worker's queues in Redis" queues_in_redis
