@@ -61,8 +61,9 @@ bench-intake: venv
 image:
 	@bash tools/image/build.sh
 
-## Run the image with podman: the web process answers /healthz, the worker connects to a Redis.
-image-test:
+## Run the image with podman: web answers /healthz, the worker connects to Redis, `mergeway preview`
+## inside it against the local cluster (started by make cluster when not running) masks a Secret.
+image-test: venv
 	@bash tools/redis/ensure.sh
 	@bash tools/image/test.sh
 

@@ -91,6 +91,15 @@ ALLOWED: tuple[Allowed, ...] = (
         "answers to invalid input; the description documents only its 201.",
         "validation-error",
     ),
+    Allowed(
+        "GET",
+        r"/repos/\{owner\}/\{repo\}/pulls/\{pull_number\}",
+        200,
+        r"\$\.head\.repo",
+        r"None is not of type 'object'",
+        "GitHub answers head.repo: null once the fork a pull request came from is deleted (Mergeway then "
+        "treats it as a fork); the description types head.repo as a repository object only.",
+    ),
 )
 
 #: (method, path template) of every GitHub endpoint Mergeway uses (PyGithub underneath).
@@ -176,6 +185,9 @@ def test_mergeway_operations_against_the_simulator(forge_sim: SimHarness) -> Non
         forge.delete_comment(pr.number, scratch.id)  # 404: already deleted
     with pytest.raises(ForgeValidationError):
         forge.set_status("0" * 40, "success", "mergeway/preview/staging", "ok")  # 422: no such commit
+    from_fork = forge_sim.open_pr(repo, "from-fork", files={"deploy/a.yaml": "a: 3\n"}, fork_owner="mallory")
+    forge_sim.delete_fork(repo, from_fork)
+    forge.get_pull_request(from_fork.number)  # head.repo: null
     forge_sim.webhooks.drain()
 
 

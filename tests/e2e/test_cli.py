@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from tests.fixtures.admission import MESSAGE, echoing_secret_policy
 from tests.fixtures.cluster import KubeCluster
 
 pytestmark = pytest.mark.cluster
@@ -157,3 +158,21 @@ def test_secret_values_never_reach_the_terminal(kube_cluster: KubeCluster, names
     for text in said_all:
         for form in forms:
             assert form not in text
+
+
+def test_an_api_server_rejection_that_echoes_a_secret_is_masked(
+    kube_cluster: KubeCluster, namespace: str, tmp_path: Path
+):
+    """A ValidatingAdmissionPolicy whose message quotes the Secret's value (as a careless policy
+    could): ``mergeway preview``/``apply`` report the rejection with the value masked."""
+    value = "pin-7c1e-d04a"
+    encoded = base64.b64encode(value.encode()).decode()
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pin"}, "data": {"pin": encoded}}
+    app = write(tmp_path / "app", pin=secret)
+    with echoing_secret_policy(kube_cluster, namespace):
+        for command in ("preview", "apply"):
+            rejected = mergeway(kube_cluster, command, str(app), "-n", namespace)
+            text = rejected.stdout + rejected.stderr
+            assert rejected.returncode == 2, said(rejected)
+            assert f"{MESSAGE}***" in text, said(rejected)
+            assert value not in text and encoded not in text

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import SHARED
+from tests.fixtures.admission import MESSAGE, echoing_secret_policy
 from tests.fixtures.e2e import Stack, diff_lines
 
 pytestmark = pytest.mark.cluster
@@ -115,6 +116,26 @@ def test_invalid_field_fails_with_the_api_server_message(stack: Stack):
     body = stack.only_comment(repo, pr.number, MARKER).body
     assert "Rejected by the API server" in body
     assert "spec.replicas: Invalid value: -3: must be greater than or equal to 0" in body
+
+
+def test_an_api_server_rejection_that_echoes_a_secret_is_masked_in_the_comment(stack: Stack):
+    """A cluster admission policy quotes the rejected Secret's value: the preview comment, the
+    status and the logs carry the rejection with the value masked."""
+    value = "pin-value-5e8b-91c2"
+    encoded = base64.b64encode(value.encode()).decode()
+    secret = f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: pin\ndata:\n  pin: {encoded}\n"
+    repo = stack.repo()
+    with echoing_secret_policy(stack.cluster, stack.namespace):
+        pr = stack.sim.open_pr(repo, "pin", files={"deploy/pin.yaml": secret})
+        status = stack.status(repo, pr.head_sha, CONTEXT)
+    assert status.state == "failure"
+    body = stack.only_comment(repo, pr.number, MARKER).body
+    assert "Rejected by the API server" in body and f"{MESSAGE}***" in body
+    everything = [c.body for c in stack.sim.list_comments(repo, pr.number)]
+    everything += [s.description for s in stack.sim.list_statuses(repo)]
+    everything.append(stack.logs())
+    for text in everything:
+        assert value not in text and encoded not in text
 
 
 SECRET_V1 = "s3cr3t-value-one-111"

@@ -19,7 +19,7 @@ import redis
 
 from tests.fixtures.services import ROOT, ServiceManager, ServiceProcess
 from tests.fixtures.waiting import wait_for
-from tests.scheduler.tick_job import RUNS_KEY
+from tests.scheduler.tick_names import RUNS_KEY
 from workers.beat import ALIVE_KEY, LEADER_KEY
 
 INTERVAL = 1.0

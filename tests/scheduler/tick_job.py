@@ -14,9 +14,8 @@ import redis
 
 from mergeway.events import Tick
 from mergeway.jobs.kinds import JobSpec, register
+from tests.scheduler.tick_names import RUNS_KEY
 
-#: Where each run is counted (a Redis list of JSON objects, one per run).
-RUNS_KEY = "test:tick:runs"
 INTERVAL = float(os.environ.get("TEST_TICK_INTERVAL", "1"))
 
 register("tick", JobSpec(run="tests.scheduler.tick_job:run", time_limit=60.0, every=INTERVAL))

@@ -6,7 +6,10 @@
 #   - PID 1 is tini and the processes run as UID 10001; kubectl, helm and git are inside,
 #   - secrets come from files (MERGEWAY_SECRETS_DIR), so no process's /proc/<pid>/environ holds one,
 #   - kustomize (kubectl) and helm render inside the image under the same restrictions, confined
-#     (Landlock: the worker refuses to start where the runtime does not allow it).
+#     (Landlock: the worker refuses to start where the runtime does not allow it),
+#   - `mergeway preview` of a small folder (a ConfigMap and a Secret) works from inside the image
+#     against the local cluster, and masks the Secret's value. The cluster is the one CI started
+#     (make cluster); run standalone, this script starts it and stops it again afterwards.
 # A password-protected Redis is started for the test on a free port (Debian's redis-server).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,8 +21,9 @@ image=${MERGEWAY_IMAGE:-localhost/mergeway:$version}
 podman_ image exists "$image" || { echo "no image $image: run make image first" >&2; exit 1; }
 
 tmp=$(mktemp -d)
-web=mergeway-test-web-$$ worker=mergeway-test-worker-$$ redis_pid=
+web=mergeway-test-web-$$ worker=mergeway-test-worker-$$ redis_pid= started_cluster=
 cleanup() {
+  [[ -z "$started_cluster" ]] || make -s -C "$root" cluster-down >/dev/null 2>&1 || true
   podman_ rm -f -t 5 "$web" "$worker" >/dev/null 2>&1 || true
   [[ -z "$redis_pid" ]] || kill "$redis_pid" 2>/dev/null || true
   rm -rf "$tmp"
@@ -122,4 +126,41 @@ chart = render(Path("/repo"), "chart", namespace="shop", release="t", kube_versi
 print(len(kustomized.manifests), sorted({m.kind for m in chart.manifests}))') || fail "rendering inside the image"
 [[ "$rendered" == "1 "*Deployment* ]] || fail "unexpected renders inside the image: $rendered"
 echo "renderers: kustomize and helm work inside the image ($rendered)"
+
+# The image doing real work: `mergeway preview` of a ConfigMap and a Secret against the local
+# cluster's API server (127.0.0.1, reached through --network host), as the chart's user runs it.
+# The cluster CI started is reused; standalone, one is started here (make cluster) and stopped at the end.
+if kubeconfig=$("$root/.venv/bin/python" "$root/tools/cluster/localcluster.py" env 2>/dev/null | tail -n1); then
+  echo "preview: using the running local cluster"
+else
+  echo "preview: no local cluster running: starting one with make cluster (stopped again at the end)"
+  started_cluster=1
+  kubeconfig=$(make -s -C "$root" cluster | tail -n1)
+fi
+kubeconfig=${kubeconfig#KUBECONFIG=}
+[[ -f "$kubeconfig" ]] || fail "no kubeconfig for the local cluster ($kubeconfig)"
+install -m 644 "$kubeconfig" "$tmp/kubeconfig"
+secret_value=image-test-$(python3 -c 'import secrets; print(secrets.token_hex(8))')
+mkdir -p "$tmp/preview"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: image-test-settings}\ndata: {greeting: hello-from-the-image}\n' \
+  >"$tmp/preview/settings.yaml"
+printf 'apiVersion: v1\nkind: Secret\nmetadata: {name: image-test-credentials}\nstringData: {pin: %s}\n' \
+  "$secret_value" >"$tmp/preview/credentials.yaml"
+chmod -R a+rX "$tmp/preview"
+set +e
+preview=$(podman_ run --rm "${secure[@]}" -e NO_COLOR=1 -v "$tmp/preview:/preview:ro" \
+  -v "$tmp/kubeconfig:/etc/mergeway/kubeconfig:ro" "$image" \
+  mergeway preview --kubeconfig /etc/mergeway/kubeconfig -n default /preview 2>&1)
+code=$?
+set -e
+# Exit 1: changes to show (0 would mean nothing to add, 2 an error).
+[[ $code == 1 ]] || fail "mergeway preview inside the image exited $code: $preview"
+[[ "$preview" == *"2 to add, 0 to change, 0 to prune"* ]] || fail "preview summary missing: $preview"
+[[ "$preview" == *"add: ConfigMap/default/image-test-settings"* && "$preview" == *"greeting: hello-from-the-image"* ]] \
+  || fail "the ConfigMap is not in the preview: $preview"
+[[ "$preview" == *"add: Secret/default/image-test-credentials"* && "$preview" == *"pin: '***'"* ]] \
+  || fail "the Secret is not in the preview, masked: $preview"
+encoded=$(printf '%s' "$secret_value" | base64 -w0)
+[[ "$preview" != *"$secret_value"* && "$preview" != *"$encoded"* ]] || fail "the preview shows the Secret's value"
+echo "preview: mergeway preview inside the image planned the ConfigMap and the Secret, value masked"
 echo "image-test passed: $image"
