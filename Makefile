@@ -50,6 +50,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## The intake benchmark (20,000+ signed webhooks through gunicorn as in the Procfile).
 bench-intake: venv

@@ -74,8 +74,8 @@ def guarantee_floor(env: dict[str, str], folder: Path, size: int) -> tuple[float
     kubectl(env, "create", "namespace", ns)
     client = KubeClient.from_kubeconfig(env["KUBECONFIG"], pool_size=16)
     differ = Differ(client)
-    manifests = ApplySet("floor", ns).label(render(folder, ".", namespace=ns).manifests)
-    prepared = [differ.prepare(m, ns) for m in manifests]
+    labels = ApplySet("floor", ns).labels()
+    prepared = [differ.prepare(m, ns, labels) for m in render(folder, ".", namespace=ns).manifests]
 
     def apply(resource_obj: tuple[Any, dict[str, Any]]) -> None:
         resource, obj = resource_obj

@@ -39,8 +39,8 @@ def server_floor(env: dict[str, str], folder: Path, ns: str, repeat: int) -> flo
 
     client = KubeClient.from_kubeconfig(env["KUBECONFIG"], pool_size=16)
     differ = Differ(client)
-    manifests = ApplySet("floor", ns).label(render(folder, ".", namespace=ns).manifests)
-    prepared = [differ.prepare(m, ns) for m in manifests]
+    labels = ApplySet("floor", ns).labels()
+    prepared = [differ.prepare(m, ns, labels) for m in render(folder, ".", namespace=ns).manifests]
     with ThreadPoolExecutor(16) as pool:
 
         def dry_runs() -> None:

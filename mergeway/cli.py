@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, NoReturn
 from mergeway import __version__
 from mergeway.cachedir import user_cache
 from mergeway.kube.client import KubeClient, KubeError
+from mergeway.manifest import effective_namespace
 from mergeway.render import RenderError, render
 
 if TYPE_CHECKING:
     from mergeway.jobs.prunes import PruneCheck
     from mergeway.kube.applyset import ApplySet
-    from mergeway.render.manifests import Manifest
+    from mergeway.manifest import Manifest
 
 # The engine's modules are imported by the command that uses them: start-up is most of a small
 # preview's time, and ``preview`` needs neither the applier nor the health rules.
@@ -39,9 +40,9 @@ if TYPE_CHECKING:
 
 def _applyset(args: argparse.Namespace, target: Path) -> ApplySet:
     """The same ApplySet for ``preview`` and ``apply`` of one path, so a preview shows what apply does."""
-    from mergeway.kube.applyset import ApplySet
+    from mergeway.kube.applyset import ApplySet  # pulls in the thread pool (concurrent): only once a cluster answers
 
-    return ApplySet(args.applyset or f"mergeway-cli.{target.name}", args.namespace or "default")
+    return ApplySet(args.applyset or f"mergeway-cli.{target.name}", effective_namespace("", args.namespace))
 
 
 class Refused(Exception):
@@ -55,6 +56,7 @@ def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], clien
     """
     if not args.policy:
         return None
+    # Only with --policy: the policy parser, the prune check and discovery are not a plain run's cost.
     from mergeway import policy
     from mergeway.jobs.prunes import PruneCheck
     from mergeway.kube.discovery import Discovery
@@ -71,7 +73,8 @@ def _check_policy(args: argparse.Namespace, manifests: Sequence[Manifest], clien
     decision = rules.check(forge, repo, env, {args.cluster})
     if not decision.allowed:
         raise Refused(f"not allowed by the policy: {decision.reason}")
-    refusal = rules.admit(forge, repo, env, manifests, Discovery(client))
+    kinds = {(m.api_version, m.kind) for m in manifests}
+    refusal = rules.admit(forge, repo, env, manifests, Discovery(client).scopes(kinds))
     if refusal:
         raise Refused(f"not allowed by the policy: {refusal}")
     return PruneCheck(rules, forge, repo, env)
@@ -90,6 +93,7 @@ def _client(args: argparse.Namespace) -> KubeClient:
 
 
 def _preview(args: argparse.Namespace) -> int:
+    # The differ and the terminal report are preview's own (tests/unit/test_cli_startup.py guards the rest).
     from mergeway.kube.diff import Differ
     from mergeway.report.terminal import print_plan
 
@@ -119,7 +123,7 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from mergeway.kube.apply import Applier
+    from mergeway.kube.apply import Applier  # the applier and the health rules: apply's own, not preview's
 
     target = Path(args.path).resolve()
     root = target if target.is_dir() else target.parent
@@ -159,6 +163,7 @@ def _apply(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     """Print the deployment records that match ``--repository``/``--environment``, newest per environment."""
+    # Redis and the settings are for `status` alone: a preview or apply never loads them (measured start-up).
     import redis
 
     from mergeway.config import ConfigError, Settings

@@ -12,14 +12,13 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
+from mergeway import policy, renderjail
 from mergeway.cachedir import user_cache as _user_cache
 from mergeway.limits import DEFAULT_LIMITS, InputLimits
-
-if TYPE_CHECKING:
-    from mergeway.policy import Policy
+from mergeway.policy import Policy
 
 Role = Literal["web", "worker", "cli"]
 _N = TypeVar("_N", int, float)
@@ -413,8 +412,6 @@ class Settings:
         Without Landlock a renderer could read every file and process the worker can, secrets
         included; each render would be refused anyway, so the worker refuses to start instead.
         """
-        from mergeway import renderjail
-
         if self.render_isolation == "landlock" and renderjail.landlock_abi() < 1:
             raise ConfigError(
                 "MERGEWAY_RENDER_ISOLATION=landlock: this kernel or container does not allow Landlock "
@@ -438,8 +435,6 @@ class Settings:
         (each job) gets that policy, and so do job processes forked from it. An edit takes effect
         at the next restart, where a mistake stops the rollout instead of failing jobs.
         """
-        from mergeway import policy
-
         if self.policy_file and self.policy_allow_all:
             raise ConfigError("set MERGEWAY_POLICY_FILE or MERGEWAY_POLICY=allow-all, not both")
         if not self.policy_file and not self.policy_allow_all:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, values
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -101,8 +101,6 @@ def registry(extra: Iterable[Collector] = ()) -> CollectorRegistry:
     extra collectors are only added to that fresh one, so they never leak into the default registry.
     """
     if multiprocess_enabled():
-        from prometheus_client import multiprocess
-
         reg = CollectorRegistry()
         collector: Any = multiprocess.MultiProcessCollector
         collector(reg)
@@ -129,7 +127,5 @@ def render(extra: Iterable[Collector] = ()) -> bytes:
 def mark_process_dead(pid: int) -> None:
     """Called by the process manager when a child exits, so its live gauges stop counting."""
     if multiprocess_enabled():
-        from prometheus_client import multiprocess
-
         mark: Any = multiprocess.mark_process_dead
         mark(pid)

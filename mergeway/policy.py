@@ -30,19 +30,20 @@ deploy anything to every configured cluster, as it was before policies covered o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
+from mergeway.manifest import Manifest, effective_namespace
 from mergeway.repoconfig import Environment
 
-if TYPE_CHECKING:  # the web service loads policies at start-up; it must not import the engine for that
-    from mergeway.kube.discovery import Discovery
-    from mergeway.render.manifests import Manifest
+#: (apiVersion, kind) → namespaced?, ``None`` for a kind the cluster does not serve: the cluster's
+#: discovery, as :meth:`mergeway.kube.discovery.Discovery.scopes` hands it over.
+Scopes = Mapping[tuple[str, str], "bool | None"]
 
 #: The value of ``MERGEWAY_POLICY`` that lets every repository deploy anything anywhere.
 ALLOW_ALL = "allow-all"
@@ -223,9 +224,7 @@ class Policy:
             return [(obj, decision.reason) for obj in objects]
         return [(obj, why) for obj in objects if (why := _refusal(rule, obj))]
 
-    def admit(
-        self, forge: str, repo: str, env: Environment, manifests: Sequence[Manifest], discovery: Discovery
-    ) -> str:
+    def admit(self, forge: str, repo: str, env: Environment, manifests: Sequence[Manifest], scopes: Scopes) -> str:
         """Check every rendered object before anything is sent; the refusal for the PR, or ``""``.
 
         Called by preview and deploy between rendering and the first dry run, so an object outside
@@ -234,7 +233,7 @@ class Policy:
         """
         if self.rules is None:
             return ""
-        violations = self.check_objects(forge, repo, env, objects_of(manifests, discovery, env.namespace))
+        violations = self.check_objects(forge, repo, env, objects_of(manifests, scopes, env.namespace))
         return self.refusal(forge, repo, env, violations) if violations else ""
 
     def refusal(self, forge: str, repo: str, env: Environment, violations: Sequence[str]) -> str:
@@ -286,21 +285,18 @@ def _declared_scopes(manifests: Iterable[Manifest]) -> dict[tuple[str, str], boo
     return scopes
 
 
-def objects_of(manifests: Sequence[Manifest], discovery: Discovery, default_namespace: str) -> list[PolicyObject]:
-    """What the policy checks for each manifest, with scope from the cluster's discovery.
+def objects_of(manifests: Sequence[Manifest], scopes: Scopes, default_namespace: str) -> list[PolicyObject]:
+    """What the policy checks for each manifest, with scope from the cluster's discovery (``scopes``).
 
-    Namespaces are defaulted exactly as the engine does (``kubectl apply -n``): the object's own,
-    else the environment's, else ``default``. A kind the cluster does not serve takes the scope its
-    CRD in the same change declares; discovery is refreshed once before giving up on a kind.
+    Namespaces are defaulted by the engine's own rule (:func:`mergeway.manifest.effective_namespace`).
+    A kind the cluster does not serve takes the scope its CRD in the same change declares.
     """
     declared = _declared_scopes(manifests)
-    if any(discovery.known(m.api_version, m.kind) is None for m in manifests):
-        discovery.refresh()  # a CRD may have been installed since the cache was filled
     out = []
     for m in manifests:
-        resource = discovery.known(m.api_version, m.kind)
-        scoped: bool | None = (not resource.namespaced) if resource else declared.get((m.group, m.kind))
-        namespace = "" if scoped or scoped is None else (m.namespace or default_namespace or "default")
+        namespaced = scopes.get((m.api_version, m.kind))
+        scoped: bool | None = (not namespaced) if namespaced is not None else declared.get((m.group, m.kind))
+        namespace = effective_namespace(m.namespace, default_namespace, namespaced=scoped is False)
         out.append(PolicyObject(m.group, m.kind, m.name, namespace, scoped, m.source))
     return out
 

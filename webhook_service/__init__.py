@@ -16,6 +16,7 @@ from mergeway.config import Settings, scrub_secrets
 from mergeway.intake.publish import Publisher
 from mergeway.intake.service import Intake
 from mergeway.logs import configure_logging
+from webhook_service.routes import register
 
 __all__ = ["create_app"]
 
@@ -28,8 +29,6 @@ def create_app(
     configure_logs: bool = True,
 ) -> Flask:
     """Build the app. Tests pass ``settings`` (and may pass a client/publisher); production reads the env."""
-    from webhook_service.routes import register
-
     if settings is None:
         settings = Settings.from_env(role="web")
         scrub_secrets()  # nothing this process starts may inherit the webhook secrets

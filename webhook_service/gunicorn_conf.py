@@ -123,6 +123,7 @@ def on_starting(server: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     """A dead worker's live gauges must stop counting in /metrics."""
+    # Not at the top: prometheus_client picks its mode at import, after this file sets up the directory.
     from mergeway.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]
+
 #: Gunicorn's settings module and the app factory, as installed.
 CONFIG = "python:webhook_service.gunicorn_conf"
 APP = "webhook_service:create_app()"
@@ -17,8 +19,6 @@ APP = "webhook_service:create_app()"
 
 def main(argv: list[str] | None = None) -> int:
     """Run gunicorn in this process (it becomes the arbiter; no extra wrapper process stays around)."""
-    from gunicorn.app.wsgiapp import WSGIApplication  # type: ignore[import-untyped]
-
     args = list(sys.argv[1:] if argv is None else argv)
     sys.argv = ["mergeway-web", "-c", CONFIG, *args, APP]
     WSGIApplication("%(prog)s [OPTIONS]", prog="mergeway-web").run()

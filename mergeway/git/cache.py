@@ -34,7 +34,9 @@ from pathlib import Path
 
 from mergeway.config import Settings
 from mergeway.events import Repository
+from mergeway.forge import forge_for
 from mergeway.forge.base import GitCredentials
+from mergeway.forge.identity import clone_url, git_origins
 from mergeway.git.run import CredentialHostError, GitError, GitResult, base_env, credential_env, run_git
 
 log = logging.getLogger("mergeway.git")
@@ -98,9 +100,6 @@ class CheckoutCache:
         The remote is rebuilt from the configured host and the repository path on every use, so a
         ``clone_url`` that came from anywhere else is never contacted.
         """
-        from mergeway.forge import forge_for
-        from mergeway.forge.identity import clone_url, git_origins
-
         return cls(
             settings.cache_dir / "git",
             lambda repo: forge_for(repo, settings).git_credentials(),

@@ -25,12 +25,10 @@ from mergeway.kube.applyset import (
     TOOLING,
     ApplySet,
 )
-from mergeway.render.manifests import Manifest
+from mergeway.manifest import Manifest, effective_namespace
 from mergeway.repoconfig import Environment
 from mergeway.report import failures as texts
 
-#: The parent lives here when the environment names no namespace.
-DEFAULT_PARENT_NAMESPACE = "default"
 #: Hex digits of sha256(forge:owner/name) in a parent's name: 64 bits, no feasible second preimage.
 _DIGEST_CHARS = 16
 _SLUG_CHARS = 100
@@ -59,7 +57,7 @@ def applyset_for(repo: Repository, env: Environment) -> ApplySet:
     slug = re.sub(r"[^a-z0-9]+", "-", identity.lower()).strip("-")[:_SLUG_CHARS].strip("-")
     return ApplySet(
         name=f"mergeway-{slug}-{digest}.{env.name}",
-        namespace=env.namespace or DEFAULT_PARENT_NAMESPACE,
+        namespace=effective_namespace("", env.namespace),
         repository=identity,
         environment=env.name,
     )
@@ -72,7 +70,7 @@ def legacy_applyset_for(repo: Repository, env: Environment) -> ApplySet:
     """
     slug = re.sub(r"[^a-z0-9]+", "-", f"{repo.forge}-{repo.full_name}".lower()).strip("-")
     name = f"mergeway-{slug}"[:200].rstrip("-") + f".{env.name}"
-    return ApplySet(name=name, namespace=env.namespace or DEFAULT_PARENT_NAMESPACE)
+    return ApplySet(name=name, namespace=effective_namespace("", env.namespace))
 
 
 def parent_impostor(manifest: Manifest) -> str:

@@ -115,6 +115,10 @@ class EnvironmentStep:
         if impostors:
             raise Refused(texts.not_allowed(impostors))
         repo = self.repo
-        refusal = self.ctx.policy.admit(repo.forge, repo.full_name, self.env, rendered.manifests, discovery)
+        policy = self.ctx.policy
+        # Discovery only when objects are checked: allow-all asks the cluster nothing here.
+        kinds = {(m.api_version, m.kind) for m in rendered.manifests}
+        scopes = {} if policy.allows_everything else discovery.scopes(kinds)
+        refusal = policy.admit(repo.forge, repo.full_name, self.env, rendered.manifests, scopes)
         if refusal:
             raise Refused(texts.policy_refused(refusal))

@@ -29,11 +29,12 @@ from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.diff import Differ, defined_kind, opts_in_to_recreate, touches_immutable_field
 from mergeway.kube.discovery import Resource
 from mergeway.kube.health import Health, Target, wait_healthy
+from mergeway.kube.options import ApplyOptions
 from mergeway.kube.parallel import map_ordered
 from mergeway.kube.patch import server_side_apply
 from mergeway.kube.secrets import scrub, secret_values
 from mergeway.kube.sort import stages
-from mergeway.render.manifests import Manifest
+from mergeway.manifest import Manifest
 
 
 class DeployResult:
@@ -83,11 +84,23 @@ class DeployResult:
 
 
 class Applier:
-    def __init__(self, client: KubeClient, *, concurrency: int = 16, field_manager: str = FIELD_MANAGER) -> None:
+    """Deploys one environment: plans exactly as a preview does (same options), then applies and prunes."""
+
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        concurrency: int = 16,
+        field_manager: str = FIELD_MANAGER,
+        options: ApplyOptions | None = None,
+    ) -> None:
         self.client = client
         self.field_manager = field_manager
+        self.options = options or ApplyOptions()
         # A deploy reports actions, not diff texts: rendering them is most of the planning CPU.
-        self.differ = Differ(client, concurrency=concurrency, field_manager=field_manager, diffs=False)
+        self.differ = Differ(
+            client, concurrency=concurrency, field_manager=field_manager, diffs=False, options=self.options
+        )
         self.concurrency = concurrency
 
     def deploy(
@@ -195,7 +208,9 @@ class Applier:
         """Server-side apply one object; returns what the API server stored."""
         metadata = obj["metadata"]
         path = resource.object_path(metadata["name"], metadata.get("namespace", ""))
-        return server_side_apply(self.client, path, obj, field_manager=self.field_manager)
+        return server_side_apply(
+            self.client, path, obj, field_manager=self.field_manager, force=self.options.force_conflicts
+        )
 
     def _apply_one(self, item: ObjectDiff) -> tuple[ObjectDiff, str]:
         """Apply one object; returns an error message ('' on success)."""

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from mergeway import __version__
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.kube.discovery import Discovery, Resource
 from mergeway.kube.patch import server_side_apply
-from mergeway.render.manifests import Manifest
 
 ID_LABEL = "applyset.kubernetes.io/id"
 PART_OF_LABEL = "applyset.kubernetes.io/part-of"
@@ -229,15 +228,9 @@ class ApplySet(NamedTuple):
             if exc.status != 404:
                 raise
 
-    def label(self, manifests: Sequence[Manifest]) -> list[Manifest]:
-        """Copies of ``manifests`` carrying the part-of label (the same objects preview and deploy send)."""
-        out = []
-        for m in manifests:
-            # Copy only the path we change: manifests are large and never mutated below metadata.
-            metadata = dict(m.obj.get("metadata") or {})
-            metadata["labels"] = {**(metadata.get("labels") or {}), PART_OF_LABEL: self.id}
-            out.append(Manifest(obj={**m.obj, "metadata": metadata}, source=m.source))
-        return out
+    def labels(self) -> dict[str, str]:
+        """The ownership labels every member carries (added by :func:`mergeway.kube.prepare.prepare`)."""
+        return {PART_OF_LABEL: self.id}
 
     def members(
         self, client: KubeClient, discovery: Discovery, parent: Parent, listed: Listed | None = None

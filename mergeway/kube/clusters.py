@@ -8,10 +8,27 @@ in the kubeconfig is a cluster under its own name (the single-cluster and local-
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from typing import Protocol
 
-from mergeway.config import Settings
 from mergeway.kube import kubeconfig
 from mergeway.kube.client import KubeClient
+
+
+class ClusterSettings(Protocol):
+    """What the registry reads of the service's settings (``mergeway.config.Settings`` has it).
+
+    A protocol, not the settings class: the engine takes plain values and imports no configuration.
+    """
+
+    @property
+    def clusters(self) -> Mapping[str, str]: ...
+    @property
+    def kubeconfig(self) -> str: ...
+    @property
+    def dry_run_concurrency(self) -> int: ...
+    @property
+    def kube_retry_seconds(self) -> float: ...
 
 
 class UnknownCluster(LookupError):
@@ -21,7 +38,7 @@ class UnknownCluster(LookupError):
 class ClusterRegistry:
     """One shared, thread-safe :class:`KubeClient` per cluster name."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ClusterSettings) -> None:
         self.settings = settings
         self._clients: dict[str, KubeClient] = {}
         self._lock = threading.Lock()

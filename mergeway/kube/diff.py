@@ -9,10 +9,7 @@ one slow object does not serialise the rest.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from mergeway.kube import prune
@@ -21,10 +18,12 @@ from mergeway.kube.changeset import Action, ObjectDiff, ObjectRef, Plan, unified
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.discovery import Discovery, Resource, UnknownKind
 from mergeway.kube.normalize import CONFIG_HASH, normalize
+from mergeway.kube.options import ApplyOptions
 from mergeway.kube.parallel import map_ordered
 from mergeway.kube.patch import server_side_apply
+from mergeway.kube.prepare import prepare, yield_to_managers
 from mergeway.kube.secrets import is_secret, mask_pair, scrub, secret_values, stored_form
-from mergeway.render.manifests import Manifest
+from mergeway.manifest import Manifest, effective_namespace
 
 #: Objects opt in to delete-and-recreate when a change touches an immutable field.
 RECREATE_ANNOTATION = "mergeway.io/recreate"
@@ -47,14 +46,6 @@ def touches_immutable_field(exc: KubeError) -> bool:
 def opts_in_to_recreate(obj: dict[str, Any] | None) -> bool:
     annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
     return str(annotations.get(RECREATE_ANNOTATION, "")).lower() == "true"
-
-
-def config_hash(obj: dict[str, Any]) -> str:
-    """A hash of what Mergeway asks for (the object as sent, without this annotation)."""
-    metadata = dict(obj.get("metadata") or {})
-    metadata["annotations"] = {k: v for k, v in (metadata.get("annotations") or {}).items() if k != CONFIG_HASH}
-    clean = {**obj, "metadata": metadata}
-    return hashlib.sha256(json.dumps(clean, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
 def contains(live: Any, desired: Any) -> bool:
@@ -101,25 +92,29 @@ class Differ:
         concurrency: int = 16,
         field_manager: str = FIELD_MANAGER,
         diffs: bool = True,
+        options: ApplyOptions | None = None,
     ) -> None:
         self.client = client
+        self.options = options or ApplyOptions()
         self.discovery = discovery or Discovery(client)
         self.concurrency = concurrency
         self.field_manager = field_manager
         #: Render unified diff texts (previews show them; a deploy only needs actions and before/after).
         self.diffs = diffs
 
-    def prepare(self, manifest: Manifest, default_namespace: str) -> tuple[Resource, dict[str, Any]]:
-        """Resolve the resource and default the namespace, as ``kubectl apply -n`` would."""
+    def prepare(
+        self, manifest: Manifest, default_namespace: str, labels: Mapping[str, str] | None = None
+    ) -> tuple[Resource, dict[str, Any]]:
+        """Resolve the resource and make the desired object (:func:`mergeway.kube.prepare.prepare`)."""
         resource = self.discovery.resource(manifest.api_version, manifest.kind)
-        metadata = dict(manifest.obj.get("metadata") or {})  # only metadata changes: copy that, not the spec
-        obj = {**manifest.obj, "metadata": metadata}
-        if resource.namespaced:
-            metadata["namespace"] = metadata.get("namespace") or default_namespace or "default"
-        else:
-            metadata.pop("namespace", None)
-        metadata["annotations"] = {**(metadata.get("annotations") or {}), CONFIG_HASH: config_hash(obj)}
-        return resource, obj
+        desired = prepare(
+            manifest.obj,
+            namespaced=resource.namespaced,
+            default_namespace=default_namespace,
+            labels=labels,
+            options=self.options,
+        )
+        return resource, desired
 
     def get(self, resource: Resource, name: str, namespace: str) -> dict[str, Any] | None:
         try:
@@ -152,7 +147,14 @@ class Differ:
         """What the API server would store if ``obj`` were applied (the apply itself is the applier's)."""
         metadata = obj["metadata"]
         path = resource.object_path(metadata["name"], metadata.get("namespace", ""))
-        return server_side_apply(self.client, path, obj, field_manager=self.field_manager, dry_run=True)
+        return server_side_apply(
+            self.client,
+            path,
+            obj,
+            field_manager=self.field_manager,
+            force=self.options.force_conflicts,
+            dry_run=True,
+        )
 
     def diff_one(
         self,
@@ -162,14 +164,15 @@ class Differ:
         new_namespaces: set[str],
         new_kinds: set[tuple[str, str]],
         listed: Listed | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> ObjectDiff:
         secrets = secret_values(manifest.obj)
         ref = ObjectRef(manifest.group, manifest.kind, manifest.namespace, manifest.name)
         try:
-            resource, desired = self.prepare(manifest, default_namespace)
+            resource, desired = self.prepare(manifest, default_namespace, labels)
         except UnknownKind as exc:
             if (manifest.group, manifest.kind) in new_kinds:
-                return _new_custom_resource(manifest, default_namespace)
+                return _new_custom_resource(manifest, default_namespace, labels, self.options)
             return ObjectDiff(ref, "error", manifest.source, message=str(exc))
         except KubeError as exc:
             return ObjectDiff(ref, "error", manifest.source, message=scrub(str(exc), secrets))
@@ -178,6 +181,7 @@ class Differ:
         try:
             collection = (listed or {}).get((resource.group, resource.plural, ref.namespace))
             live = collection.get(ref.name) if collection is not None else self.get(resource, ref.name, ref.namespace)
+            desired = yield_to_managers(desired, live, self.options.respect_managers)
             if live is not None and self._unchanged_since_applied(live, desired):
                 return ObjectDiff(ref, "unchanged", manifest.source, desired=desired, resource=resource, observed=live)
             planned = self._planned(ref, resource, desired, live, new_namespaces, secrets)
@@ -226,6 +230,7 @@ class Differ:
         default_namespace: str = "",
         prune: Sequence[ObjectDiff] = (),
         listed: Listed | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Plan:
         """Diff every manifest; ``prune`` (from :func:`mergeway.kube.prune.prunable`) is appended as is."""
         self.discovery.known("v1", "Namespace")  # warm discovery once, before the threads start
@@ -234,7 +239,7 @@ class Differ:
         live = self._prefetch(manifests, default_namespace) if listed is None else listed
         items = map_ordered(
             lambda m: self.diff_one(
-                m, default_namespace, new_namespaces=new_namespaces, new_kinds=new_kinds, listed=live
+                m, default_namespace, new_namespaces=new_namespaces, new_kinds=new_kinds, listed=live, labels=labels
             ),
             manifests,
             workers=self.concurrency,
@@ -254,7 +259,7 @@ class Differ:
             resource = self.discovery.known(m.api_version, m.kind)
             if resource is None:
                 continue
-            namespace = (m.namespace or default_namespace or "default") if resource.namespaced else ""
+            namespace = effective_namespace(m.namespace, default_namespace, namespaced=resource.namespaced)
             key = (resource.group, resource.plural, namespace)
             counts[key] = (resource, counts.get(key, (resource, 0))[1] + 1)
 
@@ -279,18 +284,25 @@ class Differ:
         self, manifests: Sequence[Manifest], applyset: ApplySet, parent: Parent | None, *, default_namespace: str = ""
     ) -> Plan:
         """:meth:`plan_for` with the set's parent as the caller already read it."""
-        labeled = applyset.label(manifests)
         self.discovery.known("v1", "Namespace")  # warm discovery once
-        listed = self._prefetch(labeled, default_namespace)
-        prunes = prune.prunable(self.client, self.discovery, applyset, parent, labeled, default_namespace, listed)
-        return self.plan(labeled, default_namespace=default_namespace, prune=prunes, listed=listed)
+        listed = self._prefetch(manifests, default_namespace)
+        prunes = prune.prunable(self.client, self.discovery, applyset, parent, manifests, default_namespace, listed)
+        return self.plan(
+            manifests, default_namespace=default_namespace, prune=prunes, listed=listed, labels=applyset.labels()
+        )
 
 
-def _new_custom_resource(manifest: Manifest, default_namespace: str) -> ObjectDiff:
-    """A custom resource whose CRD this change adds: shown as Git has it, validated at apply time."""
-    obj = copy.deepcopy(manifest.obj)
-    if not manifest.namespace and default_namespace:
-        obj["metadata"]["namespace"] = default_namespace
+def _new_custom_resource(
+    manifest: Manifest, default_namespace: str, labels: Mapping[str, str] | None, options: ApplyOptions
+) -> ObjectDiff:
+    """A custom resource whose CRD this change adds: shown as Git has it, validated at apply time.
+
+    Its scope is not known yet: it takes a namespace only if it or the environment names one.
+    """
+    namespaced = bool(manifest.namespace or default_namespace)
+    obj = prepare(
+        manifest.obj, namespaced=namespaced, default_namespace=default_namespace, labels=labels, options=options
+    )
     ref = ObjectRef(manifest.group, manifest.kind, obj["metadata"].get("namespace", ""), manifest.name)
     _, shown = mask_pair(None, normalize(obj))
     return ObjectDiff(

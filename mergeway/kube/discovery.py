@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -151,6 +152,17 @@ class Discovery:
             self.refresh()
         assert self._by_kind is not None
         return self._by_kind.get((api_version, kind))
+
+    def scopes(self, kinds: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool | None]:
+        """(apiVersion, kind) → namespaced?, ``None`` for a kind the cluster does not serve.
+
+        Refreshed once first when a kind is unknown (a CRD may have been installed since the cache
+        was filled). What the policy is handed, so that checking it makes no requests of its own.
+        """
+        wanted = set(kinds)
+        if any(self.known(*k) is None for k in wanted):
+            self.refresh()
+        return {k: (r.namespaced if (r := self.known(*k)) else None) for k in wanted}
 
     def by_group_kind(self, group: str, kind: str) -> Resource | None:
         """The preferred version's resource for a group and kind (pruning lists by group-kind)."""

@@ -18,7 +18,7 @@ from mergeway.kube.discovery import Discovery, Resource, UnknownKind
 from mergeway.kube.normalize import normalize
 from mergeway.kube.secrets import mask_pair
 from mergeway.kube.sort import stages
-from mergeway.render.manifests import Manifest
+from mergeway.manifest import Manifest, effective_namespace
 
 #: Users keep an object out of pruning with this annotation (as Flux's ``prune: disabled``).
 KEEP_ANNOTATION = "mergeway.io/prune"
@@ -33,7 +33,7 @@ def desired_identities(discovery: Discovery, manifests: Sequence[Manifest], defa
             resource = discovery.resource(m.api_version, m.kind)
         except UnknownKind:
             continue
-        namespace = (m.namespace or default_namespace or "default") if resource.namespaced else ""
+        namespace = effective_namespace(m.namespace, default_namespace, namespaced=resource.namespaced)
         out.add((resource.group, resource.kind, namespace, m.name))
     return out
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import yaml
 
 from mergeway import yamlsafe
 from mergeway.limits import DEFAULT_LIMITS, Budget, InputLimits, LimitError
+from mergeway.manifest import Manifest as Manifest  # the type lives in a leaf module the engine shares
 
 
 class ManifestError(ValueError):
@@ -32,33 +33,6 @@ _KubeLoader.yaml_implicit_resolvers = {
 }
 
 _TRAILING_WS = re.compile(r"[ \t]+$", re.MULTILINE)
-
-
-class Manifest(NamedTuple):
-    """One object from a rendered environment, with where it came from for error messages."""
-
-    obj: dict[str, Any]
-    source: str
-
-    @property
-    def api_version(self) -> str:
-        return str(self.obj.get("apiVersion", ""))
-
-    @property
-    def kind(self) -> str:
-        return str(self.obj.get("kind", ""))
-
-    @property
-    def name(self) -> str:
-        return str((self.obj.get("metadata") or {}).get("name", ""))
-
-    @property
-    def namespace(self) -> str:
-        return str((self.obj.get("metadata") or {}).get("namespace") or "")
-
-    @property
-    def group(self) -> str:
-        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
 
 
 def _load_all(text: str, source: str, budget: Budget) -> list[Any]:
