@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         # Must be set before prometheus_client is imported anywhere.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mergeway-worker-metrics-")
 
+    # After PROMETHEUS_MULTIPROC_DIR is set (prometheus_client reads it once, at its first import,
+    # and the settings' imports may reach it), and before Celery: a bad setting is a one-line refusal.
     from mergeway.config import ConfigError, Settings, scrub_secrets
 
     try:
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     scrub_secrets()  # jobs run renderers on repository content: no child may inherit a token
 
+    # Celery and the app only once the settings are valid and secrets are scrubbed: the app reads
+    # the settings when it is created.
     from celery import signals
 
     from mergeway.jobs.kinds import QUEUES
@@ -46,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def _metrics_server(**_: object) -> None:
         if settings.worker_metrics_port:
+            # Only when the port is set, and after the multiprocess directory above.
             from prometheus_client import start_http_server
 
             from mergeway.metrics import registry
@@ -53,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             start_http_server(settings.worker_metrics_port, registry=registry())
 
     def _child_exit(pid: int | None = None, **_: object) -> None:
+        # Late, like every prometheus_client import in this process (the multiprocess directory).
         from mergeway.metrics import mark_process_dead
 
         mark_process_dead(pid or os.getpid())

@@ -28,6 +28,9 @@ from typing import Any
 import redis
 from redbeat import RedBeatScheduler
 
+from mergeway.config import ConfigError, Settings
+from mergeway.jobs.kinds import QUEUES, TASK_NAMES, periodic
+
 #: Every Redis key of the scheduler starts with this (RedBeat's schedule and lock included).
 KEY_PREFIX = "mergeway:beat"
 #: This host's heartbeat, refreshed every :data:`HEARTBEAT_SECONDS`, expiring after three missed.
@@ -45,8 +48,6 @@ def schedule() -> dict[str, dict[str, Any]]:
     A tick not taken before the next one is due expires: a periodic job that cannot keep up runs
     late, never twice in a row to catch up.
     """
-    from mergeway.jobs.kinds import QUEUES, TASK_NAMES, periodic
-
     return {
         kind: {
             "task": TASK_NAMES[kind],
@@ -107,8 +108,6 @@ def check(client: redis.Redis, host: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from mergeway.config import ConfigError, Settings
-
     try:
         settings = Settings.from_env(role="cli")
     except ConfigError as exc:

@@ -88,6 +88,7 @@ def create_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
         enable_utc=True,
     )
+    # Here: workers.lease imports Celery's worker state, which only a worker needs (beat creates this app too).
     from workers.lease import LeaseRenewal
 
     app.steps["consumer"].add(LeaseRenewal)

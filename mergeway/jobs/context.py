@@ -24,8 +24,11 @@ from mergeway import policy as policy_mod
 from mergeway import repoconfig
 from mergeway.config import Settings
 from mergeway.events import CommentCommand, Event, Repository
+from mergeway.forge import forge_for, retry_policy
 from mergeway.forge.base import Forge, LockFactory
+from mergeway.forge.identity import check_path, verified_command, verified_repository
 from mergeway.git import CheckoutCache
+from mergeway.jobs.locks import held_lock
 from mergeway.kube.client import KubeClient
 from mergeway.kube.clusters import ClusterRegistry
 from mergeway.render import Rendered, render
@@ -83,9 +86,6 @@ class JobContext:
         project's, a command comment that is not on that pull request): the job then does nothing at
         all, on no repository. A command's author and text are the forge's, never the payload's.
         """
-        from mergeway.forge import retry_policy
-        from mergeway.forge.identity import check_path, verified_command, verified_repository
-
         check_path(event.repo.forge, event.repo.full_name)
         forge = self.forge_factory(event.repo)
         repo = verified_repository(event.repo, self.settings, forge, retry_policy(self.settings))
@@ -110,8 +110,6 @@ class JobContext:
         self, cluster: str, environment: str, on_wait: Callable[[], None] | None = None
     ) -> AbstractContextManager[None]:
         """One deploy per (cluster, environment) at a time, across all workers."""
-        from mergeway.jobs.locks import held_lock
-
         if self.redis is None:
             raise RuntimeError("deploys need Redis for their per-environment lock")
         return held_lock(self.redis, f"mergeway:lock:deploy:{cluster}:{environment}", on_wait=on_wait)
@@ -138,8 +136,6 @@ class JobContext:
 
 
 def context_from_settings(settings: Settings) -> JobContext:
-    from mergeway.forge import forge_for
-
     cache = CheckoutCache.from_settings(settings)
     return JobContext(
         settings=settings,

@@ -84,7 +84,7 @@ def _load_client_pair(ctx: ssl.SSLContext, pem: bytes) -> None:
             pass
         finally:
             os.close(fd)
-    import tempfile
+    import tempfile  # only without /proc; the CLI's import path stays free of it (test_cli_startup)
 
     fd, path = tempfile.mkstemp(prefix="mergeway-tls-")
     try:
@@ -392,6 +392,8 @@ class OfficialTransport:
     """The official client's ``ApiClient``, for credentials only it can mint (exec, auth-provider)."""
 
     def __init__(self, kubeconfig: str | None, context: str | None, *, pool_size: int = 16) -> None:
+        # The official client only for exec/auth-provider credentials: importing it costs a plain CLI
+        # run ~0.3 s, and tests/unit/test_cli_startup.py keeps it off the import path.
         from kubernetes import client as k8s_client
         from kubernetes import config as k8s_config
 
@@ -407,6 +409,7 @@ class OfficialTransport:
         self.host = str(configuration.host)
 
     def send(self, request: Request) -> Response:
+        # Loaded with the official client above, never on the CLI's plain path (test_cli_startup).
         import urllib3
         from kubernetes.client.exceptions import ApiException
 

@@ -145,7 +145,7 @@ def staged(
     symlink was. The directory (mode 0700) is removed when the block ends.
     """
     import shutil  # here, not at the top: a plain-YAML render (the CLI's common case) needs neither
-    import tempfile
+    import tempfile  # with shutil, for the same reason
 
     root = root.resolve()
     walker = _walk(root, inputs, limits, keep)
