@@ -205,12 +205,9 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._advance(conn)
 
     def _on_readable(self, conn: BufferedConn, _sock: Any) -> None:
-        try:
-            data = conn.sock.recv(_RECV)
-        except (BlockingIOError, InterruptedError):
+        data = _recv(conn.sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self._close(conn)
             return
@@ -350,12 +347,9 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         conn.registered = True
 
     def _on_linger_readable(self, conn: BufferedConn, _sock: Any) -> None:
-        try:
-            data = conn.sock.recv(_RECV)
-        except (BlockingIOError, InterruptedError):
+        data = _recv(conn.sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         conn.drained += len(data)
         if not data or conn.drained > _LINGER_BYTES:
             self._close(conn)
@@ -373,3 +367,14 @@ class BufferedThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.lingering.pop(conn, None)
         self.nr_conns -= 1
         util.close(conn.sock)
+
+
+def _recv(sock: Any) -> bytes | None:
+    """One non-blocking read: ``None`` when nothing is ready yet, ``b""`` when the peer left or the socket broke."""
+    try:
+        data: bytes = sock.recv(_RECV)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+    return data
