@@ -120,8 +120,11 @@ def test_a_failing_pre_deploy_job_stops_the_deploy_with_nothing_else_applied(cli
 
 
 def test_a_post_deploy_job_runs_once_the_rollout_is_healthy(client, namespace, kube_cluster):
+    # A rollout that takes a few seconds, so a hook created any earlier would be seen before it.
+    slow = deployment("web")
+    slow["spec"]["template"]["metadata"]["annotations"] = {"mergeway.test/ready-after": "3s"}
     with recorded(kube_cluster.api_client(), namespace, "Job", "Deployment") as history:
-        result = deploy(client, namespace, deployment("web"), migrate(phase="post-deploy"))
+        result = deploy(client, namespace, slow, migrate(phase="post-deploy"))
     assert result.ok, (result.failed, result.unhealthy, result.hooks)
     available = history.first("Deployment", lambda e: condition(e, "Available"), "Available")
     created = history.first("Job", lambda e: e.type == "ADDED", "added")
