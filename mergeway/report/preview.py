@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mergeway.kube.changeset import ObjectDiff, Plan
 from mergeway.kube.diff import leaf_paths
+from mergeway.report import hooks as hook_texts
 from mergeway.report.markdown import ALLOW_LABEL, clip_body, code, sha
 from mergeway.report.markdown import cell as _cell
 from mergeway.report.markdown import clip as _clip
@@ -134,6 +135,7 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
     items = sorted((i for i in plan.items if i.action != "unchanged"), key=lambda i: (_ORDER[i.action], i.ref))
     head += risk_block(report.risks(), report.environment, report.head_sha)
     head += not_pruned_block(report.not_pruned, "Merging leaves them")
+    head += hook_texts.preview_lines(plan)
     if items:
         head += ["| | object | changed fields | source |", "|---|---|---|---|"]
         head += [
@@ -145,7 +147,7 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
         head += ["#### Rejected by the API server", ""]
         for item in errors:
             head += [f"**`{_cell(str(item.ref))}`** ({_cell(item.source)})", "", _fence(item.message[:_MAX_MESSAGE])]
-    if not items and not report.not_pruned:
+    if not items and not report.not_pruned and not plan.hooks:
         head += ["No changes: the cluster already matches this commit.", ""]
     head += report.footer
     blocks = [(i, i.diff) for i in items if i.action != "error"]
