@@ -1,6 +1,7 @@
-"""One way out: jobs compose no pull-request text, and one module talks to the forge's comments and statuses.
+"""One way out: jobs compose no pull-request text, one module talks to the forge's comments and statuses,
+and what jobs hand it are plain immutable reports.
 
-Both rules are read from the source (the AST), so they hold for code paths no other test reaches.
+The rules are read from the source (the AST), so they hold for code paths no other test reaches.
 """
 
 from __future__ import annotations
