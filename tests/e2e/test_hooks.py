@@ -120,7 +120,8 @@ def chart_files(tmp_path: Path, tag: str) -> dict[str, str | None]:
             f'  annotations:\n    "helm.sh/hook": {when}\n    "helm.sh/hook-weight": "{weight}"\n'
             f'    "helm.sh/hook-delete-policy": {policy}\n'
             "spec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n"
-            f'      containers:\n        - name: {name}\n          image: "example.com/{name}:{{{{ .Values.image.tag }}}}"\n'
+            f"      containers:\n        - name: {name}\n"
+            f'          image: "example.com/{name}:{{{{ .Values.image.tag }}}}"\n'
         )
     values = chart / "values.yaml"
     values.write_text(values.read_text().replace('tag: ""', f'tag: "{tag}"'))
