@@ -302,7 +302,8 @@ class Differ:
         plan = self.plan(
             manifests, default_namespace=default_namespace, prune=prunes, listed=listed, labels=applyset.labels()
         )
-        plan.items.extend(found.errors)
+        new_namespaces = {m.name for m in manifests if m.kind == "Namespace" and m.api_version == "v1"}
+        plan.items.extend([*found.errors, *hooks.dry_run(self.client, found.hooks, new_namespaces=new_namespaces)])
         plan.hooks, plan.skipped = found.hooks, found.skipped
         return plan
 

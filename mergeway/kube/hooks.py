@@ -28,6 +28,7 @@ from mergeway.kube.changeset import ObjectDiff, ObjectRef, PlannedHook, SkippedH
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.discovery import Resource, UnknownKind
 from mergeway.kube.health import Health, Target, wait_healthy
+from mergeway.kube.parallel import map_ordered
 from mergeway.kube.secrets import scrub, secret_values
 from mergeway.manifest import Manifest
 
@@ -86,6 +87,31 @@ def split(
                 PlannedHook(ref, found.phases, found.weight, found.policies, found.said, m.source, resource, desired)
             )
     return out
+
+
+def dry_run(client: KubeClient, hooks: Sequence[PlannedHook], *, new_namespaces: set[str]) -> list[ObjectDiff]:
+    """The API server's verdict on creating each hook (``dryRun=All``): errors the preview shows.
+
+    An existing previous run is no error when the delete policy removes it first; a namespace this
+    change creates is not there to validate against yet (as for the environment's own objects).
+    """
+
+    def check(hook: PlannedHook) -> ObjectDiff | None:
+        path = hook.resource.collection_path(hook.ref.namespace)
+        try:
+            client.request("POST", path, body=hook.desired, query={"dryRun": "All", "fieldManager": FIELD_MANAGER})
+        except KubeError as exc:
+            if exc.status == 409 and "before-hook-creation" in hook.policies:
+                return None
+            if exc.status == 404 and hook.ref.namespace in new_namespaces:
+                return None
+            why = scrub(str(exc), secret_values(hook.desired))
+            if exc.status == 409:
+                why += " (a previous run is there and the delete policy has no before-hook-creation)"
+            return ObjectDiff(hook.ref, "error", hook.source, message=f"{hook.said}: {why}")
+        return None
+
+    return [e for e in map_ordered(check, hooks, workers=8, name="hook-dry-run") if e is not None]
 
 
 class HookRun(NamedTuple):

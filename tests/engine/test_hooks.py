@@ -184,3 +184,16 @@ def test_unsupported_hooks_fail_the_preview_and_are_never_applied(client, namesp
     assert not result.ok and not result.applied and not result.hooks
     configmaps = client.request("GET", f"/api/v1/namespaces/{namespace}/configmaps")["items"]
     assert "fine" not in {c["metadata"]["name"] for c in configmaps}
+
+
+def test_a_hook_the_api_server_would_refuse_fails_the_preview_with_its_words(client, namespace):
+    bad = migrate()
+    bad["spec"]["template"]["spec"]["restartPolicy"] = "Always"  # a Job's pods may not restart forever
+    manifests = [Manifest(bad, "migrate.yaml"), Manifest(configmap("fine"), "fine.yaml")]
+    applyset = ApplySet("hooks", namespace)
+    plan = Differ(client).plan_for(manifests, applyset, default_namespace=namespace)
+    [error] = plan.errors
+    assert str(error.ref) == f"Job/{namespace}/migrate"
+    assert error.message.startswith("mergeway.io/hook: pre-deploy: ") and "restartPolicy" in error.message
+    result = Applier(client).deploy(manifests, applyset=applyset, default_namespace=namespace)
+    assert not result.ok and not result.applied and not result.hooks
