@@ -197,3 +197,20 @@ def test_a_hook_the_api_server_would_refuse_fails_the_preview_with_its_words(cli
     assert error.message.startswith("mergeway.io/hook: pre-deploy: ") and "restartPolicy" in error.message
     result = Applier(client).deploy(manifests, applyset=applyset, default_namespace=namespace)
     assert not result.ok and not result.applied and not result.hooks
+
+
+def test_argo_cd_sync_hooks_run_with_the_rollout_and_sync_fail_hooks_only_when_it_fails(client, namespace):
+    def argo(name: str, when: str, *, fail: bool = False) -> dict[str, Any]:
+        return hook(job(name, fail=fail), **{"argocd.argoproj.io_hook": when})
+
+    result = deploy(client, namespace, deployment("web"), argo("during", "Sync"), argo("cleanup", "SyncFail"))
+    assert result.ok, (result.failed, result.unhealthy, result.hooks)
+    assert [(r.phase, r.ref, r.state) for r in result.hooks] == [("sync", f"Job/{namespace}/during", "succeeded")]
+
+    failing = deploy(
+        client, namespace, deployment("web"), argo("during", "PreSync", fail=True), argo("cleanup", "SyncFail")
+    )
+    assert [(r.phase, r.ref, r.state) for r in failing.hooks] == [
+        ("pre-deploy", f"Job/{namespace}/during", "failed"),
+        ("on-failure", f"Job/{namespace}/cleanup", "succeeded"),
+    ]
