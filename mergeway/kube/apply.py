@@ -32,7 +32,7 @@ from typing import Any
 from mergeway.hooks import wave_of
 from mergeway.kube import prune
 from mergeway.kube.applyset import ApplySet, Parent, group_kind
-from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan
+from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan, PlannedHook
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.diff import Differ, defined_kind, opts_in_to_recreate, touches_immutable_field
 from mergeway.kube.discovery import Resource
@@ -151,6 +151,13 @@ class Applier:
             progress(f"applying {len(changes)} object(s), pruning {len(prunes)}")
         final = _final_parent(applyset, plan, held, commit)
         runner = HookRunner(self.client, applyset, field_manager=self.field_manager, concurrency=self.concurrency)
+        # A pre-deploy hook in a namespace this change creates needs that namespace first (nothing else).
+        early = _namespaces_for(of_phase(plan.hooks, "pre-deploy"), changes)
+        if early:
+            self._apply_stage(early, result)
+            if result.failed:
+                return result
+            changes = [i for i in changes if i not in early]
         if not self._run_hooks(runner, result, "pre-deploy", health_timeout, progress):
             return result  # nothing else applied
         sync = runner.start(of_phase(plan.hooks, "sync"))
@@ -427,6 +434,12 @@ class _Beside:
         self.result.failed[:0] = self.own.failed
         if self.error is not None:
             raise self.error
+
+
+def _namespaces_for(hooks: Sequence[PlannedHook], changes: Sequence[ObjectDiff]) -> list[ObjectDiff]:
+    """The Namespaces this change creates that ``hooks`` run in."""
+    wanted = {h.ref.namespace for h in hooks}
+    return [i for i in changes if i.action == "create" and i.ref[:2] == ("", "Namespace") and i.ref.name in wanted]
 
 
 def _wave(item: ObjectDiff) -> int:

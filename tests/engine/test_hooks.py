@@ -214,3 +214,19 @@ def test_argo_cd_sync_hooks_run_with_the_rollout_and_sync_fail_hooks_only_when_i
         ("pre-deploy", f"Job/{namespace}/during", "failed"),
         ("on-failure", f"Job/{namespace}/cleanup", "succeeded"),
     ]
+
+
+def test_a_pre_deploy_hook_in_a_namespace_the_change_creates_gets_that_namespace_first(client, namespace):
+    new = f"{namespace}-new"
+    space = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": new}}
+    run = migrate()
+    run["metadata"]["namespace"] = new
+    web = deployment("web")
+    web["metadata"]["namespace"] = new
+    try:
+        result = deploy(client, namespace, space, run, web)
+        assert result.ok, (result.failed, result.unhealthy, result.hooks)
+        assert [(r.ref, r.state) for r in result.hooks] == [(f"Job/{new}/migrate", "succeeded")]
+        assert sorted(str(i.ref) for i in result.applied) == [f"Deployment/{new}/web", f"Namespace/{new}"]
+    finally:
+        client.request("DELETE", f"/api/v1/namespaces/{new}")
