@@ -205,3 +205,27 @@ def test_argo_cd_hooks_and_sync_waves(stack: Stack):
     notified = history.first("Job", lambda e: e.name == "notify" and e.type == "ADDED", "notify added")
     assert schema_done.version < db_added.version < db_ready.version < web_added.version
     assert web_ready.version < late_added.version < notified.version
+
+
+def test_a_rollbacks_revert_runs_the_hooks_like_any_deploy(stack: Stack):
+    """Argo CD runs no hooks on rollback (argo-cd#1927); a Mergeway `/rollback` is a revert merged like
+    any change, so the revert's migration runs before the Deployment goes back."""
+    repo = stack.repo(files("example.com/web:1", "example.com/migrate:1"))
+    stack.sim.set_permission(repo, "alice", "write")
+    pr = stack.sim.open_pr(repo, "v2", files=files("example.com/web:2", "example.com/migrate:2"), title="Ship v2")
+    assert stack.status(repo, merged(stack, repo, pr), DEPLOY).state == "success"
+    stack.sim.comment(repo, pr, "/rollback", author="alice")
+    [revert] = stack.wait(
+        lambda: [p for p in stack.sim.list_prs(repo) if p.head_ref.startswith("mergeway/revert-")],
+        timeout=60,
+        message="the revert PR",
+    )
+    assert stack.status(repo, revert.head_sha, PREVIEW).state == "success"
+    preview = stack.only_comment(repo, revert.number, PREVIEW_MARKER).body
+    assert f"runs before the rollout: `Job/{stack.namespace}/migrate`" in preview
+    with recorded(stack.cluster.api_client(), stack.namespace, "Job", "Deployment") as history:
+        status = stack.status(repo, merged(stack, repo, revert), DEPLOY)
+    assert status.state == "success", status.description
+    migrated = history.first("Job", lambda e: condition(e, "Complete") and image(e) == "example.com/migrate:1")
+    back = history.first("Deployment", lambda e: image(e) == "example.com/web:1", "back on web:1")
+    assert migrated.version < back.version
