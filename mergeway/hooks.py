@@ -6,14 +6,14 @@ with ``argocd.argoproj.io/sync-wave``. Mergeway gives each spelling one meaning 
 as is in README "Deploy hooks and sync waves", and a unit test keeps the two equal), so the engine
 (:mod:`mergeway.kube.hooks`) knows only phases, weights, delete policies and waves.
 
-A leaf: the engine, the reports and the README test read it; it imports only :mod:`mergeway.manifest`.
+A leaf: the engine, the reports and the README test read it. Named tuples, not dataclasses: the
+engine's import path is the CLI's, whose start-up imports no dataclass (docs/DECISIONS.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Phase = Literal["pre-deploy", "sync", "post-deploy", "on-failure"]
 #: Phases in the order a deploy reaches them (``on-failure`` only when it fails).
@@ -48,8 +48,7 @@ WAVE_ANNOTATIONS = ("mergeway.io/sync-wave", "argocd.argoproj.io/sync-wave")
 When = Literal["always", "first", "upgrade"]
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One (annotation, value) and what Mergeway does with it."""
 
     annotation: str
@@ -127,15 +126,13 @@ STORED = {
 }
 
 
-@dataclass(frozen=True)
-class Normal:
+class Normal(NamedTuple):
     """Not a hook: applied with the environment, in ``wave``."""
 
     wave: int = 0
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(NamedTuple):
     """A hook for this deploy: the phases it runs in, its weight, what deletes it, and how it was asked."""
 
     phases: tuple[Phase, ...]
@@ -145,16 +142,14 @@ class Hook:
     said: str
 
 
-@dataclass(frozen=True)
-class Skipped:
+class Skipped(NamedTuple):
     """A hook that this deploy does not apply (a test, a delete hook, an install-only hook on an upgrade)."""
 
     said: str
     why: str
 
 
-@dataclass(frozen=True)
-class Refused:
+class Refused(NamedTuple):
     """An annotation Mergeway cannot honour: the object's preview fails with ``why`` and nothing is applied."""
 
     why: str
