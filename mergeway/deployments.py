@@ -93,6 +93,13 @@ class Deployment(NamedTuple):
     #: rollout was healthy, the healthy one.
     applied_commit: str = ""
     healthy_commit: str = ""
+    #: What the environments page shows beside the phases (added later: older records read as "").
+    #: The PR's title (untrusted text: escaped where shown), where the environment deploys, and the
+    #: repository's web address as the configured forge reports it (commit and PR links start there).
+    title: str = ""
+    cluster: str = ""
+    namespace: str = ""
+    repository_url: str = ""
 
     @property
     def phase(self) -> Phase | None:
@@ -134,6 +141,7 @@ class Deployment(NamedTuple):
             failures=tuple(Failure(str(f["object"]), str(f["reason"])) for f in data.get("failures") or ()),
             applied_commit=str(data.get("applied_commit") or ""),
             healthy_commit=str(data.get("healthy_commit") or ""),
+            **{name: str(data.get(name) or "") for name in _PAGE_FIELDS},
         )
 
 
@@ -199,6 +207,10 @@ class Deployments:
             newest = self.history(repository, environment, limit=1)
             out.extend(newest)
         return out
+
+
+#: The fields the page reads, all plain text (see :class:`Deployment`).
+_PAGE_FIELDS = ("title", "cluster", "namespace", "repository_url")
 
 
 def _text(value: bytes | str) -> str:

@@ -16,6 +16,7 @@ from mergeway.config import Settings, scrub_secrets
 from mergeway.intake.publish import Publisher
 from mergeway.intake.service import Intake
 from mergeway.logs import configure_logging
+from webhook_service import page
 from webhook_service.routes import register
 
 __all__ = ["create_app"]
@@ -41,6 +42,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["MERGEWAY_SETTINGS"] = settings
     app.extensions["mergeway_intake"] = Intake(settings, client, publisher)
+    page.register(app, settings)
     register(app)
     return app
 
