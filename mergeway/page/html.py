@@ -109,7 +109,7 @@ _ENVIRONMENT = """{% extends "base" %}{% block body %}{% from "macros" import co
 {% if d.reason %}<span class="reason">{{ d.reason }}</span>{% endif %}
 {{ failures(d.failures) }}</td>
 <td data-label="Phases" class="when">
-{% for name, at, why in d.phases %}<div>{{ at }} {{ name }}{% if why %} · {{ why }}{% endif %}</div>{% endfor %}
+{% for at, name, why in d.phases %}<div>{{ at }} {{ name }}{% if why %} · {{ why }}{% endif %}</div>{% endfor %}
 </td>
 </tr>{% endfor %}</tbody></table>
 {% endblock %}"""

@@ -172,7 +172,11 @@ def row(repository: str, environment: str, history: list[Deployment], drift: Dri
         phase=label(record),
         reason=redact(record.reason),
         since=record.phases[-1].at if record.phases else 0.0,
-        failures=tuple((redact(f.object), redact(f.reason)) for f in record.failures[:FAILURES_SHOWN]),
+        failures=tuple(
+            (redact(f.object), redact(f.reason))
+            for f in record.failures[:FAILURES_SHOWN]
+            if f"{f.object}: {f.reason}" != record.reason  # already the row's reason
+        ),
         drift=drift,
         pending=pending,
     )
