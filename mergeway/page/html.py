@@ -84,7 +84,7 @@ _INDEX = """{% extends "base" %}{% block body %}{% from "macros" import commit, 
 {% elif r.row.drift.objects %}
 <span class="phase failed">{{ r.row.drift.objects }} object{{ "s" if r.row.drift.objects != 1 }} drifted</span>
 {% else %}<span class="phase healthy">in sync</span>{% endif %}
-{% if r.row.drift is not none %}<span class="when">checked {{ r.drift_text }}</span>{% endif %}
+{% if r.row.drift is not none %}<span class="reason">checked {{ r.drift_text }}</span>{% endif %}
 </td>
 <td data-label="In flight">
 {% for p in r.row.pending %}<div><code>{{ p.commit[:short] }}</code>
