@@ -81,6 +81,8 @@ _INDEX = """{% extends "base" %}{% block body %}{% from "macros" import commit, 
 {{ failures(r.row.failures) }}</td>
 <td data-label="Drift">
 {% if r.row.drift is none %}<span class="muted">—</span>
+{% elif r.row.drift.error %}<span class="phase held">not checked</span>
+<span class="reason">{{ r.row.drift.error }}</span>
 {% elif r.row.drift.objects %}
 <span class="phase failed">{{ r.row.drift.objects }} object{{ "s" if r.row.drift.objects != 1 }} drifted</span>
 {% else %}<span class="phase healthy">in sync</span>{% endif %}

@@ -30,15 +30,23 @@ SHORT_SHA = 7
 
 
 def drift_key(repository: str, environment: str) -> str:
-    """Where the drift check stores its last result (JSON with ``objects`` and ``checked_at``)."""
+    """Where the drift check stores its last result (JSON with ``objects``, ``checked_at``, ``error``).
+
+    Read as plain JSON rather than through the drift module's own classes, so a result written by
+    another release (or half-written) never breaks the page: whatever does not fit shows nothing.
+    """
     return f"mergeway:drift:last:{repository}:{environment}"
 
 
 class Drift(NamedTuple):
-    """The last drift check of an environment: how many objects differ from the applied commit, and when."""
+    """The last drift check of an environment: how many objects differ from the applied commit, and when.
+
+    ``error`` says why the check could not compare (then ``objects`` means nothing).
+    """
 
     objects: int
     checked_at: float
+    error: str = ""
 
 
 class Pending(NamedTuple):
@@ -96,7 +104,11 @@ class Row(NamedTuple):
             "failures": [{"object": o, "reason": r} for o, r in self.failures],
             "drift": None
             if self.drift is None
-            else {"objects": self.drift.objects, "checked_at": iso(self.drift.checked_at)},
+            else {
+                "objects": self.drift.objects,
+                "checked_at": iso(self.drift.checked_at),
+                "error": self.drift.error,
+            },
             "pending": [
                 {"commit": p.commit, "pr": p.pr or None, "phase": p.phase, "since": iso(p.since)} for p in self.pending
             ],
@@ -189,7 +201,7 @@ def read_drift(client: redis.Redis, repository: str, environment: str) -> Drift 
         data = json.loads(raw) if raw else None
         if not isinstance(data, dict) or not isinstance(data.get("objects"), list):
             return None
-        return Drift(len(data["objects"]), float(data.get("checked_at") or 0.0))
+        return Drift(len(data["objects"]), float(data.get("checked_at") or 0.0), redact(str(data.get("error") or "")))
     except (ValueError, TypeError, redis.ResponseError):
         return None
 

@@ -39,6 +39,7 @@ def lines(row: Row) -> list[str]:
     out.extend(f"  failed:    {obj}: {why}" for obj, why in row.failures)
     if row.drift is not None:
         drifted = f"{row.drift.objects} object(s) drifted" if row.drift.objects else "in sync"
+        drifted = f"not checked: {row.drift.error}" if row.drift.error else drifted
         out.append(f"  drift:     {drifted} (checked {_when(row.drift.checked_at)})")
     out.extend(
         f"  in flight: {p.commit[:SHORT]} {p.phase}{f' #{p.pr}' if p.pr else ''} since {_when(p.since)}"
