@@ -119,3 +119,33 @@ def test_a_record_from_before_the_page_still_makes_a_row(
     assert status == 200 and "boom" in str(page) and "—/default" in str(page)
     code, lines = status_lines(service_env["REDIS_URL"])
     assert code == 1 and lines[0] == f"{REPO} staging aaaaaaa #9 merged by dana: failed"
+
+
+def test_links_go_to_the_forge_only_and_tokens_are_masked(
+    services: ServiceManager, service_env: dict[str, str], redis_client: redis.Redis
+):
+    store = Deployments(redis_client)
+    token = "ghp_" + "x" * 36
+    gitlab = Deployment(
+        "gitlab:acme/group/api",
+        "prod",
+        A,
+        pr=5,
+        title=f"use {token}",
+        repository_url="https://gitlab.example/acme/group/api",
+    )
+    store.save(gitlab.enter("queued").enter("failed", reason=f"Secret/api/creds: token {token} refused"))
+    hostile = Deployment(REPO, "staging", B, pr=6, repository_url="javascript:alert(1)")
+    store.save(hostile.enter("queued").enter("healthy"))
+    web = services.web({**service_env, "MERGEWAY_PAGE": "public"})
+
+    by_repo = {r["repository"]: r for r in rows(web)}
+    api = by_repo["gitlab:acme/group/api"]
+    assert api["commit_url"] == f"https://gitlab.example/acme/group/api/-/commit/{A}"
+    assert api["pr_url"] == "https://gitlab.example/acme/group/api/-/merge_requests/5"
+    assert token not in json.dumps(api) and "***" in str(api["pr_title"]) and "***" in str(api["reason"])
+    assert (by_repo[REPO]["commit_url"], by_repo[REPO]["pr_url"]) == ("", "")
+    status, page = web.request("GET", "/environments/gitlab/acme/group/api/prod")
+    assert status == 200 and token not in str(page)
+    status, page = web.request("GET", "/")
+    assert status == 200 and "javascript:" not in str(page) and token not in str(page)
