@@ -195,6 +195,18 @@ class Deployments:
         raws = self.redis.mget([Keys.record(repository, environment, c) for c in commits]) if commits else []
         return [Deployment.from_json(raw) for raw in raws if raw]
 
+    def histories(self, pairs: list[tuple[str, str]], limit: int = HISTORY) -> list[list[Deployment]]:
+        """:meth:`history` of each pair, in two round trips whatever their number (the page reads them all)."""
+        if not pairs:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for repository, environment in pairs:
+            pipe.lrange(Keys.history(repository, environment), 0, limit - 1)
+        commits = [[_text(c) for c in found] for found in pipe.execute()]
+        keys = [Keys.record(r, e, c) for (r, e), found in zip(pairs, commits, strict=True) for c in found]
+        raws = iter(self.redis.mget(keys) if keys else [])
+        return [[Deployment.from_json(raw) for raw in [next(raws) for _ in found] if raw] for found in commits]
+
     def environments(self) -> list[tuple[str, str]]:
         """Every (repository, environment) that has records, sorted."""
         pairs = (json.loads(raw) for raw in self.redis.smembers(Keys.index()))
