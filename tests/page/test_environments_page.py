@@ -140,3 +140,25 @@ def test_the_page_shows_a_deploy_a_failed_deploy_and_a_hold(make_stack: StackFac
     assert f"Deployment/{stack.namespace}/pay" in twin["github:acme/pay"]["reason"]
     status, one = stack.web.request("GET", "/api/environments/github/acme/pay/staging")
     assert status == 200 and isinstance(one, dict) and one["history"][0]["commit"] == pay_sha
+
+
+def test_a_gitlab_merge_shows_with_gitlab_links(make_stack: StackFactory) -> None:
+    stack = make_stack(MERGEWAY_PAGE="public")
+    repo = stack.repo(forge="gitlab", name="acme/platform/shop")
+    number, sha = merge(stack, repo, "checkout", {"deploy/checkout.yaml": deployment("checkout", 1)}, "Checkout v1")
+    assert stack.sim.latest_status(repo, sha, DEPLOY).state == "success"
+
+    status, answer = stack.web.request("GET", "/api/environments/gitlab/acme/platform/shop/staging")
+    assert status == 200 and isinstance(answer, dict), answer
+    web_url = stack.sim.repository(repo).web_url
+    assert (answer["phase"], answer["commit"], answer["pr"], answer["pr_title"]) == (
+        "healthy",
+        sha,
+        number,
+        "Checkout v1",
+    )
+    assert answer["commit_url"] == f"{web_url}/-/commit/{sha}"
+    assert answer["pr_url"] == f"{web_url}/-/merge_requests/{number}"
+    assert (answer["cluster"], answer["namespace"], answer["merged_by"]) == ("local", stack.namespace, "carol")
+    status, page = stack.web.request("GET", "/")
+    assert status == 200 and f'href="{web_url}/-/merge_requests/{number}"' in str(page)
