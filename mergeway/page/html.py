@@ -90,7 +90,8 @@ _INDEX = """{% extends "base" %}{% block body %}{% from "macros" import commit, 
 </td>
 <td data-label="In flight">
 {% for p in r.row.pending %}<div><code>{{ p.commit[:short] }}</code>
-<span class="phase {{ p.phase }}">{{ p.phase }}</span>{% if p.pr %} #{{ p.pr }}{% endif %}</div>
+<span class="phase {{ p.phase }}">{{ p.phase }}</span>{% if p.pr %} #{{ p.pr }}{% endif %}
+{% if p.reason %}<span class="reason">{{ p.reason }}</span>{% endif %}</div>
 {% else %}<span class="muted">—</span>{% endfor %}
 </td>
 </tr>{% endfor %}</tbody></table>

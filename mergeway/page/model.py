@@ -52,13 +52,26 @@ class Drift(NamedTuple):
     error: str = ""
 
 
+def waiting(record: Deployment) -> bool:
+    """Whether ``record``'s deploy has not ended: queued, applying, or held before it ever ran.
+
+    ``held`` after ``healthy`` is an ended deploy whose destructive changes wait; ``held`` before
+    anything was applied (a lock, a freeze window, an environment it must follow) is a deploy
+    still waiting to run.
+    """
+    if record.phase in IN_FLIGHT:
+        return True
+    return record.phase == "held" and record.began("applying") is None and record.began("healthy") is None
+
+
 class Pending(NamedTuple):
-    """A deploy of the environment that has not ended: queued, or applying."""
+    """A deploy of the environment that has not ended: queued, held before it ran, or applying."""
 
     commit: str
     pr: int
     phase: str
     since: float
+    reason: str = ""
 
 
 class Row(NamedTuple):
@@ -113,7 +126,8 @@ class Row(NamedTuple):
                 "error": self.drift.error,
             },
             "pending": [
-                {"commit": p.commit, "pr": p.pr or None, "phase": p.phase, "since": iso(p.since)} for p in self.pending
+                {"commit": p.commit, "pr": p.pr or None, "phase": p.phase, "since": iso(p.since), "reason": p.reason}
+                for p in self.pending
             ],
         }
 
@@ -148,7 +162,7 @@ def shown(history: list[Deployment]) -> Deployment | None:
     A superseded deploy changed nothing (a newer commit was already applied), so the environment
     runs what the newest other ended record says; a deploy still in flight is listed as pending.
     """
-    ended = [r for r in history if r.phase not in IN_FLIGHT]
+    ended = [r for r in history if not waiting(r)]
     for record in ended:
         if record.phase != "superseded":
             return record
@@ -168,9 +182,9 @@ def row(repository: str, environment: str, history: list[Deployment], drift: Dri
         return None
     commit = record.healthy_commit or record.applied_commit or record.commit
     pending = tuple(
-        Pending(r.commit, r.pr, label(r), r.phases[-1].at if r.phases else 0.0)
+        Pending(r.commit, r.pr, label(r), r.phases[-1].at if r.phases else 0.0, redact(r.reason))
         for r in history
-        if r.phase in IN_FLIGHT and r is not record
+        if waiting(r) and r is not record
     )
     where = next((r for r in history if r.cluster), record)  # older records may predate the field
     return Row(

@@ -43,6 +43,7 @@ def lines(row: Row) -> list[str]:
         out.append(f"  drift:     {drifted} (checked {_when(row.drift.checked_at)})")
     out.extend(
         f"  in flight: {p.commit[:SHORT]} {p.phase}{f' #{p.pr}' if p.pr else ''} since {_when(p.since)}"
+        + (f" ({p.reason})" if p.reason else "")
         for p in row.pending
     )
     return [_CONTROL.sub(" ", line) for line in out]

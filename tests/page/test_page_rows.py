@@ -20,7 +20,7 @@ from mergeway.deployments import Deployment, Deployments, Keys
 from tests.fixtures.services import ROOT, ServiceManager, WebProcess
 
 REPO = "github:acme/shop"
-A, B, C = "a" * 40, "b" * 40, "c" * 40
+A, B, C, D = "a" * 40, "b" * 40, "c" * 40, "d" * 40
 
 
 def record(commit: str, pr: int, **fields: object) -> Deployment:
@@ -51,23 +51,36 @@ def test_a_deploy_in_flight_is_listed_beside_what_runs_and_a_superseded_one_does
     store, now = Deployments(redis_client), time.time()
     store.save(record(A, 1).enter("queued", at=now - 60).enter("applying", at=now - 59).enter("healthy", at=now - 50))
     store.save(record(B, 3).enter("queued", at=now - 5))  # waiting for the environment's lock
+    store.save(record(D, 4).enter("queued", at=now - 4).enter("held", at=now - 3, reason="locked by dana"))
     store.save(record(C, 2).enter("queued", at=now - 30).enter("superseded", at=now - 4, reason="newer applied"))
     web = services.web({**service_env, "MERGEWAY_PAGE": "public"})
 
     (row,) = rows(web)
     assert (row["commit"], row["pr"], row["phase"]) == (A, 1, "healthy")
-    assert row["pending"] == [{"commit": B, "pr": 3, "phase": "queued", "since": row["pending"][0]["since"]}]  # type: ignore[index]
+    pending = row["pending"]
+    assert isinstance(pending, list)
+    assert [(p["commit"], p["pr"], p["phase"], p["reason"]) for p in pending] == [
+        (D, 4, "held", "locked by dana"),  # held before it ran: still waiting, not what runs
+        (B, 3, "queued", ""),
+    ]
     status, page = web.request("GET", "/")
     assert status == 200 and "bbbbbbb" in str(page) and "ccccccc" not in str(page)
     status, one = web.request("GET", "/api/environments/github/acme/shop/staging")
     assert status == 200 and isinstance(one, dict)
-    assert [(d["commit"], d["phase"]) for d in one["history"]] == [(C, "superseded"), (B, "queued"), (A, "healthy")]
+    assert [(d["commit"], d["phase"]) for d in one["history"]] == [
+        (C, "superseded"),
+        (D, "held"),
+        (B, "queued"),
+        (A, "healthy"),
+    ]
 
     code, lines = status_lines(service_env["REDIS_URL"], "--repository", "acme/shop")
     assert code == 0, lines  # what runs is healthy
     assert lines[0] == f"{REPO} staging aaaaaaa #1 merged by carol: healthy"
     assert lines[1] == "  where:     eu/shop"
-    assert next(line for line in lines if "in flight" in line).startswith("  in flight: bbbbbbb queued #3 since ")
+    flights = [line for line in lines if "in flight" in line]
+    assert flights[0].startswith("  in flight: ddddddd held #4 since ") and flights[0].endswith(" (locked by dana)")
+    assert flights[1].startswith("  in flight: bbbbbbb queued #3 since ")
 
 
 def test_drift_results_show_when_they_exist_and_nothing_when_unreadable(
