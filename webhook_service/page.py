@@ -8,8 +8,10 @@ all, so even a value that escaped escaping could not run.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from mergeway.config import Settings
@@ -18,6 +20,7 @@ from mergeway.page.access import REALM, Gate
 from mergeway.page.model import Board, record_dict
 
 bp = Blueprint("page", __name__)
+log = logging.getLogger("webhook_service.page")
 
 #: No script, no frames, no forms, nothing fetched: the inline stylesheet is all the page uses.
 _HEADERS = {
@@ -104,6 +107,13 @@ def environment_json(forge: str, rest: str) -> Response:
         return _answer({"error": "not found"}, 404)
     row, history = found
     return _answer({**row.to_dict(), "history": [record_dict(d) for d in history]})
+
+
+@bp.errorhandler(redis.RedisError)
+def _redis_down(exc: redis.RedisError) -> Response:
+    """Redis unreachable: 503, as ``/readyz`` says, rather than a 500 for what is not a bug."""
+    log.warning("environments page: redis unreachable (%s)", type(exc).__name__)
+    return _answer({"error": "redis unreachable"}, 503)
 
 
 def register(app: Flask, settings: Settings) -> None:

@@ -18,7 +18,9 @@ import redis
 
 from mergeway.config import ConfigError, Settings
 from mergeway.deployments import Deployment, Deployments
+from tests.fixtures.redis_server import RedisServer
 from tests.fixtures.services import ROOT, ServiceManager
+from tests.fixtures.waiting import wait_for
 
 PATHS = (
     "/",
@@ -165,3 +167,17 @@ def test_a_refused_setting_stops_the_web_service(services: ServiceManager, servi
     web = services.web({**service_env, "MERGEWAY_PAGE": "pubic"}, wait=False)
     assert web.wait_exit(timeout=60) != 0
     assert "MERGEWAY_PAGE must be empty, off, public or proxy" in web.logs()
+
+
+def test_redis_down_is_503_then_the_page_comes_back(
+    services: ServiceManager, service_env: dict[str, str], redis_server: RedisServer, redis_client: redis.Redis
+):
+    seed(redis_client)
+    web = services.web({**service_env, "MERGEWAY_PAGE": "public"})
+    assert web.request("GET", "/")[0] == 200
+    redis_server.stop()
+    for path in PATHS:
+        assert web.request("GET", path) == (503, {"error": "redis unreachable"}), path
+    redis_server.start()
+    seed(redis_server.client())
+    wait_for(lambda: web.request("GET", "/")[0] == 200 or None, timeout=15, message="the page once Redis is back")
