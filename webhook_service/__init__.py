@@ -5,6 +5,8 @@ which is ``gunicorn -c python:webhook_service.gunicorn_conf 'webhook_service:cre
 
 The app refuses to start (``ConfigError``) when a secret for an enabled forge is missing, so a
 misconfigured deployment fails at rollout instead of rejecting, or worse accepting, deliveries.
+It also serves the read-only environments page (:mod:`webhook_service.page`, off unless the
+operator opens it), the one HTML answer besides the JSON of every other route.
 """
 
 from __future__ import annotations
