@@ -20,6 +20,7 @@ far evaluation looks ahead (:data:`HORIZON`).
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,9 +32,10 @@ from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, 
 
 #: How far :func:`next_start` looks for a window, and the longest ``duration``.
 HORIZON = timedelta(days=366)
-#: How many occurrences :func:`active` follows along a chain of windows: a longer chain (a cron
-#: window longer than its own period never ends) is reported as open-ended.
-MAX_CHAIN = 100
+#: How many occurrences :func:`active` takes along a chain of windows, each way: a longer chain (a
+#: cron window longer than its own period never ends) is reported as open-ended. Bounds the work a
+#: window list from a pull request can cause.
+MAX_CHAIN = 500
 #: At most this many windows in one list: the list may come from a pull request.
 MAX_WINDOWS = 50
 _MAX_CRON = 200
@@ -74,18 +76,25 @@ class FreezeWindow:
             return f"from {self.start.isoformat()} to {self.end.isoformat()}"
         return f'cron "{self.cron}" for {format_duration(self.duration)} ({self.timezone})'
 
-    def spans(self, at: datetime) -> list[tuple[datetime, datetime]]:
-        """Occurrences ``(start, end)`` in UTC with ``start <= at <= end``: at least the earliest and latest."""
+    def forward(self, at: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Occurrences ``(start, end)`` in UTC by rising start: the last starting by ``at``, then each later one."""
         if self.start is not None and self.end is not None:
-            return [(self.start, self.end)] if self.start <= at <= self.end else []
-        local = _naive_local(at, self.zone)
-        candidates = {
-            *_prevs(self.cron, _floor(local) + _MINUTE, 2),
-            *_nexts(self.cron, _floor(local), 1),
-            *_nexts(self.cron, _floor(local - self.duration) - 2 * _MINUTE, 2),
-        }
-        occurrences = (self._occurrence(naive) for naive in sorted(candidates))
-        return [(s, e) for s, e in occurrences if s <= at <= e]
+            yield self.start, self.end
+            return
+        it = _iter(self.cron, _floor(_naive_local(at, self.zone)) + _MINUTE)
+        yield self._occurrence(it.get_prev(datetime))
+        while True:
+            yield self._occurrence(it.get_next(datetime))
+
+    def backward(self, before: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Occurrences starting before ``before``, by falling start (and so falling end)."""
+        if self.start is not None and self.end is not None:
+            if self.start < before:
+                yield self.start, self.end
+            return
+        it = _iter(self.cron, _naive_local(before, self.zone))
+        while True:
+            yield self._occurrence(it.get_prev(datetime))
 
     def first_start_after(self, at: datetime) -> datetime | None:
         """The earliest start strictly after ``at`` (UTC), or ``None`` when there is none."""
@@ -110,7 +119,8 @@ class Freeze:
     #: When the chain ends (UTC): deploys may go on from this instant.
     ends_at: datetime
     reason: str
-    #: The chain goes on past :data:`MAX_CHAIN` occurrences; ``ends_at`` is only as far as it was followed.
+    #: The chain goes on past :data:`MAX_CHAIN` occurrences; ``ends_at`` is only as far as it was followed
+    #: (a caller waiting for it finds the freeze still in force then, and waits again).
     open_ended: bool = False
 
 
@@ -132,13 +142,6 @@ def _iter(cron: str, base: datetime) -> croniter:
     return croniter(cron, base, max_years_between_matches=_MAX_YEARS_BETWEEN_MATCHES)
 
 
-def _prevs(cron: str, base: datetime, count: int) -> Iterator[datetime]:
-    """The ``count`` matches of ``cron`` before local ``base`` (naive, latest first)."""
-    it = _iter(cron, base)
-    for _ in range(count):
-        yield it.get_prev(datetime)
-
-
 def _nexts(cron: str, base: datetime, count: int) -> Iterator[datetime]:
     """The ``count`` matches of ``cron`` after local ``base`` (naive, earliest first)."""
     it = _iter(cron, base)
@@ -152,24 +155,52 @@ def _utc(at: datetime) -> datetime:
     return at.astimezone(UTC)
 
 
-def _extend_forward(windows: Sequence[FreezeWindow], end: datetime) -> tuple[datetime, bool]:
-    """Follow windows in force at ``end`` (overlapping, or starting right then) to the chain's end."""
+def _sweep_forward(windows: Sequence[FreezeWindow], at: datetime) -> tuple[datetime, bool]:
+    """The end of the chain of occurrences in force at ``at`` (``at`` itself when none is), and open-ended?
+
+    One iterator per window, merged by start: an occurrence starting by the chain's current end
+    (overlapping, or starting right then) extends it. Occurrences that end inside the chain are
+    skipped in one step, so each step either extends the chain or moves a window past it; after
+    :data:`MAX_CHAIN` steps the chain is reported open-ended.
+    """
+    heads = [(next(it), i, it) for i, it in enumerate(w.forward(at) for w in windows)]
+    heapq.heapify(heads)
+    end = at
     for _ in range(MAX_CHAIN):
-        later = [e for w in windows for s, e in w.spans(end) if s <= end < e]
-        if not later:
+        if not heads or heads[0][0][0] > end:
             return end, False
-        end = max(later)
+        (_, occurrence_end), i, it = heapq.heappop(heads)
+        end = max(end, occurrence_end)
+        following = next(it, None)
+        if following is not None and following[1] <= end:
+            it = windows[i].forward(end)  # jump over the occurrences inside the chain
+            following = next(it, None)
+            while following is not None and following[0] <= end and following[1] <= end:
+                following = next(it, None)  # at most twice: the last start by ``end``, then one after it
+        if following is not None:
+            heapq.heappush(heads, (following, i, it))
     return end, True
 
 
-def _extend_backward(windows: Sequence[FreezeWindow], since: datetime) -> datetime:
-    """Follow windows that reach ``since`` (overlapping, or ending right then) to the chain's start."""
+def _sweep_backward(windows: Sequence[FreezeWindow], since: datetime) -> datetime:
+    """The start of the chain reaching back from ``since``: occurrences ending at or after it extend it."""
+    heads: list[tuple[float, int, datetime, Iterator[tuple[datetime, datetime]]]] = []
+    for i, it in enumerate(w.backward(since) for w in windows):
+        if (first := next(it, None)) is not None:
+            heads.append((-_epoch(first[1]), i, first[0], it))  # latest end first
+    heapq.heapify(heads)
     for _ in range(MAX_CHAIN):
-        earlier = [s for w in windows for s, e in w.spans(since) if s < since <= e]
-        if not earlier:
+        if not heads or -heads[0][0] < _epoch(since):
             break
-        since = min(earlier)
+        _, i, start, it = heapq.heappop(heads)
+        since = min(since, start)
+        if (earlier := next(it, None)) is not None:
+            heapq.heappush(heads, (-_epoch(earlier[1]), i, earlier[0], it))
     return since
+
+
+def _epoch(at: datetime) -> float:
+    return at.timestamp()
 
 
 def active(windows: Sequence[FreezeWindow], at: datetime) -> Freeze | None:
@@ -179,13 +210,18 @@ def active(windows: Sequence[FreezeWindow], at: datetime) -> Freeze | None:
     and ``ends_at`` span the whole chain of windows that overlap or touch it.
     """
     at = _utc(at)
-    hits = [(w, s, e) for w in windows for s, e in w.spans(at) if s <= at < e]
-    if not hits:
+    ends_at, open_ended = _sweep_forward(windows, at)
+    if ends_at == at:
         return None
-    window = hits[0][0]
-    ends_at, open_ended = _extend_forward(windows, max(e for _, _, e in hits))
-    since = _extend_backward(windows, min(s for _, s, _ in hits))
+    window = next(w for w in windows if any(s <= at < e for s, e in _containing(w, at)))
+    since = _sweep_backward(windows, min(s for w in windows for s, _ in _containing(w, at)))
     return Freeze(window, since, ends_at, window.reason, open_ended)
+
+
+def _containing(window: FreezeWindow, at: datetime) -> list[tuple[datetime, datetime]]:
+    """The occurrence of ``window`` in force at ``at`` that started last (none, or a list of one)."""
+    latest = next(window.forward(at))
+    return [latest] if latest[0] <= at < latest[1] else []
 
 
 def next_start(windows: Sequence[FreezeWindow], at: datetime) -> Freeze | None:

@@ -112,6 +112,19 @@ def test_overlapping_and_touching_windows_end_at_the_end_of_the_chain() -> None:
     assert active(chain, utc(2026, 12, 28, 12)) is None
 
 
+def test_windows_inside_a_long_freeze_do_not_cut_it_short() -> None:
+    # 8,000 hourly one-minute windows inside a year-long one: none of them ends the freeze early.
+    year = windows('- {from: "2026-01-01", to: "2026-12-31", reason: year}\n- {cron: "30 * * * *", duration: 1m}')
+    frozen = active(year, utc(2026, 6, 1, 0, 0, 30))
+    assert frozen is not None
+    assert (frozen.since, frozen.ends_at, frozen.reason, frozen.open_ended) == (
+        utc(2026, 1, 1),
+        utc(2026, 12, 31),
+        "year",
+        False,
+    )
+
+
 def test_a_cron_window_longer_than_its_period_is_reported_open_ended() -> None:
     always = windows('- {cron: "0 * * * *", duration: 2h}')
     frozen = active(always, utc(2026, 12, 5, 0, 30))
