@@ -210,18 +210,15 @@ def active(windows: Sequence[FreezeWindow], at: datetime) -> Freeze | None:
     and ``ends_at`` span the whole chain of windows that overlap or touch it.
     """
     at = _utc(at)
-    ends_at, open_ended = _sweep_forward(windows, at)
-    if ends_at == at:
+    # The occurrence of each window that started last by ``at``: it ends last too, so it is in force
+    # if any occurrence of its window is.
+    hits = [(w, s) for w in windows for s, e in [next(w.forward(at))] if s <= at < e]
+    if not hits:
         return None
-    window = next(w for w in windows if any(s <= at < e for s, e in _containing(w, at)))
-    since = _sweep_backward(windows, min(s for w in windows for s, _ in _containing(w, at)))
+    ends_at, open_ended = _sweep_forward(windows, at)
+    since = _sweep_backward(windows, min(s for _, s in hits))
+    window = hits[0][0]
     return Freeze(window, since, ends_at, window.reason, open_ended)
-
-
-def _containing(window: FreezeWindow, at: datetime) -> list[tuple[datetime, datetime]]:
-    """The occurrence of ``window`` in force at ``at`` that started last (none, or a list of one)."""
-    latest = next(window.forward(at))
-    return [latest] if latest[0] <= at < latest[1] else []
 
 
 def next_start(windows: Sequence[FreezeWindow], at: datetime) -> Freeze | None:

@@ -106,6 +106,8 @@ def test_overlapping_and_touching_windows_end_at_the_end_of_the_chain() -> None:
     assert frozen is not None
     # release → holidays (overlap) → christmas (touching) → year end (touching) ends Mon 28 Dec 12:00.
     assert (frozen.since, frozen.ends_at, frozen.reason) == (utc(2026, 12, 18), utc(2026, 12, 28, 12), "release")
+    both = active(chain, utc(2026, 12, 20, 12))  # release and holidays: the first listed says why
+    assert both is not None and both.reason == "release"
     later = active(chain, utc(2026, 12, 25))
     assert later is not None and later.reason == "christmas"
     assert (later.since, later.ends_at) == (utc(2026, 12, 18), utc(2026, 12, 28, 12))
@@ -219,6 +221,9 @@ def test_operator_windows_apply_by_repository_glob_and_cluster() -> None:
     assert [w.reason for w in windows_for(policy, "github:acme/shop", "prod")] == ["weekend", "release freeze"]
     assert [w.reason for w in windows_for(policy, "github:acme/shop", "staging")] == ["release freeze"]
     assert [w.reason for w in windows_for(policy, "gitlab:acme/shop", "prod")] == ["release freeze"]
+    weekend, release = windows_for(policy, "github:acme/shop", "prod")
+    assert weekend.describe() == 'cron "0 18 * * 5" for 2d14h (Europe/Berlin)'
+    assert release.describe() == "from 2026-12-20T00:00:00+00:00 to 2027-01-04T09:00:00+00:00"
     config = parse_config(
         yaml.safe_dump(
             {
