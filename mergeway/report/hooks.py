@@ -66,7 +66,3 @@ def preview_lines(plan: Plan) -> list[str]:
         lines.append(f"- not applied on deploy: `{cell(str(s.ref))}` (`{cell(s.said)}`: {cell(s.why)})")
     return [*lines, ""]
 
-
-def summary(plan: Plan) -> str:
-    """A few words for a plan that changes no object but still runs hooks ("" without hooks)."""
-    return f"{len(plan.hooks)} hook(s) run on merge" if plan.hooks else ""
