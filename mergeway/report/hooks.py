@@ -65,4 +65,3 @@ def preview_lines(plan: Plan) -> list[str]:
     for s in plan.skipped:
         lines.append(f"- not applied on deploy: `{cell(str(s.ref))}` (`{cell(s.said)}`: {cell(s.why)})")
     return [*lines, ""]
-
