@@ -28,7 +28,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+from mergeway.drift import DriftCheck
 from mergeway.forge.base import CommentRef, Forge, LockFactory, StatusState
+from mergeway.metrics import DRIFT_OBJECTS
 from mergeway.report import allowance as allowance_texts
 from mergeway.report import rollback as rollback_texts
 from mergeway.report import unfinished as unfinished_texts
@@ -175,6 +177,19 @@ class Publisher:
             log.info("preview of %s superseded by %s; not reporting", head_sha[:12], current[:12])
             return False
         return True
+
+    # -- drift ----------------------------------------------------------------------------------------
+
+    def drift(self, check: DriftCheck) -> None:
+        """Show one environment's drift check: for now the metric and a log line (the forge issue comes later)."""
+        DRIFT_OBJECTS.labels(check.repository, check.environment).set(len(check.objects))
+        log.info(
+            "drift check of %s %s at %s: %s",
+            check.repository,
+            check.environment,
+            check.commit[:12],
+            check.error or f"{len(check.objects)} drifted object(s)",
+        )
 
     # -- jobs that ended without their outcome ------------------------------------------------------
 
