@@ -9,18 +9,19 @@ actually reach is decided by the operator's policy (:mod:`mergeway.policy`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mergeway import yamlsafe
+from mergeway.ignorerules import IgnoreSpec, parse_ignore
 from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "ignore"}
 
 
 class RepoConfigError(ValueError):
@@ -45,6 +46,9 @@ class Environment:
     #: Merges into this branch deploy; empty means the repository's default branch.
     branch: str = ""
     auto_deploy: bool = True
+    #: Fields Git does not decide (``ignore:``, :mod:`mergeway.ignorerules`): the engine options preview,
+    #: deploy and drift use.
+    ignore: IgnoreSpec = field(default_factory=IgnoreSpec)
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,11 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
     if not isinstance(auto, bool):
         raise RepoConfigError(f"{where}.auto_deploy must be true or false")
     branch = _str(raw.get("branch"), f"{where}.branch", required=False)
-    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto)
+    try:
+        ignore = parse_ignore(raw.get("ignore"), where)
+    except ValueError as exc:
+        raise RepoConfigError(str(exc)) from None
+    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, ignore=ignore)
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:

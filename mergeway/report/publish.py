@@ -32,6 +32,7 @@ from mergeway.drift import DriftCheck
 from mergeway.forge.base import CommentRef, Forge, LockFactory, StatusState
 from mergeway.metrics import DRIFT_OBJECTS
 from mergeway.report import allowance as allowance_texts
+from mergeway.report import driftcheck as drift_texts
 from mergeway.report import rollback as rollback_texts
 from mergeway.report import unfinished as unfinished_texts
 from mergeway.report.deploy import DeployReport, render_deploy
@@ -103,6 +104,9 @@ class Publisher:
 
     def allowance_reply(self, text: str) -> None:
         self._comment(allowance_texts.MARKER, allowance_texts.render_reply(text))
+
+    def drift_reply(self, text: str) -> None:
+        self._comment(drift_texts.MARKER, drift_texts.render_reply(text))
 
     # -- deploys --------------------------------------------------------------------------------------
 
