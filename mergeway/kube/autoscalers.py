@@ -37,11 +37,6 @@ class Scaled(NamedTuple):
     def rule(self) -> IgnoreRule:
         return IgnoreRule("/spec/replicas", kind=self.kind, group=self.group, name=self.name, namespace=self.namespace)
 
-    @property
-    def note(self) -> str:
-        """What a preview says once per object: ``replicas managed by HorizontalPodAutoscaler/web``."""
-        return f"{self.kind}/{self.name} replicas managed by {KIND}/{self.autoscaler}"
-
 
 def _targets(hpas: Iterable[dict[str, Any]]) -> list[Scaled]:
     out = []

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 from mergeway.drift import FieldDrift, ObjectDrift
 from mergeway.kube import yamltext
 from mergeway.kube.applyset import PART_OF_LABEL, ApplySet, list_collection
-from mergeway.kube.changeset import ObjectRef, unified
+from mergeway.kube.changeset import ObjectDiff, ObjectRef, unified
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.diff import contains
 from mergeway.kube.discovery import Discovery, Resource, UnknownKind
@@ -192,12 +192,7 @@ class Detector:
         )
         git, now = mask_pair(normalize(planned), normalize(live))
         assert git is not None and now is not None
-        shape = stored_form(item.obj) if is_secret(item.obj) else item.obj
-        fields = [
-            _field(tokens, git, now, live)
-            for tokens in _differing(shape, git, now)
-            if tokens[:3] != ("metadata", "annotations", CONFIG_HASH)
-        ]
+        fields = [_field(tokens, git, now, live) for tokens in _differing(_shape(item.obj), git, now)]
         if not fields:
             return None
         secrets = item.secrets | secret_values(live)
@@ -285,6 +280,13 @@ def _differing(shape: Any, git: Any, live: Any, prefix: tuple[str | int, ...] = 
     return [prefix]
 
 
+def _shape(desired: dict[str, Any]) -> dict[str, Any]:
+    """What Git sets, as the server stores it (a Secret's ``stringData`` as ``data``), without bookkeeping."""
+    shape = normalize(stored_form(desired) if is_secret(desired) else desired)
+    assert shape is not None
+    return shape
+
+
 def pointer(tokens: Iterable[str | int]) -> str:
     """A JSON pointer (RFC 6901) for a path of keys and indexes."""
     return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
@@ -314,11 +316,11 @@ def _relabel(value: Any) -> Any:
     return value
 
 
-def owner(live: dict[str, Any], tokens: Sequence[str | int]) -> tuple[str, str]:
+def owner(live: dict[str, Any], tokens: Sequence[str | int], *, guess: bool = True) -> tuple[str, str]:
     """Who set the live value at ``tokens`` and when: the field manager owning it, and that entry's time.
 
-    A value nobody owns (a field removed by hand) is blamed on the latest manager other than
-    Mergeway's that wrote the object, the likeliest hand; ``("", "")`` when there is none.
+    A value nobody owns (a field removed by hand) is blamed, when ``guess``, on the latest manager
+    other than Mergeway's that wrote the object, the likeliest hand; ``("", "")`` otherwise.
     """
     entries = [
         e
@@ -330,6 +332,8 @@ def owner(live: dict[str, Any], tokens: Sequence[str | int]) -> tuple[str, str]:
     if owning:
         best = owning[-1]
         return str(best.get("manager", "")), str(best.get("time", ""))
+    if not guess:
+        return "", ""
     foreign = (e for e in entries if not is_own_manager(str(e.get("manager", ""))))
     others = sorted(foreign, key=lambda e: str(e.get("time", "")))
     if others:
@@ -373,3 +377,25 @@ def _item_node(node: Mapping[str, Any], item: Any) -> Any:
         if keyed and all(item.get(k) == v for k, v in parsed.items()):
             return sub
     return None
+
+
+def overwritten(item: ObjectDiff) -> list[FieldDrift]:
+    """Fields of a planned update whose live value another manager set: applying the plan overwrites them.
+
+    ``live`` is the live value and ``git`` the value the plan applies (both masked for Secrets, as
+    the plan's own ``before`` and ``after`` are). A field only this change sets is not drift.
+    """
+    if item.action != "update" or item.observed is None or item.desired is None:
+        return []
+    if item.before is None or item.after is None:
+        return []
+    out = []
+    for tokens in _differing(_shape(item.desired), item.after, item.before):
+        manager, since = owner(item.observed, tokens, guess=False)
+        if manager and not is_own_manager(manager):
+            out.append(
+                FieldDrift(
+                    pointer(tokens), _text(_at(item.before, tokens)), _text(_at(item.after, tokens)), manager, since
+                )
+            )
+    return out

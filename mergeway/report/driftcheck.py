@@ -77,12 +77,22 @@ def reply(author: str, checks: Sequence[DriftCheck], unknown: Sequence[str] = ()
     return "\n".join(lines) + "\n"
 
 
-def overwrite_note(obj: ObjectDrift, f: FieldDrift, planned: str) -> str:
-    """The preview's warning that merging overwrites live drift.
+def overwrite_note(ref: str, f: FieldDrift, applied: str = "") -> str:
+    """The preview's warning that merging overwrites a live change (``f.live``) with ``f.git``, what the PR applies.
 
-    ``Deployment/web spec.replicas: live 5 (set by kubectl-scale), Git 3 → this PR keeps 3``.
+    ``Deployment/web spec.replicas: live 5 (set by kubectl-scale), Git 3 → this PR keeps 3``; without
+    ``applied`` (the value the last applied commit set, known from the last drift check) the Git
+    part is left out.
     """
     dotted = f.path.lstrip("/").replace("/", ".")
     who = f" (set by {f.manager})" if f.manager else ""
-    live, git, kept = (clip(text, 60) or "absent" for text in (f.live, f.git, planned))
-    return f"{obj.ref} {dotted}: live {live}{who}, Git {git} → this PR keeps {kept}"
+    live, planned = (clip(text, 60) or "absent" for text in (f.live, f.git))
+    if not applied:
+        return f"{ref} {dotted}: live {live}{who} → this PR sets {planned}"
+    verb = "keeps" if applied == f.git else "sets"
+    return f"{ref} {dotted}: live {live}{who}, Git {clip(applied, 60)} → this PR {verb} {planned}"
+
+
+def autoscaled(kind: str, name: str, autoscaler: str) -> str:
+    """Said once per object an HPA targets: its replicas are neither shown nor taken back."""
+    return f"{kind}/{name}: replicas managed by HorizontalPodAutoscaler/{autoscaler}"
