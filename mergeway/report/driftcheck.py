@@ -82,15 +82,15 @@ def overwrite_note(ref: str, f: FieldDrift, applied: str = "") -> str:
 
     ``Deployment/web spec.replicas: live 5 (set by kubectl-scale), Git 3 → this PR keeps 3``; without
     ``applied`` (the value the last applied commit set, known from the last drift check) the Git
-    part is left out.
+    part is left out. Values and names come from the cluster: each is escaped inline code.
     """
     dotted = f.path.lstrip("/").replace("/", ".")
-    who = f" (set by {f.manager})" if f.manager else ""
-    live, planned = (clip(text, 60) or "absent" for text in (f.live, f.git))
+    who = f" (set by {code(f.manager)})" if f.manager else ""
+    live, planned = (value(text) for text in (f.live, f.git))
     if not applied:
-        return f"{ref} {dotted}: live {live}{who} → this PR sets {planned}"
+        return f"{code(ref)} {dotted}: live {live}{who} → this PR sets {planned}"
     verb = "keeps" if applied == f.git else "sets"
-    return f"{ref} {dotted}: live {live}{who}, Git {clip(applied, 60)} → this PR {verb} {planned}"
+    return f"{code(ref)} {dotted}: live {live}{who}, Git {value(applied)} → this PR {verb} {planned}"
 
 
 def autoscaled(kind: str, name: str, autoscaler: str) -> str:
