@@ -185,15 +185,8 @@ class Publisher:
     # -- drift ----------------------------------------------------------------------------------------
 
     def drift(self, check: DriftCheck) -> None:
-        """Show one environment's drift check: for now the metric and a log line (the forge issue comes later)."""
+        """Show one environment's drift check: for now the metric (the job logs the check; the forge issue comes later)."""
         DRIFT_OBJECTS.labels(check.repository, check.environment).set(len(check.objects))
-        log.info(
-            "drift check of %s %s at %s: %s",
-            check.repository,
-            check.environment,
-            check.commit[:12],
-            check.error or f"{len(check.objects)} drifted object(s)",
-        )
 
     # -- jobs that ended without their outcome ------------------------------------------------------
 
