@@ -185,7 +185,7 @@ class Publisher:
     # -- drift ----------------------------------------------------------------------------------------
 
     def drift(self, check: DriftCheck) -> None:
-        """Show one environment's drift check: for now the metric (the job logs the check; the forge issue comes later)."""
+        """Show one environment's drift check: for now the metric (the job logs it; the forge issue comes later)."""
         DRIFT_OBJECTS.labels(check.repository, check.environment).set(len(check.objects))
 
     # -- jobs that ended without their outcome ------------------------------------------------------
