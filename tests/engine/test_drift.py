@@ -239,3 +239,22 @@ def test_an_ignore_rule_holds_for_drift_preview_and_deploy(client, namespace, ig
     assert web.action == "update" and "replicas" not in web.diff and overwritten(web) == []
     assert Applier(client, options=options).deploy(newer, applyset=applyset, default_namespace=namespace, wait=False).ok
     assert replicas(client, namespace, "web") == 6
+
+
+def test_an_autoscaler_added_later_does_not_scale_its_target_down_before_it_takes_over(client, namespace):
+    applyset = ApplySet("hpa-later", namespace)
+    env = parse(f"environments: [{{name: prod, path: k8s, cluster: local, namespace: {namespace}}}]").environments[0]
+    assert Applier(client).deploy([deployment("web", replicas=3)], applyset=applyset, default_namespace=namespace).ok
+    # Git adds an HPA: Mergeway still owns replicas, so it keeps sending them (dropping them would
+    # make the API server remove the field, and the Deployment would be defaulted to 1 replica).
+    manifests = [deployment("web", replicas=3), autoscaler("web")]
+    options, targets = options_for(env, client, Discovery(client), manifests)
+    assert targets == []
+    assert Applier(client, options=options).deploy(manifests, applyset=applyset, default_namespace=namespace).ok
+    assert replicas(client, namespace, "web") == 3
+    # Once the autoscaler has written them, they are its own.
+    scale(client, namespace, "web", 5, "horizontal-pod-autoscaler")
+    options, targets = options_for(env, client, Discovery(client), manifests)
+    assert [t.name for t in targets] == ["web"]
+    assert Applier(client, options=options).deploy(manifests, applyset=applyset, default_namespace=namespace).ok
+    assert replicas(client, namespace, "web") == 5
