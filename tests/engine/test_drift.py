@@ -8,10 +8,13 @@ objects of the same commit. What the check costs is counted on the real transpor
 from __future__ import annotations
 
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 
 from mergeway.drift import ObjectDrift
+from mergeway.events import Repository
+from mergeway.jobs.drift_notes import drift_notes
 from mergeway.jobs.engine_options import configured, options_for
 from mergeway.kube.apply import Applier
 from mergeway.kube.applyset import ApplySet
@@ -205,6 +208,11 @@ def test_an_autoscaled_deployment_is_not_drift_not_a_change_and_keeps_its_replic
     assert [(f.path, f.live, f.git, f.manager) for f in overwritten(api)] == [
         ("/spec/replicas", "3", "2", "kubectl-scale")
     ]
+    # What the preview says above its table: the autoscaled replicas once, the overwritten live change.
+    shop = Repository(forge="github", full_name="acme/shop", clone_url="")
+    notes = drift_notes(SimpleNamespace(redis=None), shop, env, plan, targets)  # type: ignore[arg-type]
+    assert notes[0] == "Deployment/web: replicas managed by HorizontalPodAutoscaler/web"
+    assert len(notes) == 2 and "<code>Deployment/api</code> <code>spec.replicas</code>: live <code>3</code>" in notes[1]
 
     assert Applier(client, options=options).deploy(newer, applyset=applyset, default_namespace=namespace, wait=False).ok
     assert replicas(client, namespace, "web") == 4
