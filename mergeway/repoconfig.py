@@ -16,12 +16,13 @@ from typing import Any
 import yaml
 
 from mergeway import yamlsafe
+from mergeway.freeze import FreezeError, FreezeWindow, parse_windows
 from mergeway.ignorerules import IgnoreSpec, parse_ignore
 from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "ignore"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze", "ignore"}
 
 
 class RepoConfigError(ValueError):
@@ -46,6 +47,8 @@ class Environment:
     #: Merges into this branch deploy; empty means the repository's default branch.
     branch: str = ""
     auto_deploy: bool = True
+    #: When merges must not deploy this environment (:mod:`mergeway.freeze`), besides the operator's.
+    freeze: tuple[FreezeWindow, ...] = ()
     #: Fields Git does not decide (``ignore:``, :mod:`mergeway.ignorerules`): the engine options preview,
     #: deploy and drift use.
     ignore: IgnoreSpec = field(default_factory=IgnoreSpec)
@@ -130,10 +133,16 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
         raise RepoConfigError(f"{where}.auto_deploy must be true or false")
     branch = _str(raw.get("branch"), f"{where}.branch", required=False)
     try:
+        freeze = parse_windows(raw.get("freeze"), f"{where}.freeze")
+    except FreezeError as exc:
+        raise RepoConfigError(str(exc)) from None
+    try:
         ignore = parse_ignore(raw.get("ignore"), where)
     except ValueError as exc:
         raise RepoConfigError(str(exc)) from None
-    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, ignore=ignore)
+    return Environment(
+        name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, freeze=freeze, ignore=ignore
+    )
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:
