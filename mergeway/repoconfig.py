@@ -9,7 +9,7 @@ actually reach is decided by the operator's policy (:mod:`mergeway.policy`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,12 @@ import yaml
 
 from mergeway import yamlsafe
 from mergeway.freeze import FreezeError, FreezeWindow, parse_windows
+from mergeway.ignorerules import IgnoreSpec, parse_ignore
 from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze", "ignore"}
 
 
 class RepoConfigError(ValueError):
@@ -48,6 +49,9 @@ class Environment:
     auto_deploy: bool = True
     #: When merges must not deploy this environment (:mod:`mergeway.freeze`), besides the operator's.
     freeze: tuple[FreezeWindow, ...] = ()
+    #: Fields Git does not decide (``ignore:``, :mod:`mergeway.ignorerules`): the engine options preview,
+    #: deploy and drift use.
+    ignore: IgnoreSpec = field(default_factory=IgnoreSpec)
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,13 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
         freeze = parse_windows(raw.get("freeze"), f"{where}.freeze")
     except FreezeError as exc:
         raise RepoConfigError(str(exc)) from None
-    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, freeze=freeze)
+    try:
+        ignore = parse_ignore(raw.get("ignore"), where)
+    except ValueError as exc:
+        raise RepoConfigError(str(exc)) from None
+    return Environment(
+        name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, freeze=freeze, ignore=ignore
+    )
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:

@@ -28,8 +28,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+from mergeway.drift import DriftCheck
 from mergeway.forge.base import CommentRef, Forge, LockFactory, StatusState
+from mergeway.metrics import DRIFT_OBJECTS
 from mergeway.report import allowance as allowance_texts
+from mergeway.report import driftcheck as drift_texts
 from mergeway.report import rollback as rollback_texts
 from mergeway.report import unfinished as unfinished_texts
 from mergeway.report.deploy import DeployReport, render_deploy
@@ -101,6 +104,9 @@ class Publisher:
 
     def allowance_reply(self, text: str) -> None:
         self._comment(allowance_texts.MARKER, allowance_texts.render_reply(text))
+
+    def drift_reply(self, text: str) -> None:
+        self._comment(drift_texts.MARKER, drift_texts.render_reply(text))
 
     # -- deploys --------------------------------------------------------------------------------------
 
@@ -175,6 +181,12 @@ class Publisher:
             log.info("preview of %s superseded by %s; not reporting", head_sha[:12], current[:12])
             return False
         return True
+
+    # -- drift ----------------------------------------------------------------------------------------
+
+    def drift(self, check: DriftCheck) -> None:
+        """Show one environment's drift check: for now the metric (the job logs it; the forge issue comes later)."""
+        DRIFT_OBJECTS.labels(check.repository, check.environment).set(len(check.objects))
 
     # -- jobs that ended without their outcome ------------------------------------------------------
 
