@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -20,7 +21,7 @@ from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "url"}
 
 
 class RepoConfigError(ValueError):
@@ -45,6 +46,8 @@ class Environment:
     #: Merges into this branch deploy; empty means the repository's default branch.
     branch: str = ""
     auto_deploy: bool = True
+    #: Where the environment is reached (``https://…``), shown by the forge's Deployments; "" for none.
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,19 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
     if not isinstance(auto, bool):
         raise RepoConfigError(f"{where}.auto_deploy must be true or false")
     branch = _str(raw.get("branch"), f"{where}.branch", required=False)
-    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto)
+    url = _url(raw.get("url"), f"{where}.url")
+    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, url=url)
+
+
+def _url(value: Any, where: str) -> str:
+    """An environment's ``url:``: an absolute http(s) URL (the forge links to it; no other scheme is a link)."""
+    url = _str(value, where, required=False)
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in url) or len(url) > 2048:
+        raise RepoConfigError(f"{where} must be an http:// or https:// URL with a host")
+    return url
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:

@@ -37,6 +37,7 @@ from mergeway.jobs import allowance
 from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.environment import CONFIG_ENV, EXPECTED, READ_ERRORS, EnvironmentStep, Refused, describe
+from mergeway.jobs.forge_deployment import ForgeDeployment
 from mergeway.jobs.locks import LockUnavailable
 from mergeway.jobs.prunes import PruneCheck
 from mergeway.jobs.record import Recorder
@@ -93,7 +94,7 @@ def deploy(event: PullRequestMerged, ctx: JobContext, *, only: str = "") -> list
     with Reporter(ctx, event, out) as reporter:
         for env in envs:
             queued = DeployReport(env.name, merge_sha)
-            reporter.record.phase(env.name, merge_sha, "queued")
+            reporter.queued(queued, env)
             step = EnvironmentStep(ctx, repo, env, "deploy")
             try:
                 with ctx.env_lock(env.cluster, env.name, on_wait=functools.partial(reporter.progress, queued)):
@@ -264,12 +265,19 @@ class Reporter:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deploy-report")
         self.pending: list[Future[None]] = []
         self.record = Recorder(ctx, event)
+        self.forge_deployment = ForgeDeployment(event, out)
 
     def __enter__(self) -> Reporter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True)
+
+    def queued(self, report: DeployReport, env: Environment) -> None:
+        """``env``'s deploy is about to wait for its lock: recorded now, shown on the forge in the background."""
+        self.record.phase(env.name, report.merge_sha, "queued")
+        self.forge_deployment.configure(env)
+        self.pending.append(self.pool.submit(self.forge_deployment.progress, report))
 
     def progress(self, report: DeployReport) -> None:
         self.pending.append(self.pool.submit(self._publish_quietly, report))
@@ -280,12 +288,15 @@ class Reporter:
         self.pending.clear()
         self.record.outcome(report)
         self.out.deploy_outcome(report)
+        self.forge_deployment.outcome(report)
 
     def _publish_quietly(self, report: DeployReport) -> None:
         try:
             self.out.deploy(report)
         except Exception:  # progress is best effort; the outcome is published (and retried) by final()
             log.warning("could not publish deploy progress for %s", report.environment, exc_info=True)
+        if report.state == "applying":
+            self.forge_deployment.progress(report)
 
 
 def _is_ancestor(ctx: JobContext, event: Event, worktree: Path, older: str, newer: str) -> bool:
