@@ -12,7 +12,10 @@ Every deploy ends in a state that says how it ended, so none is left open (``que
 * ``error``: the deploy never reached the cluster (policy refusal, render error, lock), or it applied
   everything but destructive changes that wait for an allowance ("held"). A held deploy is not
   the environment's whole state, so it does not become the active deployment.
-* ``inactive``: superseded: a newer commit that includes this merge is (or is being) deployed.
+* ``inactive``: superseded: a newer commit that includes this merge is (or is being) deployed,
+  whether another job deployed it or this one did (it found a newer head under the lock). Either
+  way the newer merge's own deployment is the one that shows it, so a late success of an older
+  merge never retires the newer one's.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ def _state(report: DeployReport) -> tuple[DeploymentState, str]:
         return "in_progress", f"Applying {report.deployed_sha[:12] or report.merge_sha[:12]}"
     if report.state == "superseded":
         return "inactive", description
+    newer = report.deployed_sha and report.deployed_sha != report.merge_sha
+    if report.state == "success" and newer and not report.held:
+        # The newest merge wins: its own deployment shows the commit running; this one is retired.
+        return "inactive", f"Superseded by {report.deployed_sha[:12]}, which includes this merge (deployed)"
     if report.state == "failure":
         reached_cluster = report.applied is not None
         return ("failure" if reached_cluster else "error"), description
