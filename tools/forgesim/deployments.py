@@ -369,6 +369,8 @@ class GitLabDeployments:
             "auto_stop_at": None,
             "enable_advanced_logs_querying": False,
             "logs_api_path": f"/{e.repo.full_name}/-/logs/k8s.json?environment_name={e.name}",
+            "kubernetes_namespace": None,
+            "flux_resource_path": None,
         }
         if full:
             last = [
