@@ -172,6 +172,16 @@ class Publisher:
         """A deploy's final deployment state, retried like every outcome; never raises (see the module)."""
         return self._outcome(f"the {update.state} deployment to {update.environment}", self.deployment, update)
 
+    def _deployment_unfinished(self, environment: str, commit: str, description: str) -> None:
+        """A deploy that ended without its outcome leaves no deployment open on the forge: ``error``, saying why."""
+        known = self._deployment_id(environment, commit)
+        if known is None:
+            return
+        try:
+            self.forge.update_deployment(known, DeploymentUpdate(environment, commit, "", "error", description))
+        except Exception as exc:  # the comment and the statuses already say it
+            log.warning("could not close the deployment of %s: %s", environment, type(exc).__name__)
+
     def _deployment_id(self, environment: str, commit: str) -> int | None:
         if (environment, commit) not in self._deployments and self.deployment_ids is not None:
             found = self.deployment_ids.get(environment, commit)
@@ -260,6 +270,9 @@ class Publisher:
             self._comment(marker(kind, "job"), f"{marker(kind, 'job')}\n{body}")
         for sha, context in pending:
             self._status(sha, "error", context, description)
+            ckind, env = status_kind(context)
+            if ckind == "deploy" and env:
+                self._deployment_unfinished(env, sha, description)
         if not pending and fallback_sha:
             self._status(fallback_sha, "error", status_name(kind), description)
 

@@ -107,3 +107,14 @@ def test_the_publisher_creates_one_deployment_per_environment_and_commit(forge_s
         ("in_progress", "now in_progress"),
         ("failure", "now failure"),
     ]
+
+
+def test_a_deploy_that_ended_without_its_outcome_leaves_no_deployment_open(forge_sim: SimHarness) -> None:
+    repo, sha = _merged(forge_sim, "github", "one", "1")
+    publisher = Publisher(forge_sim.forge(repo), 1)  # type: ignore[arg-type]
+    publisher.deployment(DeploymentUpdate("staging", sha, "main", "in_progress", "Applying"))
+    publisher.unfinished("deploy", "job-1", "the worker was killed", [(sha, "mergeway/deploy/staging")], sha)
+
+    [deployment] = forge_sim.github_deployments.of(repo)  # type: ignore[arg-type]
+    assert [s.state for s in deployment.statuses] == ["in_progress", "error"]
+    assert "killed" in deployment.statuses[-1].description
