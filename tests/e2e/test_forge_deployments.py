@@ -14,7 +14,7 @@ import redis
 
 from tests.e2e.test_deployment_record import checkout, merged
 from tests.fixtures.e2e import Stack, StackFactory
-from tests.security.guard_support import DEPLOY_MARKER, deployed, protected
+from tests.security.guard_support import DEPLOY_MARKER, allow, deployed, protected
 from tools.forgesim import SimRepo
 from tools.forgesim.deployments import SimDeployment
 
@@ -123,6 +123,18 @@ def test_a_held_destructive_change_ends_error_saying_it_waits_for_an_allowance(s
     assert "/allow-destructive staging" in description
     assert "held back" in stack.status(repo, sha, DEPLOY).description
 
+    # An allowance after the merge deploys again: the same deployment moves on to success.
+    stack.sim.set_permission(repo, "carol", "write")
+    allow(stack, repo, pr, "carol")
+
+    def released() -> SimDeployment | None:
+        [deployment] = [d for d in stack.sim.github_deployments.of(repo, "staging") if d.sha == sha]
+        return deployment if deployment.state == "success" else None
+
+    done = stack.wait(released, timeout=150, message="the held deployment to succeed once allowed")
+    assert [s.state for s in done.statuses][-4:] == ["error", "queued", "in_progress", "success"]
+    assert [d.state for d in stack.sim.github_deployments.of(repo, "staging")] == ["inactive", "success"]
+
 
 def test_a_superseded_deploy_ends_inactive_and_the_newest_merge_is_the_active_one(
     stack: Stack, redis_client: redis.Redis
@@ -150,3 +162,24 @@ def test_a_superseded_deploy_ends_inactive_and_the_newest_merge_is_the_active_on
     active = ended(stack, repo, "staging", newer)
     assert active.state == "success"
     assert ended(stack, repo, "staging", older).state == "inactive"  # a late outcome never retires the newer one
+
+
+def test_a_rollback_deploys_as_a_normal_deployment_of_the_revert_commit(stack: Stack):
+    repo = stack.repo({"deploy/a.yaml": configmap("a", 0)})
+    stack.sim.set_permission(repo, "alice", "write")
+    number, sha = merged(stack, repo, "one", {"deploy/a.yaml": configmap("a", 1)})
+    assert ended(stack, repo, "staging", sha).state == "success"
+    stack.sim.comment(repo, number, "/rollback", author="alice")
+
+    def revert_pr() -> Any:
+        found = [p for p in stack.sim.list_prs(repo) if p.head_ref.startswith("mergeway/revert-")]
+        return found[0] if found else None
+
+    revert = stack.wait(revert_pr, timeout=90, message="the revert pull request")
+    stack.sim.merge(repo, revert)
+    revert_sha = stack.sim.pr(repo, revert.number).merge_commit_sha
+    assert revert_sha
+
+    reverted = ended(stack, repo, "staging", revert_sha)
+    assert (reverted.state, reverted.ref, reverted.payload["pull_request"]) == ("success", revert_sha, revert.number)
+    assert ended(stack, repo, "staging", sha).state == "inactive"
