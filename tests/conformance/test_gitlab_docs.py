@@ -360,6 +360,36 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", r"/users", "user"),
     ("GET|POST", r"/projects/[^/]+/merge_requests(/\d+)?", "merge_request"),
 )
+#: Request bodies Mergeway sends, as doc/api/deployments.md and environments.md document them:
+#: (method, path) → (required attributes, optional attributes, the values ``status`` may take).
+_STATUSES = ("running", "success", "failed", "canceled")
+REQUESTS: tuple[tuple[str, str, frozenset[str], frozenset[str], tuple[str, ...]], ...] = (
+    (
+        "POST",
+        r"/projects/[^/]+/deployments",
+        frozenset({"environment", "sha", "ref", "tag", "status"}),
+        frozenset(),
+        _STATUSES,
+    ),
+    ("PUT", r"/projects/[^/]+/deployments/\d+", frozenset({"status"}), frozenset(), _STATUSES),
+    ("PUT", r"/projects/[^/]+/environments/\d+", frozenset(), frozenset({"external_url", "tier"}), ()),
+)
+
+
+def request_differences(method: str, path: str, body: bytes) -> list[str]:
+    """How a recorded request body differs from the documented attributes ([] when it does not, or is not compared)."""
+    for want, regex, required, optional, statuses in REQUESTS:
+        if method != want or not re.fullmatch(regex, path):
+            continue
+        sent = json.loads(body) if body.strip() else {}
+        out = [f"{method} {path}: {name} is missing" for name in sorted(required - set(sent))]
+        out += [f"{method} {path}: {name} is not documented" for name in sorted(set(sent) - required - optional)]
+        if statuses and sent.get("status") not in statuses:
+            out.append(f"{method} {path}: status {sent.get('status')!r} is not one of {', '.join(statuses)}")
+        return out
+    return []
+
+
 HOOKS = {
     ("Merge Request Hook", action): f"merge_request.{action}.json" for action in ("open", "update", "merge", "close")
 } | {("Note Hook", "create"): "note.merge_request.json"}
@@ -372,6 +402,8 @@ def test_recorded_gitlab_traffic_has_the_documented_fields(session_traffic: Reco
     compared: set[str] = set()
     used: set[tuple[str, str]] = set()
     for exchange in session_traffic.exchanges:
+        if exchange.forge == "gitlab" and not exchange.injected:  # what was asked, whatever the answer
+            failures.update(request_differences(exchange.method, exchange.path, exchange.request))
         if exchange.forge != "gitlab" or exchange.injected or not 200 <= exchange.status < 300:
             continue
         what = next(
