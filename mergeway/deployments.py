@@ -58,6 +58,11 @@ class Keys:
         """The id of the forge's own deployment (GitHub Deployment, GitLab deployment) of that record."""
         return f"{cls.PREFIX}:forge:{repository}:{environment}:{commit}"
 
+    @classmethod
+    def forge_active(cls, repository: str, environment: str) -> str:
+        """The id of the environment's last successful forge deployment (where the forge does not retire it)."""
+        return f"{cls.PREFIX}:forge-active:{repository}:{environment}"
+
 
 class Entered(NamedTuple):
     """When a phase began (Unix seconds, UTC) and why, in a few words (``""``: nothing to add)."""
@@ -228,6 +233,11 @@ class ForgeDeploymentIds:
             return deployment_id
         raw = self.redis.get(key)
         return int(raw) if raw else deployment_id
+
+    def replace_active(self, environment: str, deployment_id: int) -> int | None:
+        """Make ``deployment_id`` the environment's successful one; the one it replaces, if any."""
+        raw = self.redis.set(Keys.forge_active(self.repository, environment), str(deployment_id), get=True)
+        return int(raw) if raw else None
 
 
 def _text(value: bytes | str) -> str:

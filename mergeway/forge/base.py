@@ -414,3 +414,7 @@ class Forge(abc.ABC):
     @abc.abstractmethod
     def update_deployment(self, deployment_id: int, update: DeploymentUpdate) -> None:
         """Move deployment ``deployment_id`` to ``update.state``; repeating a state is harmless."""
+
+    def retires_previous_deployments(self, environment: str) -> bool:
+        """Whether a ``success`` makes the forge itself retire the environment's earlier deployments."""
+        return True

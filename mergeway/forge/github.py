@@ -303,6 +303,10 @@ class GitHubForge(base.Forge):
             )
         return int(created.id)
 
+    def retires_previous_deployments(self, environment: str) -> bool:
+        """``auto_inactive`` skips production environments: by default, the one named ``production``."""
+        return environment != "production"
+
     def update_deployment(self, deployment_id: int, update: base.DeploymentUpdate) -> None:
         """A deployment status; GitHub marks earlier successful ones of the environment inactive (``auto_inactive``).
 

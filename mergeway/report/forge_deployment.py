@@ -72,3 +72,8 @@ def _allow(report: DeployReport) -> str:
 def duplicate(update: DeploymentUpdate, kept: int) -> DeploymentUpdate:
     """A deployment another job created for the same merge at the same time: closed, pointing at the one kept."""
     return dataclasses.replace(update, state="inactive", description=f"Duplicate of deployment {kept}")
+
+
+def replaced(update: DeploymentUpdate, by: int) -> DeploymentUpdate:
+    """The environment's previous successful deployment, once ``by`` succeeded (where the forge keeps it active)."""
+    return dataclasses.replace(update, state="inactive", description=f"Replaced by deployment {by}", log_url="")

@@ -156,8 +156,21 @@ class Publisher:
             if known != created:
                 self.forge.update_deployment(created, deployment_texts.duplicate(update, known))
             elif self.forge.deployment_created_in_state:
+                self._retire_previous(update, known)
                 return
         self.forge.update_deployment(known, update)
+        self._retire_previous(update, known)
+
+    def _retire_previous(self, update: DeploymentUpdate, known: int) -> None:
+        """After a success, the environment's previous successful deployment turns inactive where the forge
+        leaves it active (GitHub's production environments); kept in Redis, so only with it."""
+        if update.state != "success" or self.deployment_ids is None:
+            return
+        if self.forge.retires_previous_deployments(update.environment):
+            return
+        previous = self.deployment_ids.replace_active(update.environment, known)
+        if previous is not None and previous != known:
+            self.forge.update_deployment(previous, deployment_texts.replaced(update, known))
 
     def deployment_progress(self, update: DeploymentUpdate) -> None:
         """A deploy's progress on the forge's deployment: best effort, logged when it fails."""

@@ -7,6 +7,9 @@ GitHub; the environment's URL on both forges.
 
 from __future__ import annotations
 
+import redis
+
+from mergeway.deployments import ForgeDeploymentIds
 from mergeway.forge.base import DeploymentUpdate
 from mergeway.report.publish import Publisher
 from tests.fixtures.forgesim import SimHarness
@@ -118,3 +121,19 @@ def test_a_deploy_that_ended_without_its_outcome_leaves_no_deployment_open(forge
     [deployment] = forge_sim.github_deployments.of(repo)  # type: ignore[arg-type]
     assert [s.state for s in deployment.statuses] == ["in_progress", "error"]
     assert "killed" in deployment.statuses[-1].description
+
+
+def test_in_a_production_environment_mergeway_retires_the_previous_deployment_itself(
+    forge_sim: SimHarness, redis_client: redis.Redis
+) -> None:
+    """GitHub's ``auto_inactive`` skips production environments; the previous success must not stay active."""
+    repo, first = _merged(forge_sim, "github", "one", "1")
+    _, second = _merged(forge_sim, "github", "two", "2")
+    ids = ForgeDeploymentIds(redis_client, "github:acme/shop")
+    for number, sha in ((1, first), (2, second)):  # one job each: a publisher each, the ids in Redis
+        publisher = Publisher(forge_sim.forge(repo), number, deployment_ids=ids)  # type: ignore[arg-type]
+        publisher.deployment(DeploymentUpdate("production", sha, "main", "success", "Deployed", pr=number))
+
+    old, new = forge_sim.github_deployments.of(repo, "production")  # type: ignore[arg-type]
+    assert old.production and (old.state, new.state) == ("inactive", "success")
+    assert old.statuses[-1].description == f"Replaced by deployment {new.id}"
