@@ -258,6 +258,9 @@ class Reporter:
     for a second between them), and merge-to-applied latency is what users feel. Outcomes wait for
     earlier progress to be written, so the comment never goes back from an outcome to "applying".
     A failure to publish an outcome is retried and logged by the publisher and never fails the deploy.
+    The forge's own deployment (:mod:`mergeway.jobs.forge_deployment`) follows the same phases, all
+    of it in the background: ``queued`` before the lock, ``in_progress`` after the "applying"
+    comment, the outcome after the outcome's comment.
     """
 
     def __init__(self, ctx: JobContext, event: PullRequestMerged, out: Publisher) -> None:
@@ -288,7 +291,9 @@ class Reporter:
         self.pending.clear()
         self.record.outcome(report)
         self.out.deploy_outcome(report)
-        self.forge_deployment.outcome(report)
+        # After the comment (the deployment's log); in the background, so the next environment's
+        # deploy does not wait for it. The pool is drained when the merge's deploys are done.
+        self.pending.append(self.pool.submit(self.forge_deployment.outcome, report))
 
     def _publish_quietly(self, report: DeployReport) -> None:
         try:
