@@ -78,6 +78,9 @@ def test_each_merge_is_one_github_deployment_per_environment_and_the_previous_on
     assert [s.state for s in previous.statuses] == ["queued", "in_progress", "success", "inactive"]
     qa = [d for d in everything if d.environment == "qa"]
     assert [d.state for d in qa] == ["inactive", "success"] and qa[-1].statuses[-1].environment_url == ""
+    # What it costs: one create and three statuses per deploy (GitHub's auto_inactive does the rest).
+    assert len(stack.sim.api_requests("github", "POST", r"/deployments$")) == 4
+    assert len(stack.sim.api_requests("github", "POST", r"/deployments/\d+/statuses$")) == 12
 
 
 def test_each_merge_is_one_gitlab_deployment_per_environment_with_the_environment_url(stack: Stack):
