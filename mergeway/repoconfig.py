@@ -140,6 +140,8 @@ def _url(value: Any, where: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in url) or len(url) > 2048:
         raise RepoConfigError(f"{where} must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:  # shown on the forge to everyone who reads it
+        raise RepoConfigError(f"{where} must not carry a user name or password")
     return url
 
 

@@ -53,6 +53,13 @@ def test_an_environment_url_must_be_an_http_link(url: str) -> None:
         repoconfig.parse(text)
 
 
+def test_an_environment_url_carries_no_credentials() -> None:
+    text = "environments:\n  - {name: a, path: x, cluster: c, url: 'https://ops:hunter2@shop.example.com/'}"
+    with pytest.raises(RepoConfigError, match="must not carry a user name or password") as refused:
+        repoconfig.parse(text)
+    assert "hunter2" not in str(refused.value)
+
+
 def test_an_environment_url_is_kept() -> None:
     text = (
         "environments:\n  - {name: a, path: x, cluster: c, url: 'https://shop.example.com/'}\n"
