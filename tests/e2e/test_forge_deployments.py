@@ -97,6 +97,14 @@ def test_each_merge_is_one_gitlab_deployment_per_environment_with_the_environmen
     assert qa is not None and qa.external_url == ""
 
 
+def test_a_failed_rollout_on_gitlab_ends_failed(make_stack: StackFactory):
+    stack = make_stack(MERGEWAY_HEALTH_TIMEOUT_SECONDS="30")
+    repo = stack.repo(forge="gitlab")
+    _, bad = merged(stack, repo, "v1", {"deploy/checkout.yaml": checkout(1, simulate="not-ready")})
+    assert ended(stack, repo, "staging", bad, timeout=150).status == "failed"
+    assert stack.status(repo, bad, DEPLOY).state == "failed"
+
+
 def test_a_failed_rollout_ends_failure_with_the_reason_and_the_previous_deployment_stays(make_stack: StackFactory):
     stack = make_stack(MERGEWAY_HEALTH_TIMEOUT_SECONDS="30")
     repo = stack.repo()
