@@ -278,7 +278,7 @@ class Reporter:
 
     def queued(self, report: DeployReport, env: Environment) -> None:
         """``env``'s deploy is about to wait for its lock: recorded now, shown on the forge in the background."""
-        self.record.phase(env.name, report.merge_sha, "queued")
+        self.record.phase(env.name, report.merge_sha, "queued", cluster=env.cluster, namespace=env.namespace)
         self.forge_deployment.configure(env)
         self.pending.append(self.pool.submit(self.forge_deployment.progress, report))
 
