@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from mergeway.drift import FieldDrift, ObjectDrift
-from mergeway.kube import yamltext
+from mergeway.kube import hooks, yamltext
 from mergeway.kube.applyset import PART_OF_LABEL, ApplySet, list_collection
 from mergeway.kube.changeset import ObjectDiff, ObjectRef, unified
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
@@ -102,7 +102,11 @@ class Detector:
     def detect(
         self, manifests: Sequence[Manifest], applyset: ApplySet, *, default_namespace: str = ""
     ) -> list[ObjectDrift]:
-        """The drifted objects among ``manifests`` (members of ``applyset``), in the manifests' order."""
+        """The drifted objects among ``manifests`` (members of ``applyset``), in the manifests' order.
+
+        Hooks are left out (:func:`mergeway.kube.hooks.members`): they are runs, not members.
+        """
+        manifests = hooks.members(manifests)
         desired, gone = self._desired(manifests, applyset, default_namespace)
         listed = self._list(desired, applyset)
         found: list[ObjectDrift] = [*gone]

@@ -54,6 +54,22 @@ def _ref(manifest: Manifest) -> ObjectRef:
     return ObjectRef(manifest.group, manifest.kind, manifest.namespace, manifest.name or str(meta.get("generateName")))
 
 
+def members(manifests: Sequence[Manifest]) -> list[Manifest]:
+    """The objects :func:`split` keeps as the environment's own: what a deploy applies as members.
+
+    The drift check compares only these: a hook is a run labelled ``hook-of`` (deleted by its
+    policy, or left as the last run), a skipped or refused object was never applied, so none of them
+    is missing from the set or changed behind Git's back. ``installed`` does not matter here: it
+    only decides *when* a Helm hook runs, never whether an object is a hook.
+    """
+    out = []
+    for m in manifests:
+        found = dialects.classify(m.group, m.kind, m.obj, installed=True)
+        if isinstance(found, dialects.Normal) and m.name:
+            out.append(m)
+    return out
+
+
 def split(
     manifests: Sequence[Manifest], prepare: Prepare, applyset: ApplySet, *, installed: bool, default_namespace: str
 ) -> Split:

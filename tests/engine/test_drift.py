@@ -24,6 +24,7 @@ from mergeway.kube.discovery import Discovery
 from mergeway.kube.drift import Detector, counted, overwritten
 from mergeway.manifest import Manifest
 from mergeway.repoconfig import parse
+from tests.fixtures.workloads import job
 
 pytestmark = pytest.mark.cluster
 MERGE_PATCH = "application/merge-patch+json"
@@ -177,6 +178,35 @@ def test_a_check_without_drift_lists_once_per_kind_and_namespace_and_writes_noth
     assert Detector(spied, discovery).detect(manifests, applyset, default_namespace=namespace) == []
     assert spy.sent == {"GET": 3}  # Deployments, ConfigMaps and Secrets of one namespace: one LIST each
     assert spy.total == 3
+
+
+def test_hooks_are_runs_not_drift_whether_deleted_by_their_policy_kept_or_never_applied(client, namespace):
+    """A deployed environment with hooks is in sync: a pre-deploy Job deleted once it succeeded, a
+    post-deploy Job kept as its last run (labelled ``hook-of``, not a member) and a Helm test Pod a
+    deploy never applies are none of them "deleted by hand"."""
+    applyset = ApplySet("hooked", namespace)
+
+    def hook(obj: dict, **annotations: str) -> Manifest:
+        obj["metadata"]["annotations"] = annotations
+        return Manifest(obj, f"{obj['metadata']['name']}.yaml")
+
+    test_pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "smoke"},
+        "spec": job("smoke")["spec"]["template"]["spec"],
+    }
+    manifests = [
+        deployment("web"),
+        hook(job("migrate"), **{"mergeway.io/hook": "pre-deploy", "mergeway.io/hook-delete-policy": "hook-succeeded"}),
+        hook(job("warm"), **{"argocd.argoproj.io/hook": "PostSync"}),
+        hook(test_pod, **{"helm.sh/hook": "test"}),
+    ]
+    result = Applier(client).deploy(manifests, applyset=applyset, default_namespace=namespace, health_timeout=120)
+    assert result.ok, (result.failed, result.unhealthy, result.hooks)
+    assert [(r.phase, r.state) for r in result.hooks] == [("pre-deploy", "succeeded"), ("post-deploy", "succeeded")]
+
+    assert Detector(client).detect(manifests, applyset, default_namespace=namespace) == []
 
 
 def test_an_autoscaled_deployment_is_not_drift_not_a_change_and_keeps_its_replicas_across_a_deploy(client, namespace):
