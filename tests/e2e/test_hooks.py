@@ -13,6 +13,7 @@ import yaml
 from kubernetes import client as k8s
 
 from mergeway import binaries
+from tests.e2e.test_forge_deployments import ended
 from tests.fixtures.cluster import SIMULATE_ANNOTATION
 from tests.fixtures.e2e import Stack
 from tests.fixtures.history import Event, condition, recorded
@@ -85,7 +86,8 @@ def test_a_migration_job_runs_before_the_rollout_on_every_merge_and_a_failing_on
     second = stack.sim.open_pr(repo, "v2", files=files("example.com/web:2", "example.com/migrate:2"))
     assert stack.status(repo, second.head_sha, PREVIEW).state == "success"
     with recorded(stack.cluster.api_client(), stack.namespace, "Job", "Deployment") as history:
-        status = stack.status(repo, merged(stack, repo, second), DEPLOY)
+        second_sha = merged(stack, repo, second)
+        status = stack.status(repo, second_sha, DEPLOY)
     assert status.state == "success", status.description
     complete = history.first("Job", lambda e: condition(e, "Complete") and image(e) == "example.com/migrate:2")
     rolled = history.first("Deployment", lambda e: e.obj["metadata"]["generation"] == 2, "at generation 2")
@@ -93,10 +95,16 @@ def test_a_migration_job_runs_before_the_rollout_on_every_merge_and_a_failing_on
     body = stack.only_comment(repo, second.number, DEPLOY_MARKER).body
     assert f"✅ runs before the rollout: `Job/{stack.namespace}/migrate` succeeded" in body
 
+    assert ended(stack, repo, "staging", second_sha).state == "success"
+
     third = stack.sim.open_pr(repo, "v3", files=files("example.com/web:3", "example.com/migrate:3", fail=True))
-    status = stack.status(repo, merged(stack, repo, third), DEPLOY)
+    third_sha = merged(stack, repo, third)
+    status = stack.status(repo, third_sha, DEPLOY)
     assert status.state == "failure"
     assert status.description.startswith(f"Deploy failed: Job/{stack.namespace}/migrate (pre-deploy hook): job failed")
+    # The forge's Environments view says the same: the hook ran in the cluster, so the deploy failed there.
+    deployment = ended(stack, repo, "staging", third_sha)
+    assert deployment.state == "failure" and deployment.statuses[-1].description == status.description
     body = stack.only_comment(repo, third.number, DEPLOY_MARKER).body
     assert "**Nothing was applied: a pre-deploy hook failed; `staging` still runs" in body
     assert "BackoffLimitExceeded" in body and "container migrate exited 1" in body
