@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 
 from mergeway import yamlsafe
+from mergeway.freeze import FreezeError, FreezeWindow, parse_windows
 from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "after", "freeze"}
 
 
 class RepoConfigError(ValueError):
@@ -45,6 +46,10 @@ class Environment:
     #: Merges into this branch deploy; empty means the repository's default branch.
     branch: str = ""
     auto_deploy: bool = True
+    #: Environments this one deploys after: each must be healthy on the same merge first.
+    after: tuple[str, ...] = ()
+    #: Windows in which merges do not deploy this environment (they wait for the window's end).
+    freeze: tuple[FreezeWindow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ def parse(text: str, source: str = ".mergeway.yaml") -> RepoConfig:
     seen: set[str] = set()
     for i, raw in enumerate(envs):
         parsed.append(_environment(raw, f"{source}: environments[{i}]", source, seen))
+    _check_order(parsed, source)
     return RepoConfig(environments=tuple(parsed), source=source)
 
 
@@ -125,7 +131,67 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
     if not isinstance(auto, bool):
         raise RepoConfigError(f"{where}.auto_deploy must be true or false")
     branch = _str(raw.get("branch"), f"{where}.branch", required=False)
-    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto)
+    after, freeze = _gates(raw, where)
+    return Environment(
+        name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, after=after, freeze=freeze
+    )
+
+
+# -- gates: environment order (`after:`) and freeze windows (`freeze:`), see mergeway.gates ----------
+
+
+def _gates(raw: dict[str, Any], where: str) -> tuple[tuple[str, ...], tuple[FreezeWindow, ...]]:
+    after = raw.get("after") or []
+    if isinstance(after, str):
+        after = [after]
+    if not isinstance(after, list) or not all(isinstance(a, str) and a for a in after):
+        raise RepoConfigError(f"{where}.after must be a list of environment names")
+    try:
+        freeze = parse_windows(raw.get("freeze"), f"{where}.freeze")
+    except FreezeError as exc:
+        raise RepoConfigError(str(exc)) from None
+    return tuple(dict.fromkeys(after)), freeze
+
+
+def _check_order(envs: list[Environment], source: str) -> None:
+    """Every ``after`` names a declared environment, and following never goes round in a circle."""
+    names = {e.name for e in envs}
+    follows = {e.name: e.after for e in envs}
+    for env in envs:
+        for name in env.after:
+            if name not in names:
+                known = ", ".join(sorted(names))
+                raise RepoConfigError(
+                    f"{source}: environment {env.name!r}.after names {name!r}, which is not declared (known: {known})"
+                )
+    for start in follows:
+        path = [start]
+        stack = [(start, iter(follows[start]))]
+        while stack:
+            _, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                continue
+            if child == start:
+                cycle = " → ".join([*path, start])
+                raise RepoConfigError(f"{source}: environments follow each other in a cycle ({cycle}) in `after`")
+            if child not in path:
+                path.append(child)
+                stack.append((child, iter(follows[child])))
+
+
+def in_order(envs: list[Environment] | tuple[Environment, ...]) -> list[Environment]:
+    """``envs`` with every environment after the ones it follows (otherwise in their declared order)."""
+    pending, done, out = list(envs), set[str](), []
+    present = {e.name for e in envs}
+    while pending:
+        ready = next((e for e in pending if all(a in done or a not in present for a in e.after)), pending[0])
+        pending.remove(ready)
+        done.add(ready.name)
+        out.append(ready)
+    return out
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, NamedTuple, get_args
 from mergeway.events import CommandName, CommentCommand, Event, PullRequestMerged, PullRequestUpdated
 
 #: The kinds Mergeway ships; a kind added with :func:`register` is any other string.
-BuiltinKind = Literal["preview", "deploy", "rollback", "help"]
+BuiltinKind = Literal["preview", "deploy", "rollback", "help", "release"]
 JobKind = str
 JOB_KINDS: Final[tuple[BuiltinKind, ...]] = get_args(BuiltinKind)
 
@@ -53,6 +53,9 @@ KINDS: dict[JobKind, JobSpec] = {
     "deploy": JobSpec("mergeway.jobs.deploy:run", "deploy_time_limit_seconds"),
     "rollback": JobSpec("mergeway.jobs.rollback:run", "preview_time_limit_seconds"),
     "help": JobSpec("mergeway.jobs.help:run", 120.0),
+    # Lets merges that waited for a freeze window through once it ended (mergeway.jobs.waiting.sweep);
+    # on the deploy queue, since what it starts is deploys.
+    "release": JobSpec("mergeway.jobs.release:run", "deploy_time_limit_seconds", queue="deploy", every=10.0),
 }
 
 
@@ -108,10 +111,13 @@ def time_limit(kind: JobKind, settings: Any) -> float:
 def command_kind(command: CommandName) -> BuiltinKind:
     """The job a slash command starts.
 
-    Allowing held-back changes is a deploy: it waits on the deploy queue and environment lock.
-    Every other command is the job of the same name (mypy checks that each of them is a kind).
+    Allowing held-back changes is a deploy: it waits on the deploy queue and environment lock; so are
+    the gate commands (``/unlock`` and ``/deploy --during-freeze`` start deploys, ``/lock`` must not
+    race them). Every other command is the job of the same name (mypy checks that each of them is a kind).
     """
-    return "deploy" if command == "allow-destructive" else command
+    if command == "allow-destructive" or command == "lock" or command == "unlock" or command == "deploy":
+        return "deploy"
+    return command
 
 
 def route(event: Event) -> JobKind | None:

@@ -57,7 +57,9 @@ class Recorder:
         env, commit = report.environment, report.merge_sha
         applied = report.applied
         extra: dict[str, Any] = {"counts": counts_of(applied)} if applied is not None else {}
-        if report.state == "superseded":
+        if report.state == "waiting":  # a gate holds it (mergeway.jobs.waiting): not an outcome yet
+            self.phase(env, commit, "held", reason=report.waiting)
+        elif report.state == "superseded":
             self.phase(env, commit, "superseded", reason=texts.superseded_reason(report.deployed_sha))
         elif report.state != "success":
             reason = (report.failures[0] if report.failures else report.error).split("\n", 1)[0]

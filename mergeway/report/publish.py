@@ -30,6 +30,7 @@ from typing import TypeVar
 
 from mergeway.forge.base import CommentRef, Forge, LockFactory, StatusState
 from mergeway.report import allowance as allowance_texts
+from mergeway.report import gates as gate_texts
 from mergeway.report import rollback as rollback_texts
 from mergeway.report import unfinished as unfinished_texts
 from mergeway.report.deploy import DeployReport, render_deploy
@@ -93,14 +94,18 @@ class Publisher:
         key = marker("command", command)
         self._comment(key, f"{key}\n{refusal(author, command, nothing=nothing)}")
 
-    def help(self) -> None:
-        self._comment(HELP_MARKER, render_help())
+    def help(self, locks: Sequence[str] = ()) -> None:
+        self._comment(HELP_MARKER, render_help(locks))
 
     def rollback_reply(self, text: str) -> None:
         self._comment(rollback_texts.MARKER, rollback_texts.render_reply(text))
 
     def allowance_reply(self, text: str) -> None:
         self._comment(allowance_texts.MARKER, allowance_texts.render_reply(text))
+
+    def gate_reply(self, text: str) -> None:
+        """The sticky reply to ``/lock``, ``/unlock`` and ``/deploy`` (one per pull request)."""
+        self._comment(gate_texts.MARKER, gate_texts.render_reply(text))
 
     # -- deploys --------------------------------------------------------------------------------------
 

@@ -56,11 +56,9 @@ print(json.dumps({
     assert found["route"] == {"queue": "tick"}
     assert found["limits"] == {"time_limit": 60.0, "soft_time_limit": 30.0}
     assert found["task"] == "mergeway.tick" and found["registered"]
-    assert found["schedule"] == {
-        "tick": {
-            "task": "mergeway.tick",
-            "schedule": 2.0,
-            "args": [{"job": "tick"}],
-            "options": {"queue": "tick", "expires": 2.0},
-        }
+    assert found["schedule"]["tick"] == {
+        "task": "mergeway.tick",
+        "schedule": 2.0,
+        "args": [{"job": "tick"}],
+        "options": {"queue": "tick", "expires": 2.0},
     }

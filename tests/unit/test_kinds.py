@@ -25,8 +25,17 @@ def test_every_command_runs_a_job_on_that_jobs_queue() -> None:
         kind = route(event)
         assert kind in JOB_KINDS and kind in QUEUES and jobs.handler(kind).__module__ == f"mergeway.jobs.{kind}"
         started[name] = kind
-    # Allowing held-back changes waits behind the environment's deploys, on the deploy queue.
-    assert started == {"rollback": "rollback", "preview": "preview", "help": "help", "allow-destructive": "deploy"}
+    # Allowing held-back changes and the gate commands (/unlock and /deploy start deploys) wait behind
+    # the environment's deploys, on the deploy queue.
+    assert started == {
+        "rollback": "rollback",
+        "preview": "preview",
+        "help": "help",
+        "allow-destructive": "deploy",
+        "lock": "deploy",
+        "unlock": "deploy",
+        "deploy": "deploy",
+    }
 
 
 def test_a_task_name_reads_back_as_its_job_kind() -> None:
