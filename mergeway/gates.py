@@ -115,7 +115,7 @@ def decide(
             return Gate(False, "after", _upstream_reason(name, record))
         pins.add(record.healthy_commit)
     if len(pins) > 1:
-        listing = ", ".join(f"`{n}` on {r.healthy_commit[:12]}" for n, r in upstream.items() if r is not None)
+        listing = ", ".join(f"{n} on {r.healthy_commit[:12]}" for n, r in upstream.items() if r is not None)
         return Gate(False, "after", f"waiting for the environments it follows to be healthy on one commit ({listing})")
     through = ""
     if freeze is not None and during_freeze:
@@ -125,14 +125,14 @@ def decide(
 
 def _upstream_reason(name: str, record: Deployment | None) -> str:
     if record is None or record.phase is None:
-        return f"waiting for `{name}` to deploy this merge and be healthy"
+        return f"waiting for {name} to deploy this merge and be healthy"
     if record.phase == "failed":
-        return f"waiting for `{name}`: its deploy of this merge failed ({record.reason or 'see its comment'})"
+        return f"waiting for {name}: its deploy of this merge failed ({record.reason or 'see its comment'})"
     if record.phase == "held":
-        return f"waiting for `{name}`, which is held ({record.reason})"
+        return f"waiting for {name}, which is held ({record.reason})"
     if record.phase == "superseded":
-        return f"waiting for `{name}`: a later merge deployed it; that merge deploys this environment"
-    return f"waiting for `{name}` to be healthy on this merge (it is {record.phase})"
+        return f"waiting for {name}: a later merge deployed it; that merge deploys this environment"
+    return f"waiting for {name} to be healthy on this merge (it is {record.phase})"
 
 
 class Locks:

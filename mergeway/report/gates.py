@@ -17,9 +17,13 @@ MARKER: Final = marker("command", "gates")
 
 
 def plain(text: str) -> str:
-    """Untrusted one-line text that can open no HTML, link, mention or code span in a comment."""
+    """Untrusted one-line text that can open no HTML, link, image or code span in a comment.
+
+    Mentions stay: a lock's reason is written by someone with write access, who could mention in
+    their own comment anyway.
+    """
     out = cell(" ".join(text.split()))
-    for ch in "<>`[]@*_~#!":
+    for ch in "<>`[]*_~#!":
         out = out.replace(ch, "\\" + ch)
     return out
 
