@@ -17,6 +17,7 @@ from pathlib import Path
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
 from mergeway.git import CheckoutError, GitError
+from mergeway.jobs import waiting
 from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, describe
@@ -84,6 +85,7 @@ def _preview_environments(
     for env in envs:
         report = _preview_environment(ctx, event, pr, env, root)
         _describe_merge(report, event, pr, env)
+        report.footer += waiting.preview_lines(ctx, event.repo, env)
         report.rendered_from = rendered_from
         reports.append(report)
         links[env.name] = out.preview(report)

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+import redis
+
 from mergeway.deployments import Deployments
 from mergeway.events import PullRequestMerged, Repository, from_dict, to_dict
 from mergeway.freeze import frozen_until
@@ -75,6 +77,19 @@ def check(ctx: JobContext, repo: Repository, env: Environment, merge_sha: str, a
     records = Deployments(ctx.redis)
     upstream = {name: records.get(repository, name, merge_sha) for name in env.after}
     return decide(lock, freeze, upstream, during_freeze=admission.during_freeze_by)
+
+
+def preview_lines(ctx: JobContext, repo: Repository, env: Environment) -> list[str]:
+    """What a preview says about ``env``'s gates now: its lock, a freeze merging would fall into, its order."""
+    windows = (*env.freeze, *ctx.policy.freezes_for(repo.forge, repo.full_name, env.cluster))
+    freeze = frozen_until(windows, utc()) if windows else None
+    lock = None
+    if ctx.redis is not None:
+        try:
+            lock = Locks(ctx.redis).get(owner_identity(repo), env.name)
+        except redis.RedisError as exc:  # the preview goes on without the lock line
+            log.warning("could not read the lock of %s: %s", env.name, type(exc).__name__)
+    return texts.preview_lines(env.name, lock, freeze.describe() if freeze else "", env.after)
 
 
 def queued_reason(gate: Gate, admission: Admission) -> str:

@@ -4,7 +4,10 @@ when a gate opens and older ones are marked superseded."""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -17,6 +20,7 @@ from mergeway.jobs.applysets import owner_identity
 from tests.fixtures.cluster import SIMULATE_ANNOTATION
 from tests.fixtures.e2e import Stack, StackFactory
 from tests.fixtures.redis_server import RedisServer
+from tests.fixtures.services import ServiceProcess, procfile_command
 from tools.forgesim import SimRepo, SimStatus
 
 pytestmark = pytest.mark.cluster
@@ -235,3 +239,79 @@ def test_a_lock_survives_a_redis_and_worker_restart(stack: Stack, redis_client: 
     command(stack, repo, pr.number, "/unlock staging", "alice")
     assert stack.status(repo, sha, "mergeway/deploy/staging", timeout=120).state == "success"
     assert value(stack, "app") == "v1"
+
+
+# -- freeze windows ---------------------------------------------------------------------------------------
+
+
+def start_beat(stack: Stack) -> ServiceProcess:
+    """The scheduler (the Procfile's ``beat``): it sends the ``release`` ticks that end freezes."""
+    beat = ServiceProcess("beat", procfile_command("beat"), stack.env, stack.services.workdir)
+    beat.start()
+    stack.services.started.append(beat)
+    return beat
+
+
+def test_a_merge_in_a_freeze_window_waits_and_deploys_when_it_ends(stack: Stack, redis_client: redis.Redis):
+    paris = ZoneInfo("Europe/Paris")
+    begins = dt.datetime.now(paris).replace(microsecond=0) + dt.timedelta(seconds=4)
+    ends = begins + dt.timedelta(seconds=16)
+    window = {
+        # Local wall-clock times read in the window's time zone (no offset written).
+        "from": begins.replace(tzinfo=None).isoformat(sep=" "),
+        "to": ends.replace(tzinfo=None).isoformat(sep=" "),
+        "timezone": "Europe/Paris",
+        "reason": "release freeze",
+    }
+    env = {"name": "staging", "path": "deploy", "cluster": "local", "namespace": stack.namespace, "freeze": [window]}
+    repo = stack.repo({"deploy/app.yaml": cm("app", "v0")}, environments=[env])
+    start_beat(stack)
+    stack.wait(lambda: time.time() >= begins.timestamp(), message="the freeze window to begin", timeout=30)
+
+    number, sha = merge(stack, repo, "v1", {"deploy/app.yaml": cm("app", "v1")})
+    held = waiting_status(stack, repo, sha, "mergeway/deploy/staging")
+    assert held.description.startswith("Waiting: frozen until") and "(release freeze)" in held.description
+    assert ends.astimezone(dt.UTC).strftime("%H:%M:%S") in held.description, held.description
+    body = stack.only_comment(repo, number, "<!-- mergeway:deploy:staging -->").body
+    assert "--during-freeze" in body, body
+    assert value(stack, "app") is None, "deployed inside a freeze window"
+
+    deployed = stack.status(repo, sha, "mergeway/deploy/staging", timeout=120)
+    assert deployed.state == "success", deployed.description
+    assert value(stack, "app") == "v1"
+    phases = record(redis_client, stack, repo, "staging", sha)
+    assert phases is not None and phases.phase == "healthy"
+    held_at, queued_at = phases.began("held"), phases.began("queued")
+    assert held_at is not None and queued_at is not None
+    assert held_at < ends.timestamp() <= queued_at, phases.phases
+    assert ("queued", "released: the freeze ended") in [(e.phase, e.reason) for e in phases.phases]
+
+
+def test_an_admin_deploys_during_a_freeze_and_previews_say_a_merge_falls_into_it(
+    stack: Stack, redis_client: redis.Redis
+):
+    always = {"cron": "0 0 * * *", "duration": "1d", "timezone": "UTC", "reason": "code freeze"}
+    env = {"name": "staging", "path": "deploy", "cluster": "local", "namespace": stack.namespace, "freeze": [always]}
+    repo = stack.repo({"deploy/app.yaml": cm("app", "v0")}, environments=[env])
+    pr = stack.sim.open_pr(repo, "v1", files={"deploy/app.yaml": cm("app", "v1")})
+    preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")
+    assert preview.state == "success", preview.description
+    body = stack.only_comment(repo, pr.number, "<!-- mergeway:preview:staging -->").body
+    assert "Merging now falls into a freeze: frozen until" in body and "(code freeze)" in body, body
+
+    stack.sim.merge(repo, pr)
+    sha = stack.sim.pr(repo, pr.number).merge_commit_sha
+    assert sha
+    waiting_status(stack, repo, sha, "mergeway/deploy/staging")
+    command(stack, repo, pr.number, "/deploy staging --during-freeze", "alice")  # write access, not admin
+    reply(stack, repo, pr.number, "only repository admins")
+    assert value(stack, "app") is None
+
+    command(stack, repo, pr.number, "/deploy staging --during-freeze", "acme")  # the owner: admin
+    deployed = stack.status(repo, sha, "mergeway/deploy/staging", timeout=120)
+    assert deployed.state == "success", deployed.description
+    assert value(stack, "app") == "v1"
+    phases = record(redis_client, stack, repo, "staging", sha)
+    assert phases is not None and phases.phase == "healthy"
+    reasons = [e.reason for e in phases.phases if e.phase == "queued"]
+    assert any("deployed during the freeze by @acme" in r for r in reasons), phases.phases
