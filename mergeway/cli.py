@@ -168,12 +168,15 @@ def _status(args: argparse.Namespace) -> int:
 
     from mergeway.config import ConfigError, Settings
     from mergeway.deployments import Deployments, describe
+    from mergeway.gates import describe_gates
 
     try:
         url = args.redis_url or Settings.from_env(role="cli").redis_url
-        store = Deployments(redis.Redis.from_url(url))
+        client = redis.Redis.from_url(url)
+        store = Deployments(client)
         pairs = [(r, e) for r, e in store.environments() if _matches(r, e, args.repository, args.environment)]
         records = [rec for r, e in pairs for rec in store.history(r, e, limit=args.history)]
+        gates = [line for r, e in pairs for line in describe_gates(client, r, e)]
     except (ConfigError, redis.RedisError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -182,6 +185,8 @@ def _status(args: argparse.Namespace) -> int:
         return 2
     for record in records:
         print("\n".join(describe(record)))
+    for line in gates:
+        print(line)
     newest = [store.history(r, e, limit=1)[0] for r, e in pairs]
     return 0 if all(rec.phase == "healthy" for rec in newest) else 1
 

@@ -256,6 +256,21 @@ class Waiting:
         return sorted((str(r), str(e)) for r, e in pairs)
 
 
+def describe_gates(client: redis.Redis, repository: str, environment: str) -> list[str]:
+    """Lines for ``mergeway status``: the environment's lock and the merges waiting on it."""
+    head = f"{repository} {environment}"
+    lines = []
+    lock = Locks(client).get(repository, environment)
+    if lock is not None:
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(lock.since))
+        lines.append(f"{head}: {lock.describe()} (since {since})")
+    waiters = Waiting(client).all(repository, environment)
+    if waiters:
+        newest = waiters[0]
+        lines.append(f"{head}: {len(waiters)} merge(s) waiting; newest {newest.commit[:12]}: {newest.reason}")
+    return lines
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

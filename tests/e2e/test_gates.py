@@ -5,6 +5,9 @@ when a gate opens and older ones are marked superseded."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +23,7 @@ from mergeway.jobs.applysets import owner_identity
 from tests.fixtures.cluster import SIMULATE_ANNOTATION
 from tests.fixtures.e2e import Stack, StackFactory
 from tests.fixtures.redis_server import RedisServer
-from tests.fixtures.services import ServiceProcess, procfile_command
+from tests.fixtures.services import ROOT, ServiceProcess, procfile_command
 from tools.forgesim import SimRepo, SimStatus
 
 pytestmark = pytest.mark.cluster
@@ -88,6 +91,19 @@ def record(redis_client: redis.Redis, stack: Stack, repo: SimRepo, env: str, sha
 
 def command(stack: Stack, repo: SimRepo, number: int, body: str, author: str) -> None:
     stack.sim.comment(repo, number, body, author=author)
+
+
+def status_cli(stack: Stack, repo: SimRepo) -> str:
+    """``mergeway status`` for ``repo``, as an operator runs it."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mergeway.cli", "status", "--repository", repo.full_name],
+        cwd=ROOT,
+        env={**os.environ, "REDIS_URL": stack.env["REDIS_URL"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return out.stdout
 
 
 def reply(stack: Stack, repo: SimRepo, number: int, contains: str) -> str:
@@ -188,6 +204,16 @@ def test_a_lock_holds_merges_and_unlock_deploys_the_newest_of_two(stack: Stack, 
     assert value(stack, "app") is None, "a locked environment was deployed"
     waiting = record(redis_client, stack, repo, "staging", newer)
     assert waiting is not None and waiting.phase == "held" and waiting.reason == "locked by @alice: incident 42"
+    out = status_cli(stack, repo)
+    assert f"{repository} staging: locked by @alice: incident 42 (since " in out, out
+    assert f"{repository} staging: 1 merge(s) waiting; newest {newer[:12]}: locked by @alice" in out, out
+    # /help lists the lock in force.
+    command(stack, repo, locker.number, "/help", "alice")
+    help_body = stack.wait(
+        lambda: next((c.body for c in stack.marked(repo, locker.number, "<!-- mergeway:help -->")), None),
+        message="the /help reply",
+    )
+    assert "`staging` is locked by @alice since" in help_body and "incident 42" in help_body, help_body
 
     command(stack, repo, locker.number, "/unlock staging", "alice")
     deployed = stack.status(repo, newer, "mergeway/deploy/staging", timeout=120)
