@@ -103,7 +103,7 @@ def deploy(
             queued = DeployReport(env.name, merge_sha)
             gate = waiting.check(ctx, repo, env, merge_sha, admission)
             if not gate.open:
-                report = waiting.hold(ctx, event, env, merge_sha, gate)
+                report = waiting.hold(ctx, event, env, merge_sha, gate, admission)
                 reporter.final(report)
                 reports.append(report)
                 reports += waiting.after_hold(ctx, event, env, merge_sha, deploy, admission)

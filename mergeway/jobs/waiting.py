@@ -42,6 +42,7 @@ from mergeway.jobs.record import Recorder
 from mergeway.repoconfig import Environment
 from mergeway.report import gates as texts
 from mergeway.report.deploy import DeployReport
+from mergeway.report.markdown import status_name
 
 log = logging.getLogger("mergeway.jobs.waiting")
 
@@ -57,6 +58,8 @@ class Admission(NamedTuple):
     #: Why a waiting merge runs again (``unlocked by @bob``), for the record's ``queued`` phase.
     released: str = ""
     depth: int = 0
+    #: When the released merge first began to wait (kept if it waits again: it stays as old as it is).
+    since: float = 0.0
 
 
 #: A deploy that meets its gates as usual.
@@ -100,10 +103,12 @@ def queued_reason(gate: Gate, admission: Admission) -> str:
     return "; ".join(parts)
 
 
-def hold(ctx: JobContext, event: PullRequestMerged, env: Environment, merge_sha: str, gate: Gate) -> DeployReport:
+def hold(
+    ctx: JobContext, event: PullRequestMerged, env: Environment, merge_sha: str, gate: Gate, admission: Admission
+) -> DeployReport:
     """Make the merge a waiter of ``env``; the report to publish (its status pending with the reason)."""
     assert ctx.redis is not None  # check() opens every gate without Redis
-    waiter = Waiter(merge_sha, to_dict(event), time.time(), gate.kind, gate.reason, gate.until)
+    waiter = Waiter(merge_sha, to_dict(event), admission.since or time.time(), gate.kind, gate.reason, gate.until)
     Waiting(ctx.redis).add(owner_identity(event.repo), env.name, waiter)
     log.info("deploy of %s to %s waits: %s", merge_sha[:12], env.name, gate.reason)
     return DeployReport(
@@ -121,6 +126,8 @@ def after_hold(
 ) -> list[DeployReport]:
     """Once the waiting report is out: replace older waiters, then make sure the gate did not open meanwhile."""
     assert ctx.redis is not None
+    if ctx.journal is not None:  # waiting is this job's outcome, not a status it left unfinished
+        ctx.journal(merge_sha, "success", status_name("deploy", env.name))
     repository = owner_identity(event.repo)
     store = Waiting(ctx.redis)
     waiters = store.all(repository, env.name)
@@ -171,7 +178,7 @@ def release(
         log.error("a waiter of %s is not a merge (%s); dropped", env, event.kind)
         return []
     log.info("releasing %s for %s: %s", newest.commit[:12], env, why)
-    return deploy(event, ctx, only=env, admission=Admission(released=why, depth=depth + 1))
+    return deploy(event, ctx, only=env, admission=Admission(released=why, depth=depth + 1, since=newest.since))
 
 
 def release_followers(
