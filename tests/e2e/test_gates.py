@@ -182,6 +182,39 @@ def test_production_follows_staging_only_once_staging_is_healthy_on_the_same_mer
     assert production is not None and production.phase == "superseded" and fixed[:12] in production.reason
 
 
+def test_a_follower_deploys_when_the_environment_it_follows_turns_healthy_in_another_job(
+    stack: Stack, redis_client: redis.Redis
+):
+    ns = stack.namespace
+    envs = [
+        {"name": "staging", "path": "deploy/staging", "cluster": "local", "namespace": ns},
+        {"name": "production", "path": "deploy/production", "cluster": "local", "namespace": ns, "after": ["staging"]},
+    ]
+    repo = stack.repo(environments=envs)
+    locker = stack.sim.open_pr(repo, "notes", files={"NOTES.md": "x\n"})
+    command(stack, repo, locker.number, "/lock staging smoke tests", "alice")
+    reply(stack, repo, locker.number, "locked `staging`")
+
+    number, sha = merge(
+        stack, repo, "v1", {"deploy/staging/app.yaml": cm("stg", "v1"), "deploy/production/app.yaml": cm("prod", "v1")}
+    )
+    waiting_status(stack, repo, sha, "mergeway/deploy/staging")
+    held = waiting_status(stack, repo, sha, "mergeway/deploy/production")
+    assert "staging, which is held (locked by @alice: smoke tests)" in held.description, held.description
+    assert value(stack, "stg") is None and value(stack, "prod") is None
+
+    # The unlock's job deploys staging; staging turning healthy there releases production.
+    command(stack, repo, locker.number, "/unlock staging", "alice")
+    assert stack.status(repo, sha, "mergeway/deploy/staging", timeout=120).state == "success"
+    assert stack.status(repo, sha, "mergeway/deploy/production", timeout=120).state == "success"
+    assert (value(stack, "stg"), value(stack, "prod")) == ("v1", "v1")
+    production = record(redis_client, stack, repo, "production", sha)
+    assert production is not None and production.phase == "healthy"
+    assert ("queued", "released: `staging` turned healthy") in [(e.phase, e.reason) for e in production.phases]
+    body = stack.only_comment(repo, number, "<!-- mergeway:deploy:production -->").body
+    assert "Deployed" in body, body
+
+
 # -- locks ------------------------------------------------------------------------------------------------
 
 
