@@ -108,7 +108,7 @@ def decide(
     if lock is not None:
         return Gate(False, "lock", lock.describe())
     if freeze is not None and not during_freeze:
-        return Gate(False, "freeze", freeze.describe(), until=freeze.until.timestamp())
+        return Gate(False, "freeze", frozen_reason(freeze), until=freeze.ends_at.timestamp())
     pins: set[str] = set()
     for name, record in upstream.items():
         if record is None or record.phase != "healthy" or not record.healthy_commit:
@@ -119,8 +119,16 @@ def decide(
         return Gate(False, "after", f"waiting for the environments it follows to be healthy on one commit ({listing})")
     through = ""
     if freeze is not None and during_freeze:
-        through = f"deployed during the freeze by @{during_freeze} ({freeze.describe()})"
+        through = f"deployed during the freeze by @{during_freeze} ({frozen_reason(freeze)})"
     return Gate(True, reason=through, pin=next(iter(pins), ""))
+
+
+def frozen_reason(freeze: Freeze) -> str:
+    """``frozen until 2026-12-07 08:00 UTC (weekend)``: for statuses, comments and the record."""
+    end = freeze.ends_at.astimezone(dt.UTC)
+    stamp = end.strftime("%Y-%m-%d %H:%M:%S" if end.second else "%Y-%m-%d %H:%M")
+    why = f" ({freeze.reason})" if freeze.reason else ""
+    return f"frozen {'at least ' if freeze.open_ended else ''}until {stamp} UTC{why}"
 
 
 def _upstream_reason(name: str, record: Deployment | None) -> str:

@@ -13,13 +13,6 @@ Policy file format::
         cluster_scoped_kinds: [Namespace]                    # Kind.group globs; default: none
         denied_kinds: ["Secret"]                             # Kind.group globs; default: none
         branches: ["release/*"]                              # besides the default branch
-    freezes:                                                 # optional: deploys wait in these windows
-      - repositories: ["github:acme/*"]                      # globs; default: every repository
-        clusters: [prod]                                     # globs; default: every cluster
-        cron: "0 16 * * 5"                                   # or from: / to: (see mergeway.freeze)
-        duration: 64h
-        timezone: Europe/Paris
-        reason: weekend freeze
 
 The first rule whose ``repositories`` match and whose ``clusters`` include the environment's
 cluster decides. Every rendered object is checked against it *before* anything is sent to the
@@ -29,6 +22,9 @@ CRD in the same change declares) must match ``cluster_scoped_kinds``, and a Name
 must match ``namespaces``; no kind may match ``denied_kinds``. Kinds are spelled as kubectl's
 group-kinds: ``Namespace``, ``ClusterRole.rbac.authorization.k8s.io``. An environment's
 ``branch`` must be the repository's default branch or match ``branches``.
+
+A top-level ``freeze:`` list holds the operator's freeze windows, per repository glob and cluster
+(:mod:`mergeway.policy_freeze`; every matching entry applies, besides the repository's own).
 
 Without a policy file the service refuses to start, unless the operator sets
 ``MERGEWAY_POLICY=allow-all`` (single-team installs, the local demo): then every repository may
@@ -45,8 +41,9 @@ from typing import Any
 
 import yaml
 
-from mergeway.freeze import FreezeError, FreezeWindow, parse_window
+from mergeway.freeze import FreezeError, FreezeWindow
 from mergeway.manifest import Manifest, effective_namespace
+from mergeway.policy_freeze import OperatorFreeze, parse_operator_freezes
 from mergeway.repoconfig import Environment
 
 #: (apiVersion, kind) → namespaced?, ``None`` for a kind the cluster does not serve: the cluster's
@@ -127,28 +124,10 @@ class PolicyObject:
 
 
 @dataclass(frozen=True)
-class OperatorFreeze:
-    """A freeze window the operator sets for the repositories and clusters its globs match."""
-
-    window: FreezeWindow
-    repositories: tuple[str, ...] = ("*",)
-    clusters: tuple[str, ...] = ("*",)
-
-    def applies(self, forge: str, repo: str, cluster: str) -> bool:
-        ident = f"{forge}:{repo}"
-        return any(fnmatchcase(ident, p) for p in self.repositories) and any(
-            fnmatchcase(cluster, p) for p in self.clusters
-        )
-
-
-@dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...] | None  # None: MERGEWAY_POLICY=allow-all
+    #: The operator's freeze windows (:mod:`mergeway.policy_freeze`); read with :func:`windows_for`.
     freezes: tuple[OperatorFreeze, ...] = ()
-
-    def freezes_for(self, forge: str, repo: str, cluster: str) -> tuple[FreezeWindow, ...]:
-        """The operator's freeze windows over ``forge:repo`` on ``cluster``."""
-        return tuple(f.window for f in self.freezes if f.applies(forge, repo, cluster))
 
     @classmethod
     def allow_all(cls) -> Policy:
@@ -371,27 +350,27 @@ def parse(text: str) -> Policy:
         raise PolicyError(f"policy file is not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise PolicyError("policy file must be a mapping with a 'rules' list")
-    unknown = set(data) - {"rules", "freezes"}
+    unknown = set(data) - {"rules", "freeze"}
     if unknown:
         raise PolicyError(f"policy file: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
-    return Policy(rules=tuple(_rule(raw, i) for i, raw in enumerate(data["rules"])), freezes=_freezes(data))
+    try:
+        freezes = parse_operator_freezes(data.get("freeze"))
+    except FreezeError as exc:
+        raise PolicyError(str(exc)) from None
+    return Policy(rules=tuple(_rule(raw, i) for i, raw in enumerate(data["rules"])), freezes=freezes)
 
 
-def _freezes(data: dict[str, Any]) -> tuple[OperatorFreeze, ...]:
-    raw = data.get("freezes") or []
-    if not isinstance(raw, list):
-        raise PolicyError("policy file: freezes must be a list of windows")
-    out = []
-    for i, item in enumerate(raw):
-        where = f"freezes[{i}]"
-        try:
-            window = parse_window(item, where, extra_keys=frozenset({"repositories", "clusters"}))
-        except FreezeError as exc:
-            raise PolicyError(str(exc)) from None
-        repos = _strings(item.get("repositories", ["*"]), f"{where}.repositories")
-        clusters = _strings(item.get("clusters", ["*"]), f"{where}.clusters")
-        out.append(OperatorFreeze(window, repos, clusters))
-    return tuple(out)
+def windows_for(policy: Policy, repository: str, cluster: str) -> tuple[FreezeWindow, ...]:
+    """The operator's freeze windows holding ``repository`` (``forge:owner/name``) on ``cluster``: all that match."""
+    return tuple(f.window for f in policy.freezes if f.applies(repository, cluster))
+
+
+def environment_windows(policy: Policy, repository: str, env: Environment) -> tuple[FreezeWindow, ...]:
+    """Every freeze window holding ``env`` of ``repository``: the operator's first, then the repository's.
+
+    The one place both sources are joined, for the preview's note and the deploy's gate alike.
+    """
+    return (*windows_for(policy, repository, env.cluster), *env.freeze)
 
 
 def load(path: str) -> Policy:

@@ -21,7 +21,7 @@ from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "after", "freeze"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze", "after"}
 
 
 class RepoConfigError(ValueError):
@@ -46,10 +46,10 @@ class Environment:
     #: Merges into this branch deploy; empty means the repository's default branch.
     branch: str = ""
     auto_deploy: bool = True
-    #: Environments this one deploys after: each must be healthy on the same merge first.
-    after: tuple[str, ...] = ()
-    #: Windows in which merges do not deploy this environment (they wait for the window's end).
+    #: When merges must not deploy this environment (:mod:`mergeway.freeze`), besides the operator's.
     freeze: tuple[FreezeWindow, ...] = ()
+    #: Environments this one deploys after: each must be healthy on the same merge first (mergeway.gates).
+    after: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,26 +131,26 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
     if not isinstance(auto, bool):
         raise RepoConfigError(f"{where}.auto_deploy must be true or false")
     branch = _str(raw.get("branch"), f"{where}.branch", required=False)
-    after, freeze = _gates(raw, where)
+    try:
+        freeze = parse_windows(raw.get("freeze"), f"{where}.freeze")
+    except FreezeError as exc:
+        raise RepoConfigError(str(exc)) from None
+    after = _after(raw, where)
     return Environment(
-        name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, after=after, freeze=freeze
+        name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, freeze=freeze, after=after
     )
 
 
-# -- gates: environment order (`after:`) and freeze windows (`freeze:`), see mergeway.gates ----------
+# -- environment order (`after:`), see mergeway.gates --------------------------------------------------
 
 
-def _gates(raw: dict[str, Any], where: str) -> tuple[tuple[str, ...], tuple[FreezeWindow, ...]]:
+def _after(raw: dict[str, Any], where: str) -> tuple[str, ...]:
     after = raw.get("after") or []
     if isinstance(after, str):
         after = [after]
     if not isinstance(after, list) or not all(isinstance(a, str) and a for a in after):
         raise RepoConfigError(f"{where}.after must be a list of environment names")
-    try:
-        freeze = parse_windows(raw.get("freeze"), f"{where}.freeze")
-    except FreezeError as exc:
-        raise RepoConfigError(str(exc)) from None
-    return tuple(dict.fromkeys(after)), freeze
+    return tuple(dict.fromkeys(after))
 
 
 def _check_order(envs: list[Environment], source: str) -> None:

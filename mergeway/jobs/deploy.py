@@ -108,7 +108,14 @@ def deploy(
                 reports.append(report)
                 reports += waiting.after_hold(ctx, event, env, merge_sha, deploy, admission)
                 continue
-            reporter.record.phase(env.name, merge_sha, "queued", reason=waiting.queued_reason(gate, admission))
+            reporter.record.phase(
+                env.name,
+                merge_sha,
+                "queued",
+                reason=waiting.queued_reason(gate, admission),
+                cluster=env.cluster,
+                namespace=env.namespace,
+            )
             step = EnvironmentStep(ctx, repo, env, "deploy")
             try:
                 with ctx.env_lock(env.cluster, env.name, on_wait=functools.partial(reporter.progress, queued)):

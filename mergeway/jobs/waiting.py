@@ -34,11 +34,12 @@ import redis
 
 from mergeway.deployments import Deployments
 from mergeway.events import PullRequestMerged, Repository, from_dict, to_dict
-from mergeway.freeze import frozen_until
+from mergeway.freeze import active
 from mergeway.gates import OPEN, Gate, Locks, Waiter, Waiting, decide, utc
 from mergeway.jobs.applysets import owner_identity
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.record import Recorder
+from mergeway.policy import environment_windows
 from mergeway.repoconfig import Environment
 from mergeway.report import gates as texts
 from mergeway.report.deploy import DeployReport
@@ -75,24 +76,22 @@ def check(ctx: JobContext, repo: Repository, env: Environment, merge_sha: str, a
         return OPEN
     repository = owner_identity(repo)
     lock = Locks(ctx.redis).get(repository, env.name)
-    windows = (*env.freeze, *ctx.policy.freezes_for(repo.forge, repo.full_name, env.cluster))
-    freeze = frozen_until(windows, utc()) if windows else None
+    windows = environment_windows(ctx.policy, repository, env)
+    freeze = active(windows, utc()) if windows else None
     records = Deployments(ctx.redis)
     upstream = {name: records.get(repository, name, merge_sha) for name in env.after}
     return decide(lock, freeze, upstream, during_freeze=admission.during_freeze_by)
 
 
 def preview_lines(ctx: JobContext, repo: Repository, env: Environment) -> list[str]:
-    """What a preview says about ``env``'s gates now: its lock, a freeze merging would fall into, its order."""
-    windows = (*env.freeze, *ctx.policy.freezes_for(repo.forge, repo.full_name, env.cluster))
-    freeze = frozen_until(windows, utc()) if windows else None
+    """What a preview says about ``env``'s gates now: its lock and its order (freezes: the preview's own note)."""
     lock = None
     if ctx.redis is not None:
         try:
             lock = Locks(ctx.redis).get(owner_identity(repo), env.name)
         except redis.RedisError as exc:  # the preview goes on without the lock line
             log.warning("could not read the lock of %s: %s", env.name, type(exc).__name__)
-    return texts.preview_lines(env.name, lock, freeze.describe() if freeze else "", env.after)
+    return texts.preview_lines(env.name, lock, env.after)
 
 
 def queued_reason(gate: Gate, admission: Admission) -> str:

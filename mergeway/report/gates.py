@@ -147,13 +147,11 @@ def deploying_during_freeze(author: str, env: str, reason: str) -> str:
 # -- previews and /help --------------------------------------------------------------------------------
 
 
-def preview_lines(env: str, lock: Lock | None, freeze_line: str, after: tuple[str, ...]) -> list[str]:
-    """Lines for the preview's footer: a lock, a freeze in force, the environments this one follows."""
+def preview_lines(env: str, lock: Lock | None, after: tuple[str, ...]) -> list[str]:
+    """Lines for the preview's footer: a lock, the environments this one follows (freezes: report/freeze.py)."""
     lines = []
     if lock is not None:
         lines.append(f"🔒 {lock_line(env, lock)}: merges wait until it is unlocked.")
-    if freeze_line:
-        lines.append(f"❄️ Merging now falls into a freeze: {plain(freeze_line)}; the deploy waits for its end.")
     if after:
         names = ", ".join(f"`{a}`" for a in after)
         lines.append(f"Deploys after {names} is healthy on the same merge.")

@@ -24,7 +24,12 @@ def rec(env: str, *phases: str, healthy: str = "", reason: str = "") -> Deployme
     return record._replace(healthy_commit=healthy)
 
 
-FREEZE = Freeze(dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.UTC), FreezeWindow(cron="0 18 * * 5", reason="weekend"))
+FREEZE = Freeze(
+    FreezeWindow(reason="weekend"),
+    dt.datetime(2026, 12, 4, 18, 0, tzinfo=dt.UTC),
+    dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.UTC),
+    "weekend",
+)
 
 
 def test_an_environment_without_gates_deploys_the_head():
@@ -41,7 +46,7 @@ def test_a_lock_holds_before_anything_else_and_says_who_and_why():
 def test_a_freeze_holds_until_its_end_unless_an_admin_deploys_through_it():
     gate = decide(None, FREEZE, {})
     assert (gate.open, gate.kind) == (False, "freeze")
-    assert gate.reason == "frozen until 2026-12-07 08:00 UTC (weekend)" and gate.until == FREEZE.until.timestamp()
+    assert gate.reason == "frozen until 2026-12-07 08:00 UTC (weekend)" and gate.until == FREEZE.ends_at.timestamp()
     through = decide(None, FREEZE, {}, during_freeze="carol")
     assert (
         through.open
