@@ -356,7 +356,7 @@ def test_an_admin_deploys_during_a_freeze_and_previews_say_a_merge_falls_into_it
     preview = stack.status(repo, pr.head_sha, "mergeway/preview/staging")
     assert preview.state == "success", preview.description
     body = stack.only_comment(repo, pr.number, "<!-- mergeway:preview:staging -->").body
-    assert "is frozen until" in body and "(code freeze)" in body and "merging now waits" in body, body
+    assert "`staging` is frozen" in body and "(code freeze)" in body and "merging now waits" in body, body
 
     stack.sim.merge(repo, pr)
     sha = stack.sim.pr(repo, pr.number).merge_commit_sha
