@@ -37,6 +37,11 @@ USAGE: Final[dict[CommandName, tuple[str, str]]] = {
         "/deploy production --during-freeze",
         "on a merged pull request: deploy its merge to `production` once during a freeze window (repository admins)",
     ),
+    "drift": (
+        "/drift",
+        "compare the cluster with the commit last applied and say what drifted, by whom "
+        "(`/drift staging` for one; needs write access)",
+    ),
     "help": ("/help", "this message"),
 }
 

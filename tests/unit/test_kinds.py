@@ -35,6 +35,7 @@ def test_every_command_runs_a_job_on_that_jobs_queue() -> None:
         "lock": "deploy",
         "unlock": "deploy",
         "deploy": "deploy",
+        "drift": "drift",
     }
 
 
