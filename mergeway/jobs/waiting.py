@@ -38,6 +38,7 @@ from mergeway.freeze import active
 from mergeway.gates import OPEN, Gate, Locks, Waiter, Waiting, decide, utc
 from mergeway.jobs.applysets import owner_identity
 from mergeway.jobs.context import JobContext
+from mergeway.jobs.forge_deployment import ForgeDeployment
 from mergeway.jobs.record import Recorder
 from mergeway.policy import environment_windows
 from mergeway.repoconfig import Environment
@@ -232,7 +233,9 @@ def _supersede(ctx: JobContext, env: str, waiters: list[Waiter], newer: str, sto
         report = DeployReport(
             env, waiter.commit, deployed_sha=newer, state="superseded", note=texts.superseded_while_waiting(newer)
         )
-        ctx.publisher(event).deploy_outcome(report)
+        out = ctx.publisher(event)
+        out.deploy_outcome(report)
+        ForgeDeployment(event, out).outcome(report)  # the forge's deployment of the waiting merge retires
         log.info("waiting deploy of %s to %s superseded by %s", waiter.commit[:12], env, newer[:12])
 
 
