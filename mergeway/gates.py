@@ -217,6 +217,12 @@ class Waiter(NamedTuple):
         )
 
 
+_UNLIST_IF_EMPTY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
+return 0
+"""
+
+
 class Waiting:
     """The merges waiting per (repository, environment), in Redis with no expiry."""
 
@@ -244,8 +250,8 @@ class Waiting:
         """Take ``commits`` off the environment's list; the ones this call removed (another may race)."""
         key = Keys.waiting(repository, environment)
         removed = [c for c in commits if self.redis.hdel(key, c)]
-        if not self.redis.exists(key):
-            self.redis.srem(Keys.waiting_index(), json.dumps([repository, environment]))
+        # Off the index only if still empty, in one step: a waiter added meanwhile keeps it listed.
+        self.redis.eval(_UNLIST_IF_EMPTY, 2, key, Keys.waiting_index(), json.dumps([repository, environment]))
         return removed
 
     def take_all(self, repository: str, environment: str) -> list[Waiter]:
