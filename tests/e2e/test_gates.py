@@ -374,3 +374,28 @@ def test_an_admin_deploys_during_a_freeze_and_previews_say_a_merge_falls_into_it
     assert phases is not None and phases.phase == "healthy"
     reasons = [e.reason for e in phases.phases if e.phase == "queued"]
     assert any("deployed during the freeze by @acme" in r for r in reasons), phases.phases
+
+
+def test_an_operators_freeze_holds_a_merge_the_repository_did_not_freeze(
+    make_stack: StackFactory, redis_client: redis.Redis, tmp_path: Any
+):
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    policy = tmp_path / "policy.yaml"
+    rules = [{"repositories": ["github:acme/*"], "clusters": ["local"], "namespaces": ["*"]}]
+    window = {
+        "repositories": ["github:acme/shop"],
+        "clusters": ["local"],
+        "from": (now - dt.timedelta(hours=1)).isoformat(),
+        "to": (now + dt.timedelta(hours=2)).isoformat(),
+        "reason": "company freeze",
+    }
+    policy.write_text(yaml.safe_dump({"rules": rules, "freeze": [window]}))
+    stack = make_stack(MERGEWAY_POLICY=None, MERGEWAY_POLICY_FILE=str(policy))
+    repo = stack.repo({"deploy/app.yaml": cm("app", "v0")})
+    _, sha = merge(stack, repo, "v1", {"deploy/app.yaml": cm("app", "v1")})
+    held = waiting_status(stack, repo, sha, "mergeway/deploy/staging")
+    until = (now + dt.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M")
+    assert held.description == f"Waiting: frozen until {until} UTC (company freeze)", held.description
+    assert value(stack, "app") is None
+    waiting = record(redis_client, stack, repo, "staging", sha)
+    assert waiting is not None and waiting.phase == "held" and "company freeze" in waiting.reason
