@@ -132,6 +132,25 @@ class EnvironmentEvent(Event):
 
 
 @dataclass(frozen=True)
+class MergeGroup(Event):
+    """A GitHub merge queue's group: the commit the queue would merge, before it does.
+
+    ``action`` is ``checks_requested`` (preview ``head_sha`` and report statuses on it) or
+    ``destroyed`` (the group left the queue; ``reason`` is ``merged``, ``invalidated`` or
+    ``dequeued``). Refs are branch names (``refs/heads/`` removed). The group has no pull request:
+    the job finds the queued ones from the commits between ``base_sha`` and ``head_sha``.
+    """
+
+    kind: str = field(init=False, default="merge_group")
+    action: str
+    head_sha: str
+    head_ref: str
+    base_sha: str
+    base_ref: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Tick:
     """What the scheduler sends a periodic job: which kind, and when the run was due (Unix seconds).
 
@@ -153,6 +172,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "pr_closed": PullRequestClosed,
     "comment_command": CommentCommand,
     "environment": EnvironmentEvent,
+    "merge_group": MergeGroup,
 }
 
 

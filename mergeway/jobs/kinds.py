@@ -22,7 +22,7 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, Literal, NamedTuple, get_args
 
-from mergeway.events import CommandName, CommentCommand, Event, PullRequestMerged, PullRequestUpdated
+from mergeway.events import CommandName, CommentCommand, Event, MergeGroup, PullRequestMerged, PullRequestUpdated
 
 #: The kinds Mergeway ships; a kind added with :func:`register` is any other string.
 BuiltinKind = Literal["preview", "deploy", "rollback", "help"]
@@ -53,6 +53,10 @@ KINDS: dict[JobKind, JobSpec] = {
     "deploy": JobSpec("mergeway.jobs.deploy:run", "deploy_time_limit_seconds"),
     "rollback": JobSpec("mergeway.jobs.rollback:run", "preview_time_limit_seconds"),
     "help": JobSpec("mergeway.jobs.help:run", 120.0),
+    # A merge queue waits on these: its own queues, so PR previews never delay them, and a cancel
+    # never waits behind the preview it cancels.
+    "merge_group": JobSpec("mergeway.jobs.mergegroup:run", "preview_time_limit_seconds"),
+    "merge_group_cancel": JobSpec("mergeway.jobs.mergegroup:cancel", 120.0),
 }
 
 
@@ -122,6 +126,8 @@ def route(event: Event) -> JobKind | None:
         return "deploy"
     if isinstance(event, CommentCommand):
         return command_kind(event.command.name)
+    if isinstance(event, MergeGroup):
+        return "merge_group" if event.action == "checks_requested" else "merge_group_cancel"
     return None
 
 

@@ -30,6 +30,7 @@ from typing import TypeVar
 
 from mergeway.forge.base import CommentRef, Forge, LockFactory, StatusState
 from mergeway.report import allowance as allowance_texts
+from mergeway.report import mergegroup as merge_group_texts
 from mergeway.report import rollback as rollback_texts
 from mergeway.report import unfinished as unfinished_texts
 from mergeway.report.deploy import DeployReport, render_deploy
@@ -175,6 +176,36 @@ class Publisher:
             log.info("preview of %s superseded by %s; not reporting", head_sha[:12], current[:12])
             return False
         return True
+
+    # -- merge queue groups (no pull request of their own) -------------------------------------------
+
+    def merge_group_pending(self, head_sha: str, environments: Iterable[str]) -> None:
+        """The group's head shows every environment as being previewed, as a pull request's does."""
+        self.preview_pending(head_sha, environments)
+
+    def merge_group_status(self, report: PreviewReport) -> None:
+        """The ``mergeway/preview/<env>`` status on the group's head: what the merge queue requires.
+
+        No ``_still_head`` check: the group's head never moves (a changed queue is a new group).
+        """
+        state, description = report.status()
+        self._status(report.head_sha, state, status_name("preview", report.environment), description)
+
+    def merge_group_cancelled(self, head_sha: str, environments: Iterable[str], reason: str) -> None:
+        """Environments a destroyed group did not finish are not left pending: an error that says why."""
+        description = merge_group_texts.cancelled_description(reason)
+        for env in environments:
+            self._status(head_sha, "error", status_name("preview", env), description)
+
+    def merge_group_comment(self, numbers: Iterable[int], body: str) -> None:
+        """The merge queue's sticky comment on each pull request of the group.
+
+        Without the pull request's comment lock: only merge-group jobs write this marker, and the
+        newest group's words are the ones worth keeping.
+        """
+        text = merge_group_texts.fit(body, self.forge.comment_limit)
+        for number in numbers:
+            self.forge.upsert_comment(number, merge_group_texts.MARKER, text)
 
     # -- jobs that ended without their outcome ------------------------------------------------------
 
