@@ -22,6 +22,7 @@ import pytest
 from mergeway.forge import ForgeAuthError, ForgeNotFoundError, ForgePermissionError, ForgeValidationError, Permission
 from tests.conformance.oracle import Difference, RestDescription, WebhookDescription
 from tests.fixtures.forgesim import SimHarness
+from tools.forgesim.mergequeue import MergeQueue
 from tools.forgesim.recording import Recorder
 
 
@@ -128,6 +129,8 @@ SIMULATED_WEBHOOKS = {
     "pull-request-synchronize",
     "pull-request-closed",
     "issue-comment-created",
+    "merge-group-checks-requested",
+    "merge-group-destroyed",
 }
 
 
@@ -188,6 +191,23 @@ def test_mergeway_operations_against_the_simulator(forge_sim: SimHarness) -> Non
     from_fork = forge_sim.open_pr(repo, "from-fork", files={"deploy/a.yaml": "a: 3\n"}, fork_owner="mallory")
     forge_sim.delete_fork(repo, from_fork)
     forge.get_pull_request(from_fork.number)  # head.repo: null
+    forge_sim.webhooks.drain()
+
+
+def test_merge_queue_against_the_simulator(forge_sim: SimHarness) -> None:
+    """The merge queue's deliveries (every action and reason) and the status calls on a group's head."""
+    repo = forge_sim.create_repo("github", "acme/queued", {"deploy/a.yaml": "a: 1\n"})
+    first = forge_sim.open_pr(repo, "one", files={"deploy/a.yaml": "a: 2\n"}, title="One")
+    second = forge_sim.open_pr(repo, "two", files={"deploy/b.yaml": "b: 1\n"}, title="Two")
+    queue = MergeQueue(forge_sim, required=("mergeway/preview/staging",))
+    group = queue.enqueue(repo, first)
+    queue.enqueue(repo, second)
+    forge = forge_sim.forge(repo)
+    forge.set_status(group.head_sha, "failure", "mergeway/preview/staging", "refused")  # dequeued, invalidated
+    assert queue.process(repo) == [f"dequeued #{first.number}"]
+    [rebuilt] = queue.queue(repo)
+    forge.set_status(rebuilt.head_sha, "success", "mergeway/preview/staging", "ok")
+    assert queue.process(repo) == [f"merged #{second.number}"]  # merged
     forge_sim.webhooks.drain()
 
 
