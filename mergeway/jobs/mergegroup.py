@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from mergeway.forge.errors import ForgeError
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, describe
 from mergeway.jobs.preview import _preview_environment
+from mergeway.mergegroups import queued_numbers
 from mergeway.repoconfig import Environment
 from mergeway.report import mergegroup as texts
 from mergeway.report.preview import PreviewReport
@@ -49,11 +49,6 @@ log = logging.getLogger("mergeway.jobs.mergegroup")
 
 #: How long a group's marks live: longer than any queue keeps a group waiting on its checks.
 MARK_SECONDS = 24 * 3600
-#: A queue commit's subject names its pull request: a squash "Title (#12)" or a merge commit.
-_SQUASH = re.compile(r"\(#(\d{1,9})\)\s*$")
-_MERGE = re.compile(r"^Merge pull request #(\d{1,9}) ")
-#: The pull request that created the group: ``gh-readonly-queue/<base>/pr-<n>-<sha>``.
-_HEAD_REF = re.compile(r"/pr-(\d{1,9})-[0-9a-f]{40}$")
 
 
 @dataclass
@@ -156,26 +151,6 @@ def cancel(event: Event, ctx: JobContext) -> None:
         ctx.publisher(event).merge_group_comment(
             numbers, texts.render_cancelled(event.head_ref, event.head_sha, numbers, reason)
         )
-
-
-def queued_numbers(subjects: list[str], head_ref: str) -> tuple[list[int], bool]:
-    """The pull request numbers the queue's commit subjects name, oldest first, and whether each commit named one.
-
-    No commits at all proves nothing: ``False``.
-    """
-    numbers: list[int] = []
-    every = True
-    for subject in subjects:
-        found = _SQUASH.search(subject) or _MERGE.match(subject)
-        if found is None:
-            every = False
-            continue
-        if int(found.group(1)) not in numbers:
-            numbers.append(int(found.group(1)))
-    last = _HEAD_REF.search(head_ref)
-    if last is not None and int(last.group(1)) not in numbers:
-        numbers.append(int(last.group(1)))
-    return numbers, every and bool(subjects)
 
 
 def _queued_pulls(ctx: JobContext, forge: Forge, event: MergeGroup, root: Path) -> tuple[list[int], bool]:

@@ -12,7 +12,7 @@ from mergeway.events import MergeGroup, from_dict, to_dict
 from mergeway.intake import Ignored, github
 from mergeway.intake.fields import InvalidPayloadError
 from mergeway.jobs.kinds import route
-from mergeway.jobs.mergegroup import queued_numbers
+from mergeway.mergegroups import queued_numbers
 from tests.fixtures.services import FIXTURES
 
 HEAD = "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d"
