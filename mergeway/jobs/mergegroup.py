@@ -9,12 +9,13 @@ merge the base in (the group already is the merge) and does not deploy: deploys 
 the queue then makes, one per pull request, newest wins (:mod:`mergeway.jobs.deploy`).
 
 Which pull requests are in the group: the group has no pull request, so the job reads the first-parent
-commits between ``base_sha`` and ``head_sha``. The queue adds one commit per pull request (a merge
-commit "Merge pull request #N from …" or a squash "Title (#N)"); each number is checked with the
-forge (an open pull request into the same base). The group is trusted only when *every* commit is
-accounted for that way and none of its pull requests comes from a fork; otherwise it is treated like
-a fork's pull request (not dry-run unless the operator allows fork previews), since content nobody
-can attribute is no more trusted than a fork's.
+commits between the base branch's head and ``head_sha`` (every entry ahead of this one included).
+The queue adds one commit per pull request (a merge commit "Merge pull request #N from …" or a
+squash "Title (#N)"); each number is checked with the forge (an open pull request into the same
+base). The group is trusted only when *every* commit is accounted for that way and none of its pull
+requests comes from a fork; otherwise it is treated like a fork's pull request (not dry-run unless
+the operator allows fork previews), since content nobody can attribute is no more trusted than a
+fork's.
 
 Cancelling (:func:`cancel`, the ``destroyed`` delivery): a mark in Redis per (repository, head SHA),
 read by the preview job before it starts (the queued job is skipped), before each environment and
@@ -36,6 +37,7 @@ import redis
 from mergeway.events import Event, MergeGroup
 from mergeway.forge.base import Forge, PullRequestInfo
 from mergeway.forge.errors import ForgeError
+from mergeway.git import CheckoutError, GitError
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, describe
 from mergeway.jobs.preview import _preview_environment
@@ -156,8 +158,9 @@ def cancel(event: Event, ctx: JobContext) -> None:
 def _queued_pulls(ctx: JobContext, forge: Forge, event: MergeGroup, root: Path) -> tuple[list[int], bool]:
     """The group's pull requests (checked with the forge) and whether its whole content is trusted."""
     subjects: list[str] = []
-    if event.base_sha:
-        spec = f"{event.base_sha}..{event.head_sha}"
+    since = _base_head(ctx, event) or event.base_sha
+    if since:
+        spec = f"{since}..{event.head_sha}"
         listed = ctx.git.git(event.repo, root, "log", "--first-parent", "--reverse", "--format=%s", spec)
         subjects = [line for line in listed.stdout.splitlines() if line.strip()]
     claimed, every = queued_numbers(subjects, event.head_ref)
@@ -182,6 +185,19 @@ def _queued_pulls(ctx: JobContext, forge: Forge, event: MergeGroup, root: Path) 
         numbers.append(number)
         trusted = trusted and not pr.is_fork
     return numbers, trusted
+
+
+def _base_head(ctx: JobContext, event: MergeGroup) -> str:
+    """The base branch's head now: everything between it and the group is queued content.
+
+    Not ``base_sha``, which is the group's parent: for the second entry of a queue that is the
+    first entry's group, whose pull requests are as much a part of this group.
+    """
+    try:
+        return ctx.git.branch_head(event.repo, event.base_ref)
+    except (GitError, CheckoutError) as exc:
+        log.warning("merge group %s: its base %s could not be read: %s", event.head_sha[:12], event.base_ref, exc)
+        return ""
 
 
 def _cancelled(ctx: JobContext, event: MergeGroup) -> str | None:
