@@ -188,7 +188,7 @@ def test_gitlab_merge_requests_merged_in_train_order_deploy_newest_wins(stack: S
     try:
         trains = [
             stack.sim.open_pr(repo, f"train-{i}", files={f"deploy/{n}.yaml": CM.format(name=n, round=i)})
-            for i, n in ((1, "a"), (2, "b"), (3, "a"))
+            for i, n in ((1, "a"), (2, "b"), (3, "c"))
         ]
         for mr in trains:  # in train order, without waiting for the deploys in between
             merged.append((mr.number, stack.sim.merge(repo, mr)))
@@ -198,8 +198,8 @@ def test_gitlab_merge_requests_merged_in_train_order_deploy_newest_wins(stack: S
         stop.set()
         watcher.join(timeout=10)
     core = k8s.CoreV1Api(stack.cluster.api_client())
-    assert core.read_namespaced_config_map("a", stack.namespace).data == {"round": "3"}
-    assert core.read_namespaced_config_map("b", stack.namespace).data == {"round": "2"}
+    for name, round_ in (("a", "1"), ("b", "2"), ("c", "3")):
+        assert core.read_namespaced_config_map(name, stack.namespace).data == {"round": round_}
     for older, newer in itertools.pairwise(seen):
         assert is_ancestor(repo, older, newer), f"{newer[:12]} was applied after the newer {older[:12]}"
     for number, mr in merged:
