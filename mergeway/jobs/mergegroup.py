@@ -117,9 +117,10 @@ def _preview(
         head_sha=event.head_sha,
         is_fork=not trusted,
     )
+    rendered = texts.rendered_group(event.head_ref)
     for index, env in enumerate(environments):
         reason = _cancelled(ctx, event)
-        report = _preview_environment(ctx, event, group, env, root) if reason is None else None
+        report = _preview_environment(ctx, event, group, env, root, rendered) if reason is None else None
         reason = reason or _cancelled(ctx, event)  # left the queue during this dry run: not reported
         if report is None or reason is not None:
             log.info("merge group %s left the queue (%s): preview stopped", event.head_sha[:12], reason)

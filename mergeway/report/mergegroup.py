@@ -38,7 +38,7 @@ def render_summary(head_ref: str, head_sha: str, numbers: Sequence[int], reports
     lines += ["| environment | preview |", "|---|---|"]
     for report in reports:
         state, description = report.status()
-        summary = report.plan.summary() if report.plan is not None and not report.error else description
+        summary = report.planned.summary if report.planned is not None and not report.error else description
         lines.append(f"| {code(report.environment)} | {_ICONS.get(state, '⏳')} {state}: {cell(summary)} |")
     if any(r.status()[0] != "success" for r in reports):
         lines += ["", "A required `mergeway/preview/<environment>` status that is not a success keeps this group out."]
@@ -60,6 +60,11 @@ def render_cancelled(head_ref: str, head_sha: str, numbers: Sequence[int], reaso
         )
         + "\n"
     )
+
+
+def rendered_group(head_ref: str) -> str:
+    """What a group's preview rendered: the queue's commit as it is (it already merges the base)."""
+    return f"the merge queue's group {code(head_ref)}"
 
 
 def fit(body: str, limit: int) -> str:
