@@ -37,7 +37,7 @@ def parse(event_name: str, delivery_id: str, payload: dict[str, Any], *, bot_log
     if event_name == "issue_comment":
         return _issue_comment(delivery_id, payload, bot_logins)
     if event_name == "merge_group":
-        return merge_group(delivery_id, payload, _repository(payload))
+        return merge_group(delivery_id, payload, _repository)
     if event_name == "push":
         return Ignored("push events do not run jobs; deploys follow merged pull requests")
     return Ignored(f"GitHub event {_short(event_name)!r} is not handled")

@@ -10,6 +10,7 @@ is not a full commit SHA (the job checks the commit out by it).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from mergeway.events import MergeGroup, Repository
@@ -23,11 +24,20 @@ _SHA = re.compile(r"[0-9a-f]{40}")
 _BRANCH = "refs/heads/"
 
 
-def merge_group(delivery_id: str, payload: dict[str, Any], repo: Repository) -> Parsed:
-    """Interpret one verified ``merge_group`` delivery; ``InvalidPayloadError`` when a needed field is missing."""
+def merge_group(
+    delivery_id: str, payload: dict[str, Any], repository: Callable[[dict[str, Any]], Repository]
+) -> Parsed:
+    """Interpret one verified ``merge_group`` delivery; ``InvalidPayloadError`` when a needed field is missing.
+
+    ``repository`` reads the delivery's repository (the GitHub parser's rule). GitHub's schema makes
+    ``repository`` optional for this event; a group that names none has nothing to preview.
+    """
     action = opt_str(payload, "action")
     if action not in ACTIONS:
         return Ignored(f"merge_group action {action[:64]!r} does not run a job")
+    if not isinstance(payload.get("repository"), dict):
+        return Ignored("merge_group delivery names no repository")
+    repo = repository(payload)
     obj(payload, "merge_group")
     head_sha = req_str(payload, "merge_group", "head_sha").lower()
     base_sha = opt_str(payload, "merge_group", "base_sha").lower()

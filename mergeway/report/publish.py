@@ -219,10 +219,10 @@ class Publisher:
         """
         body = unfinished_texts.body(kind, job_id, why)
         description = unfinished_texts.description(why)
-        commented = False
+        commented = not self.number  # no pull request (a merge queue group): the statuses say it
         for _, context in pending:
             ckind, env = status_kind(context)
-            if ckind in _COMMENTED_KINDS and env:
+            if ckind in _COMMENTED_KINDS and env and self.number:
                 self._comment(marker(ckind, env), f"{marker(ckind, env)}\n{body}")
                 commented = True
         if not commented:

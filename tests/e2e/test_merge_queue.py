@@ -205,3 +205,16 @@ def test_gitlab_merge_requests_merged_in_train_order_deploy_newest_wins(stack: S
     for number, mr in merged:
         sha = mr.merge_commit_sha or mr.squash_commit_sha or mr.head_sha
         assert stack.status(repo, sha, DEPLOY).state == "success", f"!{number}"
+
+
+def test_a_group_preview_that_ends_without_its_outcome_leaves_no_pending_status(stack: Stack) -> None:
+    """The group has no pull request to explain it on: its pending statuses become errors that say why."""
+    repo = configmaps(stack)
+    pr = stack.sim.open_pr(repo, "change", files={"deploy/a.yaml": CM.format(name="a", round=1)})
+    stack.status(repo, pr.head_sha, PREVIEW)  # the pull request's own preview is done
+    # The group's summary comment cannot be written: the job fails after its statuses went pending.
+    stack.sim.inject("github", status=404, method="POST", path=rf"/issues/{pr.number}/comments$", times=20)
+    group = MergeQueue(stack.sim).enqueue(repo, pr)
+    status = stack.status(repo, group.head_sha, PREVIEW)
+    assert status.state == "error"
+    assert status.description.startswith("Not finished:"), status.description

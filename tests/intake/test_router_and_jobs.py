@@ -30,8 +30,8 @@ def test_routes() -> None:
 
 
 def test_one_queue_and_task_per_job_kind() -> None:
-    assert set(QUEUES.values()) == {"preview", "deploy", "rollback", "help"}
-    assert len(set(TASK_NAMES.values())) == len(JOB_KINDS)
+    assert set(QUEUES.values()) == {"preview", "deploy", "rollback", "help", "merge_group", "merge_group_cancel"}
+    assert len(set(TASK_NAMES.values())) == len(TASK_NAMES)
 
 
 @pytest.mark.parametrize("kind", JOB_KINDS)
