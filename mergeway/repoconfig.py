@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 
 from mergeway import yamlsafe
+from mergeway.freeze import FreezeError, FreezeWindow, parse_windows
 from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze"}
 
 
 class RepoConfigError(ValueError):
@@ -45,6 +46,8 @@ class Environment:
     #: Merges into this branch deploy; empty means the repository's default branch.
     branch: str = ""
     auto_deploy: bool = True
+    #: When merges must not deploy this environment (:mod:`mergeway.freeze`), besides the operator's.
+    freeze: tuple[FreezeWindow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,11 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
     if not isinstance(auto, bool):
         raise RepoConfigError(f"{where}.auto_deploy must be true or false")
     branch = _str(raw.get("branch"), f"{where}.branch", required=False)
-    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto)
+    try:
+        freeze = parse_windows(raw.get("freeze"), f"{where}.freeze")
+    except FreezeError as exc:
+        raise RepoConfigError(str(exc)) from None
+    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, freeze=freeze)
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:
