@@ -131,6 +131,7 @@ SIMULATED_WEBHOOKS = {
     "issue-comment-created",
     "merge-group-checks-requested",
     "merge-group-destroyed",
+    "push",
 }
 
 

@@ -72,6 +72,10 @@ def test_groups_stack_on_each_other_and_merge_in_queue_order(forge_sim: SimHarne
     assert [forge_sim.pr(repo, n).merge_commit_sha for n in (first.number, second.number)] == [g1.head_sha, g2.head_sha]
     closed = [d.payload for d in forge_sim.deliveries("github", "pull_request") if d.action == "closed"]
     assert [(p["number"], p["pull_request"]["merged"]) for p in closed] == [(first.number, True), (second.number, True)]
+    pushes = [d.payload for d in queue.deliveries if d.event == "push"]
+    assert [(p["before"], p["after"]) for p in pushes] == [(base, g1.head_sha), (g1.head_sha, g2.head_sha)]
+    description = webhooks()
+    assert [description.check("push", p) for p in pushes] == [[], []]
     destroyed = [p for p in groups_sent(queue) if p["action"] == "destroyed"]
     assert [p["reason"] for p in destroyed] == ["merged", "merged"]
     assert repo.git.branch_head(g1.branch) is None and repo.git.branch_head(g2.branch) is None

@@ -10,9 +10,9 @@ merge commit "Merge pull request #n from …", or a squash "Title (#n)"), then s
 simulator's ordinary ``POST /repos/{o}/{r}/statuses/{sha}``).
 
 :meth:`MergeQueue.process` does what GitHub does when the statuses change: the front entry whose
-required statuses are all ``success`` is merged (the base branch is fast-forwarded to its head, its
-pull request becomes merged with its own commit in the chain as ``merge_commit_sha``,
-``pull_request`` ``closed`` and ``merge_group`` ``destroyed``/``merged`` are sent, the temporary
+required statuses are all ``success`` is merged (the base branch is fast-forwarded to its head and
+a ``push`` sent for it, its pull request becomes merged with its own commit in the chain as
+``merge_commit_sha``, ``pull_request`` ``closed`` and ``merge_group`` ``destroyed``/``merged`` are sent, the temporary
 branch deleted); a front entry with a failed required status is removed (``destroyed``/``dequeued``)
 and every entry after it is rebuilt without it (``destroyed``/``invalidated``, then a new group and
 ``checks_requested``). :meth:`MergeQueue.dequeue` removes an entry by hand the same way.
@@ -170,6 +170,13 @@ class MergeQueue:
                 raise ValueError(f"{group.base_ref} moved outside the queue: the simulator does not rebuild for that")
             commits = repo.git.rev_list([f"{old}..{pr.head_sha}", "--no-merges"])
             repo.git.update_ref(f"refs/heads/{group.base_ref}", group.head_sha, old)
+            pushed = push_hook(self.sim, repo, group.base_ref, old, group.head_sha, self.sim.web_url("github"))
+        iid = self.sim.installation_for(repo)
+        if iid is not None:
+            pushed["installation"] = {"id": iid, "node_id": f"MDIz{iid}"}
+        self.deliveries.append(
+            self.sim.webhooks.send("github", "push", pushed, wait=True, repo_id=repo.id, installation_id=iid)
+        )
         with self.sim.lock:
             pr.commit_shas = commits
             pr.merge_commit_sha = group.head_sha
@@ -237,3 +244,41 @@ def merge_group_hook(
     if installation_id is not None:
         payload["installation"] = {"id": installation_id, "node_id": f"MDIz{installation_id}"}
     return payload
+
+
+def push_hook(sim: ForgeSim, repo: SimRepo, branch: str, before: str, after: str, web: str) -> dict[str, Any]:
+    """The ``push`` delivery of the queue's fast-forward of ``branch`` from ``before`` to ``after``."""
+    api = f"{web}/api/v3"
+    commits = [_push_commit(repo, sha, web) for sha in repo.git.rev_list([f"{before}..{after}"])]
+    return {
+        "ref": f"refs/heads/{branch}",
+        "before": before,
+        "after": after,
+        "repository": sim.github.repo_json(repo, api, web),
+        "pusher": {"name": "GitHub", "email": "noreply@github.com"},
+        "sender": sim.github.user_json(repo.owner, api, web),
+        "created": False,
+        "deleted": False,
+        "forced": False,
+        "base_ref": None,
+        "compare": f"{web}/{repo.full_name}/compare/{before[:12]}...{after[:12]}",
+        "commits": commits,
+        "head_commit": commits[-1] if commits else None,
+    }
+
+
+def _push_commit(repo: SimRepo, sha: str, web: str) -> dict[str, Any]:
+    info = repo.git.commit_info(sha) or {}
+    return {
+        "id": sha,
+        "tree_id": str(info.get("tree", "")),
+        "distinct": True,
+        "message": str(info.get("message", "")),
+        "timestamp": str(info.get("committer_date", "")),
+        "url": f"{web}/{repo.full_name}/commit/{sha}",
+        "author": {"name": str(info.get("author_name", "")), "email": str(info.get("author_email", ""))},
+        "committer": {"name": str(info.get("committer_name", "")), "email": str(info.get("committer_email", ""))},
+        "added": [],
+        "removed": [],
+        "modified": [],
+    }
