@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -53,13 +53,13 @@ log = logging.getLogger("mergeway.jobs.mergegroup")
 MARK_SECONDS = 24 * 3600
 
 
-@dataclass
+@dataclass(frozen=True)
 class GroupOutcome:
-    """What the job did: the pull requests it found, its reports, and the reason it stopped early."""
+    """What the job did: the pull requests it found, its reports, and why it stopped early (``""``: it did not)."""
 
     head_sha: str
-    numbers: list[int] = field(default_factory=list)
-    reports: list[PreviewReport] = field(default_factory=list)
+    numbers: tuple[int, ...] = ()
+    reports: tuple[PreviewReport, ...] = ()
     cancelled: str = ""
 
 
@@ -67,28 +67,24 @@ def run(event: Event, ctx: JobContext) -> GroupOutcome:
     """Celery entry point for ``checks_requested``: preview the group's head for every environment."""
     if not isinstance(event, MergeGroup) or event.action != "checks_requested":
         raise TypeError(f"the merge_group job does not handle {event.kind} events")
-    outcome = GroupOutcome(event.head_sha)
     reason = _cancelled(ctx, event)
     if reason is not None:
         log.info("merge group %s left the queue (%s) before its preview started: skipped", event.head_sha[:12], reason)
-        outcome.cancelled = reason
-        return outcome
+        return GroupOutcome(event.head_sha, cancelled=reason)
     forge, out = ctx.forge(event.repo), ctx.publisher(event)
+    numbers: list[int] = []
     try:
         with ctx.checkout(event.repo, event.head_sha, None) as root:
-            outcome.numbers, trusted = _queued_pulls(ctx, forge, event, root)
-            _remember(ctx, event, outcome.numbers, done=False)
+            numbers, trusted = _queued_pulls(ctx, forge, event, root)
+            _remember(ctx, event, numbers, done=False)
             config = ctx.load_repo_config(root)
-            _preview(ctx, out, event, root, config.environments, trusted, outcome)
+            reports, reason = _preview(ctx, out, event, root, config.environments, trusted, numbers)
     except READ_ERRORS as exc:
-        report = PreviewReport(CONFIG_ENV, event.head_sha, error=describe(exc, "preview"))
-        out.merge_group_status(report)
-        outcome.reports.append(report)
-        out.merge_group_comment(
-            outcome.numbers, texts.render_summary(event.head_ref, event.head_sha, outcome.numbers, [report])
-        )
-    _remember(ctx, event, outcome.numbers, done=True)
-    return outcome
+        reports, reason = (PreviewReport(CONFIG_ENV, event.head_sha, error=describe(exc, "preview")),), None
+        out.merge_group_status(reports[0])
+        out.merge_group_comment(numbers, texts.render_summary(event.head_ref, event.head_sha, numbers, reports))
+    _remember(ctx, event, numbers, done=True)
+    return GroupOutcome(event.head_sha, tuple(numbers), reports, reason or "")
 
 
 def _preview(
@@ -98,16 +94,15 @@ def _preview(
     root: Path,
     environments: Sequence[Environment],
     trusted: bool,
-    outcome: GroupOutcome,
-) -> None:
+    numbers: list[int],
+) -> tuple[tuple[PreviewReport, ...], str | None]:
+    """Preview and report each environment; stop when the group leaves the queue (the reports, and why)."""
     names = [env.name for env in environments]
     out.merge_group_pending(event.head_sha, names)
-    out.merge_group_comment(
-        outcome.numbers, texts.render_pending(event.head_ref, event.head_sha, outcome.numbers, names)
-    )
+    out.merge_group_comment(numbers, texts.render_pending(event.head_ref, event.head_sha, numbers, names))
     # The group as the preview step sees a pull request: its head, its base, and whether it is a fork's.
     group = PullRequestInfo(
-        number=outcome.numbers[-1] if outcome.numbers else 0,
+        number=numbers[-1] if numbers else 0,
         title="",
         url="",
         author="",
@@ -118,23 +113,22 @@ def _preview(
         is_fork=not trusted,
     )
     rendered = texts.rendered_group(event.head_ref)
+    reports: list[PreviewReport] = []
     for index, env in enumerate(environments):
-        reason = _cancelled(ctx, event)
-        report = _preview_environment(ctx, event, group, env, root, rendered) if reason is None else None
-        reason = reason or _cancelled(ctx, event)  # left the queue during this dry run: not reported
+        report = (
+            None if _cancelled(ctx, event) is not None else _preview_environment(ctx, event, group, env, root, rendered)
+        )
+        reason = _cancelled(ctx, event)  # read again: the group may have left during this dry run
         if report is None or reason is not None:
+            reason = reason or "unknown"
             log.info("merge group %s left the queue (%s): preview stopped", event.head_sha[:12], reason)
-            out.merge_group_cancelled(event.head_sha, names[index:], reason or "")
-            out.merge_group_comment(
-                outcome.numbers, texts.render_cancelled(event.head_ref, event.head_sha, outcome.numbers, reason or "")
-            )
-            outcome.cancelled = reason or ""
-            return
-        outcome.reports.append(report)
+            out.merge_group_cancelled(event.head_sha, names[index:], reason)
+            out.merge_group_comment(numbers, texts.render_cancelled(event.head_ref, event.head_sha, numbers, reason))
+            return tuple(reports), reason
+        reports.append(report)
         out.merge_group_status(report)
-    out.merge_group_comment(
-        outcome.numbers, texts.render_summary(event.head_ref, event.head_sha, outcome.numbers, outcome.reports)
-    )
+    out.merge_group_comment(numbers, texts.render_summary(event.head_ref, event.head_sha, numbers, reports))
+    return tuple(reports), None
 
 
 def cancel(event: Event, ctx: JobContext) -> None:
