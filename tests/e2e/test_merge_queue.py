@@ -218,3 +218,18 @@ def test_a_group_preview_that_ends_without_its_outcome_leaves_no_pending_status(
     status = stack.status(repo, group.head_sha, PREVIEW)
     assert status.state == "error"
     assert status.description.startswith("Not finished:"), status.description
+
+
+def test_a_group_holding_a_fork_pull_request_is_not_dry_run(stack: Stack) -> None:
+    """The fork rule of pull request previews holds for the queue: the group carries the fork's content."""
+    repo = configmaps(stack)
+    ours = stack.sim.open_pr(repo, "ours", files={"deploy/a.yaml": CM.format(name="a", round=1)}, title="Ours")
+    fork = stack.sim.open_pr(
+        repo, "theirs", files={"deploy/b.yaml": CM.format(name="b", round=1)}, title="Theirs", fork_owner="mallory"
+    )
+    queue = MergeQueue(stack.sim)
+    trusted, untrusted = queue.enqueue(repo, ours), queue.enqueue(repo, fork)
+    assert stack.status(repo, trusted.head_sha, PREVIEW).state == "success"
+    status = stack.status(repo, untrusted.head_sha, PREVIEW)
+    assert status.state == "error"
+    assert status.description.startswith("Not previewed: pull requests from forks are not dry-run"), status.description
