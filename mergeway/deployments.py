@@ -53,6 +53,16 @@ class Keys:
         """Every (repository, environment) with records: a set of JSON pairs."""
         return f"{cls.PREFIX}:environments"
 
+    @classmethod
+    def forge_deployment(cls, repository: str, environment: str, commit: str) -> str:
+        """The id of the forge's own deployment (GitHub Deployment, GitLab deployment) of that record."""
+        return f"{cls.PREFIX}:forge:{repository}:{environment}:{commit}"
+
+    @classmethod
+    def forge_active(cls, repository: str, environment: str) -> str:
+        """The id of the environment's last successful forge deployment (where the forge does not retire it)."""
+        return f"{cls.PREFIX}:forge-active:{repository}:{environment}"
+
 
 class Entered(NamedTuple):
     """When a phase began (Unix seconds, UTC) and why, in a few words (``""``: nothing to add)."""
@@ -93,6 +103,13 @@ class Deployment(NamedTuple):
     #: rollout was healthy, the healthy one.
     applied_commit: str = ""
     healthy_commit: str = ""
+    #: What the environments page shows beside the phases (added later: older records read as "").
+    #: The PR's title (untrusted text: escaped where shown), where the environment deploys, and the
+    #: repository's web address as the configured forge reports it (commit and PR links start there).
+    title: str = ""
+    cluster: str = ""
+    namespace: str = ""
+    repository_url: str = ""
 
     @property
     def phase(self) -> Phase | None:
@@ -134,6 +151,7 @@ class Deployment(NamedTuple):
             failures=tuple(Failure(str(f["object"]), str(f["reason"])) for f in data.get("failures") or ()),
             applied_commit=str(data.get("applied_commit") or ""),
             healthy_commit=str(data.get("healthy_commit") or ""),
+            **{name: str(data.get(name) or "") for name in _PAGE_FIELDS},
         )
 
 
@@ -187,6 +205,18 @@ class Deployments:
         raws = self.redis.mget([Keys.record(repository, environment, c) for c in commits]) if commits else []
         return [Deployment.from_json(raw) for raw in raws if raw]
 
+    def histories(self, pairs: list[tuple[str, str]], limit: int = HISTORY) -> list[list[Deployment]]:
+        """:meth:`history` of each pair, in two round trips whatever their number (the page reads them all)."""
+        if not pairs:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for repository, environment in pairs:
+            pipe.lrange(Keys.history(repository, environment), 0, limit - 1)
+        commits = [[_text(c) for c in found] for found in pipe.execute()]
+        keys = [Keys.record(r, e, c) for (r, e), found in zip(pairs, commits, strict=True) for c in found]
+        raws = iter(self.redis.mget(keys) if keys else [])
+        return [[Deployment.from_json(raw) for raw in [next(raws) for _ in found] if raw] for found in commits]
+
     def environments(self) -> list[tuple[str, str]]:
         """Every (repository, environment) that has records, sorted."""
         pairs = (json.loads(raw) for raw in self.redis.smembers(Keys.index()))
@@ -199,6 +229,39 @@ class Deployments:
             newest = self.history(repository, environment, limit=1)
             out.extend(newest)
         return out
+
+
+class ForgeDeploymentIds:
+    """Which forge deployment shows (repository, environment, commit): one per record, whoever creates it.
+
+    Kept beside the record rather than in it: the forge is written from a background thread while
+    the deploy writes the record's phases, and a second read-modify-write of the record would race.
+    """
+
+    def __init__(self, client: redis.Redis, repository: str) -> None:
+        self.redis = client
+        self.repository = repository
+
+    def get(self, environment: str, commit: str) -> int | None:
+        raw = self.redis.get(Keys.forge_deployment(self.repository, environment, commit))
+        return int(raw) if raw else None
+
+    def claim(self, environment: str, commit: str, deployment_id: int) -> int:
+        """Remember ``deployment_id`` unless another job already did; the id that counts."""
+        key = Keys.forge_deployment(self.repository, environment, commit)
+        if self.redis.set(key, str(deployment_id), nx=True, ex=RECORD_TTL):
+            return deployment_id
+        raw = self.redis.get(key)
+        return int(raw) if raw else deployment_id
+
+    def replace_active(self, environment: str, deployment_id: int) -> int | None:
+        """Make ``deployment_id`` the environment's successful one; the one it replaces, if any."""
+        raw = self.redis.set(Keys.forge_active(self.repository, environment), str(deployment_id), get=True)
+        return int(raw) if raw else None
+
+
+#: The fields the page reads, all plain text (see :class:`Deployment`).
+_PAGE_FIELDS = ("title", "cluster", "namespace", "repository_url")
 
 
 def _text(value: bytes | str) -> str:

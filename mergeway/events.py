@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 Forge = Literal["github", "gitlab"]
 #: The slash commands Mergeway answers; :mod:`mergeway.jobs.kinds` says which job runs each.
-CommandName = Literal["rollback", "preview", "help", "allow-destructive"]
+CommandName = Literal["rollback", "preview", "help", "allow-destructive", "drift"]
 #: The same names as a tuple, in that order, for parsing and listing them.
 COMMAND_NAMES: tuple[CommandName, ...] = get_args(CommandName)
 

@@ -9,19 +9,21 @@ actually reach is decided by the operator's policy (:mod:`mergeway.policy`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from mergeway import yamlsafe
 from mergeway.freeze import FreezeError, FreezeWindow, parse_windows
+from mergeway.ignorerules import IgnoreSpec, parse_ignore
 from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze", "ignore", "url"}
 
 
 class RepoConfigError(ValueError):
@@ -48,6 +50,11 @@ class Environment:
     auto_deploy: bool = True
     #: When merges must not deploy this environment (:mod:`mergeway.freeze`), besides the operator's.
     freeze: tuple[FreezeWindow, ...] = ()
+    #: Fields Git does not decide (``ignore:``, :mod:`mergeway.ignorerules`): the engine options preview,
+    #: deploy and drift use.
+    ignore: IgnoreSpec = field(default_factory=IgnoreSpec)
+    #: Where the environment is reached (``https://…``), shown by the forge's Deployments; "" for none.
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,27 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
         freeze = parse_windows(raw.get("freeze"), f"{where}.freeze")
     except FreezeError as exc:
         raise RepoConfigError(str(exc)) from None
-    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, freeze=freeze)
+    try:
+        ignore = parse_ignore(raw.get("ignore"), where)
+    except ValueError as exc:
+        raise RepoConfigError(str(exc)) from None
+    url = _url(raw.get("url"), f"{where}.url")
+    return Environment(
+        name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, freeze=freeze, ignore=ignore, url=url
+    )
+
+
+def _url(value: Any, where: str) -> str:
+    """An environment's ``url:``: an absolute http(s) URL (the forge links to it; no other scheme is a link)."""
+    url = _str(value, where, required=False)
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in url) or len(url) > 2048:
+        raise RepoConfigError(f"{where} must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:  # shown on the forge to everyone who reads it
+        raise RepoConfigError(f"{where} must not carry a user name or password")
+    return url
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:

@@ -20,6 +20,8 @@ from mergeway.forge.base import PullRequestInfo
 from mergeway.git import CheckoutError, GitError
 from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext
+from mergeway.jobs.drift_notes import drift_notes
+from mergeway.jobs.engine_options import options_for
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, describe
 from mergeway.jobs.permissions import may_run
 from mergeway.jobs.prunes import PruneCheck
@@ -193,14 +195,19 @@ def _plan(step: EnvironmentStep, client: KubeClient, rendered: Rendered, report:
     step.admit(rendered, discovery)
     env, repo = step.env, step.repo
     applyset, legacy = applyset_for(repo, env), legacy_applyset_for(repo, env)
-    differ = Differ(client, discovery, concurrency=step.ctx.settings.dry_run_concurrency)
+    options, autoscaled = options_for(env, client, discovery, rendered.manifests)
+    differ = Differ(client, discovery, concurrency=step.ctx.settings.dry_run_concurrency, options=options)
     prunes = PruneCheck(step.ctx.policy, repo.forge, repo.full_name, env)
     plan = prunes.split(differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace))
     return replace(
         report,
         planned=planned_of(plan),
         not_pruned=tuple(prunes.lines()),
-        notes=(*report.notes, *_migration_note(client, applyset, legacy)),
+        notes=(
+            *report.notes,
+            *drift_notes(step.ctx, repo, env, plan, autoscaled),
+            *_migration_note(client, applyset, legacy),
+        ),
     )
 
 

@@ -30,7 +30,16 @@ def test_routes() -> None:
 
 
 def test_one_queue_and_task_per_job_kind() -> None:
-    assert set(QUEUES.values()) == {"preview", "deploy", "rollback", "help", "merge_group", "merge_group_cancel"}
+    assert set(QUEUES.values()) == {
+        "preview",
+        "deploy",
+        "rollback",
+        "help",
+        "drift",
+        "drift-schedule",
+        "merge_group",
+        "merge_group_cancel",
+    }
     assert len(set(TASK_NAMES.values())) == len(TASK_NAMES)
 
 

@@ -26,7 +26,13 @@ def test_every_command_runs_a_job_on_that_jobs_queue() -> None:
         assert kind in JOB_KINDS and kind in QUEUES and jobs.handler(kind).__module__ == f"mergeway.jobs.{kind}"
         started[name] = kind
     # Allowing held-back changes waits behind the environment's deploys, on the deploy queue.
-    assert started == {"rollback": "rollback", "preview": "preview", "help": "help", "allow-destructive": "deploy"}
+    assert started == {
+        "rollback": "rollback",
+        "preview": "preview",
+        "help": "help",
+        "allow-destructive": "deploy",
+        "drift": "drift",
+    }
 
 
 def test_a_task_name_reads_back_as_its_job_kind() -> None:

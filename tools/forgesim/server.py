@@ -32,6 +32,7 @@ from werkzeug.wrappers import Request, Response
 
 from tools.forgesim import recording
 from tools.forgesim.api import ApiError, ApiRequest, ApiResponse, Principal
+from tools.forgesim.deployments import GitHubDeployments, GitLabDeployments
 from tools.forgesim.github_api import GitHubAPI
 from tools.forgesim.github_reviews import ReviewsAPI, SimReview, check_review
 from tools.forgesim.gitlab_api import GitLabAPI
@@ -101,6 +102,9 @@ class ForgeSim:
         self.github = GitHubAPI(self)
         self.github_reviews = ReviewsAPI(self.github)
         self.gitlab = GitLabAPI(self)
+        #: Deployments (and GitLab's environments): see tools/forgesim/deployments.py.
+        self.github_deployments = GitHubDeployments(self.github)
+        self.gitlab_deployments = GitLabDeployments(self.gitlab)
         self._ids = itertools.count(1001)
         self._servers: dict[ForgeName, BaseWSGIServer] = {}
         self._threads: list[threading.Thread] = []
@@ -904,7 +908,14 @@ class ForgeSim:
         if recording.recording():
             query = request.query_string.decode("latin-1")
             exchange = recording.Exchange(
-                forge, request.method.upper(), path, query, answer.status_code, answer.get_data(), injected
+                forge,
+                request.method.upper(),
+                path,
+                query,
+                answer.status_code,
+                answer.get_data(),
+                injected,
+                request=request.get_data(),
             )
             recording.tap_exchange(exchange)
 
