@@ -20,7 +20,7 @@ from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "self_heal"}
 
 
 class RepoConfigError(ValueError):
@@ -45,6 +45,8 @@ class Environment:
     #: Merges into this branch deploy; empty means the repository's default branch.
     branch: str = ""
     auto_deploy: bool = True
+    #: Drift found by a check is reverted at once (the last applied commit re-applied), and the drift issue says so.
+    self_heal: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,10 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
     if not isinstance(auto, bool):
         raise RepoConfigError(f"{where}.auto_deploy must be true or false")
     branch = _str(raw.get("branch"), f"{where}.branch", required=False)
-    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto)
+    self_heal = raw.get("self_heal", False)
+    if not isinstance(self_heal, bool):
+        raise RepoConfigError(f"{where}.self_heal must be true or false")
+    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, self_heal=self_heal)
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:

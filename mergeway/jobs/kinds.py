@@ -22,10 +22,10 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, Literal, NamedTuple, get_args
 
-from mergeway.events import CommandName, CommentCommand, Event, PullRequestMerged, PullRequestUpdated
+from mergeway.events import CommandName, CommentCommand, Event, IssueCommand, PullRequestMerged, PullRequestUpdated
 
 #: The kinds Mergeway ships; a kind added with :func:`register` is any other string.
-BuiltinKind = Literal["preview", "deploy", "rollback", "help"]
+BuiltinKind = Literal["preview", "deploy", "rollback", "help", "revert-drift", "adopt-drift"]
 JobKind = str
 JOB_KINDS: Final[tuple[BuiltinKind, ...]] = get_args(BuiltinKind)
 
@@ -53,6 +53,9 @@ KINDS: dict[JobKind, JobSpec] = {
     "deploy": JobSpec("mergeway.jobs.deploy:run", "deploy_time_limit_seconds"),
     "rollback": JobSpec("mergeway.jobs.rollback:run", "preview_time_limit_seconds"),
     "help": JobSpec("mergeway.jobs.help:run", 120.0),
+    # The drift issue's commands: a revert applies under the environment's lock like a deploy.
+    "revert-drift": JobSpec("mergeway.jobs.revert_drift:run", "deploy_time_limit_seconds"),
+    "adopt-drift": JobSpec("mergeway.jobs.adopt_drift:run", "preview_time_limit_seconds"),
 }
 
 
@@ -120,7 +123,7 @@ def route(event: Event) -> JobKind | None:
         return "preview"
     if isinstance(event, PullRequestMerged):
         return "deploy"
-    if isinstance(event, CommentCommand):
+    if isinstance(event, CommentCommand | IssueCommand):
         return command_kind(event.command.name)
     return None
 

@@ -26,6 +26,15 @@ USAGE: Final[dict[CommandName, tuple[str, str]]] = {
         "let merging this pull request at that head commit prune storage, namespaces or CRDs in `staging` "
         "(needs write access; not the author)",
     ),
+    "revert-drift": (
+        "/revert-drift",
+        "on the drift issue: re-apply the commit last applied to that environment, so Git's values win "
+        "(needs write access)",
+    ),
+    "adopt-drift": (
+        "/adopt-drift",
+        "on the drift issue: open a pull request that writes the live values into the repository (needs write access)",
+    ),
     "help": ("/help", "this message"),
 }
 

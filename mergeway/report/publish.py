@@ -28,8 +28,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
-from mergeway.forge.base import CommentRef, Forge, LockFactory, StatusState
+from mergeway.drift import DriftCheck
+from mergeway.forge.base import CommentRef, Forge, IssueRef, LockFactory, StatusState
+from mergeway.redaction import redact
 from mergeway.report import allowance as allowance_texts
+from mergeway.report import drift as drift_texts
 from mergeway.report import rollback as rollback_texts
 from mergeway.report import unfinished as unfinished_texts
 from mergeway.report.deploy import DeployReport, render_deploy
@@ -175,6 +178,44 @@ class Publisher:
             log.info("preview of %s superseded by %s; not reporting", head_sha[:12], current[:12])
             return False
         return True
+
+    # -- the drift issue (one per repository and environment) ------------------------------------------
+
+    def drift_issue(self, check: DriftCheck, *, helm: bool = False, note: str = "") -> IssueRef | None:
+        """Open, edit or close ``check.environment``'s drift issue; the issue still open, if any.
+
+        Opened on the first drift, edited in place as it changes (only when its text does), closed
+        with a comment once a check finds none. A check that could not compare changes nothing but
+        a line on an open issue: absent evidence is not "no drift". Its error passes through
+        :func:`~mergeway.redaction.redact` first, like every text Mergeway shows.
+        """
+        key = drift_texts.issue_marker(check.environment)
+        guard = self.lock() if self.lock is not None else contextlib.nullcontext()
+        with guard:
+            issue = self.forge.find_issue(key)
+            if check.error:
+                if issue is not None:
+                    line = drift_texts.check_failed(check.environment, redact(check.error))
+                    if line not in issue.body:
+                        body = f"{issue.body.rstrip()}\n\n{line}\n"
+                        self.forge.edit_issue(issue.number, issue.title, body[: self.forge.comment_limit])
+                return issue
+            if not check.drifted:
+                if issue is not None:
+                    closing = drift_texts.closed_comment(check.environment, check.commit)
+                    self.forge.close_issue(issue.number, f"{note}\n\n{closing}" if note else closing)
+                return None
+            title = drift_texts.title(check.environment)
+            body = drift_texts.render_issue(check, limit=self.forge.comment_limit, helm=helm, note=note)
+            if issue is None:
+                return self.forge.open_issue(title, body)
+            if issue.body != body or issue.title != title:
+                return self.forge.edit_issue(issue.number, title, body)
+            return issue
+
+    def drift_reply(self, issue: int, text: str) -> None:
+        """A reply on the drift issue to ``/revert-drift`` or ``/adopt-drift`` (a new comment each time)."""
+        self.forge.comment_on_issue(issue, text)
 
     # -- jobs that ended without their outcome ------------------------------------------------------
 
