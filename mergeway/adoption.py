@@ -19,6 +19,8 @@ masked), and fields a file does not have the parent of.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +30,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from mergeway import yamledit
 from mergeway.drift import ObjectDrift
-from mergeway.render.paths import PathError, confine, kustomization_file
+from mergeway.render.paths import confine, kustomization_file
 from mergeway.render.plain import wanted
+
+log = logging.getLogger("mergeway.adoption")
 
 Renderer = Literal["plain", "kustomize", "helm"]
 Reason = Literal["deleted", "secret", "helm", "not-found", "field"]
@@ -124,8 +128,9 @@ def _find(
         if file not in loaded:
             try:
                 loaded[file] = yamledit.load_all(file.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError, PathError, Exception):  # unreadable: not where it lives
-                continue
+            except Exception as exc:  # ruamel's parse errors have no common base; unreadable is not where it lives
+                log.info("%s is not YAML adoption can edit: %s", file.name, type(exc).__name__)
+                loaded[file] = []
         for document in loaded[file]:
             if yamledit.matches(document, obj.kind, obj.name, obj.namespace, namespace):
                 return file, document
@@ -195,3 +200,12 @@ def _kustomize(root: Path, path: str, objects: list[ObjectDrift], result: Adopti
         result.files[(directory / name).relative_to(root.resolve()).as_posix()] = _merged_patch(directory / name, obj)
         result.adopted.append(obj.ref)
     result.files[kfile.relative_to(root.resolve()).as_posix()] = yamledit.dump_all([kustomization])
+
+
+def write(root: Path, adoption: Adoption) -> str:
+    """Write the adoption's files into checkout ``root``; a digest of them (names the bot branch)."""
+    digest = hashlib.sha256()
+    for path in sorted(adoption.files):
+        confine(root.resolve(), path, what="adopted file").write_text(adoption.files[path], encoding="utf-8")
+        digest.update(path.encode() + b"\0" + adoption.files[path].encode() + b"\0")
+    return digest.hexdigest()

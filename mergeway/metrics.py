@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -55,6 +55,13 @@ JOB_SECONDS = Histogram(
     "Wall time of a job run, by job kind and outcome.",
     ["job", "outcome"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+)
+
+DRIFT_OBJECTS = Gauge(
+    "mergeway_drift_objects",
+    "Objects drifted from the last applied commit at the last drift check, per repository and environment.",
+    ["repository", "environment"],
+    multiprocess_mode="mostrecent",
 )
 
 

@@ -113,7 +113,7 @@ def remove_field(document: Any, pointer: str) -> None:
 
 
 def matches(document: Any, kind: str, name: str, namespace: str, default_namespace: str) -> bool:
-    """Whether ``document`` is the object ``kind``/``name`` (in ``namespace``, or no namespace when that is the default)."""
+    """Whether ``document`` is ``kind``/``name`` in ``namespace`` (a document without one is in the default)."""
     if not isinstance(document, CommentedMap) or document.get("kind") != kind:
         return False
     meta = document.get("metadata")

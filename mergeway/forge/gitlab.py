@@ -320,8 +320,7 @@ class GitLabForge(base.Forge):
     def open_issues(self, author: str) -> list[IssueRef]:
         with self._api(f"list the open issues of {author}"):
             found = [
-                self._issue(i)
-                for i in self._project.issues.list(state="opened", author_username=author, iterator=True)
+                self._issue(i) for i in self._project.issues.list(state="opened", author_username=author, iterator=True)
             ]
         return sorted(found, key=lambda i: i.number)
 
@@ -343,7 +342,8 @@ class GitLabForge(base.Forge):
             data = self._project.issues.update(number, {"title": title, "description": body})
         if not isinstance(data, dict):
             raise errors.ForgeError(f"GitLab: PUT issue #{number} did not return an issue")
-        author = data.get("author") if isinstance(data.get("author"), dict) else {}
+        raw = data.get("author")
+        author: dict[str, Any] = raw if isinstance(raw, dict) else {}
         return IssueRef(
             number=number,
             title=str(data.get("title") or title),

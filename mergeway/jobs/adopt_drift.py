@@ -10,21 +10,19 @@ drift finds the same pull request.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Sequence
 
-from mergeway.adoption import Adoption, adopt
+from mergeway.adoption import Adoption, adopt, write
 from mergeway.drift import ObjectDrift
 from mergeway.events import EnvironmentEvent, Event, IssueCommand
 from mergeway.git import GitError
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.drift import check as drift_check
 from mergeway.jobs.environment import EXPECTED, EnvironmentStep
-from mergeway.jobs.revert_drift import configured, drift_environment
+from mergeway.jobs.reapply import configured, drift_environment
 from mergeway.jobs.rollback import BOT_EMAIL, BOT_NAME
-from mergeway.render.paths import confine
 from mergeway.repoconfig import Environment
 from mergeway.report import drift as texts
 
@@ -79,12 +77,7 @@ def _push(
         adoption = adopt(root, env.path, list(objects), env.namespace)
         if not adoption.files:
             return adoption, ""
-        digest = hashlib.sha256()
-        for path in sorted(adoption.files):
-            target = confine(root.resolve(), path, what="adopted file")
-            target.write_text(adoption.files[path], encoding="utf-8")
-            digest.update(path.encode() + b"\0" + adoption.files[path].encode() + b"\0")
-        branch = f"mergeway/adopt-drift-{env.name}-{digest.hexdigest()[:12]}"
+        branch = f"mergeway/adopt-drift-{env.name}-{write(root, adoption)[:12]}"
         existing = ctx.forge(repo).find_open_pull_request(branch)
         if existing is not None and existing.author.lower() == ctx.forge(repo).identity().login.lower():
             return adoption, branch

@@ -12,8 +12,8 @@ so it goes through :mod:`mergeway.report.markdown`'s helpers; Secret values arri
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mergeway.drift import DriftCheck, ObjectDrift
 from mergeway.report.markdown import code, fence, marker, sha
@@ -78,7 +78,7 @@ def render_issue(check: DriftCheck, *, limit: int, helm: bool = False, note: str
     head = [
         key,
         f"**{len(check.objects)} object(s) in `{check.environment}` differ from {sha(check.commit)}**, the commit "
-        f"last applied there (checked {when(time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(check.checked_at)))}).",
+        "last applied there.",
         "",
     ]
     if note:
@@ -96,7 +96,11 @@ def render_issue(check: DriftCheck, *, limit: int, helm: bool = False, note: str
         footer.append(
             "- `/adopt-drift` opens a pull request that writes the live values into the repository, so Git "
             "becomes the truth again; its preview shows no change."
-            + (" Deleted objects are not adopted: remove them from Git in a pull request of your own." if deleted else "")
+            + (
+                " Deleted objects are not adopted: remove them from Git in a pull request of your own."
+                if deleted
+                else ""
+            )
         )
     footer += ["", "_This issue is edited as the drift changes and closed when it is gone._", ""]
     return _fit("\n".join(head), check.objects, "\n".join(footer), limit)
@@ -187,17 +191,19 @@ _SKIPPED = {
 }
 
 
-def skipped_lines(skipped: Mapping[str, Sequence[str]]) -> list[str]:
+def skipped_lines(skipped: Mapping[Any, Sequence[str]]) -> list[str]:
     return [f"- Not adopted: {', '.join(code(r) for r in refs)}: {_SKIPPED[why]}." for why, refs in skipped.items()]
 
 
-def adopted(author: str, url: str, count: int, skipped: Mapping[str, Sequence[str]]) -> str:
+def adopted(author: str, url: str, count: int, skipped: Mapping[Any, Sequence[str]]) -> str:
     lines = [f"@{author} opened {url} to write the live values of {count} object(s) into the repository."]
     return "\n".join([*lines, *skipped_lines(skipped)])
 
 
-def none_adopted(author: str, environment: str, skipped: Mapping[str, Sequence[str]]) -> str:
-    return "\n".join([f"@{author} nothing in `{environment}` can be adopted into the repository:", *skipped_lines(skipped)])
+def none_adopted(author: str, environment: str, skipped: Mapping[Any, Sequence[str]]) -> str:
+    return "\n".join(
+        [f"@{author} nothing in `{environment}` can be adopted into the repository:", *skipped_lines(skipped)]
+    )
 
 
 def nothing_to_adopt(author: str, environment: str) -> str:
@@ -218,7 +224,7 @@ def adoption_body(
     issue: int,
     author: str,
     refs: Sequence[str],
-    skipped: Mapping[str, Sequence[str]],
+    skipped: Mapping[Any, Sequence[str]],
 ) -> str:
     lines = [
         f"@{author} asked on #{issue} to make Git say what `{environment}` runs: these objects were changed in the "
@@ -226,10 +232,12 @@ def adoption_body(
         "repository.",
         "",
         *[f"- {code(r)}" for r in refs],
-        *([""] + skipped_lines(skipped) if skipped else []),
+        *(["", *skipped_lines(skipped)] if skipped else []),
         "",
         "The preview below should show no change: merging it changes nothing in the cluster and ends the drift.",
     ]
     return "\n".join(lines)
 
 
+def adopt_failed(author: str, environment: str, why: str) -> str:
+    return f"@{author} could not adopt the drift in `{environment}`: {why}"

@@ -30,6 +30,7 @@ from typing import TypeVar
 
 from mergeway.drift import DriftCheck
 from mergeway.forge.base import CommentRef, Forge, IssueRef, LockFactory, StatusState
+from mergeway.metrics import DRIFT_OBJECTS
 from mergeway.redaction import redact
 from mergeway.report import allowance as allowance_texts
 from mergeway.report import drift as drift_texts
@@ -178,6 +179,29 @@ class Publisher:
             log.info("preview of %s superseded by %s; not reporting", head_sha[:12], current[:12])
             return False
         return True
+
+    # -- drift ----------------------------------------------------------------------------------------
+
+    def drift(self, check: DriftCheck, *, helm: bool = False) -> bool:
+        """Show one environment's drift check: the metric, a log line and the drift issue (:meth:`drift_issue`).
+
+        The issue is published like an outcome (retried, a last failure logged, never raised): the
+        check's result is already stored, and the next check publishes again. ``helm``: the
+        environment is rendered by Helm, so the issue says adopting is manual.
+        """
+        DRIFT_OBJECTS.labels(check.repository, check.environment).set(len(check.objects))
+        log.info(
+            "drift check of %s %s at %s: %s",
+            check.repository,
+            check.environment,
+            check.commit[:12],
+            check.error or f"{len(check.objects)} drifted object(s)",
+        )
+
+        def publish(found: DriftCheck) -> None:
+            self.drift_issue(found, helm=helm)
+
+        return self._outcome(f"the drift issue of {check.environment}", publish, check)
 
     # -- the drift issue (one per repository and environment) ------------------------------------------
 

@@ -48,7 +48,7 @@ IGNORED = {
     "push": "push",
     "merge-group-checks-requested": "merge_group",
 }
-QUEUES = ("preview", "deploy", "rollback", "help")
+QUEUES = ("preview", "deploy", "rollback", "help", "revert-drift", "adopt-drift")
 # Derandomized: the same examples on every run (no flaky CI), varied across kinds by the schemas.
 # No shrinking: payloads are tens of kilobytes and shrinking one takes minutes; the failing example
 # is reported as generated.

@@ -52,7 +52,7 @@ print(json.dumps({
         env={"PATH": "/usr/bin:/bin", "TEST_TICK_INTERVAL": "2"},
     )
     found = json.loads(out.stdout.splitlines()[-1])
-    assert found["queues"] == ["deploy", "help", "preview", "rollback", "tick"]
+    assert found["queues"] == ["adopt-drift", "deploy", "help", "preview", "revert-drift", "rollback", "tick"]
     assert found["route"] == {"queue": "tick"}
     assert found["limits"] == {"time_limit": 60.0, "soft_time_limit": 30.0}
     assert found["task"] == "mergeway.tick" and found["registered"]

@@ -15,7 +15,19 @@ JOBS = ROOT / "mergeway" / "jobs"
 PUBLISHER = ROOT / "mergeway" / "report" / "publish.py"
 #: The forge's methods that write what people see on a pull request or a commit.
 FORGE_OUTPUTS = frozenset(
-    {"upsert_comment", "create_comment", "edit_comment", "delete_comment", "set_status", "add_reaction"}
+    {
+        "upsert_comment",
+        "create_comment",
+        "edit_comment",
+        "delete_comment",
+        "set_status",
+        "add_reaction",
+        # the drift issue
+        "open_issue",
+        "edit_issue",
+        "close_issue",
+        "comment_on_issue",
+    }
 )
 #: Calls whose text is for developers and operators, never shown on a pull request.
 LOG_METHODS = frozenset({"debug", "info", "warning", "error", "exception", "critical", "log"})

@@ -133,7 +133,9 @@ class GitHubIssuesAPI:
         repo = self.api._repo(req)
         state, creator = req.args.get("state", "open"), req.args.get("creator", "")
         with self.sim.lock:
-            issues: list[Any] = [i for (f, full, _), i in self.sim.issues.items() if (f, full) == ("github", repo.full_name)]
+            issues: list[Any] = [
+                i for (f, full, _), i in self.sim.issues.items() if (f, full) == ("github", repo.full_name)
+            ]
             issues += self.sim._prs_of(repo)
         if state in ("open", "closed"):
             issues = [i for i in issues if (i.state == "open") == (state == "open")]
@@ -427,7 +429,9 @@ class GitLabIssuesAPI:
         repo = self.api._project(req)
         issue = self._issue(repo, req.match["iid"])
         with self.sim.lock:
-            notes = [c for c in self.sim.comments.values() if c.repo is repo and c.on_issue and c.number == issue.number]
+            notes = [
+                c for c in self.sim.comments.values() if c.repo is repo and c.on_issue and c.number == issue.number
+            ]
         notes.sort(key=lambda c: (c.created_at, c.id), reverse=req.args.get("sort", "desc") == "desc")
         page = paginate(req, notes, default_per_page=20, gitlab_headers=True)
         page.body = [self.note_json(n, issue, req.web_base) for n in page.body]

@@ -35,6 +35,7 @@ from tools.forgesim.api import ApiError, ApiRequest, ApiResponse, Principal
 from tools.forgesim.github_api import GitHubAPI
 from tools.forgesim.github_reviews import ReviewsAPI, SimReview, check_review
 from tools.forgesim.gitlab_api import GitLabAPI
+from tools.forgesim.gitrepos import SIM_AUTHOR, Author, BareRepo, Files, run_http_backend
 from tools.forgesim.issues import (
     GitHubIssuesAPI,
     GitLabIssuesAPI,
@@ -43,7 +44,6 @@ from tools.forgesim.issues import (
     core_open_issue,
     set_state,
 )
-from tools.forgesim.gitrepos import SIM_AUTHOR, Author, BareRepo, Files, run_http_backend
 from tools.forgesim.state import (
     GITHUB_LEVELS,
     GITLAB_LEVELS,
