@@ -105,8 +105,9 @@ def _plain_files(root: Path, path: str) -> list[Path]:
 
 def _plain(root: Path, path: str, objects: list[ObjectDrift], namespace: str, result: Adoption) -> None:
     texts: dict[Path, list[Any]] = {}
+    originals: dict[Path, str] = {}
     for obj in objects:
-        spot = _find(root, path, obj, namespace, texts)
+        spot = _find(root, path, obj, namespace, texts, originals)
         if spot is None:
             result.skip("not-found", obj.ref)
             continue
@@ -115,19 +116,25 @@ def _plain(root: Path, path: str, objects: list[ObjectDrift], namespace: str, re
             _apply(document, obj)
         except yamledit.EditError:
             result.skip("field", obj.ref)
-            texts.pop(file)  # re-read: a partly applied object must not be written
+            # Start again from what is written so far: a partly applied object must not be written.
+            texts[file] = yamledit.load_all(result.files.get(_relative(root, file), originals[file]))
             continue
-        result.files[file.relative_to(root.resolve()).as_posix()] = yamledit.dump_all(texts[file])
+        result.files[_relative(root, file)] = yamledit.dump_all(texts[file], originals[file])
         result.adopted.append(obj.ref)
 
 
+def _relative(root: Path, file: Path) -> str:
+    return file.relative_to(root.resolve()).as_posix()
+
+
 def _find(
-    root: Path, path: str, obj: ObjectDrift, namespace: str, loaded: dict[Path, list[Any]]
+    root: Path, path: str, obj: ObjectDrift, namespace: str, loaded: dict[Path, list[Any]], originals: dict[Path, str]
 ) -> tuple[Path, Any] | None:
     for file in _plain_files(root, path):
         if file not in loaded:
             try:
-                loaded[file] = yamledit.load_all(file.read_text(encoding="utf-8"))
+                originals[file] = file.read_text(encoding="utf-8")
+                loaded[file] = yamledit.load_all(originals[file])
             except Exception as exc:  # ruamel's parse errors have no common base; unreadable is not where it lives
                 log.info("%s is not YAML adoption can edit: %s", file.name, type(exc).__name__)
                 loaded[file] = []
@@ -183,7 +190,8 @@ def _kustomize(root: Path, path: str, objects: list[ObjectDrift], result: Adopti
         for obj in objects:
             result.skip("not-found", obj.ref)
         return
-    [kustomization] = yamledit.load_all(kfile.read_text(encoding="utf-8"))
+    original = kfile.read_text(encoding="utf-8")
+    [kustomization] = yamledit.load_all(original)
     patches = kustomization.get("patches")
     if not isinstance(patches, CommentedSeq):
         patches = CommentedSeq()
@@ -199,7 +207,7 @@ def _kustomize(root: Path, path: str, objects: list[ObjectDrift], result: Adopti
             patches.append(entry)
         result.files[(directory / name).relative_to(root.resolve()).as_posix()] = _merged_patch(directory / name, obj)
         result.adopted.append(obj.ref)
-    result.files[kfile.relative_to(root.resolve()).as_posix()] = yamledit.dump_all([kustomization])
+    result.files[kfile.relative_to(root.resolve()).as_posix()] = yamledit.dump_all([kustomization], original)
 
 
 def write(root: Path, adoption: Adoption) -> str:

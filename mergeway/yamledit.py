@@ -14,6 +14,8 @@ right when Git lists the items in another order than the server.
 from __future__ import annotations
 
 import io
+import itertools
+import re
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -24,10 +26,38 @@ class EditError(ValueError):
     """A field cannot be set where the pointer says (a missing parent, a scalar in the way)."""
 
 
-def _yaml() -> YAML:
+_KEY_LINE = re.compile(r"^( *)[^\s#-][^#]*:\s*(#.*)?$")
+_ITEM_LINE = re.compile(r"^( *)- ")
+_NESTED_LINE = re.compile(r"^( *)[^\s#-]")
+
+
+def indentation(text: str) -> tuple[int, int]:
+    """``(mapping indent, dash offset)`` the file was written with (``(2, 0)`` when it does not say).
+
+    ruamel keeps comments and quoting but writes every level with one indentation; read the file's
+    own so that lines nobody changed are not re-indented (``- name`` under ``containers:`` at the
+    key's column or two further in are both common).
+    """
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    mapping, offset = 0, -1
+    for above, line in itertools.pairwise(lines):
+        key = _KEY_LINE.match(above)
+        if key is None:
+            continue
+        item, nested = _ITEM_LINE.match(line), _NESTED_LINE.match(line)
+        if item and offset < 0 and len(item.group(1)) >= len(key.group(1)):
+            offset = len(item.group(1)) - len(key.group(1))
+        elif nested and not mapping and len(nested.group(1)) > len(key.group(1)):
+            mapping = len(nested.group(1)) - len(key.group(1))
+    return mapping or 2, max(offset, 0)
+
+
+def _yaml(like: str = "") -> YAML:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap long lines someone wrote on one line
+    mapping, offset = indentation(like)
+    yaml.indent(mapping=mapping, sequence=offset + 2, offset=offset)
     return yaml
 
 
@@ -45,9 +75,10 @@ def load_all(text: str) -> list[Any]:
     return list(_yaml().load_all(text))
 
 
-def dump_all(documents: list[Any]) -> str:
+def dump_all(documents: list[Any], like: str = "") -> str:
+    """The documents as YAML, indented the way ``like`` (the file's original text) is."""
     out = io.StringIO()
-    _yaml().dump_all(documents, out)
+    _yaml(like).dump_all(documents, out)
     return out.getvalue()
 
 
