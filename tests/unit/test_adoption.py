@@ -80,13 +80,18 @@ def test_plain_yaml_changes_only_the_drifted_lines(tmp_path: Path) -> None:
 
 
 def test_an_object_that_cannot_be_adopted_keeps_the_others_of_its_file(tmp_path: Path) -> None:
-    root = tree(tmp_path, {"deploy/app.yaml": DEPLOY})
+    third = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flags\ndata:\n  beta: 'off'\n"
+    root = tree(tmp_path, {"deploy/app.yaml": DEPLOY + third})
     scaled = drift("Deployment", "web", ("/spec/replicas", "5", "3"))
     half = drift("ConfigMap", "web-config", ("/data/colour", "red", "blue"), ("/data/nested/deep", "1", ""))
-    result = adopt(root, "deploy", [scaled, half], "shop")
-    assert result.adopted == ["Deployment/web"] and result.skipped == {"field": ["ConfigMap/web-config"]}
+    flags = drift("ConfigMap", "flags", ("/data/beta", "'on'", "'off'"))
+    result = adopt(root, "deploy", [scaled, half, flags], "shop")
+    assert result.adopted == ["Deployment/web", "ConfigMap/flags"]
+    assert result.skipped == {"field": ["ConfigMap/web-config"]}
     docs = list(yaml.safe_load_all(result.files["deploy/app.yaml"]))
-    assert docs[0]["spec"]["replicas"] == 5 and docs[1]["data"] == {"colour": "blue"}
+    assert (
+        docs[0]["spec"]["replicas"] == 5 and docs[1]["data"] == {"colour": "blue"} and docs[2]["data"] == {"beta": "on"}
+    )
 
 
 def test_a_field_gone_live_is_removed(tmp_path: Path) -> None:
