@@ -309,6 +309,8 @@ class Settings:
     )
     #: How long a scheduler replica's lock outlives it: a standby takes over about this long after it died.
     beat_lock_seconds: float = field(default=30.0, metadata=_var("MERGEWAY_BEAT_LOCK_SECONDS", minimum=5))
+    #: Seconds between two drift checks of each deployed environment (0: no scheduled checks; ``/drift`` still works).
+    drift_interval_seconds: float = field(default=600.0, metadata=_var("MERGEWAY_DRIFT_INTERVAL_SECONDS", minimum=0))
     kube_retry_seconds: float = field(default=60.0, metadata=_var("MERGEWAY_KUBE_RETRY_SECONDS"))
     max_objects: int = field(default=DEFAULT_LIMITS.max_objects, metadata=_var("MERGEWAY_MAX_OBJECTS", minimum=1))
     max_rendered_bytes: int = field(

@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 
 Forge = Literal["github", "gitlab"]
 #: The slash commands Mergeway answers; :mod:`mergeway.jobs.kinds` says which job runs each.
-CommandName = Literal["rollback", "preview", "help", "allow-destructive", "revert-drift", "adopt-drift"]
+CommandName = Literal["rollback", "preview", "help", "allow-destructive", "drift", "revert-drift", "adopt-drift"]
 #: The same names as a tuple, in that order, for parsing and listing them.
 COMMAND_NAMES: tuple[CommandName, ...] = get_args(CommandName)
 #: The commands answered on an issue (the drift issue), never on a pull request; every other

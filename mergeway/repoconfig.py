@@ -9,18 +9,19 @@ actually reach is decided by the operator's policy (:mod:`mergeway.policy`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mergeway import yamlsafe
+from mergeway.ignorerules import IgnoreSpec, parse_ignore
 from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "self_heal"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "ignore", "self_heal"}
 
 
 class RepoConfigError(ValueError):
@@ -45,6 +46,9 @@ class Environment:
     #: Merges into this branch deploy; empty means the repository's default branch.
     branch: str = ""
     auto_deploy: bool = True
+    #: Fields Git does not decide (``ignore:``, :mod:`mergeway.ignorerules`): the engine options preview,
+    #: deploy and drift use.
+    ignore: IgnoreSpec = field(default_factory=IgnoreSpec)
     #: Drift found by a check is reverted at once (the last applied commit re-applied), and the drift issue says so.
     self_heal: bool = False
 
@@ -127,10 +131,16 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
     if not isinstance(auto, bool):
         raise RepoConfigError(f"{where}.auto_deploy must be true or false")
     branch = _str(raw.get("branch"), f"{where}.branch", required=False)
+    try:
+        ignore = parse_ignore(raw.get("ignore"), where)
+    except ValueError as exc:
+        raise RepoConfigError(str(exc)) from None
     self_heal = raw.get("self_heal", False)
     if not isinstance(self_heal, bool):
         raise RepoConfigError(f"{where}.self_heal must be true or false")
-    return Environment(name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, self_heal=self_heal)
+    return Environment(
+        name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, ignore=ignore, self_heal=self_heal
+    )
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:

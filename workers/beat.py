@@ -42,7 +42,7 @@ HEARTBEAT_SECONDS = 5.0
 MAX_LOOP_SECONDS = 1.0
 
 
-def schedule() -> dict[str, dict[str, Any]]:
+def schedule(settings: Settings | None = None) -> dict[str, dict[str, Any]]:
     """Celery's ``beat_schedule`` for the periodic kinds: a tick every ``every`` seconds on the kind's queue.
 
     A tick not taken before the next one is due expires: a periodic job that cannot keep up runs
@@ -51,11 +51,11 @@ def schedule() -> dict[str, dict[str, Any]]:
     return {
         kind: {
             "task": TASK_NAMES[kind],
-            "schedule": spec.every,
+            "schedule": seconds,
             "args": [{"job": kind}],
-            "options": {"queue": QUEUES[kind], "expires": spec.every},
+            "options": {"queue": QUEUES[kind], "expires": seconds},
         }
-        for kind, spec in periodic().items()
+        for kind, seconds in periodic(settings).items()
     }
 
 
@@ -80,11 +80,11 @@ class Scheduler(RedBeatScheduler):  # type: ignore[misc]  # redbeat and celery a
         return interval
 
 
-def configure(app: Any, redis_url: str, lock_seconds: float) -> None:
+def configure(app: Any, redis_url: str, lock_seconds: float, settings: Settings | None = None) -> None:
     """Point ``app``'s beat at RedBeat in ``redis_url`` with the periodic kinds' schedule."""
     app.conf.update(
         beat_scheduler="workers.beat:Scheduler",
-        beat_schedule=schedule(),
+        beat_schedule=schedule(settings),
         beat_max_loop_interval=MAX_LOOP_SECONDS,
         redbeat_redis_url=redis_url,
         redbeat_redis_options={},
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings)  # JSON logs through the scrubber, instead of Celery's own set-up
 
     signals.setup_logging.connect(_logging, weak=False)
-    configure(app, settings.redis_url, settings.beat_lock_seconds)
+    configure(app, settings.redis_url, settings.beat_lock_seconds, settings)
     stop = threading.Event()
     threading.Thread(target=heartbeat, args=(client, host, stop), name="beat-heartbeat", daemon=True).start()
     try:

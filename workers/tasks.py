@@ -28,7 +28,7 @@ from mergeway import jobs, metrics
 from mergeway.events import Event, Tick, from_dict
 from mergeway.forge.identity import IdentityError
 from mergeway.jobs.context import JobContext, default_context
-from mergeway.jobs.kinds import JOB_KINDS, KINDS, TASK_NAMES, JobKind, kind_of_task
+from mergeway.jobs.kinds import KINDS, TASK_NAMES, JobKind, kind_of_task, scheduled
 from mergeway.logs import log_context
 from mergeway.report import unfinished as texts
 from mergeway.report.publish import Publisher
@@ -174,7 +174,7 @@ def run_tick(kind: JobKind, job_id: str | None, data: Any) -> None:
 
 def _register(kind: JobKind) -> Any:
     """The Celery task of ``kind``: a periodic kind runs ticks, every other kind events."""
-    body = run_tick if KINDS[kind].every > 0 else run_job
+    body = run_tick if scheduled(kind) else run_job
 
     def task(self: Task, data: dict[str, Any]) -> None:
         body(kind, self.request.id, data)
@@ -185,4 +185,4 @@ def _register(kind: JobKind) -> Any:
 
 #: One task per job kind in the table (:data:`mergeway.jobs.kinds.KINDS`), by kind.
 TASKS: dict[JobKind, Any] = {kind: _register(kind) for kind in KINDS}
-preview, deploy, rollback, help_ = (TASKS[kind] for kind in JOB_KINDS[:4])
+preview, deploy, rollback, help_ = (TASKS[kind] for kind in ("preview", "deploy", "rollback", "help"))

@@ -36,18 +36,18 @@ def run(event: Event, ctx: JobContext) -> str:
     forge, out = ctx.forge(event.repo), ctx.publisher(event)
     environment = drift_environment(forge, event.issue)
     if environment is None:
-        out.drift_reply(event.issue, texts.not_drift_issue(event.author, event.command.name))
+        out.issue_reply(event.issue, texts.not_drift_issue(event.author, event.command.name))
         return ""
     if not forge.get_permission(event.author).can_write:
-        out.drift_reply(event.issue, texts.refused(event.author, event.command.name))
+        out.issue_reply(event.issue, texts.refused(event.author, event.command.name))
         return ""
     repo = event.repo
     found = drift_check(EnvironmentEvent(event.delivery_id, repo, environment, reason="adopt-drift"), ctx)
     if found.error:
-        out.drift_reply(event.issue, texts.adopt_failed(event.author, environment, found.error))
+        out.issue_reply(event.issue, texts.adopt_failed(event.author, environment, found.error))
         return ""
     if not found.drifted:
-        out.drift_reply(event.issue, texts.nothing_to_adopt(event.author, environment))
+        out.issue_reply(event.issue, texts.nothing_to_adopt(event.author, environment))
         return ""
     try:
         base = ctx.git.branch_head(repo, repo.default_branch)
@@ -57,14 +57,14 @@ def run(event: Event, ctx: JobContext) -> str:
         adoption, branch = _push(ctx, event, env, head, found.objects)
     except EXPECTED as exc:
         why = EnvironmentStep(ctx, repo, Environment(environment, "", ""), "deploy").stopped(exc)
-        out.drift_reply(event.issue, texts.adopt_failed(event.author, environment, why))
+        out.issue_reply(event.issue, texts.adopt_failed(event.author, environment, why))
         return ""
     if not adoption.files:
-        out.drift_reply(event.issue, texts.none_adopted(event.author, environment, adoption.skipped))
+        out.issue_reply(event.issue, texts.none_adopted(event.author, environment, adoption.skipped))
         return ""
     body = texts.adoption_body(environment, found.commit, event.issue, event.author, adoption.adopted, adoption.skipped)
     opened = forge.open_pull_request(branch, branch_name, texts.adoption_title(environment), body)
-    out.drift_reply(event.issue, texts.adopted(event.author, opened.url, len(adoption.adopted), adoption.skipped))
+    out.issue_reply(event.issue, texts.adopted(event.author, opened.url, len(adoption.adopted), adoption.skipped))
     return opened.url
 
 

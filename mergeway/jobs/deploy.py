@@ -36,6 +36,7 @@ from mergeway.git import GitError
 from mergeway.jobs import allowance
 from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext
+from mergeway.jobs.engine_options import options_for
 from mergeway.jobs.environment import CONFIG_ENV, EXPECTED, READ_ERRORS, EnvironmentStep, Refused, describe
 from mergeway.jobs.locks import LockUnavailable
 from mergeway.jobs.prunes import PruneCheck
@@ -126,11 +127,13 @@ def _deploy_environment(
             step.env = _configured(ctx, root, step.env.name, head)
             step.check_policy()  # the config at the head may differ from the one merged
             rendered = step.render(root, client)
-            step.admit(rendered, Discovery(client))
+            discovery = Discovery(client)
+            step.admit(rendered, discovery)
+            options, _ = options_for(step.env, client, discovery, rendered.manifests)
             reporter.progress(dataclasses.replace(report, state="applying", error=""))
             prunes = PruneCheck(ctx.policy, repo.forge, repo.full_name, step.env)
             reporter.record.phase(step.env.name, merge_sha, "applying", applied_commit=head)
-            result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
+            result = Applier(client, concurrency=ctx.settings.dry_run_concurrency, options=options).deploy(
                 rendered.manifests,
                 applyset=applyset,
                 default_namespace=step.env.namespace,

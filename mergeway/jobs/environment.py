@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from mergeway.events import Repository
 from mergeway.git import CheckoutError, GitError
@@ -59,7 +59,12 @@ def describe(exc: Exception, verb: str, env: Environment | None = None) -> str:
 
 
 class Report(Protocol):
-    error: str
+    """An immutable report (a frozen dataclass) with the sentence of an expected failure."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    @property
+    def error(self) -> str: ...
 
 
 R = TypeVar("R", bound=Report)
@@ -77,12 +82,11 @@ class EnvironmentStep:
     verb: str
 
     def run(self, report: R, body: Callable[[], R]) -> R:
-        """``body()``, or ``report`` saying why when it fails as expected (see :data:`EXPECTED`)."""
+        """``body()``, or a copy of ``report`` saying why when it fails as expected (see :data:`EXPECTED`)."""
         try:
             return body()
         except EXPECTED as exc:
-            report.error = self.stopped(exc)
-            return report
+            return replace(report, error=self.stopped(exc))
 
     def stopped(self, exc: Exception) -> str:
         """What the pull request is told about an expected failure (see :data:`EXPECTED`); logged for operators."""

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, NamedTuple, get_args
 from mergeway.events import CommandName, CommentCommand, Event, IssueCommand, PullRequestMerged, PullRequestUpdated
 
 #: The kinds Mergeway ships; a kind added with :func:`register` is any other string.
-BuiltinKind = Literal["preview", "deploy", "rollback", "help", "revert-drift", "adopt-drift"]
+BuiltinKind = Literal["preview", "deploy", "rollback", "help", "drift", "revert-drift", "adopt-drift"]
 JobKind = str
 JOB_KINDS: Final[tuple[BuiltinKind, ...]] = get_args(BuiltinKind)
 
@@ -43,8 +43,9 @@ class JobSpec(NamedTuple):
     time_limit: str | float
     #: The Celery queue (and Redis list); empty: the kind's own name.
     queue: str = ""
-    #: Seconds between two runs started by the scheduler (``mergeway-beat``); 0: started by events only.
-    every: float = 0.0
+    #: Seconds between two runs started by the scheduler (``mergeway-beat``), or a
+    #: :class:`mergeway.config.Settings` attribute holding them; 0: started by events only.
+    every: str | float = 0.0
 
 
 #: The table. Built-in kinds first; :func:`register` adds more.
@@ -53,6 +54,9 @@ KINDS: dict[JobKind, JobSpec] = {
     "deploy": JobSpec("mergeway.jobs.deploy:run", "deploy_time_limit_seconds"),
     "rollback": JobSpec("mergeway.jobs.rollback:run", "preview_time_limit_seconds"),
     "help": JobSpec("mergeway.jobs.help:run", 120.0),
+    # Drift: one job per environment (scheduled, or ``/drift``), started by a periodic kind per interval.
+    "drift": JobSpec("mergeway.jobs.drift:run", "preview_time_limit_seconds"),
+    "drift-schedule": JobSpec("mergeway.jobs.drift:schedule", 120.0, every="drift_interval_seconds"),
     # The drift issue's commands: a revert applies under the environment's lock like a deploy.
     "revert-drift": JobSpec("mergeway.jobs.revert_drift:run", "deploy_time_limit_seconds"),
     "adopt-drift": JobSpec("mergeway.jobs.adopt_drift:run", "preview_time_limit_seconds"),
@@ -97,9 +101,30 @@ TASK_NAMES: Final[Mapping[JobKind, str]] = _View(task_name)
 QUEUES: Final[Mapping[JobKind, str]] = _View(queue_of)
 
 
-def periodic() -> dict[JobKind, JobSpec]:
-    """The kinds the scheduler starts, with their specs."""
-    return {kind: spec for kind, spec in KINDS.items() if spec.every > 0}
+def every(kind: JobKind, settings: Any = None) -> float:
+    """Seconds between scheduled runs of ``kind``, read from ``settings`` when the table names a setting.
+
+    Without ``settings``, a named setting's default (the class attribute) is used.
+    """
+    value = KINDS[kind].every
+    if isinstance(value, str):
+        if settings is None:
+            from mergeway.config import Settings  # a leaf, imported only for a kind that names a setting
+
+            settings = Settings
+        return float(getattr(settings, value))
+    return float(value)
+
+
+def scheduled(kind: JobKind) -> bool:
+    """Whether ``kind`` is a periodic kind (its Celery task runs ticks), whatever its interval now."""
+    return bool(KINDS[kind].every)
+
+
+def periodic(settings: Any = None) -> dict[JobKind, float]:
+    """The kinds the scheduler starts, with their intervals (a kind whose interval is 0 now is off)."""
+    intervals = {kind: every(kind, settings) for kind in KINDS if scheduled(kind)}
+    return {kind: seconds for kind, seconds in intervals.items() if seconds > 0}
 
 
 def time_limit(kind: JobKind, settings: Any) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
@@ -19,6 +19,8 @@ from mergeway.forge.base import PullRequestInfo
 from mergeway.git import CheckoutError, GitError
 from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext
+from mergeway.jobs.drift_notes import drift_notes
+from mergeway.jobs.engine_options import options_for
 from mergeway.jobs.environment import CONFIG_ENV, READ_ERRORS, EnvironmentStep, describe
 from mergeway.jobs.permissions import may_run
 from mergeway.jobs.prunes import PruneCheck
@@ -26,18 +28,20 @@ from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
 from mergeway.kube.discovery import Discovery
+from mergeway.render import Rendered
 from mergeway.repoconfig import Environment, RepoConfig
 from mergeway.report import preview as texts
+from mergeway.report.planned import planned_of
 from mergeway.report.preview import PreviewReport, merge_footer, on_merge
 from mergeway.report.publish import Publisher
 
 log = logging.getLogger("mergeway.jobs.preview")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreviewOutcome:
     head_sha: str
-    reports: list[PreviewReport]
+    reports: tuple[PreviewReport, ...]
 
 
 def run(event: Event, ctx: JobContext) -> PreviewOutcome:
@@ -49,7 +53,7 @@ def run(event: Event, ctx: JobContext) -> PreviewOutcome:
     if isinstance(event, CommentCommand):
         out.seen(event.comment_id)
         if not may_run(forge, event, out):
-            return PreviewOutcome("", [])
+            return PreviewOutcome("", ())
     pr = forge.get_pull_request(number)
     if isinstance(event, PullRequestUpdated) and pr.head_sha != event.pr.head_sha:
         log.info("previewing %s, the current head, instead of %s", pr.head_sha[:12], event.pr.head_sha[:12])
@@ -61,9 +65,9 @@ def run(event: Event, ctx: JobContext) -> PreviewOutcome:
         except READ_ERRORS as exc:
             report = PreviewReport(CONFIG_ENV, pr.head_sha, error=describe(exc, "preview"))
             out.preview(report)
-            return PreviewOutcome(pr.head_sha, [report])
+            return PreviewOutcome(pr.head_sha, (report,))
         reports = _preview_environments(ctx, out, event, pr, root, config, rendered_from)
-    return PreviewOutcome(pr.head_sha, reports)
+    return PreviewOutcome(pr.head_sha, tuple(reports))
 
 
 def _preview_environments(
@@ -82,9 +86,7 @@ def _preview_environments(
     reports = []
     links: dict[str, str] = {}
     for env in envs:
-        report = _preview_environment(ctx, event, pr, env, root)
-        _describe_merge(report, event, pr, env)
-        report.rendered_from = rendered_from
+        report = _preview_environment(ctx, event, pr, env, root, rendered_from)
         reports.append(report)
         links[env.name] = out.preview(report)
     if len(config.environments) > 1 and links:
@@ -98,10 +100,10 @@ def _preview_environments(
     return reports
 
 
-def _describe_merge(report: PreviewReport, event: Event, pr: PullRequestInfo, env: Environment) -> None:
-    """What merging does to ``env``: the comment's footer and the summary's few words."""
+def _describe_merge(report: PreviewReport, event: Event, pr: PullRequestInfo, env: Environment) -> PreviewReport:
+    """``report`` with what merging does to ``env``: the comment's footer and the summary's few words."""
     deploy_branch = env.branch or event.repo.default_branch
-    report.footer = merge_footer(
+    footer = merge_footer(
         env=env.name,
         base_ref=pr.base_ref,
         deploy_branch=deploy_branch,
@@ -110,9 +112,8 @@ def _describe_merge(report: PreviewReport, event: Event, pr: PullRequestInfo, en
         namespace=env.namespace,
         applyset=applyset_for(event.repo, env).name,
     )
-    report.on_merge = on_merge(
-        env=env.name, base_ref=pr.base_ref, deploy_branch=deploy_branch, auto_deploy=env.auto_deploy
-    )[0]
+    words = on_merge(env=env.name, base_ref=pr.base_ref, deploy_branch=deploy_branch, auto_deploy=env.auto_deploy)
+    return replace(report, footer=tuple(footer), on_merge=words[0])
 
 
 def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: Path) -> str:
@@ -143,10 +144,17 @@ def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: P
 
 
 def _preview_environment(
-    ctx: JobContext, event: Event, pr: PullRequestInfo, env: Environment, root: Path
+    ctx: JobContext, event: Event, pr: PullRequestInfo, env: Environment, root: Path, rendered_from: str
 ) -> PreviewReport:
-    """Dry-run ``env`` at ``root``; every expected failure ends in the report."""
-    report = PreviewReport(env.name, pr.head_sha, namespace=env.namespace, cluster=env.cluster)
+    """Dry-run ``env`` at ``root``; every expected failure ends in the report.
+
+    The report is built whole: what is known before the dry run (where, what merging does), then a
+    new one per step that adds to it, so a failure keeps what the steps before it found.
+    """
+    report = PreviewReport(
+        env.name, pr.head_sha, namespace=env.namespace, cluster=env.cluster, rendered_from=rendered_from
+    )
+    report = _describe_merge(report, event, pr, env)
     step = EnvironmentStep(ctx, event.repo, env, "preview")
     return step.run(report, lambda: _dry_run(step, pr, root, report))
 
@@ -154,22 +162,34 @@ def _preview_environment(
 def _dry_run(step: EnvironmentStep, pr: PullRequestInfo, root: Path, report: PreviewReport) -> PreviewReport:
     step.check_policy()
     if pr.is_fork and not step.ctx.settings.allow_fork_previews:
-        report.skipped = texts.FORK_SKIPPED
-        report.notes.append(texts.FORK_NOTE)
-        return report
+        return replace(report, skipped=texts.FORK_SKIPPED, notes=(*report.notes, texts.FORK_NOTE))
     client = step.client()
     rendered = step.render(root, client)
-    report.renderer, report.warnings = rendered.renderer, rendered.warnings
+    # A failure from here on still says what rendered the manifests.
+    report = replace(report, renderer=rendered.renderer, warnings=tuple(rendered.warnings))
+    return step.run(report, lambda: _plan(step, client, rendered, report))
+
+
+def _plan(step: EnvironmentStep, client: KubeClient, rendered: Rendered, report: PreviewReport) -> PreviewReport:
+    """Admit the rendered objects, dry-run them and read the engine's plan once into the report."""
     discovery = Discovery(client)
     step.admit(rendered, discovery)
     env, repo = step.env, step.repo
     applyset, legacy = applyset_for(repo, env), legacy_applyset_for(repo, env)
-    differ = Differ(client, discovery, concurrency=step.ctx.settings.dry_run_concurrency)
+    options, autoscaled = options_for(env, client, discovery, rendered.manifests)
+    differ = Differ(client, discovery, concurrency=step.ctx.settings.dry_run_concurrency, options=options)
     prunes = PruneCheck(step.ctx.policy, repo.forge, repo.full_name, env)
-    report.plan = prunes.split(differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace))
-    report.not_pruned = prunes.lines()
-    report.notes.extend(_migration_note(client, applyset, legacy))
-    return report
+    plan = prunes.split(differ.plan_for(rendered.manifests, applyset, default_namespace=env.namespace))
+    return replace(
+        report,
+        planned=planned_of(plan),
+        not_pruned=tuple(prunes.lines()),
+        notes=(
+            *report.notes,
+            *drift_notes(step.ctx, repo, env, plan, autoscaled),
+            *_migration_note(client, applyset, legacy),
+        ),
+    )
 
 
 def _migration_note(client: KubeClient, applyset: ApplySet, legacy: ApplySet) -> list[str]:

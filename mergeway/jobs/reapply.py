@@ -18,6 +18,7 @@ import logging
 import re
 from collections.abc import Callable
 
+from mergeway.adoption import renderer_of
 from mergeway.drift import DriftCheck, DriftStore
 from mergeway.events import EnvironmentEvent, Repository
 from mergeway.forge.base import Forge
@@ -27,6 +28,7 @@ from mergeway.jobs.environment import EXPECTED, EnvironmentStep, Refused
 from mergeway.jobs.locks import LockUnavailable
 from mergeway.kube.apply import Applier
 from mergeway.kube.discovery import Discovery
+from mergeway.render.paths import PathError
 from mergeway.repoconfig import Environment
 from mergeway.report import drift as texts
 from mergeway.report import failures as failure_texts
@@ -133,3 +135,12 @@ def environment_at(ctx: JobContext, repo: Repository, name: str, commit: str) ->
         return configured(ctx, repo, name, commit or ctx.git.branch_head(repo, repo.default_branch))
     except EXPECTED:
         return None
+
+
+def rendered_by_helm(ctx: JobContext, repo: Repository, env: Environment, commit: str) -> bool:
+    """Whether ``env`` is a Helm chart at ``commit`` (the drift issue then says adopting is manual)."""
+    try:
+        with ctx.checkout(repo, commit or ctx.git.branch_head(repo, repo.default_branch), None) as root:
+            return renderer_of(root, env.path) == "helm"
+    except (*EXPECTED, PathError):
+        return False

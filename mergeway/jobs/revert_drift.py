@@ -22,16 +22,16 @@ def run(event: Event, ctx: JobContext) -> str:
     forge, out = ctx.forge(event.repo), ctx.publisher(event)
     environment = drift_environment(forge, event.issue)
     if environment is None:
-        out.drift_reply(event.issue, texts.not_drift_issue(event.author, event.command.name))
+        out.issue_reply(event.issue, texts.not_drift_issue(event.author, event.command.name))
         return ""
     if not forge.get_permission(event.author).can_write:
-        out.drift_reply(event.issue, texts.refused(event.author, event.command.name))
+        out.issue_reply(event.issue, texts.refused(event.author, event.command.name))
         return ""
     commit, error = reapply(ctx, event.repo, environment)
     if error:
-        out.drift_reply(event.issue, texts.revert_failed(event.author, environment, error))
+        out.issue_reply(event.issue, texts.revert_failed(event.author, environment, error))
         return ""
     again = EnvironmentEvent(event.delivery_id, event.repo, environment, reason="revert-drift")
     after = recheck(ctx, again, check)
-    out.drift_reply(event.issue, texts.reverted(event.author, environment, commit, len(after.objects)))
+    out.issue_reply(event.issue, texts.reverted(event.author, environment, commit, len(after.objects)))
     return commit

@@ -12,18 +12,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Any, NamedTuple
 
-#: What identifies an object: a rule may never remove these (the request would go to another object).
-_PROTECTED = {("apiVersion",), ("kind",), ("metadata",), ("metadata", "name"), ("metadata", "namespace")}
-
-
-def parse_pointer(pointer: str) -> tuple[str, ...]:
-    """The reference tokens of a JSON pointer (RFC 6901).
-
-    ``/metadata/annotations/a~1b`` → ``("metadata", "annotations", "a/b")``.
-    """
-    if not pointer.startswith("/"):
-        raise ValueError(f"{pointer!r} is not a JSON pointer (it must start with '/')")
-    return tuple(token.replace("~1", "/").replace("~0", "~") for token in pointer[1:].split("/"))
+from mergeway.pointers import ignorable
 
 
 class IgnoreRule:
@@ -39,9 +28,7 @@ class IgnoreRule:
     def __init__(
         self, pointer: str, *, kind: str = "", group: str | None = None, name: str = "", namespace: str = ""
     ) -> None:
-        tokens = parse_pointer(pointer)
-        if tokens == ("",) or tokens in _PROTECTED:
-            raise ValueError(f"{pointer!r} names what identifies an object, which cannot be ignored")
+        tokens = ignorable(pointer)
         self.pointer, self.kind, self.group, self.name, self.namespace = pointer, kind, group, name, namespace
         self.tokens = tokens
 

@@ -121,6 +121,11 @@ def yield_to_managers(desired: dict[str, Any], live: dict[str, Any] | None, mana
     return with_hash({**out, "metadata": metadata})
 
 
+def sets_owned_field(desired: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """Whether ``desired`` sets a field that ``fields`` (one manager's ``fieldsV1`` tree) owns."""
+    return _without_owned(desired, fields) is not desired
+
+
 def _children(node: Any) -> dict[str, Any]:
     return {k: v for k, v in node.items() if k != "."} if isinstance(node, dict) else {}
 

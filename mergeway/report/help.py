@@ -26,6 +26,11 @@ USAGE: Final[dict[CommandName, tuple[str, str]]] = {
         "let merging this pull request at that head commit prune storage, namespaces or CRDs in `staging` "
         "(needs write access; not the author)",
     ),
+    "drift": (
+        "/drift",
+        "compare the cluster with the commit last applied and say what drifted, by whom "
+        "(`/drift staging` for one; needs write access)",
+    ),
     "revert-drift": (
         "/revert-drift",
         "on the drift issue: re-apply the commit last applied to that environment, so Git's values win "

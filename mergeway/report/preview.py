@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mergeway.kube.changeset import ObjectDiff, Plan
-from mergeway.kube.diff import leaf_paths
 from mergeway.report.markdown import ALLOW_LABEL, clip_body, code, sha
 from mergeway.report.markdown import cell as _cell
 from mergeway.report.markdown import clip as _clip
 from mergeway.report.markdown import fence as _fence
 from mergeway.report.markdown import marker as marker
 from mergeway.report.notpruned import not_pruned, not_pruned_block
-from mergeway.report.risk import ICONS, Risk, field_changes, risks
+from mergeway.report.planned import NOTHING_PLANNED, Planned, PlannedObject
+from mergeway.report.risk import ICONS, Risk
 
 if TYPE_CHECKING:  # the forge package pulls in both client libraries; reports need only the type
     from mergeway.forge.base import StatusState
@@ -33,35 +32,44 @@ _MAX_MESSAGE = 2_000
 _MAX_CHANGES = 6
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreviewReport:
+    """The outcome of one environment's preview, as the publisher shows it.
+
+    Immutable and plain: the preview job reads the engine's plan once into :attr:`planned`
+    (:func:`mergeway.report.planned.planned_of`) and builds the report whole (or with
+    :func:`dataclasses.replace`), so a report already published can never change and holds no
+    engine object (no desired object, no Secret data).
+    """
+
     environment: str
     head_sha: str
-    plan: Plan | None = None
+    #: What the dry run found; ``None`` when nothing was dry-run.
+    planned: Planned | None = None
     #: Set when the environment could not be previewed at all (config, policy, render, cluster).
     error: str = ""
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
     renderer: str = ""
     namespace: str = ""
     cluster: str = ""
     #: Deliberately not previewed (a fork PR): the status says so instead of claiming success.
     skipped: str = ""
     #: What merging does and how to reproduce this preview (see :func:`merge_footer`).
-    footer: list[str] = field(default_factory=list)
+    footer: tuple[str, ...] = ()
     #: What merging does here, in a few words, for the summary comment ("deploys", "not deployed: …").
     on_merge: str = ""
     #: Shown in the heading: what was rendered ("the merge into `main`", or the head on conflict).
     rendered_from: str = ""
-    #: ``object: why`` for each deletion the policy refuses (not in ``plan``): merging leaves them.
-    not_pruned: list[str] = field(default_factory=list)
+    #: ``object: why`` for each deletion the policy refuses (not in ``planned``): merging leaves them.
+    not_pruned: tuple[str, ...] = ()
 
     def risks(self) -> list[Risk]:
-        return risks(self.plan) if self.plan is not None and not self.error else []
+        return list(self.planned.risks) if self.planned is not None and not self.error else []
 
     @property
     def failed(self) -> bool:
-        return bool(self.error) or bool(self.plan and self.plan.errors)
+        return bool(self.error) or bool(self.planned and self.planned.failed)
 
     def status(self) -> tuple[StatusState, str]:
         """(state, description) for the commit status; the description stays under 140 chars."""
@@ -69,17 +77,17 @@ class PreviewReport:
             return "failure", _clip(f"Preview failed: {self.error}", 139)
         if self.skipped:
             return "error", _clip(f"Not previewed: {self.skipped}", 139)
-        if self.plan is None:
+        if self.planned is None:
             return "success", _clip(self.notes[0] if self.notes else "Nothing to preview", 139)
-        if self.plan.errors:
+        if self.planned.failed:
             return "failure", _clip(
-                f"{len(self.plan.errors)} object(s) rejected by the API server; {self.plan.summary()}", 139
+                f"{self.planned.failed} object(s) rejected by the API server; {self.planned.summary}", 139
             )
-        return "success", _clip(self.plan.summary() + not_pruned(self.not_pruned), 139)
+        return "success", _clip(self.planned.summary + not_pruned(list(self.not_pruned)), 139)
 
 
-def _details(item: ObjectDiff, diff: str, note: str = "") -> str:
-    summary = f"{_ICONS[item.action]} <code>{_cell(str(item.ref))}</code>"
+def _details(item: PlannedObject, diff: str, note: str = "") -> str:
+    summary = f"{_ICONS[item.action]} <code>{_cell(item.ref)}</code>"
     parts = [f"<details><summary>{summary}</summary>\n\n"]
     if item.message:
         parts.append(f"{_cell(item.message)}\n\n")
@@ -125,35 +133,30 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
         return _fit("\n".join(head), [], limit)
     if report.skipped:  # the notes above say why; a summary of an empty plan would claim "no changes"
         return _fit("\n".join(head), [], limit)
-    plan = report.plan or Plan()
-    head += [f"**{plan.summary()}**", ""]
+    planned = report.planned or NOTHING_PLANNED
+    head += [f"**{planned.summary}**", ""]
     for warning in report.warnings:
         head.append(f"> ⚠️ {_cell(warning)}")
     if report.warnings:
         head.append("")
-    items = sorted((i for i in plan.items if i.action != "unchanged"), key=lambda i: (_ORDER[i.action], i.ref))
+    # Stable on the plan's identity order: by action, then by object.
+    items = sorted((i for i in planned.objects if i.action != "unchanged"), key=lambda i: _ORDER[i.action])
     head += risk_block(report.risks(), report.environment, report.head_sha)
-    head += not_pruned_block(report.not_pruned, "Merging leaves them")
+    head += not_pruned_block(list(report.not_pruned), "Merging leaves them")
     if items:
         head += ["| | object | changed fields | source |", "|---|---|---|---|"]
-        head += [
-            f"| {_ICONS[i.action]} | `{_cell(str(i.ref))}` | {changes_cell(i)} | {_cell(i.source)} |" for i in items
-        ]
+        head += [f"| {_ICONS[i.action]} | `{_cell(i.ref)}` | {changes_cell(i)} | {_cell(i.source)} |" for i in items]
         head.append("")
     errors = [i for i in items if i.action == "error"]
     if errors:
         head += ["#### Rejected by the API server", ""]
         for item in errors:
-            head += [f"**`{_cell(str(item.ref))}`** ({_cell(item.source)})", "", _fence(item.message[:_MAX_MESSAGE])]
+            head += [f"**`{_cell(item.ref)}`** ({_cell(item.source)})", "", _fence(item.message[:_MAX_MESSAGE])]
     if not items and not report.not_pruned:
         head += ["No changes: the cluster already matches this commit.", ""]
     head += report.footer
     blocks = [(i, i.diff) for i in items if i.action != "error"]
     return _fit("\n".join(head), blocks, limit)
-
-
-def _row(item: ObjectDiff) -> str:
-    return f"| {_ICONS[item.action]} | `{_cell(str(item.ref))}` | {changes_cell(item)} | {_cell(item.source)} |"
 
 
 def risk_block(found: list[Risk], env: str, head_sha: str) -> list[str]:
@@ -173,21 +176,20 @@ def risk_block(found: list[Risk], env: str, head_sha: str) -> list[str]:
     return [*lines, ""]
 
 
-def changes_cell(item: ObjectDiff) -> str:
+def changes_cell(item: PlannedObject) -> str:
     """Changed field paths with old→new for small values; for a new object, what Git set."""
     if item.action == "create":
-        fields = len(leaf_paths(item.after)) if item.after else 0
-        return f"new: {fields - item.defaults} field(s) from Git, {item.defaults} server default(s)"
+        return f"new: {item.fields - item.defaults} field(s) from Git, {item.defaults} server default(s)"
     if item.action != "update":
         return ""
-    found = field_changes(item.before, item.after)
-    shown = [code(c.describe()) for c in found[:_MAX_CHANGES]]
+    found = item.changes
+    shown = [code(c) for c in found[:_MAX_CHANGES]]
     if len(found) > _MAX_CHANGES:
         shown.append(f"and {len(found) - _MAX_CHANGES} more")
     return "<br>".join(shown)
 
 
-def _fit(head: str, blocks: list[tuple[ObjectDiff, str]], limit: int) -> str:
+def _fit(head: str, blocks: list[tuple[PlannedObject, str]], limit: int) -> str:
     """Keep ``head`` whole; add diffs, cutting the longest first until the body fits ``limit``."""
     footer_reserve = 400
     if len(head) + footer_reserve > limit:  # pathological: thousands of objects; cut the table itself
@@ -214,7 +216,7 @@ def _fit(head: str, blocks: list[tuple[ObjectDiff, str]], limit: int) -> str:
             )
         total += len(placeholder) - len(rendered[index])
         rendered[index] = placeholder
-        cut[index] = str(item.ref)
+        cut[index] = item.ref
     body = head + "\n" + "".join(rendered)
     if cut:
         names = ", ".join(f"`{cut[k]}`" for k in sorted(cut))
@@ -299,7 +301,7 @@ def render_summary(
         risky = " ".join(f"{ICONS[r.kind]} {r.verb} `{_cell(r.ref.name)}`" for r in found[:4])
         if len(found) > 4:
             risky += f" and {len(found) - 4} more"
-        summary = report.plan.summary() if report.plan is not None and not report.error else description
+        summary = report.planned.summary if report.planned is not None and not report.error else description
         rows[report.environment] = f"| {name} | {icon} {state} | {_cell(summary)} | {risky} | {report.on_merge} |"
     names = [n for n in order if n in rows] + [n for n in rows if n not in order]
     lines += [rows[n] for n in names]

@@ -33,7 +33,8 @@ from mergeway.forge.base import CommentRef, Forge, IssueRef, LockFactory, Status
 from mergeway.metrics import DRIFT_OBJECTS
 from mergeway.redaction import redact
 from mergeway.report import allowance as allowance_texts
-from mergeway.report import drift as drift_texts
+from mergeway.report import drift as issue_texts
+from mergeway.report import driftcheck as drift_texts
 from mergeway.report import rollback as rollback_texts
 from mergeway.report import unfinished as unfinished_texts
 from mergeway.report.deploy import DeployReport, render_deploy
@@ -105,6 +106,9 @@ class Publisher:
 
     def allowance_reply(self, text: str) -> None:
         self._comment(allowance_texts.MARKER, allowance_texts.render_reply(text))
+
+    def drift_reply(self, text: str) -> None:
+        self._comment(drift_texts.MARKER, drift_texts.render_reply(text))
 
     # -- deploys --------------------------------------------------------------------------------------
 
@@ -213,31 +217,31 @@ class Publisher:
         a line on an open issue: absent evidence is not "no drift". Its error passes through
         :func:`~mergeway.redaction.redact` first, like every text Mergeway shows.
         """
-        key = drift_texts.issue_marker(check.environment)
+        key = issue_texts.issue_marker(check.environment)
         guard = self.lock() if self.lock is not None else contextlib.nullcontext()
         with guard:
             issue = self.forge.find_issue(key)
             if check.error:
                 if issue is not None:
-                    line = drift_texts.check_failed(check.environment, redact(check.error))
+                    line = issue_texts.check_failed(check.environment, redact(check.error))
                     if line not in issue.body:
                         body = f"{issue.body.rstrip()}\n\n{line}\n"
                         self.forge.edit_issue(issue.number, issue.title, body[: self.forge.comment_limit])
                 return issue
             if not check.drifted:
                 if issue is not None:
-                    closing = drift_texts.closed_comment(check.environment, check.commit)
+                    closing = issue_texts.closed_comment(check.environment, check.commit)
                     self.forge.close_issue(issue.number, f"{note}\n\n{closing}" if note else closing)
                 return None
-            title = drift_texts.title(check.environment)
-            body = drift_texts.render_issue(check, limit=self.forge.comment_limit, helm=helm, note=note)
+            title = issue_texts.title(check.environment)
+            body = issue_texts.render_issue(check, limit=self.forge.comment_limit, helm=helm, note=note)
             if issue is None:
                 return self.forge.open_issue(title, body)
             if issue.body != body or issue.title != title:
                 return self.forge.edit_issue(issue.number, title, body)
             return issue
 
-    def drift_reply(self, issue: int, text: str) -> None:
+    def issue_reply(self, issue: int, text: str) -> None:
         """A reply on the drift issue to ``/revert-drift`` or ``/adopt-drift`` (a new comment each time)."""
         self.forge.comment_on_issue(issue, text)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan
 from mergeway.report.markdown import code
+from mergeway.report.planned import planned_of
 from mergeway.report.preview import PreviewReport, render_preview
 from mergeway.report.risk import destructive, field_changes, risks
 
@@ -75,7 +76,7 @@ def test_hostile_names_and_values_cannot_break_out_of_the_comment_markup():
         before={"data": {"k": "a"}},
         after={"data": {"k": "</code><script>"}},
     )
-    body = render_preview(PreviewReport("staging", "0" * 40, plan=Plan([item])), limit=65_536)
+    body = render_preview(PreviewReport("staging", "0" * 40, planned=planned_of(Plan([item]))), limit=65_536)
     assert "<script>" not in body and "&lt;/code&gt;&lt;script&gt;" in body
 
 
@@ -149,5 +150,5 @@ def test_updates_that_let_kubernetes_delete_data_are_destructive():
         ("db", "delete", "replicas 3 → 1 with claims retained `whenScaled"),
         ("old", "destroy", "its pods' volume claims are retained `whenDeleted"),
     }
-    body = render_preview(PreviewReport("staging", "abc", plan=plan), limit=65536)
+    body = render_preview(PreviewReport("staging", "abc", planned=planned_of(plan)), limit=65536)
     assert "🗑️ **lets Kubernetes delete** `PersistentVolumeClaim/shop/data`" in body

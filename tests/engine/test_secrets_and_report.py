@@ -3,6 +3,7 @@ import base64
 from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan, unified
 from mergeway.kube.normalize import normalize
 from mergeway.kube.secrets import mask_pair, scrub, secret_values
+from mergeway.report.planned import planned_of
 from mergeway.report.preview import PreviewReport, marker, render_preview
 
 SECRET_OLD = "hunter2-old-value"
@@ -89,7 +90,7 @@ def big_plan(n_objects: int, lines_each: int) -> Plan:
 
 def test_oversized_preview_keeps_summary_table_and_errors_within_limit():
     plan = big_plan(120, 400)
-    report = PreviewReport("staging", "0123456789abcdef" * 2, plan)
+    report = PreviewReport("staging", "0123456789abcdef" * 2, planned_of(plan))
     body = render_preview(report, limit=65_536)
     assert len(body) <= 65_536
     assert body.startswith(marker("preview", "staging"))
@@ -107,7 +108,7 @@ def test_oversized_preview_keeps_summary_table_and_errors_within_limit():
 
 def test_small_preview_is_not_cut():
     plan = big_plan(3, 5)
-    body = render_preview(PreviewReport("dev", "abc", plan), limit=65_536)
+    body = render_preview(PreviewReport("dev", "abc", planned_of(plan)), limit=65_536)
     assert "cut to fit" not in body
     assert body.count("<details>") == 3
 
@@ -116,7 +117,7 @@ def test_status_description_fits_140_chars():
     report = PreviewReport("dev", "abc", error="x" * 500)
     state, description = report.status()
     assert state == "failure" and len(description) < 140
-    state, description = PreviewReport("dev", "abc", big_plan(3, 5)).status()
+    state, description = PreviewReport("dev", "abc", planned_of(big_plan(3, 5))).status()
     assert state == "failure" and "1 object(s) rejected" in description
 
 

@@ -34,8 +34,17 @@ def test_routes() -> None:
 
 
 def test_one_queue_and_task_per_job_kind() -> None:
-    assert set(QUEUES.values()) == {"preview", "deploy", "rollback", "help", "revert-drift", "adopt-drift"}
-    assert len(set(TASK_NAMES.values())) == len(JOB_KINDS)
+    assert set(QUEUES.values()) == {
+        "preview",
+        "deploy",
+        "rollback",
+        "help",
+        "drift",
+        "drift-schedule",
+        "revert-drift",
+        "adopt-drift",
+    }
+    assert len(set(TASK_NAMES.values())) == len(TASK_NAMES)
 
 
 @pytest.mark.parametrize("kind", JOB_KINDS)

@@ -156,6 +156,7 @@ def test_a_denied_kind_is_refused_in_preview_and_deploy_and_never_applied(
     body = stack.only_comment(repo, pr.number, PREVIEW_MARKER).body
     assert f"Secret/{stack.namespace}/creds (deploy/creds.yaml): kind Secret is denied (denied_kinds: Secret)" in body
     assert "ConfigMap/" not in body
+    assert "rendered with plain" in body  # refused after rendering: the comment still says what rendered
 
     stack.sim.merge(repo, pr)
     sha = stack.sim.pr(repo, pr.number).merge_commit_sha

@@ -16,9 +16,10 @@ from mergeway.repoconfig import Environment, RepoConfigError
 ENV = Environment("staging", "deploy/staging", "prod-eu", "shop")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Report:
     error: str = ""
+    renderer: str = ""
 
 
 def test_each_expected_failure_reads_as_what_went_wrong_where():
@@ -46,14 +47,16 @@ def _step(verb: str) -> EnvironmentStep:
     return EnvironmentStep(ctx=None, repo=None, env=ENV, verb=verb)  # type: ignore[arg-type]  # run() needs neither
 
 
-def test_run_reports_an_expected_failure_in_the_report_it_was_given():
-    report = Report()
+def test_run_reports_an_expected_failure_in_a_copy_of_the_report_it_was_given():
+    """Reports are immutable: the failure comes back in a new one that keeps what was known before."""
+    report = Report(renderer="kustomize")
 
     def body() -> Report:
         raise Refused("Not allowed by this server's policy: cluster prod-eu")
 
-    assert _step("deploy").run(report, body) is report
-    assert report.error == "Not allowed by this server's policy: cluster prod-eu"
+    stopped = _step("deploy").run(report, body)
+    assert stopped == Report("Not allowed by this server's policy: cluster prod-eu", "kustomize")
+    assert report == Report(renderer="kustomize")
 
 
 def test_run_lets_an_unexpected_error_through_to_the_worker():

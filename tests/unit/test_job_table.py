@@ -52,11 +52,22 @@ print(json.dumps({
         env={"PATH": "/usr/bin:/bin", "TEST_TICK_INTERVAL": "2"},
     )
     found = json.loads(out.stdout.splitlines()[-1])
-    assert found["queues"] == ["adopt-drift", "deploy", "help", "preview", "revert-drift", "rollback", "tick"]
+    assert found["queues"] == [
+        "adopt-drift",
+        "deploy",
+        "drift",
+        "drift-schedule",
+        "help",
+        "preview",
+        "revert-drift",
+        "rollback",
+        "tick",
+    ]
     assert found["route"] == {"queue": "tick"}
     assert found["limits"] == {"time_limit": 60.0, "soft_time_limit": 30.0}
     assert found["task"] == "mergeway.tick" and found["registered"]
-    assert found["schedule"] == {
+    assert found["schedule"]["drift-schedule"]["schedule"] == 600.0  # MERGEWAY_DRIFT_INTERVAL_SECONDS' default
+    assert {k: v for k, v in found["schedule"].items() if k != "drift-schedule"} == {
         "tick": {
             "task": "mergeway.tick",
             "schedule": 2.0,
@@ -64,3 +75,14 @@ print(json.dumps({
             "options": {"queue": "tick", "expires": 2.0},
         }
     }
+
+
+def test_the_drift_interval_is_a_setting_and_zero_turns_the_scheduled_checks_off() -> None:
+    from types import SimpleNamespace
+
+    from workers import beat
+
+    every_minute = beat.schedule(SimpleNamespace(drift_interval_seconds=60.0))
+    assert every_minute["drift-schedule"]["schedule"] == 60.0
+    assert every_minute["drift-schedule"]["options"] == {"queue": "drift-schedule", "expires": 60.0}
+    assert "drift-schedule" not in beat.schedule(SimpleNamespace(drift_interval_seconds=0.0))

@@ -32,6 +32,7 @@ def test_every_command_runs_a_job_on_that_jobs_queue() -> None:
         "preview": "preview",
         "help": "help",
         "allow-destructive": "deploy",
+        "drift": "drift",
         # The drift issue's commands (routed the same for an IssueCommand; intake keeps them off pull requests).
         "revert-drift": "revert-drift",
         "adopt-drift": "adopt-drift",

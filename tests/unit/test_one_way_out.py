@@ -1,6 +1,7 @@
-"""One way out: jobs compose no pull-request text, and one module talks to the forge's comments and statuses.
+"""One way out: jobs compose no pull-request text, one module talks to the forge's comments and statuses,
+and what jobs hand it are plain immutable reports.
 
-Both rules are read from the source (the AST), so they hold for code paths no other test reaches.
+The rules are read from the source (the AST), so they hold for code paths no other test reaches.
 """
 
 from __future__ import annotations
@@ -113,3 +114,84 @@ def test_only_the_publisher_writes_comments_statuses_and_reactions() -> None:
     ]
     assert PUBLISHER.exists()
     assert not found, "forge output calls outside the publisher:\n" + "\n".join(found)
+
+
+REPORTS = ROOT / "mergeway" / "report"
+#: Engine types a report may hold: plain immutable values (an object's identity is four strings).
+ENGINE_VALUES = frozenset({"ObjectRef"})
+
+
+def _is_dataclass(decorator: ast.expr) -> bool:
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    name = target.attr if isinstance(target, ast.Attribute) else target.id if isinstance(target, ast.Name) else ""
+    return name == "dataclass"
+
+
+def _frozen(decorator: ast.expr) -> bool:
+    if not isinstance(decorator, ast.Call):
+        return False
+    return any(
+        k.arg == "frozen" and isinstance(k.value, ast.Constant) and k.value.value is True for k in decorator.keywords
+    )
+
+
+def _names(annotation: ast.expr) -> set[str]:
+    """Every name an annotation mentions, quoted annotations included."""
+    found = set()
+    for node in ast.walk(annotation):
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found |= _names(ast.parse(node.value, mode="eval").body)
+    return found
+
+
+def record_problems(path: Path) -> Iterator[str]:
+    """Why the dataclasses of ``path`` are not plain immutable records (nothing when they are).
+
+    A dataclass must be frozen; its fields (``InitVar`` and ``ClassVar`` aside: not kept, not per
+    record) must not hold anything imported from the engine (``mergeway.kube``) but plain values;
+    and a module that defines a ``*Report`` must not import the engine's plan (``mergeway.kube.changeset``).
+    """
+    tree = ast.parse(path.read_text(), str(path))
+    engine: set[str] = set()
+    changeset = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mergeway.kube"):
+            engine |= {alias.asname or alias.name for alias in node.names}
+            changeset |= node.module == "mergeway.kube.changeset"
+        elif isinstance(node, ast.Import):
+            changeset |= any(alias.name.startswith("mergeway.kube.changeset") for alias in node.names)
+    engine -= ENGINE_VALUES
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        decorators = [d for d in node.decorator_list if _is_dataclass(d)]
+        if node.name.endswith("Report") and changeset:
+            yield f"{path.name}: {node.name} is defined next to an import of mergeway.kube.changeset"
+        if not decorators:
+            continue
+        if not any(_frozen(d) for d in decorators):
+            yield f"{path.name}:{node.lineno}: dataclass {node.name} is not frozen"
+        for item in node.body:
+            if not isinstance(item, ast.AnnAssign) or not isinstance(item.target, ast.Name):
+                continue
+            names = _names(item.annotation)
+            if names & {"InitVar", "ClassVar"}:
+                continue
+            held = sorted(names & (engine | {"Plan", "ObjectDiff", "DeployResult"}))
+            if held:
+                yield f"{path.name}:{item.lineno}: {node.name}.{item.target.id} holds the engine's {', '.join(held)}"
+
+
+def test_reports_are_plain_immutable_records() -> None:
+    """Every dataclass in ``mergeway/report/`` is frozen and holds no engine object (see :func:`record_problems`).
+
+    A report is what a job decided, handed to the publisher and the deployment record: if it could
+    change after it was published, or kept the engine's plan (desired objects, raw Secret data,
+    entries the apply mutates), what the forge shows could differ from what was decided.
+    """
+    found = [problem for path in sorted(REPORTS.glob("*.py")) for problem in record_problems(path)]
+    assert not found, "reports that are not plain immutable records:\n" + "\n".join(found)

@@ -20,6 +20,7 @@ from mergeway.report.deploy import DeployReport, render_deploy
 from mergeway.report.help import MARKER as HELP_MARKER
 from mergeway.report.help import render_help
 from mergeway.report.markdown import marker, refusal, status_kind, status_name
+from mergeway.report.planned import planned_of
 from mergeway.report.preview import PreviewReport, render_preview, render_summary, summary_rows
 
 HEAD = "c" * 40
@@ -62,7 +63,9 @@ def table_rows(body: str) -> list[str]:
 
 
 def test_a_preview_says_where_first_then_the_risks_then_the_table_failures_first() -> None:
-    report = PreviewReport("staging", HEAD, plan=risky_plan(), namespace=NS, cluster="local", renderer="plain")
+    report = PreviewReport(
+        "staging", HEAD, planned=planned_of(risky_plan()), namespace=NS, cluster="local", renderer="plain"
+    )
     body = render_preview(report, limit=65_536)
     lines = body.splitlines()
     assert lines[0] == "<!-- mergeway:preview:staging -->"
@@ -88,7 +91,7 @@ def test_a_preview_too_big_for_the_forge_keeps_its_table_and_names_the_cut_diffs
         ObjectDiff(ref("ConfigMap", f"cm-{n}"), "create", diff="".join(f"+  key{k}: value\n" for k in range(400)))
         for n in range(6)
     ]
-    body = render_preview(PreviewReport("staging", HEAD, plan=Plan(items)), limit=20_000)
+    body = render_preview(PreviewReport("staging", HEAD, planned=planned_of(Plan(items))), limit=20_000)
     assert len(body) <= 20_000
     assert len(table_rows(body)) == 6  # every object still listed
     assert re.search(r"_\d diff\(s\) were cut to fit the comment size limit: `ConfigMap/shop/cm-", body)
@@ -96,7 +99,7 @@ def test_a_preview_too_big_for_the_forge_keeps_its_table_and_names_the_cut_diffs
 
 def test_the_summary_links_each_environment_and_is_cut_with_a_note_when_too_long() -> None:
     reports = [
-        PreviewReport("staging", HEAD, plan=risky_plan(), on_merge="deploys"),
+        PreviewReport("staging", HEAD, planned=planned_of(risky_plan()), on_merge="deploys"),
         PreviewReport("prod", HEAD, error="Not allowed by this server's policy: no", on_merge="not deployed"),
     ]
     links = {"staging": "https://forge.example/c/1", "prod": "https://forge.example/c/2"}
@@ -114,12 +117,12 @@ def test_a_summary_of_one_environment_keeps_the_others_rows_of_the_same_commit()
     """``/preview staging``: the rewritten summary still has prod's row, in the configuration's order."""
     links = {"staging": "https://forge.example/c/1", "prod": "https://forge.example/c/2"}
     both = render_summary(
-        [PreviewReport("staging", HEAD, plan=risky_plan()), PreviewReport("prod", HEAD, error="no")],
+        [PreviewReport("staging", HEAD, planned=planned_of(risky_plan())), PreviewReport("prod", HEAD, error="no")],
         links,
         limit=65_536,
     )
     prod_row = table_rows(both)[1]
-    again = PreviewReport("staging", HEAD, plan=Plan([]), on_merge="deploys")
+    again = PreviewReport("staging", HEAD, planned=planned_of(Plan([])), on_merge="deploys")
     kept = {k: v for k, v in summary_rows(both, HEAD).items() if k != "staging"}
     body = render_summary([again], links, limit=65_536, order=["staging", "prod"], kept=kept)
     rows = table_rows(body)
