@@ -84,7 +84,7 @@ def overwrite_note(ref: str, f: FieldDrift, applied: str = "") -> str:
     ``applied`` (the value the last applied commit set, known from the last drift check) the Git
     part is left out. Values and names come from the cluster: each is escaped inline code.
     """
-    dotted = f.path.lstrip("/").replace("/", ".")
+    dotted = code(f.path.lstrip("/").replace("/", "."))
     who = f" (set by {code(f.manager)})" if f.manager else ""
     live, planned = (value(text) for text in (f.live, f.git))
     if not applied:
