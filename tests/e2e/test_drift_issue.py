@@ -11,12 +11,14 @@ no change; ``self_heal: true`` restores without a command. GitLab takes the same
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 import yaml
 from kubernetes import client as k8s
 
-from tests.fixtures.e2e import Stack, diff_lines
+from tests.fixtures.e2e import Stack, StackFactory, diff_lines
+from tests.fixtures.services import ServiceProcess
 from tools.forgesim import SimIssue, SimRepo
 
 pytestmark = pytest.mark.cluster
@@ -45,7 +47,12 @@ def web_deployment(replicas: int = 1) -> str:
     )
 
 
-def deployed(stack: Stack, *, forge: str = "github", self_heal: bool = False) -> tuple[SimRepo, int]:
+SETTINGS = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n"
+
+
+def deployed(
+    stack: Stack, *, forge: str = "github", self_heal: bool = False, extra: dict[str, str] | None = None
+) -> tuple[SimRepo, int]:
     """A repository whose ``staging`` runs Deployment/web with 1 replica; the merged pull request's number."""
     gitlab = forge == "gitlab"
     env = {"name": "staging", "path": "deploy", "cluster": "local", "namespace": stack.namespace}
@@ -53,7 +60,7 @@ def deployed(stack: Stack, *, forge: str = "github", self_heal: bool = False) ->
         env["self_heal"] = True
     repo = stack.repo(forge=forge, name=GITLAB_NAME if gitlab else "acme/shop", environments=[env])
     stack.sim.set_permission(repo, "alice", "developer" if gitlab else "write")
-    pr = stack.sim.open_pr(repo, "web", files={"deploy/web.yaml": web_deployment()})
+    pr = stack.sim.open_pr(repo, "web", files={"deploy/web.yaml": web_deployment(), **(extra or {})})
     stack.sim.merge(repo, pr)
     sha = stack.sim.pr(repo, pr.number).merge_commit_sha or stack.sim.head(repo)
     assert stack.status(repo, sha, DEPLOY, timeout=120).state == "success"
@@ -188,3 +195,23 @@ def test_gitlab_drift_issue_and_revert_drift(stack: Stack) -> None:
     assert replicas(stack) == 1
     replies = [c.body for c in stack.sim.list_issue_comments(repo, issue.number) if c.author == "mergeway-bot"]
     assert any("@alice re-applied" in r for r in replies), replies
+
+
+def test_the_scheduler_opens_the_issue_by_itself_naming_a_scaled_and_a_deleted_object(
+    make_stack: StackFactory,
+) -> None:
+    stack = make_stack(MERGEWAY_DRIFT_INTERVAL_SECONDS="2")
+    repo, _ = deployed(stack, extra={"deploy/settings.yaml": SETTINGS})
+    beat = ServiceProcess("beat", [sys.executable, "-m", "workers.beat"], stack.env, stack.services.workdir)
+    beat.start()
+    stack.services.started.append(beat)
+    kubectl(stack, "scale", "deployment/web", "--replicas=2")
+    kubectl(stack, "delete", "configmap/settings")
+    issue = stack.wait(
+        lambda: next((i for i in drift_issues(stack, repo) if "ConfigMap/settings" in i.body), None),
+        timeout=90,
+        message="the scheduled check's drift issue naming both objects",
+    )
+    assert "<code>ConfigMap/settings</code> was **deleted** from the cluster" in issue.body
+    assert "<code>/spec/replicas</code> live <code>2</code>, Git <code>1</code>" in issue.body
+    assert len(drift_issues(stack, repo)) == 1  # later checks edit the same issue
