@@ -108,6 +108,8 @@ def test_a_failed_check_keeps_the_issue_and_shows_no_secret(forge_sim: SimHarnes
     assert "hunter2-cluster-token" not in issue.body and "<code>Deployment/web</code>" in issue.body
     out.drift_issue(found(error="still down"))  # no drift issue and a failed check: nothing opened elsewhere
     assert len(forge_sim.list_issues(repo)) == 1
+    out.issue_reply(issue.number, "could not revert: git said hunter2-cluster-token")  # a command's reply too
+    assert all("hunter2" not in c.body for c in forge_sim.list_issue_comments(repo, issue.number))
 
 
 def test_a_command_on_the_issue_is_read_back_from_the_forge(forge_sim: SimHarness, repo: SimRepo) -> None:

@@ -94,6 +94,12 @@ def test_an_object_that_cannot_be_adopted_keeps_the_others_of_its_file(tmp_path:
     )
 
 
+def test_a_file_that_already_says_the_live_value_is_not_rewritten(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"deploy/app.yaml": DEPLOY})
+    result = adopt(root, "deploy", [drift("Deployment", "web", ("/spec/replicas", "3", "2"))], "shop")
+    assert result.files == {} and result.skipped == {"field": ["Deployment/web"]}
+
+
 def test_a_field_gone_live_is_removed(tmp_path: Path) -> None:
     root = tree(tmp_path, {"deploy/app.yaml": DEPLOY})
     result = adopt(root, "deploy", [drift("ConfigMap", "web-config", ("/data/colour", "", "blue"))], "shop")
