@@ -174,6 +174,25 @@ def test_adopt_drift_opens_a_pull_request_whose_preview_shows_no_change(stack: S
     assert any(f"/pull/{adoption.number}" in r for r in replies), replies
 
 
+def test_adopt_drift_in_a_kustomize_environment_adds_a_patch_whose_preview_shows_no_change(stack: Stack) -> None:
+    kustomization = "# staging overlay\nresources:\n  - web.yaml\n"
+    repo, number = deployed(stack, extra={"deploy/kustomization.yaml": kustomization})
+    kubectl(stack, "scale", "deployment/web", "--replicas=2")
+    issue = open_issue(stack, repo, number)
+    stack.sim.issue_comment(repo, issue, "/adopt-drift", author="alice")
+    adoption = stack.wait(
+        lambda: next((p for p in stack.sim.list_prs(repo) if p.head_ref.startswith("mergeway/adopt-drift-")), None),
+        timeout=90,
+        message="the adoption pull request",
+    )
+    files = repo.git.git(["diff", "--name-only", f"{adoption.base_sha}..{adoption.head_sha}"]).split()
+    assert sorted(files) == ["deploy/drift-deployment-web.patch.yaml", "deploy/kustomization.yaml"]
+    patch = yaml.safe_load(repo.git.git(["show", f"{adoption.head_sha}:deploy/drift-deployment-web.patch.yaml"]))
+    assert patch == [{"op": "add", "path": "/spec/replicas", "value": 2}]
+    preview = stack.status(repo, adoption.head_sha, PREVIEW, timeout=120)
+    assert preview.state == "success" and preview.description.startswith("0 to add, 0 to change"), preview.description
+
+
 def test_self_heal_restores_without_a_command_and_says_so_on_the_issue(stack: Stack) -> None:
     repo, number = deployed(stack, self_heal=True)
     kubectl(stack, "scale", "deployment/web", "--replicas=3")
