@@ -171,6 +171,8 @@ def test_celery_settings_that_keep_jobs_safe() -> None:
         "deploy",
         "rollback",
         "help",
+        "drift",
+        "drift-schedule",
         "revert-drift",
         "adopt-drift",
     }
