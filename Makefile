@@ -40,9 +40,10 @@ test: test-prereqs
 test-quick: venv
 	$(BIN)/pytest -m 'not redis and not cluster and not faults' $(PYTEST_ARGS)
 
-## Redis, GitHub's API descriptions for the conformance tests, the cluster binaries and helm (cached).
+## Redis, Chromium (the page's browser tests), GitHub's API descriptions for the conformance tests, the cluster binaries and helm (cached).
 test-prereqs: venv
 	@bash tools/redis/ensure.sh
+	@bash tools/browser/ensure.sh
 	$(BIN)/python tools/conformance/fetch.py
 	@bash tools/cluster/build.sh >/dev/null
 

@@ -8,9 +8,11 @@
 With ``--policy FILE --repository forge:owner/name --cluster NAME`` both check the rendered objects
 against the operator's policy first, exactly as the service does, and send nothing when it refuses.
 
-``mergeway status [--repository R] [--environment E]`` prints the newest deployment record of each
-environment (:mod:`mergeway.deployments`) with the time each phase began, read from the service's
-Redis (``REDIS_URL``): 0 when every one shown is healthy, 1 otherwise, 2 when none is found.
+``mergeway status [--repository R] [--environment E]`` prints the environments page's rows
+(:mod:`mergeway.page`: the deployed commit, PR, phase and reason, drift, deploys in flight; with
+``--history N`` the last N records and their phases), read from the service's Redis
+(``REDIS_URL``): 0 when every one shown is healthy, 1 otherwise, 2 when none is found.
+``mergeway page-hash [USER]`` prints a password hash for ``MERGEWAY_PAGE_USERS``.
 """
 
 from __future__ import annotations
@@ -162,34 +164,55 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    """Print the deployment records that match ``--repository``/``--environment``, newest per environment."""
+    """Print the environments page's rows that match ``--repository``/``--environment`` (and ``--history``)."""
     # Redis and the settings are for `status` alone: a preview or apply never loads them (measured start-up).
     import redis
 
     from mergeway.config import ConfigError, Settings
-    from mergeway.deployments import Deployments, describe
+    from mergeway.deployments import describe
+    from mergeway.page.model import Board
+    from mergeway.page.text import lines
 
     try:
         url = args.redis_url or Settings.from_env(role="cli").redis_url
-        store = Deployments(redis.Redis.from_url(url))
-        pairs = [(r, e) for r, e in store.environments() if _matches(r, e, args.repository, args.environment)]
-        records = [rec for r, e in pairs for rec in store.history(r, e, limit=args.history)]
+        board = Board(redis.Redis.from_url(url))
+        rows = board.rows(args.repository, args.environment)
+        history = {
+            (r.repository, r.environment): board.store.history(r.repository, r.environment, limit=args.history)
+            for r in rows
+            if args.history > 0
+        }
     except (ConfigError, redis.RedisError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not records:
+    if not rows:
         print("no deployment recorded", file=sys.stderr)
         return 2
-    for record in records:
-        print("\n".join(describe(record)))
-    newest = [store.history(r, e, limit=1)[0] for r, e in pairs]
-    return 0 if all(rec.phase == "healthy" for rec in newest) else 1
+    for row in rows:
+        print("\n".join(lines(row)))
+        for record in history.get((row.repository, row.environment), []):
+            print("\n".join("  " + line for line in describe(record)))
+    return 0 if all(row.phase == "healthy" for row in rows) else 1
 
 
-def _matches(repository: str, environment: str, want_repo: str, want_env: str) -> bool:
-    """``--repository`` as ``forge:owner/name`` or ``owner/name``; empty options match everything."""
-    repo_ok = not want_repo or want_repo.lower() in (repository.lower(), repository.partition(":")[2].lower())
-    return repo_ok and (not want_env or want_env == environment)
+def _page_hash(args: argparse.Namespace) -> int:
+    """Print a password hash for ``MERGEWAY_PAGE_USERS`` (the password is read, never an argument)."""
+    import getpass
+
+    from mergeway.page.access import make_hash
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("error: empty password", file=sys.stderr)
+        return 2
+    print(f"{args.user}:{make_hash(password)}" if args.user else make_hash(password))
+    return 0
 
 
 def _target_options(parser: argparse.ArgumentParser) -> None:
@@ -260,9 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--repository", default="", help="only this repository (forge:owner/name or owner/name)")
     status.add_argument("--environment", default="", help="only this environment")
-    status.add_argument("--history", type=int, default=1, help="records per environment, newest first (default 1)")
+    status.add_argument(
+        "--history", type=int, default=0, help="also list this many records per environment, with their phases"
+    )
     status.add_argument("--redis-url", default="", help="the service's Redis (default: $REDIS_URL)")
     status.set_defaults(func=_status)
+
+    page_hash = sub.add_parser(
+        "page-hash",
+        help="hash a password for MERGEWAY_PAGE_USERS (read from the terminal or stdin)",
+        formatter_class=_HelpFormatter,
+    )
+    page_hash.add_argument("user", nargs="?", default="", help="print user:hash, ready for MERGEWAY_PAGE_USERS")
+    page_hash.set_defaults(func=_page_hash)
     return parser
 
 

@@ -36,6 +36,8 @@ SECRET_ENV_VARS = (
     "REDIS_URL",
     # The Helm chart's Redis password, which Kubernetes expands into REDIS_URL.
     "MERGEWAY_REDIS_PASSWORD",
+    # Password hashes of the environments page: not secrets, but no child process needs them.
+    "MERGEWAY_PAGE_USERS",
 )
 #: Secrets taken out of ``os.environ``, still visible to :meth:`Settings.from_env` in this process.
 _held_secrets: dict[str, str] = {}
@@ -215,6 +217,54 @@ def _cache(env: Mapping[str, str], name: str, default: Path) -> Path:
     return Path(raw).expanduser() if raw else _user_cache(env)
 
 
+#: ``MERGEWAY_PAGE`` values; empty is ``off`` unless ``MERGEWAY_PAGE_USERS`` is set (then basic auth).
+PAGE_MODES = ("off", "public", "proxy")
+#: Password hash methods ``MERGEWAY_PAGE_USERS`` accepts (werkzeug.security's slow ones, never plain).
+PAGE_HASH_METHODS = ("scrypt", "pbkdf2")
+
+
+def _page_mode(env: Mapping[str, str], name: str, default: str) -> str:
+    """``MERGEWAY_PAGE``: empty, ``off``, ``public`` or ``proxy`` (a typo must not open the page)."""
+    raw = env.get(name, "").strip().lower()
+    if raw and raw not in PAGE_MODES:
+        raise ConfigError(f"{name} must be empty, off, public or proxy")
+    return raw or default
+
+
+def _page_users(env: Mapping[str, str], name: str, default: Mapping[str, str]) -> dict[str, str]:
+    """``user:hash`` entries (commas or newlines; ``_FILE`` as for secrets), each hash werkzeug's.
+
+    A hash looks like ``scrypt:32768:8:1$salt$hex`` (``mergeway page-hash`` prints one); a plain
+    password or an unknown method is refused, so a mistake cannot leave the page open to anyone
+    who guesses the value written in the file.
+    """
+    users: dict[str, str] = {}
+    for item in _secret(env, name, "").replace("\n", ",").split(","):
+        if not item.strip():
+            continue
+        user, sep, hashed = item.strip().partition(":")
+        method = hashed.split(":", 1)[0]
+        if not sep or not user or ":" in user or method not in PAGE_HASH_METHODS or hashed.count("$") != 2:
+            raise ConfigError(
+                f"{name} entries must look like user:hash, with a scrypt or pbkdf2 hash (mergeway page-hash)"
+            )
+        users[user] = hashed
+    return users or dict(default)
+
+
+def _networks(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, each checked (a typo must not trust everyone)."""
+    import ipaddress
+
+    items = _list(env, name, default)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name} entries must be IP addresses or networks (10.0.0.0/8)") from None
+    return items
+
+
 #: Reads one variable: ``(environment, variable name, the field's default) -> value``.
 Reader = Callable[[Mapping[str, str], str, Any], Any]
 
@@ -345,6 +395,21 @@ class Settings:
     web_buffer_bytes: int = field(
         default=128 * 1024 * 1024, metadata=_var("MERGEWAY_WEB_BUFFER_BYTES", minimum=1024 * 1024)
     )
+    #: The environments page (``/``, ``/api/environments``): who may read it. ``page_access`` says which mode.
+    page_mode: str = field(default="", metadata=_var("MERGEWAY_PAGE", read=_page_mode))
+    page_users: Mapping[str, str] = field(default_factory=dict, metadata=_var("MERGEWAY_PAGE_USERS", read=_page_users))
+    #: With ``MERGEWAY_PAGE=proxy``: the header the auth proxy sets to the signed-in user, and the
+    #: addresses the proxy connects from (a request from anywhere else is refused, header or not).
+    page_proxy_header: str = field(default="X-Forwarded-User", metadata=_var("MERGEWAY_PAGE_PROXY_HEADER"))
+    page_proxy_from: tuple[str, ...] = field(default=(), metadata=_var("MERGEWAY_PAGE_PROXY_FROM", read=_networks))
+    page_refresh_seconds: int = field(default=30, metadata=_var("MERGEWAY_PAGE_REFRESH_SECONDS", minimum=5))
+
+    @property
+    def page_access(self) -> Literal["off", "public", "users", "proxy"]:
+        """How the page is served: ``off`` (404), ``public``, ``users`` (basic auth) or ``proxy``."""
+        if self.page_mode in ("public", "proxy"):
+            return "public" if self.page_mode == "public" else "proxy"
+        return "users" if self.page_users and self.page_mode != "off" else "off"
 
     def __repr__(self) -> str:
         return f"Settings({self.describe()})"
@@ -358,7 +423,8 @@ class Settings:
             f"gitlab_scoped_secrets={len(self.gitlab_webhook_secrets)} "
             f"github_auth={'app' if self.github_app_id else ('token' if self.github_token else 'none')} "
             f"gitlab_auth={'token' if self.gitlab_token else 'none'} clusters={sorted(self.clusters)} "
-            f"policy={'file' if self.policy_file else ('allow-all' if self.policy_allow_all else 'none')}"
+            f"policy={'file' if self.policy_file else ('allow-all' if self.policy_allow_all else 'none')} "
+            f"page={self.page_access}"
         )
 
     def webhook_secret(self, forge: str) -> str:
@@ -405,8 +471,23 @@ class Settings:
             self.check_isolation()
         if role in ("web", "worker"):
             self.load_policy()
+        if role == "web":
+            self.check_page()
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+    def check_page(self) -> None:
+        """Refuse page settings that are ambiguous or would trust anyone (the page stays off otherwise)."""
+        if self.page_users and self.page_mode in ("public", "proxy"):
+            raise ConfigError(f"MERGEWAY_PAGE_USERS is set, so MERGEWAY_PAGE must be empty, not {self.page_mode}")
+        if self.page_mode == "proxy":
+            if not self.page_proxy_from:
+                raise ConfigError(
+                    "MERGEWAY_PAGE=proxy needs MERGEWAY_PAGE_PROXY_FROM: the addresses of the auth proxy, "
+                    "the only clients whose user header is believed"
+                )
+            if not self.page_proxy_header.strip() or ":" in self.page_proxy_header:
+                raise ConfigError("MERGEWAY_PAGE_PROXY_HEADER must be a header name")
 
     def check_isolation(self) -> None:
         """Refuse to run renderers unconfined unless the operator said so (fail closed).

@@ -93,6 +93,13 @@ class Deployment(NamedTuple):
     #: rollout was healthy, the healthy one.
     applied_commit: str = ""
     healthy_commit: str = ""
+    #: What the environments page shows beside the phases (added later: older records read as "").
+    #: The PR's title (untrusted text: escaped where shown), where the environment deploys, and the
+    #: repository's web address as the configured forge reports it (commit and PR links start there).
+    title: str = ""
+    cluster: str = ""
+    namespace: str = ""
+    repository_url: str = ""
 
     @property
     def phase(self) -> Phase | None:
@@ -134,6 +141,7 @@ class Deployment(NamedTuple):
             failures=tuple(Failure(str(f["object"]), str(f["reason"])) for f in data.get("failures") or ()),
             applied_commit=str(data.get("applied_commit") or ""),
             healthy_commit=str(data.get("healthy_commit") or ""),
+            **{name: str(data.get(name) or "") for name in _PAGE_FIELDS},
         )
 
 
@@ -187,6 +195,18 @@ class Deployments:
         raws = self.redis.mget([Keys.record(repository, environment, c) for c in commits]) if commits else []
         return [Deployment.from_json(raw) for raw in raws if raw]
 
+    def histories(self, pairs: list[tuple[str, str]], limit: int = HISTORY) -> list[list[Deployment]]:
+        """:meth:`history` of each pair, in two round trips whatever their number (the page reads them all)."""
+        if not pairs:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for repository, environment in pairs:
+            pipe.lrange(Keys.history(repository, environment), 0, limit - 1)
+        commits = [[_text(c) for c in found] for found in pipe.execute()]
+        keys = [Keys.record(r, e, c) for (r, e), found in zip(pairs, commits, strict=True) for c in found]
+        raws = iter(self.redis.mget(keys) if keys else [])
+        return [[Deployment.from_json(raw) for raw in [next(raws) for _ in found] if raw] for found in commits]
+
     def environments(self) -> list[tuple[str, str]]:
         """Every (repository, environment) that has records, sorted."""
         pairs = (json.loads(raw) for raw in self.redis.smembers(Keys.index()))
@@ -199,6 +219,10 @@ class Deployments:
             newest = self.history(repository, environment, limit=1)
             out.extend(newest)
         return out
+
+
+#: The fields the page reads, all plain text (see :class:`Deployment`).
+_PAGE_FIELDS = ("title", "cluster", "namespace", "repository_url")
 
 
 def _text(value: bytes | str) -> str:

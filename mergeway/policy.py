@@ -23,6 +23,9 @@ must match ``namespaces``; no kind may match ``denied_kinds``. Kinds are spelled
 group-kinds: ``Namespace``, ``ClusterRole.rbac.authorization.k8s.io``. An environment's
 ``branch`` must be the repository's default branch or match ``branches``.
 
+A top-level ``freeze:`` list holds the operator's freeze windows, per repository glob and cluster
+(:mod:`mergeway.policy_freeze`; every matching entry applies, besides the repository's own).
+
 Without a policy file the service refuses to start, unless the operator sets
 ``MERGEWAY_POLICY=allow-all`` (single-team installs, the local demo): then every repository may
 deploy anything to every configured cluster, as it was before policies covered objects.
@@ -38,7 +41,9 @@ from typing import Any
 
 import yaml
 
+from mergeway.freeze import FreezeError, FreezeWindow
 from mergeway.manifest import Manifest, effective_namespace
+from mergeway.policy_freeze import OperatorFreeze, parse_operator_freezes
 from mergeway.repoconfig import Environment
 
 #: (apiVersion, kind) → namespaced?, ``None`` for a kind the cluster does not serve: the cluster's
@@ -121,6 +126,8 @@ class PolicyObject:
 @dataclass(frozen=True)
 class Policy:
     rules: tuple[Rule, ...] | None  # None: MERGEWAY_POLICY=allow-all
+    #: The operator's freeze windows (:mod:`mergeway.policy_freeze`); read with :func:`windows_for`.
+    freezes: tuple[OperatorFreeze, ...] = ()
 
     @classmethod
     def allow_all(cls) -> Policy:
@@ -343,10 +350,27 @@ def parse(text: str) -> Policy:
         raise PolicyError(f"policy file is not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise PolicyError("policy file must be a mapping with a 'rules' list")
-    unknown = set(data) - {"rules"}
+    unknown = set(data) - {"rules", "freeze"}
     if unknown:
         raise PolicyError(f"policy file: unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}")
-    return Policy(rules=tuple(_rule(raw, i) for i, raw in enumerate(data["rules"])))
+    try:
+        freezes = parse_operator_freezes(data.get("freeze"))
+    except FreezeError as exc:
+        raise PolicyError(str(exc)) from None
+    return Policy(rules=tuple(_rule(raw, i) for i, raw in enumerate(data["rules"])), freezes=freezes)
+
+
+def windows_for(policy: Policy, repository: str, cluster: str) -> tuple[FreezeWindow, ...]:
+    """The operator's freeze windows holding ``repository`` (``forge:owner/name``) on ``cluster``: all that match."""
+    return tuple(f.window for f in policy.freezes if f.applies(repository, cluster))
+
+
+def environment_windows(policy: Policy, repository: str, env: Environment) -> tuple[FreezeWindow, ...]:
+    """Every freeze window holding ``env`` of ``repository``: the operator's first, then the repository's.
+
+    The one place both sources are joined, for the preview's note and the deploy's gate alike.
+    """
+    return (*windows_for(policy, repository, env.cluster), *env.freeze)
 
 
 def load(path: str) -> Policy:

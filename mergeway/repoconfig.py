@@ -17,11 +17,12 @@ import yaml
 
 from mergeway import yamlsafe
 from mergeway.ignorerules import IgnoreSpec, parse_ignore
+from mergeway.freeze import FreezeError, FreezeWindow, parse_windows
 from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "ignore", "self_heal"}
+_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "ignore", "self_heal", "freeze"}
 
 
 class RepoConfigError(ValueError):
@@ -51,6 +52,8 @@ class Environment:
     ignore: IgnoreSpec = field(default_factory=IgnoreSpec)
     #: Drift found by a check is reverted at once (the last applied commit re-applied), and the drift issue says so.
     self_heal: bool = False
+    #: When merges must not deploy this environment (:mod:`mergeway.freeze`), besides the operator's.
+    freeze: tuple[FreezeWindow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,21 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
     self_heal = raw.get("self_heal", False)
     if not isinstance(self_heal, bool):
         raise RepoConfigError(f"{where}.self_heal must be true or false")
+    try:
+        freeze = parse_windows(raw.get("freeze"), f"{where}.freeze")
+    except FreezeError as exc:
+        raise RepoConfigError(str(exc)) from None
     return Environment(
-        name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, ignore=ignore, self_heal=self_heal
+        name,
+        path,
+        cluster,
+        namespace,
+        helm,
+        branch=branch,
+        auto_deploy=auto,
+        ignore=ignore,
+        self_heal=self_heal,
+        freeze=freeze,
     )
 
 

@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.e2e",
     "tests.fixtures.secrets",
+    "tests.fixtures.browser",
 ]
 
 #: Marker implied by a fixture: a test that (directly or through another fixture) uses the fixture

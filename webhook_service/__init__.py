@@ -5,6 +5,8 @@ which is ``gunicorn -c python:webhook_service.gunicorn_conf 'webhook_service:cre
 
 The app refuses to start (``ConfigError``) when a secret for an enabled forge is missing, so a
 misconfigured deployment fails at rollout instead of rejecting, or worse accepting, deliveries.
+It also serves the read-only environments page (:mod:`webhook_service.page`, off unless the
+operator opens it), the one HTML answer besides the JSON of every other route.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from mergeway.config import Settings, scrub_secrets
 from mergeway.intake.publish import Publisher
 from mergeway.intake.service import Intake
 from mergeway.logs import configure_logging
+from webhook_service import page
 from webhook_service.routes import register
 
 __all__ = ["create_app"]
@@ -41,6 +44,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["MERGEWAY_SETTINGS"] = settings
     app.extensions["mergeway_intake"] = Intake(settings, client, publisher)
+    page.register(app, settings)
     register(app)
     return app
 

@@ -94,7 +94,7 @@ def deploy(event: PullRequestMerged, ctx: JobContext, *, only: str = "") -> list
     with Reporter(ctx, event, out) as reporter:
         for env in envs:
             queued = DeployReport(env.name, merge_sha)
-            reporter.record.phase(env.name, merge_sha, "queued")
+            reporter.record.phase(env.name, merge_sha, "queued", cluster=env.cluster, namespace=env.namespace)
             step = EnvironmentStep(ctx, repo, env, "deploy")
             try:
                 with ctx.env_lock(env.cluster, env.name, on_wait=functools.partial(reporter.progress, queued)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
@@ -28,9 +29,11 @@ from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
 from mergeway.kube.discovery import Discovery
+from mergeway.policy import environment_windows
 from mergeway.render import Rendered
 from mergeway.repoconfig import Environment, RepoConfig
 from mergeway.report import preview as texts
+from mergeway.report.freeze import freeze_note
 from mergeway.report.planned import planned_of
 from mergeway.report.preview import PreviewReport, merge_footer, on_merge
 from mergeway.report.publish import Publisher
@@ -116,6 +119,21 @@ def _describe_merge(report: PreviewReport, event: Event, pr: PullRequestInfo, en
     return replace(report, footer=tuple(footer), on_merge=words[0])
 
 
+def _note_freeze(
+    ctx: JobContext, event: Event, pr: PullRequestInfo, env: Environment, report: PreviewReport
+) -> PreviewReport:
+    """``report`` with a note when merging now would wait for a freeze window (or one starts soon).
+
+    Only where merging deploys: a merge into another branch, or with ``auto_deploy: false``, waits
+    for nothing.
+    """
+    if not env.auto_deploy or pr.base_ref != (env.branch or event.repo.default_branch):
+        return report
+    windows = environment_windows(ctx.policy, f"{event.repo.forge}:{event.repo.full_name}", env)
+    note = freeze_note(env.name, windows, datetime.now(UTC))
+    return replace(report, notes=(*report.notes, note)) if note else report
+
+
 def _merge_base_into(ctx: JobContext, event: Event, pr: PullRequestInfo, root: Path) -> str:
     """Make ``root`` what merging deploys: the PR head merged with its base's current head.
 
@@ -155,6 +173,7 @@ def _preview_environment(
         env.name, pr.head_sha, namespace=env.namespace, cluster=env.cluster, rendered_from=rendered_from
     )
     report = _describe_merge(report, event, pr, env)
+    report = _note_freeze(ctx, event, pr, env, report)
     step = EnvironmentStep(ctx, event.repo, env, "preview")
     return step.run(report, lambda: _dry_run(step, pr, root, report))
 

@@ -43,6 +43,8 @@ class Recorder:
                 reason=reason,
                 pr=self.event.pr.number,
                 **({"merged_by": self.event.merged_by} if self.event.merged_by else {}),  # kept on a re-run
+                title=self.event.pr.title,
+                repository_url=self.event.repo.web_url,
                 **changes,
             )
         except Exception as exc:  # the record is bookkeeping: it never fails a deploy

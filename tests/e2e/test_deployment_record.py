@@ -83,7 +83,10 @@ def test_a_deploy_records_its_phases_and_mergeway_status_prints_them(stack: Stac
     assert Deployments(redis_client).environments() == [(repository, "staging")]
 
     out = subprocess.run(
-        [sys.executable, "-m", "mergeway.cli", "status", "--repository", repo.full_name, "--environment", "staging"],
+        [
+            *(sys.executable, "-m", "mergeway.cli", "status", "--history", "1"),
+            *("--repository", repo.full_name, "--environment", "staging"),
+        ],
         cwd=ROOT,
         env={**os.environ, "REDIS_URL": stack.env["REDIS_URL"]},
         capture_output=True,
@@ -92,9 +95,17 @@ def test_a_deploy_records_its_phases_and_mergeway_status_prints_them(stack: Stac
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].startswith(f"{repository} staging {sha[:12]} #{number}") and lines[0].endswith(": healthy")
-    assert [line.split()[1] for line in lines[1:5]] == ["queued", "applying", "applied", "healthy"]
-    assert all(line.split()[0].endswith("Z") for line in lines[1:5])
+    # The page's row: the deployed commit, PR and who merged it, where, the PR's title; then the record.
+    assert lines[0].startswith(f"{repository} staging {sha[:7]} #{number} merged by ") and lines[0].endswith(
+        ": healthy"
+    )
+    assert lines[1].split() == ["where:", f"local/{stack.namespace}"]
+    assert lines[2].startswith("  title:     ") and lines[2].strip() != "title:"
+    phases = lines[
+        lines.index(f"  {repository} staging {sha[:12]} #{number} merged by {record.merged_by}: healthy") + 1 :
+    ][:4]
+    assert [line.split()[1] for line in phases] == ["queued", "applying", "applied", "healthy"]
+    assert all(line.split()[0].endswith("Z") for line in phases)
 
 
 def test_a_failed_rollout_leaves_the_previous_healthy_commit_on_the_applyset_parent(

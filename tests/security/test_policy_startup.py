@@ -82,6 +82,11 @@ BROKEN_POLICIES = [
     pytest.param(b"rules: [\n", "policy file is not valid YAML", id="yaml"),
     pytest.param(b"rules:\n  - repositories: [github:acme/\xe9quipe]\n", "policy file is not UTF-8 text", id="latin-1"),
     pytest.param(None, "policy file cannot be read: No such file or directory", id="missing"),
+    pytest.param(
+        b"rules: []\nfreeze:\n  - {repositories: ['github:acme/*'], cron: '0 18 * * 8', duration: 62h}\n",
+        "freeze[0].cron: '0 18 * * 8' is not a valid cron expression",
+        id="freeze-cron",
+    ),
 ]
 
 

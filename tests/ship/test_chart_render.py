@@ -136,6 +136,7 @@ def test_network_policies_limit_both_components():
         ("webb.replicas=2", "additional properties 'webb' not allowed"),
         ("policy=null", "missing property 'policy'"),
         ("logLevel=LOUD", "at '/logLevel'"),
+        ("web.page.access=yes", "at '/web/page/access'"),
     ],
 )
 def test_schema_refuses_wrong_values_naming_the_key(override, expected):
@@ -196,3 +197,19 @@ def test_the_scheduler_runs_with_no_credentials_but_redis_and_a_liveness_check()
     assert container["livenessProbe"]["exec"]["command"] == ["mergeway-beat", "--check"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MERGEWAY_BEAT_LOCK_SECONDS"] == "30" and "REDIS_URL" in env
+
+
+def test_the_environments_page_is_off_unless_chosen_and_reaches_only_the_web_pods():
+    def page_env(objs: list[dict[str, Any]], component: str) -> dict[str, str]:
+        env = _pod(objs, component)["containers"][0].get("env", [])
+        return {e["name"]: e.get("value", "") for e in env if e["name"].startswith("MERGEWAY_PAGE")}
+
+    assert page_env(_rendered(), "-web")["MERGEWAY_PAGE"] == ""
+    objs = _rendered("web.page.access=proxy", "web.page.proxyFrom={10.0.0.0/8,192.168.1.5}")
+    assert page_env(objs, "-web") == {
+        "MERGEWAY_PAGE": "proxy",
+        "MERGEWAY_PAGE_PROXY_HEADER": "X-Forwarded-User",
+        "MERGEWAY_PAGE_PROXY_FROM": "10.0.0.0/8,192.168.1.5",
+        "MERGEWAY_PAGE_REFRESH_SECONDS": "30",
+    }
+    assert page_env(objs, "-worker") == {}

@@ -48,3 +48,22 @@ def test_a_plain_yaml_run_imports_nothing_it_does_not_use(command: str, tmp_path
     ).stdout.split()
     assert out[0] == "2", "the run should stop at the missing kubeconfig"
     assert out[1:] == []
+
+
+def test_status_reads_records_without_the_web_stack_or_the_engine() -> None:
+    """``mergeway status`` prints the page's rows (mergeway.page.model/text), not its HTML or access check."""
+    unused = ("flask", "jinja2", "werkzeug", "markupsafe", "kubernetes", "mergeway.page.html", "mergeway.page.access")
+    probe = (
+        "import sys\n"
+        "from mergeway.cli import main\n"
+        # Nothing answers on port 1: the command stops at its first Redis request.
+        "rc = main(['status', '--redis-url', 'redis://127.0.0.1:1/0'])\n"
+        f"unused = {unused!r}\n"
+        "loaded = sorted(m for m in sys.modules if m in unused or m.startswith(tuple(u + '.' for u in unused)))\n"
+        "print(rc, 'mergeway.page.model' in sys.modules, ' '.join(loaded))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
+    assert out[:2] == ["2", "True"], out
+    assert out[2:] == []
