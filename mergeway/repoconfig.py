@@ -16,13 +16,24 @@ from typing import Any
 import yaml
 
 from mergeway import yamlsafe
-from mergeway.ignorerules import IgnoreSpec, parse_ignore
 from mergeway.freeze import FreezeError, FreezeWindow, parse_windows
+from mergeway.ignorerules import IgnoreSpec, parse_ignore
 from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "ignore", "self_heal", "freeze"}
+_KNOWN_ENV_KEYS = {
+    "name",
+    "path",
+    "cluster",
+    "namespace",
+    "helm",
+    "auto_deploy",
+    "branch",
+    "freeze",
+    "ignore",
+    "self_heal",
+}
 
 
 class RepoConfigError(ValueError):

@@ -157,9 +157,11 @@ def check(event: EnvironmentEvent, ctx: JobContext) -> DriftCheck:
         detector = Detector(client, discovery, options=options, concurrency=ctx.settings.dry_run_concurrency)
         objects = detector.detect(rendered.manifests, applyset, default_namespace=env.namespace)
     except EXPECTED as exc:
-        return DriftCheck(
+        failed = DriftCheck(
             repository, event.environment, commit, started, error=step.stopped(exc), requests=spy.total if spy else 0
         )
+        log.warning("drift check of %s %s could not compare: %s", repository, event.environment, type(exc).__name__)
+        return failed
     result = DriftCheck(repository, event.environment, commit, started, tuple(objects), requests=spy.total)
     log.info(
         "drift check of %s %s at %s: %d drifted object(s), %d request(s) %s",

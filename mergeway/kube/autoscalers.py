@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from mergeway.kube.applyset import list_collection
 from mergeway.kube.client import KubeClient, KubeError
 from mergeway.kube.discovery import Discovery
+from mergeway.kube.drift import is_own_manager, owner
 from mergeway.kube.options import ApplyOptions, IgnoreRule
 from mergeway.manifest import Manifest, effective_namespace
 
@@ -90,7 +91,29 @@ def scaled(
                 if exc.status not in (401, 403, 404, 405):
                     raise
     found = {s for s in _targets([*rendered, *live]) if (s.group, s.kind, s.namespace, s.name) in wanted}
-    return sorted(found)
+    return [s for s in sorted(found) if not _replicas_still_ours(client, discovery, s)]
+
+
+def _replicas_still_ours(client: KubeClient, discovery: Discovery, target: Scaled) -> bool:
+    """Whether Mergeway alone still owns the target's live ``spec.replicas`` (one GET per target).
+
+    Then the field is still sent: server-side apply removes a field its only owner stops sending,
+    and a Deployment without ``replicas`` is defaulted to 1, so leaving it out before the
+    autoscaler has taken it over would scale the workload down. Sending it changes nothing (the
+    live value is the one Mergeway applied); once the autoscaler writes it, it owns it and the
+    rule holds.
+    """
+    resource = discovery.by_group_kind(target.group, target.kind)
+    if resource is None:
+        return False
+    try:
+        live = client.request("GET", resource.object_path(target.name, target.namespace))
+    except KubeError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    manager, _ = owner(live if isinstance(live, dict) else {}, ("spec", "replicas"), guess=False)
+    return is_own_manager(manager)
 
 
 def with_autoscalers(options: ApplyOptions, targets: Iterable[Scaled]) -> ApplyOptions:

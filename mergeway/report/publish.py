@@ -187,20 +187,13 @@ class Publisher:
     # -- drift ----------------------------------------------------------------------------------------
 
     def drift(self, check: DriftCheck, *, helm: bool = False) -> bool:
-        """Show one environment's drift check: the metric, a log line and the drift issue (:meth:`drift_issue`).
+        """Show one environment's drift check: the metric and the drift issue (:meth:`drift_issue`).
 
         The issue is published like an outcome (retried, a last failure logged, never raised): the
         check's result is already stored, and the next check publishes again. ``helm``: the
         environment is rendered by Helm, so the issue says adopting is manual.
         """
         DRIFT_OBJECTS.labels(check.repository, check.environment).set(len(check.objects))
-        log.info(
-            "drift check of %s %s at %s: %s",
-            check.repository,
-            check.environment,
-            check.commit[:12],
-            check.error or f"{len(check.objects)} drifted object(s)",
-        )
 
         def publish(found: DriftCheck) -> None:
             self.drift_issue(found, helm=helm)

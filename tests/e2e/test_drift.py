@@ -95,3 +95,21 @@ def test_a_scheduled_check_stores_the_object_scaled_by_hand_against_the_applied_
 
     logs = "\n".join(p.logs() for p in stack.workers)
     assert "drift check of" in logs and "1 drifted object(s)" in logs
+
+    # A pull request that would overwrite the live change says so above its table.
+    other = stack.sim.open_pr(repo, "settings", files={"deploy/settings.yaml": settings_map().replace("'1'", "'2'")})
+    assert stack.status(repo, other.head_sha, "mergeway/preview/staging").state == "success"
+    preview = stack.only_comment(repo, other.number, "<!-- mergeway:preview:staging -->").body
+    note = next((line for line in preview.splitlines() if line.startswith("> ") and "spec.replicas" in line), "")
+    assert "this PR keeps <code>1</code>" in note, preview
+    assert "live <code>3</code> (set by <code>kubectl</code>), Git <code>1</code>" in note, note
+
+    # `/drift staging` checks now and answers on the pull request.
+    stack.sim.comment(repo, other, "/drift staging", author="alice")
+    reply = stack.wait(
+        lambda: (found := stack.marked(repo, other.number, "<!-- mergeway:drift -->")) and found[0].body,
+        timeout=90,
+        message="the reply to /drift",
+    )
+    assert "**staging**: 1 object(s) drifted from " + sha[:12] in reply, reply
+    assert "<code>Deployment/web</code>" in reply and "set by <code>kubectl</code>" in reply, reply

@@ -8,10 +8,13 @@ objects of the same commit. What the check costs is counted on the real transpor
 from __future__ import annotations
 
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 
 from mergeway.drift import ObjectDrift
+from mergeway.events import Repository
+from mergeway.jobs.drift_notes import drift_notes
 from mergeway.jobs.engine_options import configured, options_for
 from mergeway.kube.apply import Applier
 from mergeway.kube.applyset import ApplySet
@@ -205,6 +208,11 @@ def test_an_autoscaled_deployment_is_not_drift_not_a_change_and_keeps_its_replic
     assert [(f.path, f.live, f.git, f.manager) for f in overwritten(api)] == [
         ("/spec/replicas", "3", "2", "kubectl-scale")
     ]
+    # What the preview says above its table: the autoscaled replicas once, the overwritten live change.
+    shop = Repository(forge="github", full_name="acme/shop", clone_url="")
+    notes = drift_notes(SimpleNamespace(redis=None), shop, env, plan, targets)  # type: ignore[arg-type]
+    assert notes[0] == "Deployment/web: replicas managed by HorizontalPodAutoscaler/web"
+    assert len(notes) == 2 and "<code>Deployment/api</code> <code>spec.replicas</code>: live <code>3</code>" in notes[1]
 
     assert Applier(client, options=options).deploy(newer, applyset=applyset, default_namespace=namespace, wait=False).ok
     assert replicas(client, namespace, "web") == 4
@@ -239,3 +247,22 @@ def test_an_ignore_rule_holds_for_drift_preview_and_deploy(client, namespace, ig
     assert web.action == "update" and "replicas" not in web.diff and overwritten(web) == []
     assert Applier(client, options=options).deploy(newer, applyset=applyset, default_namespace=namespace, wait=False).ok
     assert replicas(client, namespace, "web") == 6
+
+
+def test_an_autoscaler_added_later_does_not_scale_its_target_down_before_it_takes_over(client, namespace):
+    applyset = ApplySet("hpa-later", namespace)
+    env = parse(f"environments: [{{name: prod, path: k8s, cluster: local, namespace: {namespace}}}]").environments[0]
+    assert Applier(client).deploy([deployment("web", replicas=3)], applyset=applyset, default_namespace=namespace).ok
+    # Git adds an HPA: Mergeway still owns replicas, so it keeps sending them (dropping them would
+    # make the API server remove the field, and the Deployment would be defaulted to 1 replica).
+    manifests = [deployment("web", replicas=3), autoscaler("web")]
+    options, targets = options_for(env, client, Discovery(client), manifests)
+    assert targets == []
+    assert Applier(client, options=options).deploy(manifests, applyset=applyset, default_namespace=namespace).ok
+    assert replicas(client, namespace, "web") == 3
+    # Once the autoscaler has written them, they are its own.
+    scale(client, namespace, "web", 5, "horizontal-pod-autoscaler")
+    options, targets = options_for(env, client, Discovery(client), manifests)
+    assert [t.name for t in targets] == ["web"]
+    assert Applier(client, options=options).deploy(manifests, applyset=applyset, default_namespace=namespace).ok
+    assert replicas(client, namespace, "web") == 5

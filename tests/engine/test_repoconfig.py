@@ -1,9 +1,10 @@
+import re
 from pathlib import Path
 
 import pytest
 
 from mergeway import policy, repoconfig
-from mergeway.repoconfig import Environment, RepoConfigError
+from mergeway.repoconfig import Environment, RepoConfigError, parse
 
 GOOD = """
 environments:
@@ -84,3 +85,47 @@ def test_policy_limits_clusters_and_namespaces():
 def test_unknown_cluster_is_refused_even_without_policy():
     decision = policy.load("").check("github", "a/b", Environment("s", "x", "nowhere"), {"staging"})
     assert not decision.allowed and "not configured" in decision.reason
+
+
+def _with_ignore(ignore: str) -> str:
+    return f"environments: [{{name: prod, path: k8s, cluster: c1, namespace: shop, ignore: {ignore}}}]"
+
+
+def test_ignore_rules_parse_into_managers_and_fields():
+    env = parse(
+        _with_ignore(
+            "{managers: [kube-controller-manager], fields: [{kind: Deployment, name: 'web-*', paths: [/spec/replicas, "
+            "/metadata/annotations/a~1b]}, {kind: ConfigMap, group: '', paths: /data/x}]}"
+        )
+    ).environments[0]
+    assert env.ignore.managers == ("kube-controller-manager",)
+    assert [(r.pointer, r.kind, r.group, r.name) for r in env.ignore.fields] == [
+        ("/spec/replicas", "Deployment", None, "web-*"),
+        ("/metadata/annotations/a~1b", "Deployment", None, "web-*"),
+        ("/data/x", "ConfigMap", None, ""),
+    ]
+    assert parse(_with_ignore("{}")).environments[0].ignore.fields == ()
+
+
+@pytest.mark.parametrize(
+    ("ignore", "message"),
+    [
+        ("[a]", "environment 'prod'.ignore must be a mapping with 'managers' and/or 'fields'"),
+        ("{manager: [x]}", "environment 'prod'.ignore: unknown key(s): manager (known: fields, managers)"),
+        ("{managers: kube}", "environment 'prod'.ignore.managers must be a list of field manager names"),
+        ("{fields: [{name: web, paths: [/spec/replicas]}]}", "environment 'prod'.ignore.fields[0].kind is required"),
+        (
+            "{fields: [{kind: Deployment, paths: []}]}",
+            "ignore.fields[0].paths must be a non-empty list",
+        ),
+        (
+            "{fields: [{kind: Deployment, paths: [spec.replicas]}]}",
+            "paths[0]: 'spec.replicas' is not a JSON pointer",
+        ),
+        ("{fields: [{kind: Deployment, paths: [/metadata/name]}]}", "names what identifies an object"),
+        ("{fields: [{kind: Deployment, path: [/spec/replicas]}]}", "ignore.fields[0]: unknown key(s): path"),
+    ],
+)
+def test_invalid_ignore_rules_name_the_entry_at_fault(ignore: str, message: str):
+    with pytest.raises(RepoConfigError, match=re.escape(message)):
+        parse(_with_ignore(ignore))

@@ -197,6 +197,7 @@ def test_the_scheduler_runs_with_no_credentials_but_redis_and_a_liveness_check()
     assert container["livenessProbe"]["exec"]["command"] == ["mergeway-beat", "--check"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MERGEWAY_BEAT_LOCK_SECONDS"] == "30" and "REDIS_URL" in env
+    assert env["MERGEWAY_DRIFT_INTERVAL_SECONDS"] == "600"
 
 
 def test_the_environments_page_is_off_unless_chosen_and_reaches_only_the_web_pods():

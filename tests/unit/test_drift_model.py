@@ -43,3 +43,16 @@ def test_a_check_that_could_not_compare_is_not_drift() -> None:
     failed = DriftCheck(REPO, "prod", "", 1.0, error="cannot reach the API server")
     assert not failed.drifted
     assert DriftCheck.from_json(failed.to_json()) == failed
+
+
+def test_publishing_a_check_sets_the_drift_objects_metric_of_its_environment() -> None:
+    from prometheus_client import REGISTRY
+
+    from mergeway.report.publish import Publisher
+
+    out = Publisher(forge=None, number=0)  # type: ignore[arg-type]  # the metric needs no forge
+    out.drift(_check())
+    labels = {"repository": REPO, "environment": "prod"}
+    assert REGISTRY.get_sample_value("mergeway_drift_objects", labels) == 2
+    out.drift(DriftCheck(REPO, "prod", "a" * 40, 3.0))
+    assert REGISTRY.get_sample_value("mergeway_drift_objects", labels) == 0
