@@ -119,7 +119,11 @@ def _plain(root: Path, path: str, objects: list[ObjectDrift], namespace: str, re
             # Start again from what is written so far: a partly applied object must not be written.
             texts[file] = yamledit.load_all(result.files.get(_relative(root, file), originals[file]))
             continue
-        result.files[_relative(root, file)] = yamledit.dump_all(texts[file], originals[file])
+        text = yamledit.dump_all(texts[file], originals[file])
+        if text == result.files.get(_relative(root, file), originals[file]):
+            result.skip("field", obj.ref)  # the file already says so: the drift comes from elsewhere
+            continue
+        result.files[_relative(root, file)] = text
         result.adopted.append(obj.ref)
 
 

@@ -235,8 +235,11 @@ class Publisher:
             return issue
 
     def issue_reply(self, issue: int, text: str) -> None:
-        """A reply on the drift issue to ``/revert-drift`` or ``/adopt-drift`` (a new comment each time)."""
-        self.forge.comment_on_issue(issue, text)
+        """A reply on the drift issue to ``/revert-drift`` or ``/adopt-drift`` (a new comment each time).
+
+        Replies carry errors from the cluster, git and the drift check: scrubbed of every known secret.
+        """
+        self.forge.comment_on_issue(issue, redact(text))
 
     # -- jobs that ended without their outcome ------------------------------------------------------
 
