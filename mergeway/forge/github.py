@@ -288,6 +288,7 @@ class GitHubForge(base.Forge):
 
     def open_issues(self, author: str) -> list[IssueRef]:
         # GET /repos/{o}/{r}/issues lists pull requests too: those carry a ``pull_request`` key.
+        # PyGithub annotates ``creator`` as a NamedUser but sends a string as the login it is.
         with self._api(f"list the open issues of {author}"):
             found = [
                 self._issue(i)
