@@ -216,7 +216,7 @@ def test_gitlab_drift_issue_and_revert_drift(stack: Stack) -> None:
     assert any("@alice re-applied" in r for r in replies), replies
 
 
-def test_the_scheduler_opens_the_issue_by_itself_naming_a_scaled_and_a_deleted_object(
+def test_the_scheduler_opens_the_issue_by_itself_for_an_edit_and_a_deletion_and_revert_drift_undoes_both(
     make_stack: StackFactory,
 ) -> None:
     stack = make_stack(MERGEWAY_DRIFT_INTERVAL_SECONDS="2")
@@ -224,7 +224,14 @@ def test_the_scheduler_opens_the_issue_by_itself_naming_a_scaled_and_a_deleted_o
     beat = ServiceProcess("beat", [sys.executable, "-m", "workers.beat"], stack.env, stack.services.workdir)
     beat.start()
     stack.services.started.append(beat)
-    kubectl(stack, "scale", "deployment/web", "--replicas=2")
+    # `kubectl edit` with an "editor" that changes the image, as a person would in vi.
+    subprocess.run(
+        [stack.cluster.kubectl, "-n", stack.namespace, "edit", "deployment/web"],
+        env={**stack.cluster.env(), "KUBE_EDITOR": "sed -i s#example.com/web:1#example.com/web:hotfix#"},
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     kubectl(stack, "delete", "configmap/settings")
     issue = stack.wait(
         lambda: next((i for i in drift_issues(stack, repo) if "ConfigMap/settings" in i.body), None),
@@ -232,5 +239,14 @@ def test_the_scheduler_opens_the_issue_by_itself_naming_a_scaled_and_a_deleted_o
         message="the scheduled check's drift issue naming both objects",
     )
     assert "<code>ConfigMap/settings</code> was **deleted** from the cluster" in issue.body
-    assert "<code>/spec/replicas</code> live <code>2</code>, Git <code>1</code>" in issue.body
+    assert "live <code>example.com/web:hotfix</code>, Git <code>example.com/web:1</code>" in issue.body
+    assert "by <code>kubectl-edit</code>" in issue.body
     assert len(drift_issues(stack, repo)) == 1  # later checks edit the same issue
+
+    stack.sim.issue_comment(repo, issue, "/revert-drift", author="alice")
+    closed(stack, repo, issue)
+    core, apps = k8s.CoreV1Api(stack.cluster.api_client()), k8s.AppsV1Api(stack.cluster.api_client())
+    assert core.read_namespaced_config_map("settings", stack.namespace).data == {"a": "1"}
+    web = apps.read_namespaced_deployment("web", stack.namespace)
+    assert web.spec.template.spec.containers[0].image == "example.com/web:1"
+    assert len(drift_issues(stack, repo)) == 1
