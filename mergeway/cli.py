@@ -150,8 +150,10 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"{item.ref} {'created' if item.action == 'create' else 'configured'}")
     for item in result.pruned:
         print(f"{item.ref} pruned")
+    for run in result.hooks:
+        print(f"{run.ref} {run.phase} hook {run.state}")
     _print_not_pruned(prunes)
-    if result.plan.errors or result.failed or result.unhealthy:
+    if result.plan.errors or result.failed or result.unhealthy or result.hook_failed:
         from mergeway.report.deploy import failures_of  # the report module is imported only to report
 
         for line in failures_of(result):

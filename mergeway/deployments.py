@@ -53,6 +53,16 @@ class Keys:
         """Every (repository, environment) with records: a set of JSON pairs."""
         return f"{cls.PREFIX}:environments"
 
+    @classmethod
+    def forge_deployment(cls, repository: str, environment: str, commit: str) -> str:
+        """The id of the forge's own deployment (GitHub Deployment, GitLab deployment) of that record."""
+        return f"{cls.PREFIX}:forge:{repository}:{environment}:{commit}"
+
+    @classmethod
+    def forge_active(cls, repository: str, environment: str) -> str:
+        """The id of the environment's last successful forge deployment (where the forge does not retire it)."""
+        return f"{cls.PREFIX}:forge-active:{repository}:{environment}"
+
 
 class Entered(NamedTuple):
     """When a phase began (Unix seconds, UTC) and why, in a few words (``""``: nothing to add)."""
@@ -219,6 +229,35 @@ class Deployments:
             newest = self.history(repository, environment, limit=1)
             out.extend(newest)
         return out
+
+
+class ForgeDeploymentIds:
+    """Which forge deployment shows (repository, environment, commit): one per record, whoever creates it.
+
+    Kept beside the record rather than in it: the forge is written from a background thread while
+    the deploy writes the record's phases, and a second read-modify-write of the record would race.
+    """
+
+    def __init__(self, client: redis.Redis, repository: str) -> None:
+        self.redis = client
+        self.repository = repository
+
+    def get(self, environment: str, commit: str) -> int | None:
+        raw = self.redis.get(Keys.forge_deployment(self.repository, environment, commit))
+        return int(raw) if raw else None
+
+    def claim(self, environment: str, commit: str, deployment_id: int) -> int:
+        """Remember ``deployment_id`` unless another job already did; the id that counts."""
+        key = Keys.forge_deployment(self.repository, environment, commit)
+        if self.redis.set(key, str(deployment_id), nx=True, ex=RECORD_TTL):
+            return deployment_id
+        raw = self.redis.get(key)
+        return int(raw) if raw else deployment_id
+
+    def replace_active(self, environment: str, deployment_id: int) -> int | None:
+        """Make ``deployment_id`` the environment's successful one; the one it replaces, if any."""
+        raw = self.redis.set(Keys.forge_active(self.repository, environment), str(deployment_id), get=True)
+        return int(raw) if raw else None
 
 
 #: The fields the page reads, all plain text (see :class:`Deployment`).

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -23,15 +24,7 @@ from mergeway.limits import LimitError
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _KNOWN_ENV_KEYS = {
-    "name",
-    "path",
-    "cluster",
-    "namespace",
-    "helm",
-    "auto_deploy",
-    "branch",
-    "freeze",
-    "ignore",
+    *("name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze", "ignore", "url"),
     "self_heal",
 }
 
@@ -58,13 +51,15 @@ class Environment:
     #: Merges into this branch deploy; empty means the repository's default branch.
     branch: str = ""
     auto_deploy: bool = True
+    #: When merges must not deploy this environment (:mod:`mergeway.freeze`), besides the operator's.
+    freeze: tuple[FreezeWindow, ...] = ()
     #: Fields Git does not decide (``ignore:``, :mod:`mergeway.ignorerules`): the engine options preview,
     #: deploy and drift use.
     ignore: IgnoreSpec = field(default_factory=IgnoreSpec)
     #: Drift found by a check is reverted at once (the last applied commit re-applied), and the drift issue says so.
     self_heal: bool = False
-    #: When merges must not deploy this environment (:mod:`mergeway.freeze`), besides the operator's.
-    freeze: tuple[FreezeWindow, ...] = ()
+    #: Where the environment is reached (``https://…``), shown by the forge's Deployments; "" for none.
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,16 +141,17 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
         raise RepoConfigError(f"{where}.auto_deploy must be true or false")
     branch = _str(raw.get("branch"), f"{where}.branch", required=False)
     try:
+        freeze = parse_windows(raw.get("freeze"), f"{where}.freeze")
+    except FreezeError as exc:
+        raise RepoConfigError(str(exc)) from None
+    try:
         ignore = parse_ignore(raw.get("ignore"), where)
     except ValueError as exc:
         raise RepoConfigError(str(exc)) from None
     self_heal = raw.get("self_heal", False)
     if not isinstance(self_heal, bool):
         raise RepoConfigError(f"{where}.self_heal must be true or false")
-    try:
-        freeze = parse_windows(raw.get("freeze"), f"{where}.freeze")
-    except FreezeError as exc:
-        raise RepoConfigError(str(exc)) from None
+    url = _url(raw.get("url"), f"{where}.url")
     return Environment(
         name,
         path,
@@ -164,10 +160,24 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
         helm,
         branch=branch,
         auto_deploy=auto,
-        ignore=ignore,
-        self_heal=self_heal,
         freeze=freeze,
+        ignore=ignore,
+        url=url,
+        self_heal=self_heal,
     )
+
+
+def _url(value: Any, where: str) -> str:
+    """An environment's ``url:``: an absolute http(s) URL (the forge links to it; no other scheme is a link)."""
+    url = _str(value, where, required=False)
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in url) or len(url) > 2048:
+        raise RepoConfigError(f"{where} must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:  # shown on the forge to everyone who reads it
+        raise RepoConfigError(f"{where} must not carry a user name or password")
+    return url
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:

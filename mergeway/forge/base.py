@@ -170,6 +170,37 @@ class GitCredentials:
         return f"GitCredentials(username={self.username!r}, password=***)"
 
 
+#: A deployment's state as Mergeway reports it: GitHub's deployment status states. GitLab maps them
+#: to its own (``queued`` has no GitLab equivalent; ``error`` is ``failed``; ``inactive`` is ``canceled``).
+DeploymentState = Literal["queued", "in_progress", "success", "failure", "error", "inactive"]
+
+
+@dataclass(frozen=True)
+class DeploymentUpdate:
+    """One state of one deploy, as the forge's Environments view shows it.
+
+    ``sha`` is the merge commit the deployment is for; ``ref`` the branch it was merged into.
+    ``log_url`` points at the deploy comment and ``environment_url`` at the running environment
+    (``url:`` in ``.mergeway.yaml``); both may be empty. ``pr`` goes in GitHub's payload.
+    """
+
+    environment: str
+    sha: str
+    ref: str
+    state: DeploymentState
+    description: str = ""
+    log_url: str = ""
+    environment_url: str = ""
+    pr: int = 0
+
+
+def clip_description(description: str) -> str:
+    """A status or deployment description cut to the forge's 140 characters."""
+    if len(description) > STATUS_DESCRIPTION_LIMIT:
+        return description[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
+    return description
+
+
 def unanswered_error(exc: Exception, forge: str, action: str, repo: str) -> ForgeError:
     """The error for a call ``forge`` gave no HTTP answer to: already ours, the network's, or a bug's."""
     if isinstance(exc, ForgeError):
@@ -328,9 +359,7 @@ class Forge(abc.ABC):
             raise ValueError(f"status state must be one of {', '.join(STATUS_STATES)}, not {state!r}")
         if not context.strip():
             raise ValueError("status context must not be empty")
-        if len(description) > STATUS_DESCRIPTION_LIMIT:
-            description = description[: STATUS_DESCRIPTION_LIMIT - 1] + "…"
-        self._set_status(sha, state, context, description, target_url)
+        self._set_status(sha, state, context, clip_description(description), target_url)
 
     @abc.abstractmethod
     def _set_status(self, sha: str, state: StatusState, context: str, description: str, target_url: str) -> None: ...
@@ -440,3 +469,24 @@ class Forge(abc.ABC):
     @abc.abstractmethod
     def git_credentials(self) -> GitCredentials:
         """Username and token for git over HTTPS; refreshed when the token is near expiry."""
+
+    # -- deployments (the forge's own Environments view) ------------------------------------------
+
+    #: Whether :meth:`create_deployment` already sets ``update.state`` (GitLab), or a status must follow (GitHub).
+    deployment_created_in_state: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def create_deployment(self, update: DeploymentUpdate) -> int | None:
+        """Create the forge's deployment of ``update.sha`` to ``update.environment``; its id.
+
+        ``None`` when the forge has no way to show ``update.state`` on a new deployment (GitLab
+        cannot create one ``queued``): the caller creates it at the next state instead.
+        """
+
+    @abc.abstractmethod
+    def update_deployment(self, deployment_id: int, update: DeploymentUpdate) -> None:
+        """Move deployment ``deployment_id`` to ``update.state``; repeating a state is harmless."""
+
+    def retires_previous_deployments(self, environment: str) -> bool:
+        """Whether a ``success`` makes the forge itself retire the environment's earlier deployments."""
+        return True

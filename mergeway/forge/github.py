@@ -340,6 +340,52 @@ class GitHubForge(base.Forge):
         register_secret(token)
         return base.GitCredentials(username="x-access-token", password=token)
 
+    # -- deployments ------------------------------------------------------------------------------
+
+    def create_deployment(self, update: base.DeploymentUpdate) -> int | None:
+        """A Deployment of the merge commit itself (``ref`` is its SHA, so no later push moves it).
+
+        No merge of the default branch (``auto_merge: false``) and no wait for commit statuses
+        (``required_contexts: []``): Mergeway has already deployed it. The branch and the pull
+        request travel in the payload.
+        """
+        payload: dict[str, Any] = {"ref": update.ref}
+        if update.pr:
+            payload["pull_request"] = update.pr
+        with self._api(f"create a deployment of {update.sha[:12]} to {update.environment}"):
+            created = self._repo.create_deployment(
+                ref=update.sha,
+                task="deploy",
+                auto_merge=False,
+                required_contexts=[],
+                payload=payload,
+                environment=update.environment,
+                description=base.clip_description(update.description),
+            )
+        return int(created.id)
+
+    def retires_previous_deployments(self, environment: str) -> bool:
+        """``auto_inactive`` skips production environments: by default, the one named ``production``."""
+        return environment != "production"
+
+    def update_deployment(self, deployment_id: int, update: base.DeploymentUpdate) -> None:
+        """A deployment status; GitHub marks earlier successful ones of the environment inactive (``auto_inactive``).
+
+        Sent through PyGithub's requester: its ``create_status`` predates ``log_url``.
+        """
+        data: dict[str, Any] = {
+            "state": update.state,
+            "description": base.clip_description(update.description),
+            "auto_inactive": True,
+        }
+        if update.log_url:
+            data["log_url"] = update.log_url
+        if update.environment_url:
+            data["environment_url"] = update.environment_url
+        path = f"/repos/{self.repo.full_name}/deployments/{deployment_id}/statuses"
+        with self._api(f"set deployment {deployment_id} of {update.environment} {update.state}"):
+            self._client.requester.requestJsonAndCheck("POST", path, input=data)
+
 
 def _is_fork(pr: GhPullRequest) -> bool:
     """A PR is same-repository only when its head repository is provably the base repository.

@@ -41,6 +41,16 @@ _AWARDS = {
     "laugh": "laughing",
 }
 DEVELOPER, MAINTAINER = 30, 40
+#: Mergeway's deployment states → GitLab's deployment statuses (GitLab has no queued one, and no
+#: description to tell an error from a failure, or a superseded deploy from a cancelled one).
+_DEPLOYMENT_STATUS: dict[str, str | None] = {
+    "queued": None,
+    "in_progress": "running",
+    "success": "success",
+    "failure": "failed",
+    "error": "failed",
+    "inactive": "canceled",
+}
 
 
 def permission_for_access_level(level: int) -> Permission:
@@ -381,6 +391,37 @@ class GitLabForge(base.Forge):
         # GitLab checks the password as a personal/project/group access token whatever the user name
         # is; "oauth2" also covers OAuth tokens.
         return base.GitCredentials(username="oauth2", password=self._token)
+
+    # -- deployments ------------------------------------------------------------------------------
+
+    #: GitLab creates a deployment in a status (``running``, ``success``, ``failed``, ``canceled``).
+    deployment_created_in_state = True
+
+    def create_deployment(self, update: base.DeploymentUpdate) -> int | None:
+        """A deployment created outside CI, in the environment of that name (GitLab creates it if new)."""
+        status = _DEPLOYMENT_STATUS[update.state]
+        if status is None:
+            return None
+        data = {"environment": update.environment, "sha": update.sha, "ref": update.ref, "tag": False, "status": status}
+        with self._api(f"create a deployment of {update.sha[:12]} to {update.environment}"):
+            created = self._project.deployments.create(data)
+        environment = getattr(created, "environment", None) or {}
+        if update.environment_url and environment.get("external_url") != update.environment_url:
+            with self._api(f"set the URL of environment {update.environment}"):
+                self._project.environments.update(environment["id"], {"external_url": update.environment_url})
+        return int(created.id)
+
+    def update_deployment(self, deployment_id: int, update: base.DeploymentUpdate) -> None:
+        """PUT the deployment's status; a transition GitLab refuses (``running`` again after ``failed``) is skipped."""
+        status = _DEPLOYMENT_STATUS[update.state]
+        if status is None:
+            return
+        try:
+            with self._api(f"set deployment {deployment_id} of {update.environment} {status}"):
+                self._project.deployments.update(deployment_id, {"status": status})
+        except errors.ForgeValidationError as exc:
+            # GitLab's deployments only go created → running, and any state → another final one.
+            log.info("deployment %s of %s stays as it was: %s", deployment_id, update.environment, exc.message)
 
 
 def _quote(ident: int | str) -> str:

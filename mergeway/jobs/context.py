@@ -23,11 +23,13 @@ import redis
 from mergeway import policy as policy_mod
 from mergeway import repoconfig
 from mergeway.config import Settings
+from mergeway.deployments import ForgeDeploymentIds
 from mergeway.events import CommentCommand, Event, IssueCommand, Repository
 from mergeway.forge import forge_for, retry_policy
 from mergeway.forge.base import Forge, LockFactory
 from mergeway.forge.identity import check_path, verified_command, verified_issue_command, verified_repository
 from mergeway.git import CheckoutCache
+from mergeway.jobs.applysets import owner_identity
 from mergeway.jobs.locks import held_lock
 from mergeway.kube.client import KubeClient
 from mergeway.kube.clusters import ClusterRegistry
@@ -70,12 +72,14 @@ class JobContext:
     def publisher(self, event: Event) -> Publisher:
         """The one way out for ``event``'s job: its pull request, comment lock, link and status journal."""
         pr = getattr(event, "pr", None)
+        ids = ForgeDeploymentIds(self.redis, owner_identity(event.repo)) if self.redis is not None else None
         return Publisher(
             self.forge(event.repo),
             pr.number if pr else 0,
             lock=self.comment_lock(event),
             target_url=self.target_url(event),
             journal=self.journal,
+            deployment_ids=ids,
         )
 
     def verified(self, event: E) -> E:

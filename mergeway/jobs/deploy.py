@@ -38,6 +38,7 @@ from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.engine_options import options_for
 from mergeway.jobs.environment import CONFIG_ENV, EXPECTED, READ_ERRORS, EnvironmentStep, Refused, describe
+from mergeway.jobs.forge_deployment import ForgeDeployment
 from mergeway.jobs.locks import LockUnavailable
 from mergeway.jobs.prunes import PruneCheck
 from mergeway.jobs.record import Recorder
@@ -94,7 +95,7 @@ def deploy(event: PullRequestMerged, ctx: JobContext, *, only: str = "") -> list
     with Reporter(ctx, event, out) as reporter:
         for env in envs:
             queued = DeployReport(env.name, merge_sha)
-            reporter.record.phase(env.name, merge_sha, "queued", cluster=env.cluster, namespace=env.namespace)
+            reporter.queued(queued, env)
             step = EnvironmentStep(ctx, repo, env, "deploy")
             try:
                 with ctx.env_lock(env.cluster, env.name, on_wait=functools.partial(reporter.progress, queued)):
@@ -260,6 +261,9 @@ class Reporter:
     for a second between them), and merge-to-applied latency is what users feel. Outcomes wait for
     earlier progress to be written, so the comment never goes back from an outcome to "applying".
     A failure to publish an outcome is retried and logged by the publisher and never fails the deploy.
+    The forge's own deployment (:mod:`mergeway.jobs.forge_deployment`) follows the same phases, all
+    of it in the background: ``queued`` before the lock, ``in_progress`` after the "applying"
+    comment, the outcome after the outcome's comment.
     """
 
     def __init__(self, ctx: JobContext, event: PullRequestMerged, out: Publisher) -> None:
@@ -267,12 +271,19 @@ class Reporter:
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deploy-report")
         self.pending: list[Future[None]] = []
         self.record = Recorder(ctx, event)
+        self.forge_deployment = ForgeDeployment(event, out)
 
     def __enter__(self) -> Reporter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True)
+
+    def queued(self, report: DeployReport, env: Environment) -> None:
+        """``env``'s deploy is about to wait for its lock: recorded now, shown on the forge in the background."""
+        self.record.phase(env.name, report.merge_sha, "queued", cluster=env.cluster, namespace=env.namespace)
+        self.forge_deployment.configure(env)
+        self.pending.append(self.pool.submit(self.forge_deployment.progress, report))
 
     def progress(self, report: DeployReport) -> None:
         self.pending.append(self.pool.submit(self._publish_quietly, report))
@@ -283,12 +294,17 @@ class Reporter:
         self.pending.clear()
         self.record.outcome(report)
         self.out.deploy_outcome(report)
+        # After the comment (the deployment's log); in the background, so the next environment's
+        # deploy does not wait for it. The pool is drained when the merge's deploys are done.
+        self.pending.append(self.pool.submit(self.forge_deployment.outcome, report))
 
     def _publish_quietly(self, report: DeployReport) -> None:
         try:
             self.out.deploy(report)
         except Exception:  # progress is best effort; the outcome is published (and retried) by final()
             log.warning("could not publish deploy progress for %s", report.environment, exc_info=True)
+        if report.state == "applying":
+            self.forge_deployment.progress(report)
 
 
 def _is_ancestor(ctx: JobContext, event: Event, worktree: Path, older: str, newer: str) -> bool:

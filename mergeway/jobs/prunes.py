@@ -53,7 +53,9 @@ class PruneCheck:
     def split(self, plan: Plan) -> Plan:
         """``plan`` without the deletions the rule refuses: what a preview shows merging would do."""
         held = self.check(plan)
-        return Plan([i for i in plan.items if i.ref not in held or i.action != "delete"])
+        kept = Plan([i for i in plan.items if i.ref not in held or i.action != "delete"])
+        kept.hooks, kept.skipped = plan.hooks, plan.skipped  # hooks are never pruned: nothing to hold
+        return kept
 
     def holding(self, guard: Callable[[Plan], Collection[ObjectRef]]) -> Callable[[Plan], set[ObjectRef]]:
         """A deploy's ``hold``: the refused deletions, plus what ``guard`` holds of the rest.

@@ -10,9 +10,16 @@ Order of a deploy, and why:
    after the foundation stage wait for the CRDs of custom resources in the same change to be
    Established and refresh discovery, so those custom resources can be applied. CRDs that no
    object of the change uses are applied beside the later stages instead of before them.
+   Objects in sync waves (``argocd.argoproj.io/sync-wave``, :mod:`mergeway.hooks`) go wave by
+   wave, lowest first, each wave healthy before the next is applied; the stages apply within a wave.
 4. Prune members of the set that left Git (:mod:`mergeway.kube.prune`).
 5. Write the final group-kinds and the applied commit to the parent.
 6. Wait for the environment's objects to become healthy (:mod:`mergeway.kube.health`).
+
+Hooks (:mod:`mergeway.kube.hooks`) run around these steps: pre-deploy hooks after the dry run and
+before step 2 (one failing stops the deploy with nothing applied), Argo CD ``Sync`` hooks are created
+just before step 3 and waited for after step 6, post-deploy hooks after step 6 once everything is
+healthy, and on-failure hooks when any of it failed.
 """
 
 from __future__ import annotations
@@ -22,13 +29,15 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from mergeway.hooks import wave_of
 from mergeway.kube import prune
 from mergeway.kube.applyset import ApplySet, Parent, group_kind
-from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan
+from mergeway.kube.changeset import ObjectDiff, ObjectRef, Plan, PlannedHook
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
 from mergeway.kube.diff import Differ, defined_kind, opts_in_to_recreate, touches_immutable_field
 from mergeway.kube.discovery import Resource
 from mergeway.kube.health import Health, Target, wait_healthy
+from mergeway.kube.hooks import HookRun, HookRunner, of_phase
 from mergeway.kube.options import ApplyOptions
 from mergeway.kube.parallel import map_ordered
 from mergeway.kube.patch import server_side_apply
@@ -57,6 +66,8 @@ class DeployResult:
         #: Changes deliberately not executed (destructive ones nobody allowed); they stay set members.
         self.held: list[ObjectDiff] = held or []
         self.health: dict[str, Health] = health or {}
+        #: Every hook run, in the order the phases ran them (:mod:`mergeway.kube.hooks`).
+        self.hooks: list[HookRun] = []
         self.apply_seconds = 0.0
         self.rollout_seconds = 0.0
 
@@ -69,7 +80,11 @@ class DeployResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.plan.errors and not self.unhealthy
+        return not self.failed and not self.plan.errors and not self.unhealthy and not self.hook_failed
+
+    @property
+    def hook_failed(self) -> bool:
+        return any(r.failed for r in self.hooks)
 
     def counts(self) -> dict[str, int]:
         """What was done, in the words previews use (add/change/prune), so both read alike."""
@@ -135,24 +150,66 @@ class Applier:
         if progress:
             progress(f"applying {len(changes)} object(s), pruning {len(prunes)}")
         final = _final_parent(applyset, plan, held, commit)
+        runner = HookRunner(self.client, applyset, field_manager=self.field_manager, concurrency=self.concurrency)
+        # A pre-deploy hook in a namespace this change creates needs that namespace first (nothing else).
+        early = _namespaces_for(of_phase(plan.hooks, "pre-deploy"), changes)
+        if early:
+            self._apply_stage(early, result)
+            if result.failed:
+                return result
+            changes = [i for i in changes if i not in early]
+        if not self._run_hooks(runner, result, "pre-deploy", health_timeout, progress):
+            return result  # nothing else applied
+        sync = runner.start(of_phase(plan.hooks, "sync"))
         recorded = self._apply_changes(changes, applyset, stored, final, result, health_timeout)
-        if not result.failed:
+        if not result.failed and not result.unhealthy:
             pruned, failed = prune.prune(self.client, prunes)
             result.pruned.extend(pruned)
             result.failed.extend(failed)
-        if not result.failed and not applyset.current(recorded, final):
+        if not result.failed and not result.unhealthy and not applyset.current(recorded, final):
             applyset.write(self.client, final, field_manager=self.field_manager)
         result.apply_seconds = time.monotonic() - started
-        if applied and not result.failed:
+        if applied and not result.failed and not result.unhealthy:
             applied(result)
-        if result.failed or not wait:
+        stopped = bool(result.failed or result.unhealthy)
+        if stopped or not wait:
+            result.hooks += runner.finish("sync", sync, timeout=health_timeout) if wait and sync else []
+            if stopped:
+                self._run_hooks(runner, result, "on-failure", health_timeout, progress)
             return result
         if progress:
             progress("waiting for the rollout")
         self._wait_healthy(result, health_timeout)
+        result.hooks += runner.finish("sync", sync, timeout=health_timeout) if sync else []
+        if result.ok:
+            self._run_hooks(runner, result, "post-deploy", health_timeout, progress)
+        elif not result.hook_failed:  # a failed hook ran them already
+            self._run_hooks(runner, result, "on-failure", health_timeout, progress)
         if result.ok and commit and (stored is None or stored.healthy != commit):
             applyset.record_healthy(self.client, commit, field_manager=self.field_manager)
         return result
+
+    def _run_hooks(
+        self,
+        runner: HookRunner,
+        result: DeployResult,
+        phase: str,
+        timeout: float,
+        progress: Callable[[str], None] | None,
+    ) -> bool:
+        """Run ``phase``'s hooks into ``result``; False when one failed (then the on-failure hooks ran too)."""
+        due = of_phase(result.plan.hooks, phase)
+        if not due:
+            return True
+        if progress:
+            progress(f"running {len(due)} {phase} hook(s)")
+        runs = runner.run(due, phase, timeout=timeout)
+        result.hooks += runs
+        if any(r.failed for r in runs):
+            if phase != "on-failure":
+                self._run_hooks(runner, result, "on-failure", timeout, progress)
+            return False
+        return True
 
     def _apply_changes(
         self,
@@ -174,6 +231,35 @@ class Applier:
         old = stored or Parent()
         union = applyset.parent(old.group_kinds | final.group_kinds, old.namespaces | final.namespaces)
         covered = stored is not None and union.group_kinds <= old.group_kinds and union.namespaces <= old.namespaces
+        recorded = stored
+        numbers = sorted({_wave(i) for i in changes})
+        for index, number in enumerate(numbers):
+            if index and not self._settle_wave(result, numbers[index - 1], timeout):
+                break  # the previous wave is not healthy: nothing after it is applied
+            wave = [i for i in changes if _wave(i) == number]
+            recorded, covered = self._apply_wave(wave, applyset, union, covered, recorded, result, timeout)
+            if result.failed:
+                break
+        return recorded
+
+    def _settle_wave(self, result: DeployResult, number: int, timeout: float) -> bool:
+        """Wait for wave ``number`` (its applied and unchanged objects) to be healthy; False when it is not."""
+        done = {id(i) for i in result.applied}
+        members = [i for i in result.plan.items if _wave(i) == number and (id(i) in done or i.action == "unchanged")]
+        self._wait_healthy(result, timeout, members)
+        return not result.unhealthy
+
+    def _apply_wave(
+        self,
+        changes: Sequence[ObjectDiff],
+        applyset: ApplySet,
+        union: Parent,
+        covered: bool,
+        recorded: Parent | None,
+        result: DeployResult,
+        timeout: float,
+    ) -> tuple[Parent | None, bool]:
+        """Apply one wave stage by stage (see :meth:`_apply_changes`); returns what the parent records."""
         grouped = stages(changes)
         later = [i for stage in grouped[1:] for i in stage]
         # CRDs whose custom resources are not in this change have nothing here to come before.
@@ -181,10 +267,9 @@ class Applier:
         unused = [i for i in grouped[0] if _is_crd(i) and defined_kind(i.desired or {}) not in used]
         grouped[0] = [i for i in grouped[0] if i not in unused]
         creates_parent_ns = any(i.ref.kind == "Namespace" and i.ref.name == applyset.namespace for i in grouped[0])
-        recorded = stored
         if not creates_parent_ns and not covered:
             applyset.write(self.client, union, field_manager=self.field_manager)
-            recorded = union
+            recorded, covered = union, True
         beside = _Beside(self._apply_stage, unused, result)
         try:
             for index, stage in enumerate(grouped):
@@ -197,12 +282,12 @@ class Applier:
                 if index == 0:
                     if creates_parent_ns and not covered:
                         applyset.write(self.client, union, field_manager=self.field_manager)
-                        recorded = union
+                        recorded, covered = union, True
                     self._settle_foundation(stage, later, timeout)
                     beside.start()
         finally:
             beside.join()
-        return recorded
+        return recorded, covered
 
     def _apply(self, resource: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply one object; returns what the API server stored."""
@@ -256,15 +341,18 @@ class Applier:
             else:
                 result.applied.append(item)
 
-    def _wait_healthy(self, result: DeployResult, timeout: float) -> None:
-        """Wait for the environment's objects to be healthy, judging first from what the apply returned.
+    def _wait_healthy(self, result: DeployResult, timeout: float, items: Sequence[ObjectDiff] | None = None) -> None:
+        """Wait for the environment's objects (or ``items``, a wave) to be healthy, judging first from
+        what the apply returned.
 
         Every object of the environment, not only what this run changed: a redelivered deploy (its
         first run was killed after applying) must still wait for the rollout that run started.
         """
         targets: dict[Target, str] = {}
         observed: dict[Target, dict[str, Any]] = {}
-        for item in [*result.applied, *(i for i in result.plan.items if i.action == "unchanged")]:
+        if items is None:
+            items = [*result.applied, *(i for i in result.plan.items if i.action == "unchanged")]
+        for item in items:
             if item.resource is not None:
                 target = (item.resource, item.ref.namespace, item.ref.name)
                 targets[target] = str(item.ref)
@@ -274,8 +362,8 @@ class Applier:
         states = wait_healthy(
             self.client, list(targets), timeout=timeout, concurrency=self.concurrency, observed=observed
         )
-        result.rollout_seconds = time.monotonic() - rollout_started
-        result.health = {targets[t]: h for t, h in states.items()}
+        result.rollout_seconds += time.monotonic() - rollout_started
+        result.health.update({targets[t]: h for t, h in states.items()})
 
     def _settle_foundation(self, stage: Sequence[ObjectDiff], later: Sequence[ObjectDiff], timeout: float) -> None:
         """Before custom resources of this change are applied, wait for their CRDs to be Established.
@@ -346,6 +434,17 @@ class _Beside:
         self.result.failed[:0] = self.own.failed
         if self.error is not None:
             raise self.error
+
+
+def _namespaces_for(hooks: Sequence[PlannedHook], changes: Sequence[ObjectDiff]) -> list[ObjectDiff]:
+    """The Namespaces this change creates that ``hooks`` run in."""
+    wanted = {h.ref.namespace for h in hooks}
+    return [i for i in changes if i.action == "create" and i.ref[:2] == ("", "Namespace") and i.ref.name in wanted]
+
+
+def _wave(item: ObjectDiff) -> int:
+    """The object's sync wave (:mod:`mergeway.hooks`); 0 for a pruned object, which has no desired form."""
+    return wave_of(item.desired or {})
 
 
 def _is_crd(item: ObjectDiff) -> bool:

@@ -97,11 +97,40 @@ class ObjectDiff:
         return self.action in ("create", "update", "delete")
 
 
+class PlannedHook(NamedTuple):
+    """A hook the deploy creates fresh in its phases (:mod:`mergeway.hooks`), never applied or pruned as a member."""
+
+    ref: ObjectRef
+    phases: tuple[str, ...]
+    weight: int
+    policies: frozenset[str]
+    #: ``annotation: value`` as written.
+    said: str
+    source: str
+    resource: Resource
+    #: The object to create, namespace defaulted and labelled as a hook of the set. Never render it.
+    desired: dict[str, Any]
+
+
+class SkippedHook(NamedTuple):
+    """A hook this deploy does not apply (a Helm test, a delete hook, ``Skip``), and why."""
+
+    ref: ObjectRef
+    said: str
+    why: str
+    source: str
+
+
 class Plan:
-    """Every object of one environment and what applying the change does to it, in render order."""
+    """Every object of one environment and what applying the change does to it, in render order.
+
+    Hooks are not items: they are created fresh around the apply (``hooks``), or not at all (``skipped``).
+    """
 
     def __init__(self, items: list[ObjectDiff] | None = None) -> None:
         self.items: list[ObjectDiff] = [] if items is None else items
+        self.hooks: list[PlannedHook] = []
+        self.skipped: list[SkippedHook] = []
 
     def __repr__(self) -> str:
         return f"Plan({self.summary()})"

@@ -118,6 +118,13 @@ class KubeClient:
             return json.loads(response.data) if response.data else None
         raise _error_from(response.status, response.reason, response.data)
 
+    def text(self, path: str, *, query: Mapping[str, str] | None = None) -> str:
+        """GET a plain-text document (a pod's log), decoded leniently; raise :class:`KubeError` on refusal."""
+        response = self._send(Request("GET", path, query, {"Accept": "text/plain"}, None, self.timeout))
+        if 200 <= response.status <= 299:
+            return response.data.decode("utf-8", "replace")
+        raise _error_from(response.status, response.reason, response.data)
+
     def get_cached(
         self, path: str, *, accept: str = "application/json", reduce: Callable[[Any], Any] = lambda doc: doc
     ) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from mergeway.kube import prune
+from mergeway.kube import hooks, prune
 from mergeway.kube.applyset import ApplySet, Listed, Parent, list_collection
 from mergeway.kube.changeset import Action, ObjectDiff, ObjectRef, Plan, unified
 from mergeway.kube.client import FIELD_MANAGER, KubeClient, KubeError
@@ -285,11 +285,27 @@ class Differ:
     ) -> Plan:
         """:meth:`plan_for` with the set's parent as the caller already read it."""
         self.discovery.known("v1", "Namespace")  # warm discovery once
+        # Hooks are runs, not members: never diffed, applied or pruned as the environment's objects.
+        found = hooks.split(
+            manifests,
+            lambda m, ns, labels: self.prepare(m, ns, labels),
+            applyset,
+            installed=parent is not None,
+            default_namespace=default_namespace,
+        )
+        manifests = found.manifests
         listed = self._prefetch(manifests, default_namespace)
         prunes = prune.prunable(self.client, self.discovery, applyset, parent, manifests, default_namespace, listed)
-        return self.plan(
+        # A member that became a hook is replaced by the hook's first run, not pruned after it.
+        runs = {h.ref for h in found.hooks}
+        prunes = [p for p in prunes if p.ref not in runs]
+        plan = self.plan(
             manifests, default_namespace=default_namespace, prune=prunes, listed=listed, labels=applyset.labels()
         )
+        new_namespaces = {m.name for m in manifests if m.kind == "Namespace" and m.api_version == "v1"}
+        plan.items.extend([*found.errors, *hooks.dry_run(self.client, found.hooks, new_namespaces=new_namespaces)])
+        plan.hooks, plan.skipped = found.hooks, found.skipped
+        return plan
 
 
 def _new_custom_resource(

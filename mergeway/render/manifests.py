@@ -85,9 +85,10 @@ def iter_objects(docs: list[Any], source: str) -> Iterator[Manifest]:
         if not doc.get("apiVersion") or not kind:
             raise ManifestError(f"{source}: an object is missing apiVersion or kind")
         metadata = doc.get("metadata")
-        if not isinstance(metadata, dict) or not metadata.get("name"):
+        # generateName: only hooks may use it (a new name per run); the engine refuses it elsewhere.
+        if not isinstance(metadata, dict) or not (metadata.get("name") or metadata.get("generateName")):
             raise ManifestError(f"{source}: a {kind} has no metadata.name")
-        for field in ("name", "namespace"):
+        for field in ("name", "namespace", "generateName"):
             problem = path_segment_problem(metadata.get(field, ""))
             if problem:
                 shown = repr(metadata[field])[:80]

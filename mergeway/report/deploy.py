@@ -11,6 +11,7 @@ from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING
 
 from mergeway.kube.apply import DeployResult
+from mergeway.report import hooks as hook_texts
 from mergeway.report.markdown import ALLOW_LABEL, ROLLBACK_HINT, cell, clip, clip_body, fence, marker, sha
 from mergeway.report.notpruned import not_pruned, not_pruned_block
 from mergeway.report.risk import Risk
@@ -45,6 +46,8 @@ class Applied:
     wanted: int = 0
     #: ``(object, reason)`` for each object rejected, failed or not healthy, in the engine's words.
     problems: tuple[tuple[str, str], ...] = ()
+    #: ``(phase, object, state, reason)`` of each hook run (mergeway.report.hooks), reasons masked.
+    hooks: tuple[tuple[str, str, str, str], ...] = ()
 
     @property
     def anything(self) -> bool:
@@ -62,6 +65,8 @@ def applied_of(result: DeployResult) -> Applied:
     problems = [(str(i.ref), f"dry run: {i.message}") for i in result.plan.errors]
     problems += [(str(item.ref), message) for item, message in result.failed]
     problems += [(ref, health.message or health.state) for ref, health in result.unhealthy.items()]
+    runs = hook_texts.runs_of(result.hooks)
+    problems += hook_texts.problems(runs)
     return Applied(
         counts=tuple(result.counts().items()),
         apply_seconds=result.apply_seconds,
@@ -72,6 +77,7 @@ def applied_of(result: DeployResult) -> Applied:
         missing=tuple(str(i.ref) for i in wanted if id(i) not in executed),
         wanted=len(wanted),
         problems=tuple(problems),
+        hooks=runs,
     )
 
 
@@ -169,6 +175,7 @@ def render_deploy(report: DeployReport, *, limit: int) -> str:
     if report.note:
         lines += [report.note, ""]
     lines += _outcome(report)
+    lines += hook_texts.deploy_lines(report.applied.hooks if report.applied else ())
     if report.held:
         lines += _held(report)
     lines += not_pruned_block(list(report.not_pruned), "This deploy left them")
@@ -214,6 +221,8 @@ def _outcome(report: DeployReport) -> list[str]:
     if applied.rollout_seconds:
         timing += f", rollout {applied.rollout_seconds:.1f}s"
     summary = "**" + ", ".join(f"{v} {k}" for k, v in applied.counts) + f"**{timing}"
+    if hook_texts.stopped_before_apply(applied.hooks):
+        return [f"**Nothing was applied: a pre-deploy hook failed; {_still_runs(report)}.**", ""]
     if applied.rejected and not report.applied_anything:
         n = applied.rejected
         return [f"**Nothing was applied: the dry run rejected {n} object(s); {_still_runs(report)}.**", ""]
@@ -250,6 +259,7 @@ def failures_of(result: DeployResult) -> list[str]:
         f"{ref}: {health.message or health.state}" + (" (timed out)" if health.state == "in_progress" else "")
         for ref, health in result.unhealthy.items()
     ]
+    out += hook_texts.failure_lines(hook_texts.runs_of(result.hooks))
     return out
 
 

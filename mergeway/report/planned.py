@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from mergeway.kube.changeset import Action, ObjectDiff, Plan
 from mergeway.kube.diff import leaf_paths
+from mergeway.report import hooks as hook_texts
 from mergeway.report.risk import Risk, field_changes, risks
 
 
@@ -54,6 +55,8 @@ class Planned:
     summary: str = ""
     #: The risky changes, destructive ones first (:func:`mergeway.report.risk.risks`).
     risks: tuple[Risk, ...] = ()
+    #: The comment's lines on hooks: when each runs, and those never applied (mergeway.report.hooks).
+    hooks: tuple[str, ...] = ()
 
     def count(self, action: str) -> int:
         return dict(self.counts).get(action, 0)
@@ -87,6 +90,7 @@ def planned_of(plan: Plan) -> Planned:
         counts=tuple((action, plan.count(action)) for action in actions),
         summary=plan.summary(),
         risks=tuple(risks(plan)),
+        hooks=tuple(hook_texts.preview_lines(plan)),
     )
 
 

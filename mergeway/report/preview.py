@@ -143,6 +143,7 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
     items = sorted((i for i in planned.objects if i.action != "unchanged"), key=lambda i: _ORDER[i.action])
     head += risk_block(report.risks(), report.environment, report.head_sha)
     head += not_pruned_block(list(report.not_pruned), "Merging leaves them")
+    head += list(planned.hooks)
     if items:
         head += ["| | object | changed fields | source |", "|---|---|---|---|"]
         head += [f"| {_ICONS[i.action]} | `{_cell(i.ref)}` | {changes_cell(i)} | {_cell(i.source)} |" for i in items]
@@ -152,7 +153,7 @@ def render_preview(report: PreviewReport, *, limit: int, title: str = "Mergeway 
         head += ["#### Rejected by the API server", ""]
         for item in errors:
             head += [f"**`{_cell(item.ref)}`** ({_cell(item.source)})", "", _fence(item.message[:_MAX_MESSAGE])]
-    if not items and not report.not_pruned:
+    if not items and not report.not_pruned and not planned.hooks:
         head += ["No changes: the cluster already matches this commit.", ""]
     head += report.footer
     blocks = [(i, i.diff) for i in items if i.action != "error"]

@@ -16,25 +16,29 @@ keep it so). That gives every job, for free and alike:
   failure is logged as an error naming what was lost. A deploy's outcome that cannot be published
   never fails the deploy: the cluster and the deployment record already hold the truth.
 
-Later outputs (forge Deployments, an issue per environment) are new methods here, fed by the same
-outcomes; no job changes.
+Later outputs (an issue per environment) are new methods here, fed by the same outcomes. The
+forge's own deployments (:meth:`Publisher.deployment`) are fed by the deploy's reports at the
+phases the deployment record follows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
+from mergeway.deployments import ForgeDeploymentIds
 from mergeway.drift import DriftCheck
-from mergeway.forge.base import CommentRef, Forge, IssueRef, LockFactory, StatusState
+from mergeway.forge.base import CommentRef, DeploymentUpdate, Forge, IssueRef, LockFactory, StatusState
 from mergeway.metrics import DRIFT_OBJECTS
 from mergeway.redaction import redact
 from mergeway.report import allowance as allowance_texts
 from mergeway.report import drift as issue_texts
 from mergeway.report import driftcheck as drift_texts
+from mergeway.report import forge_deployment as deployment_texts
 from mergeway.report import rollback as rollback_texts
 from mergeway.report import unfinished as unfinished_texts
 from mergeway.report.deploy import DeployReport, render_deploy
@@ -70,12 +74,18 @@ class Publisher:
         lock: LockFactory | None = None,
         target_url: str = "",
         journal: StatusJournal | None = None,
+        deployment_ids: ForgeDeploymentIds | None = None,
     ) -> None:
         self.forge = forge
         self.number = number
         self.lock = lock
         self.target_url = target_url
         self.journal = journal
+        #: Which forge deployment shows each (environment, commit): Redis when the job has it, else this job's.
+        self.deployment_ids = deployment_ids
+        self._deployments: dict[tuple[str, str], int] = {}
+        #: The URL of each environment's deploy comment once written: the forge deployment's log.
+        self._deploy_links: dict[str, str] = {}
 
     # -- the forge calls, all of them ---------------------------------------------------------------
 
@@ -126,11 +136,86 @@ class Publisher:
         except Exception:
             self._status(report.merge_sha, state, context, description)
             raise
+        self._deploy_links[report.environment] = ref.url
         self._status(report.merge_sha, state, context, description, ref.url)
 
     def deploy_outcome(self, report: DeployReport) -> bool:
         """Publish a deploy's final outcome, retried; a last failure is logged, never raised (see the module)."""
         return self._outcome(f"the {report.state} of the deploy to {report.environment}", self.deploy, report)
+
+    # -- the forge's deployments (its Environments view) ------------------------------------------
+
+    def deployment(self, update: DeploymentUpdate) -> None:
+        """Move the forge's deployment of (environment, commit) to ``update.state``, creating it first; raises.
+
+        One deployment per (repository, environment, commit), whichever job gets there first: a
+        re-run deploy (``/allow-destructive``, a redelivered job) moves the same one on. Its log is
+        the deploy comment, once written.
+        """
+        link = self._deploy_links.get(update.environment, "")
+        if link and not update.log_url:
+            update = dataclasses.replace(update, log_url=link)
+        known = self._deployment_id(update.environment, update.sha)
+        if known is None:
+            created = self.forge.create_deployment(update)
+            if created is None:  # the forge cannot show this state on a new deployment: wait for the next
+                return
+            known = self._remember(update.environment, update.sha, created)
+            if known != created:
+                self.forge.update_deployment(created, deployment_texts.duplicate(update, known))
+            elif self.forge.deployment_created_in_state:
+                self._retire_previous(update, known)
+                return
+        self.forge.update_deployment(known, update)
+        self._retire_previous(update, known)
+
+    def _retire_previous(self, update: DeploymentUpdate, known: int) -> None:
+        """After a success, the environment's previous successful deployment turns inactive where the forge
+        leaves it active (GitHub's production environments); kept in Redis, so only with it."""
+        if update.state != "success" or self.deployment_ids is None:
+            return
+        if self.forge.retires_previous_deployments(update.environment):
+            return
+        previous = self.deployment_ids.replace_active(update.environment, known)
+        if previous is not None and previous != known:
+            self.forge.update_deployment(previous, deployment_texts.replaced(update, known))
+
+    def deployment_progress(self, update: DeploymentUpdate) -> None:
+        """A deploy's progress on the forge's deployment: best effort, logged when it fails."""
+        try:
+            self.deployment(update)
+        except Exception as exc:  # the outcome is published (and retried) by deployment_outcome
+            log.warning(
+                "could not set the %s deployment of %s: %s", update.state, update.environment, type(exc).__name__
+            )
+
+    def deployment_outcome(self, update: DeploymentUpdate) -> bool:
+        """A deploy's final deployment state, retried like every outcome; never raises (see the module)."""
+        return self._outcome(f"the {update.state} deployment to {update.environment}", self.deployment, update)
+
+    def _deployment_unfinished(self, environment: str, commit: str, description: str) -> None:
+        """A deploy that ended without its outcome leaves no deployment open on the forge: ``error``, saying why."""
+        known = self._deployment_id(environment, commit)
+        if known is None:
+            return
+        try:
+            self.forge.update_deployment(known, DeploymentUpdate(environment, commit, "", "error", description))
+        except Exception as exc:  # the comment and the statuses already say it
+            log.warning("could not close the deployment of %s: %s", environment, type(exc).__name__)
+
+    def _deployment_id(self, environment: str, commit: str) -> int | None:
+        if (environment, commit) not in self._deployments and self.deployment_ids is not None:
+            found = self.deployment_ids.get(environment, commit)
+            if found is not None:
+                self._deployments[(environment, commit)] = found
+        return self._deployments.get((environment, commit))
+
+    def _remember(self, environment: str, commit: str, deployment_id: int) -> int:
+        kept = deployment_id
+        if self.deployment_ids is not None:
+            kept = self.deployment_ids.claim(environment, commit, deployment_id)
+        self._deployments[(environment, commit)] = kept
+        return kept
 
     # -- previews -------------------------------------------------------------------------------------
 
@@ -263,6 +348,9 @@ class Publisher:
             self._comment(marker(kind, "job"), f"{marker(kind, 'job')}\n{body}")
         for sha, context in pending:
             self._status(sha, "error", context, description)
+            ckind, env = status_kind(context)
+            if ckind == "deploy" and env:
+                self._deployment_unfinished(env, sha, description)
         if not pending and fallback_sha:
             self._status(fallback_sha, "error", status_name(kind), description)
 

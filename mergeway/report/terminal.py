@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from mergeway.hooks import PHASE_WORDS
 from mergeway.kube.changeset import Plan
 
 _COLORS = {"+": "\033[32m", "-": "\033[31m", "@": "\033[36m"}
@@ -31,4 +32,9 @@ def print_plan(plan: Plan, out: TextIO, *, color: bool, warnings: list[str] | No
         for line in item.diff.splitlines():
             code = _COLORS.get(line[:1]) if color and not line.startswith(("+++", "---")) else None
             out.write(f"{code}{line}{_RESET}\n" if code else f"{line}\n")
+    for phase, words in PHASE_WORDS.items():  # hooks are runs: listed, never diffed
+        for hook in (h for h in plan.hooks if phase in h.phases):
+            out.write(f"hook, {words}: {hook.ref} ({hook.said})\n")
+    for skipped in plan.skipped:
+        out.write(f"hook not applied: {skipped.ref} ({skipped.said}: {skipped.why})\n")
     out.write(f"{plan.summary()}\n")

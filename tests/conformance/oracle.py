@@ -159,6 +159,25 @@ class RestDescription:
         pointer = REST_URI + _pointer(*parts, "content", "application/json", "schema")
         return _errors(self._validator(pointer), instance)
 
+    def check_request(self, method: str, template: str, body: bytes) -> list[Difference]:
+        """Differences of a request body from the operation's ``requestBody``; [] when it conforms or has none."""
+        op = self.operation(method, template)
+        if op is None or not body.strip():
+            return []
+        request = op.get("requestBody", {})
+        pointer = REST_URI + _pointer("paths", template, method.lower(), "requestBody")
+        shared = request.get("$ref", "")
+        if shared.startswith(REST_URI + "#/components/requestBodies/"):
+            request = self.document["components"]["requestBodies"][shared.rsplit("/", 1)[1]]
+            pointer = shared
+        if "application/json" not in request.get("content", {}):
+            return [Difference("$", f"{method} {template} takes no JSON body in the description")]
+        try:
+            instance = json.loads(body)
+        except ValueError:
+            return [Difference("$", "request body is not JSON")]
+        return _errors(self._validator(pointer + "/content/application~1json/schema"), instance)
+
     def check_component(self, name: str, body: bytes) -> list[Difference]:
         """Differences of a JSON body from ``components/schemas/<name>`` (e.g. ``basic-error``)."""
         try:

@@ -12,16 +12,27 @@ Where the simulator must differ from GitHub, :data:`ALLOWED` names the differenc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+import requests
 
-from mergeway.forge import ForgeAuthError, ForgeNotFoundError, ForgePermissionError, ForgeValidationError, Permission
+from mergeway.forge import (
+    Forge,
+    ForgeAuthError,
+    ForgeNotFoundError,
+    ForgePermissionError,
+    ForgeValidationError,
+    Permission,
+)
+from mergeway.forge.base import DeploymentUpdate
 from tests.conformance.oracle import Difference, RestDescription, WebhookDescription
 from tests.fixtures.forgesim import SimHarness
+from tools.forgesim import SimRepo
 from tools.forgesim.recording import Recorder
 
 
@@ -92,6 +103,16 @@ ALLOWED: tuple[Allowed, ...] = (
         "validation-error",
     ),
     Allowed(
+        "POST",
+        r"/repos/\{owner\}/\{repo\}/deployments",
+        409,
+        r"\$",
+        "is documented without a body",
+        "GitHub answers 409 with a message ('Conflict: Commit status checks failed for main.') and the failing "
+        "contexts; the description documents the 409 without content.",
+        "basic-error",
+    ),
+    Allowed(
         "GET",
         r"/repos/\{owner\}/\{repo\}/pulls/\{pull_number\}",
         200,
@@ -120,6 +141,8 @@ MERGEWAY_ENDPOINTS = {
     ("POST", "/repos/{owner}/{repo}/statuses/{sha}"),
     ("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission"),
     ("GET", "/repos/{owner}/{repo}/installation"),
+    ("POST", "/repos/{owner}/{repo}/deployments"),
+    ("POST", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
     ("POST", "/app/installations/{installation_id}/access_tokens"),
     # the drift issue (mergeway.report.publish.Publisher.drift_issue)
     ("GET", "/repos/{owner}/{repo}/issues"),
@@ -162,6 +185,8 @@ def test_mergeway_operations_against_the_simulator(forge_sim: SimHarness) -> Non
     assert forge.get_pull_request(pr.number).head_sha == pr.head_sha
     with pytest.raises(ForgeNotFoundError):
         forge.get_pull_request(999)
+
+    _deployments(forge_sim, repo, forge, pr.head_sha)
 
     forge_sim.commit(repo, "revert-1", {"deploy/a.yaml": "a: 1\n"})
     opened = forge.open_pull_request("revert-1", "main", "Revert", "body")
@@ -207,6 +232,29 @@ def test_mergeway_operations_against_the_simulator(forge_sim: SimHarness) -> Non
     forge_sim.webhooks.drain()
 
 
+def _deployments(sim: SimHarness, repo: SimRepo, forge: Forge, sha: str) -> None:
+    """Mergeway's deployment calls, then each read GitHub offers on deployments (so their answers are checked too)."""
+    first = DeploymentUpdate("staging", sha, "main", "queued", "Queued", pr=1)
+    one = forge.create_deployment(first)
+    assert one is not None
+    forge.update_deployment(one, dataclasses.replace(first, state="success", log_url="https://x.example/1"))
+    two = forge.create_deployment(first)
+    assert two is not None
+    forge.update_deployment(two, dataclasses.replace(first, state="success", environment_url="https://s.example/"))
+    api = f"{sim.github_api_url}/repos/{repo.full_name}/deployments"
+    session = requests.Session()
+    session.headers["Authorization"] = f"token {sim.bot_token('github')}"
+    for url in (api, f"{api}/{one}", f"{api}/{one}/statuses"):
+        assert session.get(url, params={"environment": "staging"}, timeout=10).status_code == 200
+    status = session.get(f"{api}/{one}/statuses", timeout=10).json()[0]
+    assert status["state"] == "inactive"  # auto_inactive retired it when the second succeeded
+    assert session.get(f"{api}/{one}/statuses/{status['id']}", timeout=10).status_code == 200
+    # 409: without required_contexts, GitHub waits for every status context to be success.
+    forge.set_status(sha, "failure", "ci/other", "red")
+    refused = session.post(api, json={"ref": sha, "environment": "staging", "auto_merge": False}, timeout=10)
+    assert refused.status_code == 409
+
+
 def _summary(recorder: Recorder, forge: str) -> Counter[str]:
     return Counter({k: v for k, v in recorder.counts.items() if k.startswith(forge + " ")})
 
@@ -220,6 +268,7 @@ def test_every_recorded_api_answer_matches_the_rest_description(
     statuses: set[tuple[str, str, int]] = set()
     used: set[Allowed] = set()
     undocumented: set[tuple[str, str, int]] = set()
+    requests_checked = 0
     exchanges = [e for e in session_traffic.exchanges if e.forge == "github" and not e.injected]
     assert exchanges, "no GitHub API traffic was recorded"
     for exchange in exchanges:
@@ -234,6 +283,11 @@ def test_every_recorded_api_answer_matches_the_rest_description(
             continue
         seen.add((exchange.method, template))
         statuses.add((exchange.method, template, exchange.status))
+        failures += [
+            f"{exchange.method} {template} request: {d}"
+            for d in rest_description.check_request(exchange.method, template, exchange.request)
+        ]
+        requests_checked += bool(exchange.request.strip())
         for difference in rest_description.check(exchange.method, template, exchange.status, exchange.body):
             allowed = next(
                 (a for a in ALLOWED if a.matches(exchange.method, template, exchange.status, difference)), None
@@ -260,7 +314,8 @@ def test_every_recorded_api_answer_matches_the_rest_description(
     for method, template, status in sorted(undocumented):
         print(f"\nundocumented status (allowed): {method} {template} → {status}", end="")
     print(
-        f"\nREST conformance: {len(seen)} endpoints, {len(statuses)} (endpoint, status) pairs, {len(exchanges)} answers"
+        f"\nREST conformance: {len(seen)} endpoints, {len(statuses)} (endpoint, status) pairs, "
+        f"{len(exchanges)} answers, {requests_checked} request bodies"
     )
 
 

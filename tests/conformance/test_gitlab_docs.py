@@ -18,6 +18,10 @@ simulator answer                                         documentation example
                                                          "List an awardable's ... comment"
 ``POST /projects/:id/statuses/:sha``                     doc/api/commits.md, "Set the pipeline
                                                          status of a commit"
+``POST /projects/:id/deployments`` (and ``PUT``, the     doc/api/deployments.md, "Create a
+list, ``GET`` one)                                       deployment" (and "Update a deployment")
+``GET /projects/:id/environments`` (and ``GET`` one,     doc/api/environments.md, "List
+``PUT``)                                                 environments" (and "Get a specific ...")
 ``GET /projects/:id/members/all/:user_id``               doc/api/members.md, "Get a member ...
                                                          including inherited"
 ``GET /projects/:id/merge_requests`` and ``/:iid``       doc/api/merge_requests.md, "List merge
@@ -166,6 +170,33 @@ DOCUMENTED: dict[str, Any] = {
         "milestone_id": None,
         "confidential": False,
         "url": "https://x",
+    },
+    "deployment": {
+        "id": 42,
+        "iid": 2,
+        "ref": "main",
+        "sha": "s",
+        "created_at": "t",
+        "updated_at": "t",
+        "status": "success",
+        "user": {**_USER},
+        "environment": {"id": 9, "name": "production", "external_url": "https://x"},
+        "deployable": None,
+    },
+    "environment": {
+        "id": 1,
+        "name": "review/fix-foo",
+        "slug": "review-fix-foo-dfjre3",
+        "external_url": "https://x",
+        "state": "available",
+        "tier": "development",
+        "created_at": "t",
+        "updated_at": "t",
+        "enable_advanced_logs_querying": False,
+        "logs_api_path": "/project/-/logs/k8s.json?environment_name=review%2Ffix-foo",
+        "auto_stop_at": "t",
+        "kubernetes_namespace": "flux-system",
+        "flux_resource_path": "HelmRelease/flux-system",
     },
     "member": {**_USER, "access_level": 30, "created_at": "t"},
     "user": {**_USER, "locked": False},
@@ -330,6 +361,16 @@ def test_rest_answers_have_the_documented_fields(gitlab: tuple[SimHarness, SimRe
     closed = api("PUT", f"/issues/{issue['iid']}", json={"state_event": "close"})
     assert closed["state"] == "closed" and issue_note["noteable_type"] == "Issue"
     listed["issue (closed)"] = closed
+    deploy = {"environment": "staging", "sha": pr.head_sha, "ref": "feature", "tag": False, "status": "running"}
+    answers["deployment"] = api("POST", "/deployments", json=deploy)
+    deployment_id, environment_id = answers["deployment"]["id"], answers["deployment"]["environment"]["id"]
+    answers["environment"] = api("PUT", f"/environments/{environment_id}", json={"external_url": "https://s.example"})
+    listed["deployment"] = api("GET", "/deployments", params={"environment": "staging"})[0]
+    listed["deployment (PUT)"] = api("PUT", f"/deployments/{deployment_id}", json={"status": "success"})
+    listed["deployment (GET)"] = api("GET", f"/deployments/{deployment_id}")
+    listed["environment"] = api("GET", "/environments", params={"name": "staging"})[0]
+    listed["environment (GET)"] = api("GET", f"/environments/{environment_id}")
+    assert listed["environment (GET)"]["last_deployment"]["id"] == deployment_id
     used: set[tuple[str, str]] = set()
     failures = [f"{what} {d}" for what, answer in answers.items() for d in check(what, DOCUMENTED[what], answer, used)]
     failures += [
@@ -411,12 +452,44 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET|POST|PUT", r"/projects/[^/]+/merge_requests/\d+/notes(/\d+)?", "note"),
     ("POST", r"/projects/[^/]+/merge_requests/\d+/notes/\d+/award_emoji", "award_emoji"),
     ("POST", r"/projects/[^/]+/statuses/[0-9a-fA-F]+", "commit_status"),
+    ("GET|POST|PUT", r"/projects/[^/]+/deployments(/\d+)?", "deployment"),
+    ("GET|PUT", r"/projects/[^/]+/environments(/\d+)?", "environment"),
     ("GET", r"/projects/[^/]+/members/all/\d+", "member"),
     ("GET", r"/users", "user"),
     ("GET|POST", r"/projects/[^/]+/merge_requests(/\d+)?", "merge_request"),
     ("GET|POST", r"/projects/[^/]+/issues/\d+/notes(/\d+)?", "note"),
     ("GET|POST|PUT", r"/projects/[^/]+/issues(/\d+)?", "issue"),
 )
+#: Request bodies Mergeway sends, as doc/api/deployments.md and environments.md document them:
+#: (method, path) → (required attributes, optional attributes, the values ``status`` may take).
+_STATUSES = ("running", "success", "failed", "canceled")
+REQUESTS: tuple[tuple[str, str, frozenset[str], frozenset[str], tuple[str, ...]], ...] = (
+    (
+        "POST",
+        r"/projects/[^/]+/deployments",
+        frozenset({"environment", "sha", "ref", "tag", "status"}),
+        frozenset(),
+        _STATUSES,
+    ),
+    ("PUT", r"/projects/[^/]+/deployments/\d+", frozenset({"status"}), frozenset(), _STATUSES),
+    ("PUT", r"/projects/[^/]+/environments/\d+", frozenset(), frozenset({"external_url", "tier"}), ()),
+)
+
+
+def request_differences(method: str, path: str, body: bytes) -> list[str]:
+    """How a recorded request body differs from the documented attributes ([] when it does not, or is not compared)."""
+    for want, regex, required, optional, statuses in REQUESTS:
+        if method != want or not re.fullmatch(regex, path):
+            continue
+        sent = json.loads(body) if body.strip() else {}
+        out = [f"{method} {path}: {name} is missing" for name in sorted(required - set(sent))]
+        out += [f"{method} {path}: {name} is not documented" for name in sorted(set(sent) - required - optional)]
+        if statuses and sent.get("status") not in statuses:
+            out.append(f"{method} {path}: status {sent.get('status')!r} is not one of {', '.join(statuses)}")
+        return out
+    return []
+
+
 HOOKS = {
     ("Merge Request Hook", action): f"merge_request.{action}.json" for action in ("open", "update", "merge", "close")
 } | {("Note Hook", "create"): "note.merge_request.json"}
@@ -429,6 +502,8 @@ def test_recorded_gitlab_traffic_has_the_documented_fields(session_traffic: Reco
     compared: set[str] = set()
     used: set[tuple[str, str]] = set()
     for exchange in session_traffic.exchanges:
+        if exchange.forge == "gitlab" and not exchange.injected:  # what was asked, whatever the answer
+            failures.update(request_differences(exchange.method, exchange.path, exchange.request))
         if exchange.forge != "gitlab" or exchange.injected or not 200 <= exchange.status < 300:
             continue
         what = next(

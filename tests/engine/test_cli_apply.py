@@ -43,3 +43,28 @@ def test_cli_apply_reports_created_objects_then_the_server_refusal_of_an_invalid
     assert done.returncode == 2, done.stderr  # refused in the dry run: nothing applied
     assert f"failed: ConfigMap/{namespace}/bad (dry run): " in done.stderr
     assert "not a key!" in done.stderr  # the server's own explanation names the key
+
+
+def test_cli_preview_lists_hooks_and_apply_stops_on_a_failing_pre_deploy_hook(
+    kube_cluster: KubeCluster, namespace: str, tmp_path: Path
+) -> None:
+    from tests.fixtures.workloads import job
+
+    target = tmp_path / "env"
+    target.mkdir()
+    migrate = job("migrate", fail=True)
+    migrate["metadata"]["annotations"] = {"argocd.argoproj.io/hook": "PreSync"}
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"}, "data": {"k": "v"}}
+    (target / "migrate.yaml").write_text(yaml.safe_dump(migrate))
+    (target / "good.yaml").write_text(yaml.safe_dump(good))
+    argv = [sys.executable, "-m", "mergeway.cli", "preview", str(target), "-n", namespace]
+    argv += ["--kubeconfig", str(kube_cluster.kubeconfig)]
+    shown = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert f"hook, runs before the rollout: Job/{namespace}/migrate (argocd.argoproj.io/hook: PreSync)" in shown.stdout
+    assert "add: Job" not in shown.stdout
+
+    done = _apply(kube_cluster, target, namespace)
+    assert done.returncode == 1, done.stderr
+    assert f"Job/{namespace}/migrate pre-deploy hook failed" in done.stdout
+    assert f"failed: Job/{namespace}/migrate (pre-deploy hook): job failed (BackoffLimitExceeded)" in done.stderr
+    assert "ConfigMap" not in done.stdout  # nothing else applied

@@ -45,6 +45,31 @@ def test_invalid_configs_name_the_problem(text, message):
         repoconfig.parse(text)
 
 
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "ftp://shop.example.com", "https://", "shop.example.com", "https://a b.example"]
+)
+def test_an_environment_url_must_be_an_http_link(url: str) -> None:
+    text = f"environments:\n  - {{name: a, path: x, cluster: c, url: {url!r}}}"
+    with pytest.raises(RepoConfigError, match=r"environment 'a'\.url must be an http:// or https:// URL"):
+        repoconfig.parse(text)
+
+
+def test_an_environment_url_carries_no_credentials() -> None:
+    text = "environments:\n  - {name: a, path: x, cluster: c, url: 'https://ops:hunter2@shop.example.com/'}"
+    with pytest.raises(RepoConfigError, match="must not carry a user name or password") as refused:
+        repoconfig.parse(text)
+    assert "hunter2" not in str(refused.value)
+
+
+def test_an_environment_url_is_kept() -> None:
+    text = (
+        "environments:\n  - {name: a, path: x, cluster: c, url: 'https://shop.example.com/'}\n"
+        "  - {name: b, path: y, cluster: c}"
+    )
+    config = repoconfig.parse(text)
+    assert [e.url for e in config.environments] == ["https://shop.example.com/", ""]
+
+
 def test_missing_config_explains_what_to_add(tmp_path: Path):
     with pytest.raises(RepoConfigError, match="no .mergeway.yaml"):
         repoconfig.load(tmp_path)

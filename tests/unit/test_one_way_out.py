@@ -23,6 +23,8 @@ FORGE_OUTPUTS = frozenset(
         "delete_comment",
         "set_status",
         "add_reaction",
+        "create_deployment",
+        "update_deployment",
         # the drift issue
         "open_issue",
         "edit_issue",

@@ -34,6 +34,8 @@ class Exchange:
     body: bytes
     #: The answer came from a fault a test injected (``sim.inject``), not from the emulation.
     injected: bool = False
+    #: The request's body as the client sent it (conformance checks it against the description too).
+    request: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from werkzeug.wrappers import Request, Response
 
 from tools.forgesim import recording
 from tools.forgesim.api import ApiError, ApiRequest, ApiResponse, Principal
+from tools.forgesim.deployments import GitHubDeployments, GitLabDeployments
 from tools.forgesim.github_api import GitHubAPI
 from tools.forgesim.github_reviews import ReviewsAPI, SimReview, check_review
 from tools.forgesim.gitlab_api import GitLabAPI
@@ -110,6 +111,9 @@ class ForgeSim:
         self.github = GitHubAPI(self)
         self.github_reviews = ReviewsAPI(self.github)
         self.gitlab = GitLabAPI(self)
+        #: Deployments (and GitLab's environments): see tools/forgesim/deployments.py.
+        self.github_deployments = GitHubDeployments(self.github)
+        self.gitlab_deployments = GitLabDeployments(self.gitlab)
         self.github_issues = GitHubIssuesAPI(self.github)
         self.gitlab_issues = GitLabIssuesAPI(self.gitlab)
         self._ids = itertools.count(1001)
@@ -954,7 +958,14 @@ class ForgeSim:
         if recording.recording():
             query = request.query_string.decode("latin-1")
             exchange = recording.Exchange(
-                forge, request.method.upper(), path, query, answer.status_code, answer.get_data(), injected
+                forge,
+                request.method.upper(),
+                path,
+                query,
+                answer.status_code,
+                answer.get_data(),
+                injected,
+                request=request.get_data(),
             )
             recording.tap_exchange(exchange)
 
