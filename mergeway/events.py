@@ -14,9 +14,12 @@ from typing import Any, Literal, get_args
 
 Forge = Literal["github", "gitlab"]
 #: The slash commands Mergeway answers; :mod:`mergeway.jobs.kinds` says which job runs each.
-CommandName = Literal["rollback", "preview", "help", "allow-destructive", "drift"]
+CommandName = Literal["rollback", "preview", "help", "allow-destructive", "drift", "revert-drift", "adopt-drift"]
 #: The same names as a tuple, in that order, for parsing and listing them.
 COMMAND_NAMES: tuple[CommandName, ...] = get_args(CommandName)
+#: The commands answered on an issue (the drift issue), never on a pull request; every other
+#: command is answered on pull requests only (:class:`IssueCommand`).
+ISSUE_COMMANDS: frozenset[CommandName] = frozenset({"revert-drift", "adopt-drift"})
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,21 @@ class CommentCommand(Event):
 
 
 @dataclass(frozen=True)
+class IssueCommand(Event):
+    """A command in a comment on an issue (not a pull request): the drift issue's ``/revert-drift``.
+
+    ``issue`` is the issue's number (GitLab's ``iid``). Like :class:`CommentCommand`, the author and
+    the command are the forge's, read back by comment id before the job acts on them.
+    """
+
+    kind: str = field(init=False, default="issue_command")
+    issue: int
+    command: Command
+    comment_id: int
+    author: str
+
+
+@dataclass(frozen=True)
 class EnvironmentEvent(Event):
     """Something to do for one environment of a repository that no pull request started.
 
@@ -171,6 +189,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "pr_merged": PullRequestMerged,
     "pr_closed": PullRequestClosed,
     "comment_command": CommentCommand,
+    "issue_command": IssueCommand,
     "environment": EnvironmentEvent,
     "merge_group": MergeGroup,
 }

@@ -19,7 +19,7 @@ from mergeway.events import (
     Repository,
 )
 from mergeway.intake import Ignored, Parsed, Ping
-from mergeway.intake.comments import comment_command
+from mergeway.intake.comments import comment_command, issue_command
 from mergeway.intake.fields import obj, opt_bool, opt_int, opt_str, req_int, req_str
 from mergeway.intake.mergegroup import merge_group
 
@@ -64,10 +64,14 @@ def _issue_comment(delivery_id: str, payload: dict[str, Any], bot_logins: Collec
     if action != "created":
         return Ignored(f"issue_comment action {_short(action)!r} does not run a job")
     issue = obj(payload, "issue")
-    if "pull_request" not in issue:
-        return Ignored("comment on an issue, not on a pull request")
     comment = obj(payload, "comment")
     author = opt_str(comment, "user", "login") or opt_str(payload, "sender", "login")
+    if "pull_request" not in issue:
+
+        def on_issue() -> tuple[Repository, int, int]:
+            return _repository(payload), req_int(payload, "issue", "number"), req_int(payload, "comment", "id")
+
+        return issue_command(delivery_id, comment.get("body"), author, bot_logins, on_issue)
 
     def where() -> tuple[Repository, PullRequest, int]:
         # The issue_comment payload has no head/base refs: jobs look the pull request up.

@@ -32,9 +32,11 @@ from typing import TypeVar
 
 from mergeway.deployments import ForgeDeploymentIds
 from mergeway.drift import DriftCheck
-from mergeway.forge.base import CommentRef, DeploymentUpdate, Forge, LockFactory, StatusState
+from mergeway.forge.base import CommentRef, DeploymentUpdate, Forge, IssueRef, LockFactory, StatusState
 from mergeway.metrics import DRIFT_OBJECTS
+from mergeway.redaction import redact
 from mergeway.report import allowance as allowance_texts
+from mergeway.report import drift as issue_texts
 from mergeway.report import driftcheck as drift_texts
 from mergeway.report import forge_deployment as deployment_texts
 from mergeway.report import mergegroup as merge_group_texts
@@ -270,9 +272,60 @@ class Publisher:
 
     # -- drift ----------------------------------------------------------------------------------------
 
-    def drift(self, check: DriftCheck) -> None:
-        """Show one environment's drift check: for now the metric (the job logs it; the forge issue comes later)."""
+    def drift(self, check: DriftCheck, *, helm: bool = False) -> bool:
+        """Show one environment's drift check: the metric and the drift issue (:meth:`drift_issue`).
+
+        The issue is published like an outcome (retried, a last failure logged, never raised): the
+        check's result is already stored, and the next check publishes again. ``helm``: the
+        environment is rendered by Helm, so the issue says adopting is manual.
+        """
         DRIFT_OBJECTS.labels(check.repository, check.environment).set(len(check.objects))
+
+        def publish(found: DriftCheck) -> None:
+            self.drift_issue(found, helm=helm)
+
+        return self._outcome(f"the drift issue of {check.environment}", publish, check)
+
+    # -- the drift issue (one per repository and environment) ------------------------------------------
+
+    def drift_issue(self, check: DriftCheck, *, helm: bool = False, note: str = "") -> IssueRef | None:
+        """Open, edit or close ``check.environment``'s drift issue; the issue still open, if any.
+
+        Opened on the first drift, edited in place as it changes (only when its text does), closed
+        with a comment once a check finds none. A check that could not compare changes nothing but
+        a line on an open issue: absent evidence is not "no drift". Its error passes through
+        :func:`~mergeway.redaction.redact` first, like every text Mergeway shows.
+        """
+        key = issue_texts.issue_marker(check.environment)
+        guard = self.lock() if self.lock is not None else contextlib.nullcontext()
+        with guard:
+            issue = self.forge.find_issue(key)
+            if check.error:
+                if issue is not None:
+                    line = issue_texts.check_failed(check.environment, redact(check.error))
+                    if line not in issue.body:
+                        body = f"{issue.body.rstrip()}\n\n{line}\n"
+                        self.forge.edit_issue(issue.number, issue.title, body[: self.forge.comment_limit])
+                return issue
+            if not check.drifted:
+                if issue is not None:
+                    closing = issue_texts.closed_comment(check.environment, check.commit)
+                    self.forge.close_issue(issue.number, f"{note}\n\n{closing}" if note else closing)
+                return None
+            title = issue_texts.title(check.environment)
+            body = issue_texts.render_issue(check, limit=self.forge.comment_limit, helm=helm, note=note)
+            if issue is None:
+                return self.forge.open_issue(title, body)
+            if issue.body != body or issue.title != title:
+                return self.forge.edit_issue(issue.number, title, body)
+            return issue
+
+    def issue_reply(self, issue: int, text: str) -> None:
+        """A reply on the drift issue to ``/revert-drift`` or ``/adopt-drift`` (a new comment each time).
+
+        Replies carry errors from the cluster, git and the drift check: scrubbed of every known secret.
+        """
+        self.forge.comment_on_issue(issue, redact(text))
 
     # -- merge queue groups (no pull request of their own) -------------------------------------------
 

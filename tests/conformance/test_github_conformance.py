@@ -145,6 +145,11 @@ MERGEWAY_ENDPOINTS = {
     ("POST", "/repos/{owner}/{repo}/deployments"),
     ("POST", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
     ("POST", "/app/installations/{installation_id}/access_tokens"),
+    # the drift issue (mergeway.report.publish.Publisher.drift_issue)
+    ("GET", "/repos/{owner}/{repo}/issues"),
+    ("POST", "/repos/{owner}/{repo}/issues"),
+    ("GET", "/repos/{owner}/{repo}/issues/{issue_number}"),
+    ("PATCH", "/repos/{owner}/{repo}/issues/{issue_number}"),
 }
 #: Webhook kinds the simulator sends (and Mergeway handles).
 SIMULATED_WEBHOOKS = {
@@ -217,6 +222,17 @@ def test_mergeway_operations_against_the_simulator(forge_sim: SimHarness) -> Non
     from_fork = forge_sim.open_pr(repo, "from-fork", files={"deploy/a.yaml": "a: 3\n"}, fork_owner="mallory")
     forge_sim.delete_fork(repo, from_fork)
     forge.get_pull_request(from_fork.number)  # head.repo: null
+
+    # The drift issue: open, find (the list holds pull requests too), edit, a user's command on it
+    # (issue_comment on an issue: no pull_request key), read back, close with a comment.
+    issue = forge.open_issue("Drift in staging", "<!-- mergeway:drift:staging -->\nDeployment/web")
+    assert forge.find_issue("<!-- mergeway:drift:staging -->") == issue
+    forge.edit_issue(issue.number, "Drift in staging", "<!-- mergeway:drift:staging -->\nConfigMap/app")
+    asked = forge_sim.issue_comment(repo, issue.number, "/revert-drift", author="alice")
+    assert forge.get_issue_comment(issue.number, asked.id) is not None
+    assert forge.get_issue(pr.number) is None  # a pull request is not an issue
+    forge.close_issue(issue.number, "no drift left")
+    assert forge.find_issue("<!-- mergeway:drift:staging -->") is None
     forge_sim.webhooks.drain()
 
 

@@ -51,7 +51,7 @@ IGNORED = {
     "issue-comment-deleted": "issue_comment",
     "push": "push",
 }
-QUEUES = ("preview", "deploy", "rollback", "help", "merge_group", "merge_group_cancel")
+QUEUES = ("preview", "deploy", "rollback", "help", "merge_group", "merge_group_cancel", "revert-drift", "adopt-drift")
 _SHA = re.compile(r"[0-9a-f]{40}")
 # Derandomized: the same examples on every run (no flaky CI), varied across kinds by the schemas.
 # No shrinking: payloads are tens of kilobytes and shrinking one takes minutes; the failing example

@@ -175,6 +175,8 @@ def test_celery_settings_that_keep_jobs_safe() -> None:
         "drift-schedule",
         "merge_group",
         "merge_group_cancel",
+        "revert-drift",
+        "adopt-drift",
     }
     # The visibility timeout is a lease the worker renews (workers/lease.py), not "longer than any job".
     assert app.conf.broker_transport_options["visibility_timeout"] == 60
