@@ -24,16 +24,8 @@ from mergeway.limits import LimitError
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _KNOWN_ENV_KEYS = {
-    "name",
-    "path",
-    "cluster",
-    "namespace",
-    "helm",
-    "auto_deploy",
-    "branch",
-    "freeze",
-    "ignore",
-    "url",
+    *("name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze", "ignore", "url"),
+    "self_heal",
     "after",
 }
 
@@ -67,6 +59,8 @@ class Environment:
     #: Fields Git does not decide (``ignore:``, :mod:`mergeway.ignorerules`): the engine options preview,
     #: deploy and drift use.
     ignore: IgnoreSpec = field(default_factory=IgnoreSpec)
+    #: Drift found by a check is reverted at once (the last applied commit re-applied), and the drift issue says so.
+    self_heal: bool = False
     #: Where the environment is reached (``https://…``), shown by the forge's Deployments; "" for none.
     url: str = ""
 
@@ -158,6 +152,9 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
         ignore = parse_ignore(raw.get("ignore"), where)
     except ValueError as exc:
         raise RepoConfigError(str(exc)) from None
+    self_heal = raw.get("self_heal", False)
+    if not isinstance(self_heal, bool):
+        raise RepoConfigError(f"{where}.self_heal must be true or false")
     url = _url(raw.get("url"), f"{where}.url")
     after = _after(raw, where)
     return Environment(
@@ -172,6 +169,7 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
         ignore=ignore,
         url=url,
         after=after,
+        self_heal=self_heal,
     )
 
 

@@ -42,6 +42,15 @@ USAGE: Final[dict[CommandName, tuple[str, str]]] = {
         "compare the cluster with the commit last applied and say what drifted, by whom "
         "(`/drift staging` for one; needs write access)",
     ),
+    "revert-drift": (
+        "/revert-drift",
+        "on the drift issue: re-apply the commit last applied to that environment, so Git's values win "
+        "(needs write access)",
+    ),
+    "adopt-drift": (
+        "/adopt-drift",
+        "on the drift issue: open a pull request that writes the live values into the repository (needs write access)",
+    ),
     "help": ("/help", "this message"),
 }
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from mergeway.events import EnvironmentEvent, Repository, Tick, from_dict, to_dict
+from mergeway.jobs.kinds import QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +53,7 @@ print(json.dumps({
         env={"PATH": "/usr/bin:/bin", "TEST_TICK_INTERVAL": "2"},
     )
     found = json.loads(out.stdout.splitlines()[-1])
-    assert found["queues"] == ["deploy", "drift", "drift-schedule", "help", "preview", "rollback", "tick"]
+    assert found["queues"] == sorted({*QUEUES.values(), "tick"})  # the shipped kinds' queues, and the new one
     assert found["route"] == {"queue": "tick"}
     assert found["limits"] == {"time_limit": 60.0, "soft_time_limit": 30.0}
     assert found["task"] == "mergeway.tick" and found["registered"]

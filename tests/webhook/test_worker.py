@@ -166,7 +166,18 @@ def test_celery_settings_that_keep_jobs_safe() -> None:
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
     assert app.conf.accept_content == ["json"] and app.conf.task_serializer == "json"
     assert app.conf.worker_prefetch_multiplier == 1
-    assert {q.name for q in app.conf.task_queues} == {"preview", "deploy", "rollback", "help"}
+    assert {q.name for q in app.conf.task_queues} == {
+        "preview",
+        "deploy",
+        "rollback",
+        "help",
+        "drift",
+        "drift-schedule",
+        "merge_group",
+        "merge_group_cancel",
+        "revert-drift",
+        "adopt-drift",
+    }
     # The visibility timeout is a lease the worker renews (workers/lease.py), not "longer than any job".
     assert app.conf.broker_transport_options["visibility_timeout"] == 60
     assert app.conf.broker_transport_options["unacked_restore_throttle"] == 1
