@@ -29,8 +29,11 @@ CommandName = Literal[
 #: The same names as a tuple, in that order, for parsing and listing them.
 COMMAND_NAMES: tuple[CommandName, ...] = get_args(CommandName)
 #: The commands answered on an issue (the drift issue), never on a pull request; every other
-#: command is answered on pull requests only (:class:`IssueCommand`).
+#: command but :data:`EITHER_COMMANDS` is answered on pull requests only (:class:`IssueCommand`).
 ISSUE_COMMANDS: frozenset[CommandName] = frozenset({"revert-drift", "adopt-drift"})
+#: The commands answered on pull requests and on the drift issue alike: a lock is about an
+#: environment, not a change, and the drift issue is where an incident is often first seen.
+EITHER_COMMANDS: frozenset[CommandName] = frozenset({"lock", "unlock"})
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ class CommentCommand(Event):
 
 @dataclass(frozen=True)
 class IssueCommand(Event):
-    """A command in a comment on an issue (not a pull request): the drift issue's ``/revert-drift``.
+    """A command in a comment on an issue (not a pull request): the drift issue's ``/revert-drift``, ``/lock``...
 
     ``issue`` is the issue's number (GitLab's ``iid``). Like :class:`CommentCommand`, the author and
     the command are the forge's, read back by comment id before the job acts on them.

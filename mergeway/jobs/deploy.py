@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from mergeway.events import CommentCommand, Event, PullRequestMerged, Repository
+from mergeway.events import CommentCommand, Event, IssueCommand, PullRequestMerged, Repository
 from mergeway.forge.base import PullRequestInfo
 from mergeway.git import GitError
 from mergeway.jobs import allowance, gatecommands, waiting
@@ -61,10 +61,11 @@ log = logging.getLogger("mergeway.jobs.deploy")
 
 
 def run(event: Event, ctx: JobContext) -> list[DeployReport]:
-    """Celery entry point (see :mod:`mergeway.jobs`): a merge, or ``/allow-destructive`` on a pull request."""
+    """Celery entry point (see :mod:`mergeway.jobs`): a merge, ``/allow-destructive`` on a pull request, or a
+    gate command (``/lock`` and ``/unlock`` also on the drift issue)."""
     if isinstance(event, CommentCommand) and event.command.name == "allow-destructive":
         return allow_destructive(event, ctx)
-    if isinstance(event, CommentCommand) and event.command.name in gatecommands.COMMANDS:
+    if isinstance(event, CommentCommand | IssueCommand) and event.command.name in gatecommands.COMMANDS:
         return gatecommands.run(event, ctx, deploy)
     if not isinstance(event, PullRequestMerged):
         raise TypeError(f"the deploy job does not handle {event.kind} events")

@@ -128,6 +128,16 @@ def unknown_environment(author: str, env: str, known: list[str]) -> str:
     return f"@{author} this repository has no environment `{plain(env)}` (it has: {listing}). Nothing was run."
 
 
+def not_on_this_issue(author: str, command: str) -> str:
+    """The reply to a gate command on an issue that is not Mergeway's drift issue (or to ``/deploy`` on one)."""
+    if command == "deploy":
+        return f"@{author} `/deploy` works on the merged pull request it deploys. Nothing was run."
+    return (
+        f"@{author} `/{command}` works on pull requests and on Mergeway's drift issue "
+        "(titled `Drift in <environment>`). Nothing was run."
+    )
+
+
 def admins_only(author: str, env: str) -> str:
     return f"@{author} only repository admins can deploy `{env}` during a freeze. Nothing was deployed."
 

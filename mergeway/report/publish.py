@@ -326,7 +326,7 @@ class Publisher:
             return issue
 
     def issue_reply(self, issue: int, text: str) -> None:
-        """A reply on the drift issue to ``/revert-drift`` or ``/adopt-drift`` (a new comment each time).
+        """A reply on the drift issue to its commands (``/revert-drift``, ``/lock``...): a new comment each time.
 
         Replies carry errors from the cluster, git and the drift check: scrubbed of every known secret.
         """

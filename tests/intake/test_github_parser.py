@@ -155,6 +155,13 @@ def test_drift_commands_on_an_issue_are_issue_commands() -> None:
     assert from_dict(to_dict(event)) == event  # what the worker receives
 
 
+def test_lock_and_unlock_are_commands_on_an_issue_and_on_a_pull_request() -> None:
+    on_issue = parse("issue_comment.created.json", comment("/lock staging incident 42", on_pr=False))
+    assert isinstance(on_issue, IssueCommand) and on_issue.command == Command("lock", ("staging", "incident", "42"))
+    assert isinstance(parse("issue_comment.created.json", comment("/unlock staging", on_pr=False)), IssueCommand)
+    assert isinstance(parse("issue_comment.created.json", comment("/unlock staging")), CommentCommand)
+
+
 def test_drift_commands_on_a_pull_request_are_ignored() -> None:
     assert parse("issue_comment.created.json", comment("/adopt-drift")) == Ignored(
         "/adopt-drift is answered on the drift issue, not on a pull request"

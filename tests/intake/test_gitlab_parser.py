@@ -167,6 +167,12 @@ def test_drift_commands_on_an_issue_are_issue_commands() -> None:
     assert event.repo.project_id == 5
 
 
+def test_lock_and_unlock_on_an_issue_are_issue_commands() -> None:
+    event = parse("note.merge_request.json", issue_note("/lock staging incident 42"))
+    assert isinstance(event, IssueCommand) and event.command == Command("lock", ("staging", "incident", "42"))
+    assert isinstance(parse("note.merge_request.json", issue_note("/unlock staging")), IssueCommand)
+
+
 def test_pull_request_commands_on_an_issue_and_drift_commands_on_a_merge_request_are_ignored() -> None:
     assert parse("note.merge_request.json", issue_note("/preview")) == Ignored(
         "/preview is answered on pull requests, not on issues"
