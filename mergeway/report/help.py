@@ -30,9 +30,12 @@ USAGE: Final[dict[CommandName, tuple[str, str]]] = {
     "lock": (
         "/lock production incident 42",
         "stop merges from deploying `production` until `/unlock production`; they wait, the newest then deploys "
-        "(needs write access)",
+        "(needs write access; also on the drift issue)",
     ),
-    "unlock": ("/unlock production", "lift the lock: the newest merge waiting deploys (needs write access)"),
+    "unlock": (
+        "/unlock production",
+        "lift the lock: the newest merge waiting deploys (needs write access; also on the drift issue)",
+    ),
     "deploy": (
         "/deploy production --during-freeze",
         "on a merged pull request: deploy its merge to `production` once during a freeze window (repository admins)",
