@@ -69,3 +69,13 @@ def test_a_readers_lock_on_the_drift_issue_is_refused(stack: Stack, redis_client
     _, sha = merge(stack, repo, "config", {"deploy/app.yaml": cm("app", "v1")})
     assert stack.status(repo, sha, DEPLOY, timeout=120).state == "success"
     assert value(stack, "app") == "v1"
+
+
+def test_lock_on_an_issue_that_is_not_the_drift_issue_says_where_it_works(stack: Stack, redis_client: redis.Redis):
+    repo = stack.repo({"deploy/app.yaml": cm("app", "v0")})
+    issue = stack.sim.open_issue(repo, "Checkout is slow", "Since this morning.", author="alice")
+
+    stack.sim.issue_comment(repo, issue, "/lock staging incident 42", author="alice")
+    answer = issue_reply(stack, repo, issue, "works on pull requests and on Mergeway's drift issue")
+    assert "@alice" in answer and "Nothing was run" in answer, answer
+    assert Locks(redis_client).all(owner_identity(stack.sim.repository(repo))) == {}
