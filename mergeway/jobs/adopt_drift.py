@@ -21,7 +21,7 @@ from mergeway.git import GitError
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.drift import check as drift_check
 from mergeway.jobs.environment import EXPECTED, EnvironmentStep
-from mergeway.jobs.reapply import configured, drift_environment
+from mergeway.jobs.reapply import configured, issue_environment
 from mergeway.jobs.rollback import BOT_EMAIL, BOT_NAME
 from mergeway.repoconfig import Environment
 from mergeway.report import drift as texts
@@ -34,12 +34,8 @@ def run(event: Event, ctx: JobContext) -> str:
     if not isinstance(event, IssueCommand) or event.command.name != "adopt-drift":
         raise TypeError("the adopt-drift job handles /adopt-drift on an issue only")
     forge, out = ctx.forge(event.repo), ctx.publisher(event)
-    environment = drift_environment(forge, event.issue)
+    environment = issue_environment(event, ctx)
     if environment is None:
-        out.issue_reply(event.issue, texts.not_drift_issue(event.author, event.command.name))
-        return ""
-    if not forge.get_permission(event.author).can_write:
-        out.issue_reply(event.issue, texts.refused(event.author, event.command.name))
         return ""
     repo = event.repo
     found = drift_check(EnvironmentEvent(event.delivery_id, repo, environment, reason="adopt-drift"), ctx)

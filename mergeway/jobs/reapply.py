@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from mergeway.adoption import renderer_of
 from mergeway.drift import DriftCheck, DriftStore
-from mergeway.events import EnvironmentEvent, Repository
+from mergeway.events import EnvironmentEvent, IssueCommand, Repository
 from mergeway.forge.base import Forge
 from mergeway.jobs.applysets import applyset_for
 from mergeway.jobs.context import JobContext
@@ -49,6 +49,23 @@ def drift_environment(forge: Forge, number: int) -> str | None:
         return None
     found = _MARKER.search(issue.body)
     return found.group(1) if found else None
+
+
+def issue_environment(event: IssueCommand, ctx: JobContext) -> str | None:
+    """The environment of the drift issue ``event`` was written on, when its author may act there.
+
+    Otherwise the reason (not Mergeway's drift issue, or no write access) is replied on the issue and
+    the command ends: ``/revert-drift`` and ``/adopt-drift`` share this gate, so it is written once.
+    """
+    forge, out = ctx.forge(event.repo), ctx.publisher(event)
+    environment = drift_environment(forge, event.issue)
+    if environment is None:
+        out.issue_reply(event.issue, texts.not_drift_issue(event.author, event.command.name))
+        return None
+    if not forge.get_permission(event.author).can_write:
+        out.issue_reply(event.issue, texts.refused(event.author, event.command.name))
+        return None
+    return environment
 
 
 def configured(ctx: JobContext, repo: Repository, name: str, sha: str) -> Environment:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from mergeway.events import EnvironmentEvent, Event, IssueCommand
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.drift import check
-from mergeway.jobs.reapply import drift_environment, reapply, recheck
+from mergeway.jobs.reapply import issue_environment, reapply, recheck
 from mergeway.report import drift as texts
 
 
@@ -19,13 +19,9 @@ def run(event: Event, ctx: JobContext) -> str:
     """Celery entry point: revert the drift of the issue's environment; the commit re-applied ('' if none)."""
     if not isinstance(event, IssueCommand) or event.command.name != "revert-drift":
         raise TypeError("the revert-drift job handles /revert-drift on an issue only")
-    forge, out = ctx.forge(event.repo), ctx.publisher(event)
-    environment = drift_environment(forge, event.issue)
+    out = ctx.publisher(event)
+    environment = issue_environment(event, ctx)
     if environment is None:
-        out.issue_reply(event.issue, texts.not_drift_issue(event.author, event.command.name))
-        return ""
-    if not forge.get_permission(event.author).can_write:
-        out.issue_reply(event.issue, texts.refused(event.author, event.command.name))
         return ""
     commit, error = reapply(ctx, event.repo, environment)
     if error:
