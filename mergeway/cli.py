@@ -172,18 +172,21 @@ def _status(args: argparse.Namespace) -> int:
 
     from mergeway.config import ConfigError, Settings
     from mergeway.deployments import describe
+    from mergeway.gates import describe_gates
     from mergeway.page.model import Board
     from mergeway.page.text import lines
 
     try:
         url = args.redis_url or Settings.from_env(role="cli").redis_url
-        board = Board(redis.Redis.from_url(url))
+        client = redis.Redis.from_url(url)
+        board = Board(client)
         rows = board.rows(args.repository, args.environment)
         history = {
             (r.repository, r.environment): board.store.history(r.repository, r.environment, limit=args.history)
             for r in rows
             if args.history > 0
         }
+        gates = {(r.repository, r.environment): describe_gates(client, r.repository, r.environment) for r in rows}
     except (ConfigError, redis.RedisError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -194,6 +197,8 @@ def _status(args: argparse.Namespace) -> int:
         print("\n".join(lines(row)))
         for record in history.get((row.repository, row.environment), []):
             print("\n".join("  " + line for line in describe(record)))
+        for line in gates.get((row.repository, row.environment), []):
+            print(line)
     return 0 if all(row.phase == "healthy" for row in rows) else 1
 
 

@@ -18,7 +18,11 @@ from mergeway.events import COMMAND_NAMES, Command
 #: keeps arbitrary comment text (which is untrusted) out of job payloads and logs.
 MAX_ARGS: Final = 8
 MAX_ARG_LENGTH: Final = 64
-_ARG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:=-]*")
+_ARG = re.compile(r"(--)?[A-Za-z0-9][A-Za-z0-9._/:=-]*")
+#: A lock's reason is words people type ("incident 42, db failover"): any visible text, still bounded.
+_REASON_WORD = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}")
+#: Commands whose words after the first are free text (each word bounded, at most MAX_ARGS of them).
+_FREE_TEXT = {"lock"}
 #: GitHub/GitLab comment bodies can be huge; only the head can matter.
 _SCAN_LIMIT: Final = 4096
 
@@ -42,6 +46,11 @@ def parse_command(body: object) -> Command | None:
     if name not in COMMAND_NAMES:
         return None
     args = words[1:]
+    if name in _FREE_TEXT and args and len(args[0]) <= MAX_ARG_LENGTH and _ARG.fullmatch(args[0]):
+        reason = args[1:]
+        if len(args) > MAX_ARGS or not all(_REASON_WORD.fullmatch(w) for w in reason):
+            return None
+        return Command(name=name, args=tuple(args))
     if len(args) > MAX_ARGS or any(len(a) > MAX_ARG_LENGTH or not _ARG.fullmatch(a) for a in args):
         return None
     return Command(name=name, args=tuple(args))

@@ -14,9 +14,26 @@ from typing import Any, Literal, get_args
 
 Forge = Literal["github", "gitlab"]
 #: The slash commands Mergeway answers; :mod:`mergeway.jobs.kinds` says which job runs each.
-CommandName = Literal["rollback", "preview", "help", "allow-destructive", "drift"]
+CommandName = Literal[
+    "rollback",
+    "preview",
+    "help",
+    "allow-destructive",
+    "drift",
+    "revert-drift",
+    "adopt-drift",
+    "lock",
+    "unlock",
+    "deploy",
+]
 #: The same names as a tuple, in that order, for parsing and listing them.
 COMMAND_NAMES: tuple[CommandName, ...] = get_args(CommandName)
+#: The commands answered on an issue (the drift issue), never on a pull request; every other
+#: command but :data:`EITHER_COMMANDS` is answered on pull requests only (:class:`IssueCommand`).
+ISSUE_COMMANDS: frozenset[CommandName] = frozenset({"revert-drift", "adopt-drift"})
+#: The commands answered on pull requests and on the drift issue alike: a lock is about an
+#: environment, not a change, and the drift issue is where an incident is often first seen.
+EITHER_COMMANDS: frozenset[CommandName] = frozenset({"lock", "unlock"})
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,21 @@ class CommentCommand(Event):
 
 
 @dataclass(frozen=True)
+class IssueCommand(Event):
+    """A command in a comment on an issue (not a pull request): the drift issue's ``/revert-drift``, ``/lock``...
+
+    ``issue`` is the issue's number (GitLab's ``iid``). Like :class:`CommentCommand`, the author and
+    the command are the forge's, read back by comment id before the job acts on them.
+    """
+
+    kind: str = field(init=False, default="issue_command")
+    issue: int
+    command: Command
+    comment_id: int
+    author: str
+
+
+@dataclass(frozen=True)
 class EnvironmentEvent(Event):
     """Something to do for one environment of a repository that no pull request started.
 
@@ -128,6 +160,25 @@ class EnvironmentEvent(Event):
 
     kind: str = field(init=False, default="environment")
     environment: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MergeGroup(Event):
+    """A GitHub merge queue's group: the commit the queue would merge, before it does.
+
+    ``action`` is ``checks_requested`` (preview ``head_sha`` and report statuses on it) or
+    ``destroyed`` (the group left the queue; ``reason`` is ``merged``, ``invalidated`` or
+    ``dequeued``). Refs are branch names (``refs/heads/`` removed). The group has no pull request:
+    the job finds the queued ones from the commits between ``base_sha`` and ``head_sha``.
+    """
+
+    kind: str = field(init=False, default="merge_group")
+    action: str
+    head_sha: str
+    head_ref: str
+    base_sha: str
+    base_ref: str
     reason: str = ""
 
 
@@ -152,7 +203,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
     "pr_merged": PullRequestMerged,
     "pr_closed": PullRequestClosed,
     "comment_command": CommentCommand,
+    "issue_command": IssueCommand,
     "environment": EnvironmentEvent,
+    "merge_group": MergeGroup,
 }
 
 

@@ -23,7 +23,11 @@ from mergeway.limits import LimitError
 
 CONFIG_FILES = (".mergeway.yaml", ".mergeway.yml")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_KNOWN_ENV_KEYS = {"name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze", "ignore", "url"}
+_KNOWN_ENV_KEYS = {
+    *("name", "path", "cluster", "namespace", "helm", "auto_deploy", "branch", "freeze", "ignore", "url"),
+    "self_heal",
+    "after",
+}
 
 
 class RepoConfigError(ValueError):
@@ -50,9 +54,13 @@ class Environment:
     auto_deploy: bool = True
     #: When merges must not deploy this environment (:mod:`mergeway.freeze`), besides the operator's.
     freeze: tuple[FreezeWindow, ...] = ()
+    #: Environments this one deploys after: each must be healthy on the same merge first (mergeway.gates).
+    after: tuple[str, ...] = ()
     #: Fields Git does not decide (``ignore:``, :mod:`mergeway.ignorerules`): the engine options preview,
     #: deploy and drift use.
     ignore: IgnoreSpec = field(default_factory=IgnoreSpec)
+    #: Drift found by a check is reverted at once (the last applied commit re-applied), and the drift issue says so.
+    self_heal: bool = False
     #: Where the environment is reached (``https://…``), shown by the forge's Deployments; "" for none.
     url: str = ""
 
@@ -87,6 +95,7 @@ def parse(text: str, source: str = ".mergeway.yaml") -> RepoConfig:
     seen: set[str] = set()
     for i, raw in enumerate(envs):
         parsed.append(_environment(raw, f"{source}: environments[{i}]", source, seen))
+    _check_order(parsed, source)
     return RepoConfig(environments=tuple(parsed), source=source)
 
 
@@ -143,9 +152,24 @@ def _environment(raw: Any, where: str, source: str, seen: set[str]) -> Environme
         ignore = parse_ignore(raw.get("ignore"), where)
     except ValueError as exc:
         raise RepoConfigError(str(exc)) from None
+    self_heal = raw.get("self_heal", False)
+    if not isinstance(self_heal, bool):
+        raise RepoConfigError(f"{where}.self_heal must be true or false")
     url = _url(raw.get("url"), f"{where}.url")
+    after = _after(raw, where)
     return Environment(
-        name, path, cluster, namespace, helm, branch=branch, auto_deploy=auto, freeze=freeze, ignore=ignore, url=url
+        name,
+        path,
+        cluster,
+        namespace,
+        helm,
+        branch=branch,
+        auto_deploy=auto,
+        freeze=freeze,
+        ignore=ignore,
+        url=url,
+        after=after,
+        self_heal=self_heal,
     )
 
 
@@ -160,6 +184,59 @@ def _url(value: Any, where: str) -> str:
     if parts.username is not None or parts.password is not None:  # shown on the forge to everyone who reads it
         raise RepoConfigError(f"{where} must not carry a user name or password")
     return url
+
+
+# -- environment order (`after:`), see mergeway.gates --------------------------------------------------
+
+
+def _after(raw: dict[str, Any], where: str) -> tuple[str, ...]:
+    after = raw.get("after") or []
+    if isinstance(after, str):
+        after = [after]
+    if not isinstance(after, list) or not all(isinstance(a, str) and a for a in after):
+        raise RepoConfigError(f"{where}.after must be a list of environment names")
+    return tuple(dict.fromkeys(after))
+
+
+def _check_order(envs: list[Environment], source: str) -> None:
+    """Every ``after`` names a declared environment, and following never goes round in a circle."""
+    names = {e.name for e in envs}
+    follows = {e.name: e.after for e in envs}
+    for env in envs:
+        for name in env.after:
+            if name not in names:
+                known = ", ".join(sorted(names))
+                raise RepoConfigError(
+                    f"{source}: environment {env.name!r}.after names {name!r}, which is not declared (known: {known})"
+                )
+    for start in follows:
+        path = [start]
+        stack = [(start, iter(follows[start]))]
+        while stack:
+            _, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                continue
+            if child == start:
+                cycle = " → ".join([*path, start])
+                raise RepoConfigError(f"{source}: environments follow each other in a cycle ({cycle}) in `after`")
+            if child not in path:
+                path.append(child)
+                stack.append((child, iter(follows[child])))
+
+
+def in_order(envs: list[Environment] | tuple[Environment, ...]) -> list[Environment]:
+    """``envs`` with every environment after the ones it follows (otherwise in their declared order)."""
+    pending, done, out = list(envs), set[str](), []
+    present = {e.name for e in envs}
+    while pending:
+        ready = next((e for e in pending if all(a in done or a not in present for a in e.after)), pending[0])
+        pending.remove(ready)
+        done.add(ready.name)
+        out.append(ready)
+    return out
 
 
 def _helm(raw: Any, where: str) -> HelmOptions:

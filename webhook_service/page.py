@@ -15,9 +15,10 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from mergeway.config import Settings
+from mergeway.deployments import Deployment
 from mergeway.page import html
 from mergeway.page.access import REALM, Gate
-from mergeway.page.model import Board, record_dict
+from mergeway.page.model import Board, Row, record_dict
 
 bp = Blueprint("page", __name__)
 log = logging.getLogger("webhook_service.page")
@@ -87,26 +88,29 @@ def index_json() -> Response:
 
 @bp.get("/environments/<forge>/<path:rest>")
 def environment(forge: str, rest: str) -> Response:
-    if refused := _refused():
-        return refused
-    name, env = _split(rest)
-    found = _board().environment(f"{forge}:{name}", env)
-    if found is None:
-        return _answer({"error": "not found"}, 404)
+    found = _environment(forge, rest)
+    if isinstance(found, Response):
+        return found
     row, history = found
     return _answer(html.environment(row, history, refresh=_settings().page_refresh_seconds))
 
 
 @bp.get("/api/environments/<forge>/<path:rest>")
 def environment_json(forge: str, rest: str) -> Response:
+    found = _environment(forge, rest)
+    if isinstance(found, Response):
+        return found
+    row, history = found
+    return _answer({**row.to_dict(), "history": [record_dict(d) for d in history]})
+
+
+def _environment(forge: str, rest: str) -> tuple[Row, list[Deployment]] | Response:
+    """One environment's row and history for both of its pages, or the refusal or 404 to answer instead."""
     if refused := _refused():
         return refused
     name, env = _split(rest)
     found = _board().environment(f"{forge}:{name}", env)
-    if found is None:
-        return _answer({"error": "not found"}, 404)
-    row, history = found
-    return _answer({**row.to_dict(), "history": [record_dict(d) for d in history]})
+    return _answer({"error": "not found"}, 404) if found is None else found
 
 
 @bp.errorhandler(redis.RedisError)

@@ -70,7 +70,8 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         # One direct exchange per queue, named alike: nothing else is bound to it.
-        task_queues=[Queue(QUEUES[k], Exchange(QUEUES[k], type="direct"), routing_key=QUEUES[k]) for k in KINDS],
+        # Kinds may share a queue (the release sweep runs on the deploy queue): one Queue per name.
+        task_queues=[Queue(q, Exchange(q, type="direct"), routing_key=q) for q in dict.fromkeys(QUEUES.values())],
         task_default_queue=QUEUES["preview"],
         task_routes={TASK_NAMES[kind]: {"queue": QUEUES[kind]} for kind in KINDS},
         task_create_missing_queues=False,

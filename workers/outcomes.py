@@ -85,9 +85,9 @@ def report_unfinished(out: Publisher, client: redis.Redis, kind: str, event: Eve
 
     ``why`` is Mergeway's own sentence (never an exception message, which could quote anything).
     """
-    if getattr(event, "pr", None) is None:
-        return
     raw: dict[bytes, bytes] = client.hgetall(pending_key(job_id))  # type: ignore[assignment]
     pending = sorted({(sha, context) for sha, _, context in (k.decode().partition("\n") for k in raw)})
+    if getattr(event, "pr", None) is None and not pending:
+        return  # no pull request to tell, no status to correct (a merge queue group has statuses only)
     out.unfinished(kind, job_id, why, pending, _fallback_sha(event))
     client.delete(pending_key(job_id))

@@ -138,6 +138,27 @@ class PullRequestInfo:
         )
 
 
+@dataclass(frozen=True)
+class IssueRef:
+    """An issue (not a pull request) as the forge reports it; ``number`` is GitLab's ``iid``.
+
+    Mergeway keeps one issue per (repository, environment) for drift, found again by a hidden
+    marker in its body and by its author (see :meth:`Forge.find_issue`).
+    """
+
+    number: int
+    title: str
+    body: str
+    url: str
+    state: Literal["open", "closed"]
+    author: str = ""
+    author_id: int | None = None
+
+    def as_comment(self) -> CommentRef:
+        """The issue's body as a comment of its author's, to ask :meth:`Identity.wrote` who wrote it."""
+        return CommentRef(id=self.number, body=self.body, url=self.url, author=self.author, author_id=self.author_id)
+
+
 @dataclass(frozen=True, repr=False)
 class GitCredentials:
     """HTTP credentials for git, fetched fresh per use (GitHub App tokens expire hourly)."""
@@ -391,6 +412,57 @@ class Forge(abc.ABC):
             if existing is not None:
                 return existing
             raise
+
+    # -- issues (the drift issue) ------------------------------------------------------------------
+    #
+    # An issue's comments are addressed apart from a pull request's: on GitLab an issue and a merge
+    # request may share a number, and their notes live under different paths.
+
+    @abc.abstractmethod
+    def open_issues(self, author: str) -> list[IssueRef]:
+        """The open issues (never pull requests) ``author`` opened, oldest first."""
+
+    @abc.abstractmethod
+    def get_issue(self, number: int) -> IssueRef | None:
+        """Issue ``number`` as the forge has it now; ``None`` when there is none (or it is a pull request)."""
+
+    @abc.abstractmethod
+    def open_issue(self, title: str, body: str) -> IssueRef:
+        """Open a new issue (checks the body's length first)."""
+
+    @abc.abstractmethod
+    def edit_issue(self, number: int, title: str, body: str) -> IssueRef:
+        """Replace an issue's title and body in place (checks the length first)."""
+
+    @abc.abstractmethod
+    def _close_issue(self, number: int) -> None: ...
+
+    @abc.abstractmethod
+    def comment_on_issue(self, number: int, body: str) -> CommentRef:
+        """Post a comment on issue ``number`` (checks the length first)."""
+
+    @abc.abstractmethod
+    def get_issue_comment(self, number: int, comment_id: int) -> CommentRef | None:
+        """Comment ``comment_id`` as the forge has it now, or ``None`` unless it is on issue ``number``.
+
+        What :func:`mergeway.forge.identity.verified_issue_command` reads a command's author and text from.
+        """
+
+    def find_issue(self, marker: str) -> IssueRef | None:
+        """The open issue of Mergeway's own carrying ``marker`` (the oldest, if a race opened two).
+
+        Only issues :meth:`identity` opened count: anyone can paste the marker into an issue of their own.
+        """
+        if not marker.strip():
+            raise ValueError("find_issue needs a non-empty marker")
+        me = self.identity()
+        mine = [i for i in self.open_issues(me.login) if marker in i.body and me.wrote(i.as_comment())]
+        return min(mine, key=lambda i: i.number) if mine else None
+
+    def close_issue(self, number: int, comment: str) -> None:
+        """Say why in a comment, then close the issue (closing a closed issue is harmless)."""
+        self.comment_on_issue(number, comment)
+        self._close_issue(number)
 
     # -- git --------------------------------------------------------------------------------------
 

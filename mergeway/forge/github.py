@@ -16,12 +16,13 @@ from typing import Any, Literal, cast
 
 import requests
 from github import Auth, Github, GithubException, GithubIntegration
+from github.Issue import Issue as GhIssue
 from github.IssueComment import IssueComment
 from github.PullRequest import PullRequest as GhPullRequest
 
 from mergeway.events import Repository
 from mergeway.forge import base, errors
-from mergeway.forge.base import CommentRef, Identity, Permission, PullRequestInfo
+from mergeway.forge.base import CommentRef, Identity, IssueRef, Permission, PullRequestInfo
 from mergeway.forge.retry import RetryPolicy, github_retry, rate_limit_wait
 from mergeway.logs import install_log_redaction
 from mergeway.redaction import register_secret
@@ -270,6 +271,66 @@ class GitHubForge(base.Forge):
         if pr_commits and pr_commits[-1].commit.message == commit.commit.message:
             return "rebase"
         return "squash"
+
+    # -- issues ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _issue(issue: GhIssue) -> IssueRef:
+        return IssueRef(
+            number=issue.number,
+            title=issue.title or "",
+            body=issue.body or "",
+            url=issue.html_url or "",
+            state="open" if issue.state == "open" else "closed",
+            author=issue.user.login if issue.user else "",
+            author_id=issue.user.id if issue.user else None,
+        )
+
+    def open_issues(self, author: str) -> list[IssueRef]:
+        # GET /repos/{o}/{r}/issues lists pull requests too: those carry a ``pull_request`` key.
+        # PyGithub annotates ``creator`` as a NamedUser but sends a string as the login it is.
+        with self._api(f"list the open issues of {author}"):
+            found = [
+                self._issue(i)
+                for i in self._repo.get_issues(state="open", creator=author)  # type: ignore[arg-type]
+                if i.pull_request is None
+            ]
+        return sorted(found, key=lambda i: i.number)
+
+    def get_issue(self, number: int) -> IssueRef | None:
+        try:
+            with self._api(f"read issue #{number}"):
+                issue = self._repo.get_issue(number)
+                if issue.pull_request is not None:
+                    return None
+                return self._issue(issue)
+        except errors.ForgeNotFoundError:
+            return None
+
+    def open_issue(self, title: str, body: str) -> IssueRef:
+        self.check_comment_length(body)
+        with self._api("open an issue"):
+            return self._issue(self._repo.create_issue(title=title, body=body))
+
+    def edit_issue(self, number: int, title: str, body: str) -> IssueRef:
+        self.check_comment_length(body)
+        with self._api(f"edit issue #{number}"):
+            issue = self._repo.get_issue(number)
+            issue.edit(title=title, body=body)
+            return self._issue(issue)
+
+    def _close_issue(self, number: int) -> None:
+        with self._api(f"close issue #{number}"):
+            self._repo.get_issue(number).edit(state="closed")
+
+    def comment_on_issue(self, number: int, body: str) -> CommentRef:
+        self.check_comment_length(body)
+        with self._api(f"comment on issue #{number}"):
+            return self._ref(self._repo.get_issue(number).create_comment(body))
+
+    def get_issue_comment(self, number: int, comment_id: int) -> CommentRef | None:
+        # Issue and pull request comments share one endpoint and one numbering on GitHub.
+        return self.get_comment(number, comment_id)
 
     # -- git --------------------------------------------------------------------------------------
 

@@ -15,11 +15,11 @@ from typing import Any, Literal
 import gitlab
 import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabError
-from gitlab.v4.objects import Project, ProjectMergeRequest
+from gitlab.v4.objects import Project, ProjectIssue, ProjectMergeRequest
 
 from mergeway.events import Repository
 from mergeway.forge import base, errors
-from mergeway.forge.base import CommentRef, Identity, Permission, PullRequestInfo
+from mergeway.forge.base import CommentRef, Identity, IssueRef, Permission, PullRequestInfo
 from mergeway.forge.retry import RetryPolicy, retrying_session
 from mergeway.logs import install_log_redaction
 from mergeway.redaction import register_secret
@@ -305,6 +305,85 @@ class GitLabForge(base.Forge):
             body=str(getattr(mr, "description", "") or ""),
             labels=tuple(str(name) for name in getattr(mr, "labels", None) or ()),
         )
+
+    # -- issues ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _issue(issue: ProjectIssue) -> IssueRef:
+        raw = getattr(issue, "author", None)
+        author = raw if isinstance(raw, dict) else {}
+        author_id = author.get("id")
+        return IssueRef(
+            number=int(issue.iid),
+            title=str(issue.title or ""),
+            body=str(getattr(issue, "description", "") or ""),
+            url=str(getattr(issue, "web_url", "") or ""),
+            state="open" if str(issue.state) == "opened" else "closed",
+            author=str(author.get("username", "")),
+            author_id=author_id if isinstance(author_id, int) else None,
+        )
+
+    def _issue_note_url(self, number: int, note_id: int) -> str:
+        web = self.repo.web_url.rstrip("/")
+        return f"{web}/-/issues/{number}#note_{note_id}" if web else ""
+
+    def open_issues(self, author: str) -> list[IssueRef]:
+        with self._api(f"list the open issues of {author}"):
+            found = [
+                self._issue(i) for i in self._project.issues.list(state="opened", author_username=author, iterator=True)
+            ]
+        return sorted(found, key=lambda i: i.number)
+
+    def get_issue(self, number: int) -> IssueRef | None:
+        try:
+            with self._api(f"read issue #{number}"):
+                return self._issue(self._project.issues.get(number))
+        except errors.ForgeNotFoundError:
+            return None
+
+    def open_issue(self, title: str, body: str) -> IssueRef:
+        self.check_comment_length(body)
+        with self._api("open an issue"):
+            return self._issue(self._project.issues.create({"title": title, "description": body}))
+
+    def edit_issue(self, number: int, title: str, body: str) -> IssueRef:
+        self.check_comment_length(body)
+        with self._api(f"edit issue #{number}"):
+            data = self._project.issues.update(number, {"title": title, "description": body})
+        if not isinstance(data, dict):
+            raise errors.ForgeError(f"GitLab: PUT issue #{number} did not return an issue")
+        raw = data.get("author")
+        author: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        return IssueRef(
+            number=number,
+            title=str(data.get("title") or title),
+            body=str(data.get("description") or body),
+            url=str(data.get("web_url") or ""),
+            state="open" if data.get("state") == "opened" else "closed",
+            author=str(author.get("username", "")),
+            author_id=author.get("id") if isinstance(author.get("id"), int) else None,
+        )
+
+    def _close_issue(self, number: int) -> None:
+        with self._api(f"close issue #{number}"):
+            self._project.issues.update(number, {"state_event": "close"})
+
+    def comment_on_issue(self, number: int, body: str) -> CommentRef:
+        self.check_comment_length(body)
+        with self._api(f"comment on issue #{number}"):
+            note = self._project.issues.get(number, lazy=True).notes.create({"body": body})
+        return self._ref(note, self._issue_note_url(number, int(note.id)))
+
+    def get_issue_comment(self, number: int, comment_id: int) -> CommentRef | None:
+        # GET /projects/:id/issues/:iid/notes/:note_id finds only a note of that issue.
+        try:
+            with self._api(f"read note {comment_id} on issue #{number}"):
+                note = self._project.issues.get(number, lazy=True).notes.get(int(comment_id))
+        except errors.ForgeNotFoundError:
+            return None
+        if getattr(note, "system", False):
+            return None
+        return self._ref(note, self._issue_note_url(number, int(note.id)))
 
     # -- git --------------------------------------------------------------------------------------
 

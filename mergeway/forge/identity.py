@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 
 from mergeway.commands import parse_command
 from mergeway.config import Settings
-from mergeway.events import CommentCommand, Repository
-from mergeway.forge.base import Forge
+from mergeway.events import Command, CommentCommand, IssueCommand, Repository
+from mergeway.forge.base import CommentRef, Forge
 from mergeway.forge.errors import ForgeError
 from mergeway.forge.github import repo_installation_id
 from mergeway.forge.retry import RetryPolicy
@@ -146,11 +146,25 @@ def verified_command(event: CommentCommand, forge: Forge) -> CommentCommand:
     """
     where = f"{forge.display_name}: comment {event.comment_id} on {forge.repo.full_name}#{event.pr.number}"
     comment = forge.get_comment(event.pr.number, event.comment_id)
+    author, command = _read_back(forge, comment, where, event.command.name)
+    return dataclasses.replace(event, author=author, command=command)
+
+
+def verified_issue_command(event: IssueCommand, forge: Forge) -> IssueCommand:
+    """:func:`verified_command` for a comment on an issue: the forge's author and command, or refused."""
+    where = f"{forge.display_name}: comment {event.comment_id} on issue {forge.repo.full_name}#{event.issue}"
+    comment = forge.get_issue_comment(event.issue, event.comment_id)
+    author, command = _read_back(forge, comment, where, event.command.name)
+    return dataclasses.replace(event, author=author, command=command)
+
+
+def _read_back(forge: Forge, comment: CommentRef | None, where: str, name: str) -> tuple[str, Command]:
+    """The comment's author and command as the forge has them; :class:`IdentityError` if it is not a user's ``name``."""
     if comment is None:
         raise IdentityError(f"{where} does not exist; the delivery's command is refused")
     if forge.identity().wrote(comment) or not comment.author:
         raise IdentityError(f"{where} is not a user's; refused")
     command = parse_command(comment.body)
-    if command is None or command.name != event.command.name:
+    if command is None or command.name != name:
         raise IdentityError(f"{where} does not carry the delivery's command; refused")
-    return dataclasses.replace(event, author=comment.author, command=command)
+    return comment.author, command

@@ -193,6 +193,13 @@ class CheckoutCache:
             return False
         return self._git(repo, ["cat-file", "-e", f"{sha}^{{commit}}"], check=False).returncode == 0
 
+    def contains(self, repo: Repository, newer: str, older: str) -> bool:
+        """Whether ``newer``'s history includes ``older`` (both in the mirror; a commit contains itself)."""
+        if not self.has_commit(repo, newer) or not self.has_commit(repo, older):
+            return False
+        args = ["merge-base", "--is-ancestor", older, newer]
+        return self._git(repo, args, check=False).returncode == 0
+
     def _fetch_locked(self, repo: Repository, pr_number: int | None, sha: str | None) -> FetchResult:
         started = time.monotonic()
         refspecs = ["+refs/heads/*:refs/heads/*"]

@@ -19,12 +19,13 @@ from mergeway.events import (
     Repository,
 )
 from mergeway.intake import Ignored, Parsed, Ping
-from mergeway.intake.comments import comment_command
+from mergeway.intake.comments import comment_command, issue_command
 from mergeway.intake.fields import obj, opt_bool, opt_int, opt_str, req_int, req_str
+from mergeway.intake.mergegroup import merge_group
 
 PREVIEW_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
 #: Event names we recognise, for metrics labels (anything else is counted as "other").
-KNOWN_EVENTS = frozenset({"ping", "pull_request", "issue_comment", "push"})
+KNOWN_EVENTS = frozenset({"ping", "pull_request", "issue_comment", "push", "merge_group"})
 
 
 def parse(event_name: str, delivery_id: str, payload: dict[str, Any], *, bot_logins: Collection[str] = ()) -> Parsed:
@@ -35,6 +36,8 @@ def parse(event_name: str, delivery_id: str, payload: dict[str, Any], *, bot_log
         return _pull_request(delivery_id, payload)
     if event_name == "issue_comment":
         return _issue_comment(delivery_id, payload, bot_logins)
+    if event_name == "merge_group":
+        return merge_group(delivery_id, payload, _repository)
     if event_name == "push":
         return Ignored("push events do not run jobs; deploys follow merged pull requests")
     return Ignored(f"GitHub event {_short(event_name)!r} is not handled")
@@ -61,10 +64,14 @@ def _issue_comment(delivery_id: str, payload: dict[str, Any], bot_logins: Collec
     if action != "created":
         return Ignored(f"issue_comment action {_short(action)!r} does not run a job")
     issue = obj(payload, "issue")
-    if "pull_request" not in issue:
-        return Ignored("comment on an issue, not on a pull request")
     comment = obj(payload, "comment")
     author = opt_str(comment, "user", "login") or opt_str(payload, "sender", "login")
+    if "pull_request" not in issue:
+
+        def on_issue() -> tuple[Repository, int, int]:
+            return _repository(payload), req_int(payload, "issue", "number"), req_int(payload, "comment", "id")
+
+        return issue_command(delivery_id, comment.get("body"), author, bot_logins, on_issue)
 
     def where() -> tuple[Repository, PullRequest, int]:
         # The issue_comment payload has no head/base refs: jobs look the pull request up.

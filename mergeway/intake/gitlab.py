@@ -24,7 +24,7 @@ from mergeway.events import (
     Repository,
 )
 from mergeway.intake import Ignored, Parsed
-from mergeway.intake.comments import comment_command
+from mergeway.intake.comments import comment_command, issue_command
 from mergeway.intake.fields import obj, opt_bool, opt_int, opt_str, req_int, req_str
 
 #: ``X-Gitlab-Event`` values → ``object_kind``; also the metrics label for the event.
@@ -94,14 +94,21 @@ def _merge_request(delivery_id: str, payload: dict[str, Any]) -> Parsed:
 
 def _note(delivery_id: str, payload: dict[str, Any], bot_logins: Collection[str]) -> Parsed:
     attrs = obj(payload, "object_attributes")
-    if opt_str(attrs, "noteable_type") != "MergeRequest":
-        return Ignored("comment is not on a merge request")
+    noteable = opt_str(attrs, "noteable_type")
+    if noteable not in ("MergeRequest", "Issue"):
+        return Ignored("comment is not on a merge request or an issue")
     # Older GitLab versions send no action on notes; newer ones send "create" or "update".
     if opt_str(attrs, "action", default="create") != "create":
         return Ignored("only new comments run commands")
     if opt_bool(attrs, "system"):
         return Ignored("system note, not a comment")
     author = opt_str(payload, "user", "username")
+    if noteable == "Issue":
+
+        def on_issue() -> tuple[Repository, int, int]:
+            return _repository(payload), req_int(payload, "issue", "iid"), req_int(payload, "object_attributes", "id")
+
+        return issue_command(delivery_id, attrs.get("note"), author, bot_logins, on_issue)
 
     def where() -> tuple[Repository, PullRequest, int]:
         repo = _repository(payload)

@@ -24,10 +24,10 @@ from mergeway import policy as policy_mod
 from mergeway import repoconfig
 from mergeway.config import Settings
 from mergeway.deployments import ForgeDeploymentIds
-from mergeway.events import CommentCommand, Event, Repository
+from mergeway.events import CommentCommand, Event, IssueCommand, Repository
 from mergeway.forge import forge_for, retry_policy
 from mergeway.forge.base import Forge, LockFactory
-from mergeway.forge.identity import check_path, verified_command, verified_repository
+from mergeway.forge.identity import check_path, verified_command, verified_issue_command, verified_repository
 from mergeway.git import CheckoutCache
 from mergeway.jobs.applysets import owner_identity
 from mergeway.jobs.locks import held_lock
@@ -96,6 +96,8 @@ class JobContext:
         verified = dataclasses.replace(event, repo=repo)
         if isinstance(verified, CommentCommand):
             verified = verified_command(verified, self.forge(repo))  # type: ignore[assignment]
+        if isinstance(verified, IssueCommand):
+            verified = verified_issue_command(verified, self.forge(repo))  # type: ignore[assignment]
         return verified
 
     def load_repo_config(self, root: Path) -> repoconfig.RepoConfig:

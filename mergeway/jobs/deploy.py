@@ -30,10 +30,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from mergeway.events import CommentCommand, Event, PullRequestMerged, Repository
+from mergeway.events import CommentCommand, Event, IssueCommand, PullRequestMerged, Repository
 from mergeway.forge.base import PullRequestInfo
 from mergeway.git import GitError
-from mergeway.jobs import allowance
+from mergeway.jobs import allowance, gatecommands, waiting
 from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.engine_options import options_for
@@ -49,7 +49,7 @@ from mergeway.kube.client import KubeClient
 from mergeway.kube.discovery import Discovery
 from mergeway.kube.prune import retire_legacy
 from mergeway.render import RenderError
-from mergeway.repoconfig import Environment
+from mergeway.repoconfig import Environment, in_order
 from mergeway.report import allowance as allow_texts
 from mergeway.report import deploy as texts
 from mergeway.report import failures as failure_texts
@@ -61,16 +61,25 @@ log = logging.getLogger("mergeway.jobs.deploy")
 
 
 def run(event: Event, ctx: JobContext) -> list[DeployReport]:
-    """Celery entry point (see :mod:`mergeway.jobs`): a merge, or ``/allow-destructive`` on a pull request."""
+    """Celery entry point (see :mod:`mergeway.jobs`): a merge, ``/allow-destructive`` on a pull request, or a
+    gate command (``/lock`` and ``/unlock`` also on the drift issue)."""
     if isinstance(event, CommentCommand) and event.command.name == "allow-destructive":
         return allow_destructive(event, ctx)
+    if isinstance(event, CommentCommand | IssueCommand) and event.command.name in gatecommands.COMMANDS:
+        return gatecommands.run(event, ctx, deploy)
     if not isinstance(event, PullRequestMerged):
         raise TypeError(f"the deploy job does not handle {event.kind} events")
     return deploy(event, ctx)
 
 
-def deploy(event: PullRequestMerged, ctx: JobContext, *, only: str = "") -> list[DeployReport]:
-    """Deploy every environment this merge deploys (or ``only`` that one), each under its lock, in order."""
+def deploy(
+    event: PullRequestMerged, ctx: JobContext, *, only: str = "", admission: waiting.Admission = waiting.CHECKED
+) -> list[DeployReport]:
+    """Deploy every environment this merge deploys (or ``only`` that one), each under its lock, in order.
+
+    Environments go in ``after:`` order, and each passes its gates first (:mod:`mergeway.jobs.waiting`:
+    a lock, a freeze, the environments it follows): a closed gate leaves the merge waiting there.
+    """
     repo, pr = event.repo, event.pr
     forge, out = ctx.forge(repo), ctx.publisher(event)
     merge_sha = pr.merge_commit_sha or forge.get_pull_request(pr.number).merge_commit_sha or ""
@@ -93,28 +102,40 @@ def deploy(event: PullRequestMerged, ctx: JobContext, *, only: str = "") -> list
         return [refused]
     reports = []
     with Reporter(ctx, event, out) as reporter:
-        for env in envs:
+        for env in in_order(envs):
             queued = DeployReport(env.name, merge_sha)
-            reporter.queued(queued, env)
+            gate = waiting.check(ctx, repo, env, merge_sha, admission)
+            if not gate.open:
+                report = waiting.hold(ctx, event, env, merge_sha, gate, admission)
+                reporter.final(report)
+                reports.append(report)
+                reports += waiting.after_hold(ctx, event, env, merge_sha, deploy, admission)
+                continue
+            reporter.queued(queued, env, reason=waiting.queued_reason(gate, admission))
             step = EnvironmentStep(ctx, repo, env, "deploy")
             try:
                 with ctx.env_lock(env.cluster, env.name, on_wait=functools.partial(reporter.progress, queued)):
-                    report = _deploy_environment(step, event, merge_sha, reporter)
+                    report = _deploy_environment(step, event, merge_sha, reporter, pin=gate.pin)
             except LockUnavailable as exc:
                 report = DeployReport(env.name, merge_sha, state="failure", error=str(exc))
             reporter.final(report)
             reports.append(report)
+            reports += waiting.after_deploy(ctx, repo, env.name, report, deploy, admission)
     return reports
 
 
 def _deploy_environment(
-    step: EnvironmentStep, event: PullRequestMerged, merge_sha: str, reporter: Reporter
+    step: EnvironmentStep, event: PullRequestMerged, merge_sha: str, reporter: Reporter, *, pin: str = ""
 ) -> DeployReport:
-    """Deploy the head of the target branch to ``step.env``, under its lock; expected failures end in the report."""
+    """Deploy the head of the target branch to ``step.env``, under its lock; expected failures end in the report.
+
+    ``pin``: the commit to deploy instead of the head, the one the environments followed are healthy on.
+    """
     ctx, repo = step.ctx, step.repo
     report = DeployReport(step.env.name, merge_sha, state="failure")
     try:
         head = ctx.git.branch_head(repo, event.pr.base_ref)  # re-read under the lock: the newest merge wins
+        head = pin or head
         note = texts.head_note(head, event.pr.base_ref) if head != merge_sha else ""
         report = dataclasses.replace(report, deployed_sha=head, note=note)
         step.check_policy()
@@ -279,9 +300,11 @@ class Reporter:
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=True)
 
-    def queued(self, report: DeployReport, env: Environment) -> None:
+    def queued(self, report: DeployReport, env: Environment, *, reason: str = "") -> None:
         """``env``'s deploy is about to wait for its lock: recorded now, shown on the forge in the background."""
-        self.record.phase(env.name, report.merge_sha, "queued", cluster=env.cluster, namespace=env.namespace)
+        self.record.phase(
+            env.name, report.merge_sha, "queued", reason=reason, cluster=env.cluster, namespace=env.namespace
+        )
         self.forge_deployment.configure(env)
         self.pending.append(self.pool.submit(self.forge_deployment.progress, report))
 

@@ -30,6 +30,7 @@ from mergeway.jobs.engine_options import options_for
 from mergeway.jobs.environment import EXPECTED, EnvironmentStep, describe
 from mergeway.jobs.kinds import QUEUES, TASK_NAMES
 from mergeway.jobs.permissions import may_run
+from mergeway.jobs.reapply import environment_at, rendered_by_helm, self_heal
 from mergeway.kube.discovery import Discovery
 from mergeway.kube.drift import CountingTransport, Detector, counted
 from mergeway.repoconfig import Environment
@@ -56,7 +57,10 @@ def checked(event: EnvironmentEvent, ctx: JobContext) -> DriftCheck:
     result = check(event, ctx)
     if ctx.redis is not None:
         DriftStore(ctx.redis).put(result)
-    ctx.publisher(event).drift(result)
+    env = environment_at(ctx, event.repo, event.environment, result.commit) if result.drifted else None
+    ctx.publisher(event).drift(result, helm=env is not None and rendered_by_helm(ctx, event.repo, env, result.commit))
+    if env is not None and env.self_heal:  # revert at once; the issue says so (mergeway.jobs.reapply)
+        result = self_heal(event, ctx, result, check)
     return result
 
 

@@ -22,10 +22,18 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, Literal, NamedTuple, get_args
 
-from mergeway.events import CommandName, CommentCommand, Event, PullRequestMerged, PullRequestUpdated
+from mergeway.events import (
+    CommandName,
+    CommentCommand,
+    Event,
+    IssueCommand,
+    MergeGroup,
+    PullRequestMerged,
+    PullRequestUpdated,
+)
 
 #: The kinds Mergeway ships; a kind added with :func:`register` is any other string.
-BuiltinKind = Literal["preview", "deploy", "rollback", "help", "drift"]
+BuiltinKind = Literal["preview", "deploy", "rollback", "help", "drift", "revert-drift", "adopt-drift", "release"]
 JobKind = str
 JOB_KINDS: Final[tuple[BuiltinKind, ...]] = get_args(BuiltinKind)
 
@@ -57,6 +65,16 @@ KINDS: dict[JobKind, JobSpec] = {
     # Drift: one job per environment (scheduled, or ``/drift``), started by a periodic kind per interval.
     "drift": JobSpec("mergeway.jobs.drift:run", "preview_time_limit_seconds"),
     "drift-schedule": JobSpec("mergeway.jobs.drift:schedule", 120.0, every="drift_interval_seconds"),
+    # A merge queue waits on these: its own queues, so PR previews never delay them, and a cancel
+    # never waits behind the preview it cancels.
+    "merge_group": JobSpec("mergeway.jobs.mergegroup:run", "preview_time_limit_seconds"),
+    "merge_group_cancel": JobSpec("mergeway.jobs.mergegroup:cancel", 120.0),
+    # The drift issue's commands: a revert applies under the environment's lock like a deploy.
+    "revert-drift": JobSpec("mergeway.jobs.revert_drift:run", "deploy_time_limit_seconds"),
+    "adopt-drift": JobSpec("mergeway.jobs.adopt_drift:run", "preview_time_limit_seconds"),
+    # Lets merges that waited for a freeze window through once it ended (mergeway.jobs.waiting.sweep);
+    # on the deploy queue, since what it starts is deploys.
+    "release": JobSpec("mergeway.jobs.release:run", "deploy_time_limit_seconds", queue="deploy", every=10.0),
 }
 
 
@@ -133,10 +151,13 @@ def time_limit(kind: JobKind, settings: Any) -> float:
 def command_kind(command: CommandName) -> BuiltinKind:
     """The job a slash command starts.
 
-    Allowing held-back changes is a deploy: it waits on the deploy queue and environment lock.
-    Every other command is the job of the same name (mypy checks that each of them is a kind).
+    Allowing held-back changes is a deploy: it waits on the deploy queue and environment lock; so are
+    the gate commands (``/unlock`` and ``/deploy --during-freeze`` start deploys, ``/lock`` must not
+    race them). Every other command is the job of the same name (mypy checks that each of them is a kind).
     """
-    return "deploy" if command == "allow-destructive" else command
+    if command == "allow-destructive" or command == "lock" or command == "unlock" or command == "deploy":
+        return "deploy"
+    return command
 
 
 def route(event: Event) -> JobKind | None:
@@ -145,8 +166,10 @@ def route(event: Event) -> JobKind | None:
         return "preview"
     if isinstance(event, PullRequestMerged):
         return "deploy"
-    if isinstance(event, CommentCommand):
+    if isinstance(event, CommentCommand | IssueCommand):
         return command_kind(event.command.name)
+    if isinstance(event, MergeGroup):
+        return "merge_group" if event.action == "checks_requested" else "merge_group_cancel"
     return None
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from mergeway.events import CommentCommand, Event, PullRequestUpdated
 from mergeway.forge.base import PullRequestInfo
 from mergeway.git import CheckoutError, GitError
+from mergeway.jobs import waiting
 from mergeway.jobs.applysets import applyset_for, legacy_applyset_for
 from mergeway.jobs.context import JobContext
 from mergeway.jobs.drift_notes import drift_notes
@@ -90,6 +91,7 @@ def _preview_environments(
     links: dict[str, str] = {}
     for env in envs:
         report = _preview_environment(ctx, event, pr, env, root, rendered_from)
+        report = replace(report, footer=(*report.footer, *waiting.preview_lines(ctx, event.repo, env)))
         reports.append(report)
         links[env.name] = out.preview(report)
     if len(config.environments) > 1 and links:

@@ -50,6 +50,14 @@ class Recorder:
         except Exception as exc:  # the record is bookkeeping: it never fails a deploy
             log.warning("could not record %s %s of %s: %s", environment, phase, commit[:12], type(exc).__name__)
 
+    def _still(self, environment: str, commit: str, phase: Phase, reason: str) -> bool:
+        """Whether the record is already in ``phase`` for ``reason`` (``False`` when it cannot be read)."""
+        try:
+            record = self.store.get(self.repository, environment, commit) if self.store is not None else None
+        except Exception:  # bookkeeping: write the phase again rather than fail
+            return False
+        return record is not None and record.phase == phase and record.reason == reason
+
     def applied(self, environment: str, commit: str, result: DeployResult) -> None:
         """Everything is applied and pruned; the rollout wait begins."""
         self.phase(environment, commit, "applied", counts=counts(result))
@@ -59,7 +67,10 @@ class Recorder:
         env, commit = report.environment, report.merge_sha
         applied = report.applied
         extra: dict[str, Any] = {"counts": counts_of(applied)} if applied is not None else {}
-        if report.state == "superseded":
+        if report.state == "waiting":  # a gate holds it (mergeway.jobs.waiting): not an outcome yet
+            if not self._still(env, commit, "held", report.waiting):  # waiting again for the same reason
+                self.phase(env, commit, "held", reason=report.waiting)
+        elif report.state == "superseded":
             self.phase(env, commit, "superseded", reason=texts.superseded_reason(report.deployed_sha))
         elif report.state != "success":
             reason = (report.failures[0] if report.failures else report.error).split("\n", 1)[0]

@@ -11,6 +11,7 @@ from dataclasses import InitVar, dataclass, field
 from typing import TYPE_CHECKING
 
 from mergeway.kube.apply import DeployResult
+from mergeway.report import gates as gate_texts
 from mergeway.report import hooks as hook_texts
 from mergeway.report.markdown import ALLOW_LABEL, ROLLBACK_HINT, cell, clip, clip_body, fence, marker, sha
 from mergeway.report.notpruned import not_pruned, not_pruned_block
@@ -19,7 +20,7 @@ from mergeway.report.risk import Risk
 if TYPE_CHECKING:  # the forge package pulls in both client libraries; reports need only the type
     from mergeway.forge.base import StatusState
 
-DeployState = str  # queued, applying, success, failure, superseded
+DeployState = str  # queued, waiting, applying, success, failure, superseded
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class DeployReport:
     pr_head: str = ""
     #: ``object: why`` for each deletion the policy refused (see mergeway.jobs.prunes): left in place.
     not_pruned: tuple[str, ...] = field(default=())
+    #: Why the deploy waits (state ``waiting``: locked, frozen, after another environment), in a few words.
+    waiting: str = ""
 
     def __post_init__(self, result: DeployResult | None) -> None:
         if result is not None:
@@ -129,6 +132,8 @@ class DeployReport:
         )
 
     def status(self) -> tuple[StatusState, str]:
+        if self.state == "waiting":
+            return "pending", clip(f"Waiting: {self.waiting}", 139)
         if self.state in ("queued", "applying"):
             return "pending", "Waiting for the environment lock…" if self.state == "queued" else "Applying…"
         if self.state == "superseded":
@@ -161,13 +166,18 @@ def render_deploy(report: DeployReport, *, limit: int) -> str:
         if report.note:
             lines.append(report.note)
         return "\n".join(lines)[:limit]
+    if report.state == "waiting":
+        return "\n".join(lines + gate_texts.render_waiting(report.environment, report.merge_sha, report.note))[:limit]
     if report.state == "superseded":
-        lines += [
-            f"### ⏭️ Superseded · `{report.environment}`",
-            "",
-            f"{sha(report.deployed_sha)} is already deployed and includes this merge "
-            f"({sha(report.merge_sha)}); nothing older is ever applied.",
-        ]
+        lines += [f"### ⏭️ Superseded · `{report.environment}`", ""]
+        lines += (
+            [report.note]
+            if report.note
+            else [
+                f"{sha(report.deployed_sha)} is already deployed and includes this merge "
+                f"({sha(report.merge_sha)}); nothing older is ever applied.",
+            ]
+        )
         return "\n".join(lines)[:limit]
     ok = report.state == "success"
     icon, word = ("✅", "Deployed") if ok else ("❌", "Deploy failed")

@@ -49,6 +49,8 @@ def _state(report: DeployReport) -> tuple[DeploymentState, str]:
     _, description = report.status()
     if report.state == "queued":
         return "queued", "Queued: waiting for the environment lock"
+    if report.state == "waiting":  # held at a gate (a lock, a freeze, an environment it follows)
+        return "queued", description
     if report.state == "applying":
         return "in_progress", f"Applying {report.deployed_sha[:12] or report.merge_sha[:12]}"
     if report.state == "superseded":

@@ -32,11 +32,15 @@ from typing import TypeVar
 
 from mergeway.deployments import ForgeDeploymentIds
 from mergeway.drift import DriftCheck
-from mergeway.forge.base import CommentRef, DeploymentUpdate, Forge, LockFactory, StatusState
+from mergeway.forge.base import CommentRef, DeploymentUpdate, Forge, IssueRef, LockFactory, StatusState
 from mergeway.metrics import DRIFT_OBJECTS
+from mergeway.redaction import redact
 from mergeway.report import allowance as allowance_texts
+from mergeway.report import drift as issue_texts
 from mergeway.report import driftcheck as drift_texts
 from mergeway.report import forge_deployment as deployment_texts
+from mergeway.report import gates as gate_texts
+from mergeway.report import mergegroup as merge_group_texts
 from mergeway.report import rollback as rollback_texts
 from mergeway.report import unfinished as unfinished_texts
 from mergeway.report.deploy import DeployReport, render_deploy
@@ -106,14 +110,18 @@ class Publisher:
         key = marker("command", command)
         self._comment(key, f"{key}\n{refusal(author, command, nothing=nothing)}")
 
-    def help(self) -> None:
-        self._comment(HELP_MARKER, render_help())
+    def help(self, locks: Sequence[str] = ()) -> None:
+        self._comment(HELP_MARKER, render_help(locks))
 
     def rollback_reply(self, text: str) -> None:
         self._comment(rollback_texts.MARKER, rollback_texts.render_reply(text))
 
     def allowance_reply(self, text: str) -> None:
         self._comment(allowance_texts.MARKER, allowance_texts.render_reply(text))
+
+    def gate_reply(self, text: str) -> None:
+        """The sticky reply to ``/lock``, ``/unlock`` and ``/deploy`` (one per pull request)."""
+        self._comment(gate_texts.MARKER, gate_texts.render_reply(text))
 
     def drift_reply(self, text: str) -> None:
         self._comment(drift_texts.MARKER, drift_texts.render_reply(text))
@@ -269,9 +277,90 @@ class Publisher:
 
     # -- drift ----------------------------------------------------------------------------------------
 
-    def drift(self, check: DriftCheck) -> None:
-        """Show one environment's drift check: for now the metric (the job logs it; the forge issue comes later)."""
+    def drift(self, check: DriftCheck, *, helm: bool = False) -> bool:
+        """Show one environment's drift check: the metric and the drift issue (:meth:`drift_issue`).
+
+        The issue is published like an outcome (retried, a last failure logged, never raised): the
+        check's result is already stored, and the next check publishes again. ``helm``: the
+        environment is rendered by Helm, so the issue says adopting is manual.
+        """
         DRIFT_OBJECTS.labels(check.repository, check.environment).set(len(check.objects))
+
+        def publish(found: DriftCheck) -> None:
+            self.drift_issue(found, helm=helm)
+
+        return self._outcome(f"the drift issue of {check.environment}", publish, check)
+
+    # -- the drift issue (one per repository and environment) ------------------------------------------
+
+    def drift_issue(self, check: DriftCheck, *, helm: bool = False, note: str = "") -> IssueRef | None:
+        """Open, edit or close ``check.environment``'s drift issue; the issue still open, if any.
+
+        Opened on the first drift, edited in place as it changes (only when its text does), closed
+        with a comment once a check finds none. A check that could not compare changes nothing but
+        a line on an open issue: absent evidence is not "no drift". Its error passes through
+        :func:`~mergeway.redaction.redact` first, like every text Mergeway shows.
+        """
+        key = issue_texts.issue_marker(check.environment)
+        guard = self.lock() if self.lock is not None else contextlib.nullcontext()
+        with guard:
+            issue = self.forge.find_issue(key)
+            if check.error:
+                if issue is not None:
+                    line = issue_texts.check_failed(check.environment, redact(check.error))
+                    if line not in issue.body:
+                        body = f"{issue.body.rstrip()}\n\n{line}\n"
+                        self.forge.edit_issue(issue.number, issue.title, body[: self.forge.comment_limit])
+                return issue
+            if not check.drifted:
+                if issue is not None:
+                    closing = issue_texts.closed_comment(check.environment, check.commit)
+                    self.forge.close_issue(issue.number, f"{note}\n\n{closing}" if note else closing)
+                return None
+            title = issue_texts.title(check.environment)
+            body = issue_texts.render_issue(check, limit=self.forge.comment_limit, helm=helm, note=note)
+            if issue is None:
+                return self.forge.open_issue(title, body)
+            if issue.body != body or issue.title != title:
+                return self.forge.edit_issue(issue.number, title, body)
+            return issue
+
+    def issue_reply(self, issue: int, text: str) -> None:
+        """A reply on the drift issue to its commands (``/revert-drift``, ``/lock``...): a new comment each time.
+
+        Replies carry errors from the cluster, git and the drift check: scrubbed of every known secret.
+        """
+        self.forge.comment_on_issue(issue, redact(text))
+
+    # -- merge queue groups (no pull request of their own) -------------------------------------------
+
+    def merge_group_pending(self, head_sha: str, environments: Iterable[str]) -> None:
+        """The group's head shows every environment as being previewed, as a pull request's does."""
+        self.preview_pending(head_sha, environments)
+
+    def merge_group_status(self, report: PreviewReport) -> None:
+        """The ``mergeway/preview/<env>`` status on the group's head: what the merge queue requires.
+
+        No ``_still_head`` check: the group's head never moves (a changed queue is a new group).
+        """
+        state, description = report.status()
+        self._status(report.head_sha, state, status_name("preview", report.environment), description)
+
+    def merge_group_cancelled(self, head_sha: str, environments: Iterable[str], reason: str) -> None:
+        """Environments a destroyed group did not finish are not left pending: an error that says why."""
+        description = merge_group_texts.cancelled_description(reason)
+        for env in environments:
+            self._status(head_sha, "error", status_name("preview", env), description)
+
+    def merge_group_comment(self, numbers: Iterable[int], body: str) -> None:
+        """The merge queue's sticky comment on each pull request of the group.
+
+        Without the pull request's comment lock: only merge-group jobs write this marker, and the
+        newest group's words are the ones worth keeping.
+        """
+        text = merge_group_texts.fit(body, self.forge.comment_limit)
+        for number in numbers:
+            self.forge.upsert_comment(number, merge_group_texts.MARKER, text)
 
     # -- jobs that ended without their outcome ------------------------------------------------------
 
@@ -285,10 +374,10 @@ class Publisher:
         """
         body = unfinished_texts.body(kind, job_id, why)
         description = unfinished_texts.description(why)
-        commented = False
+        commented = not self.number  # no pull request (a merge queue group): the statuses say it
         for _, context in pending:
             ckind, env = status_kind(context)
-            if ckind in _COMMENTED_KINDS and env:
+            if ckind in _COMMENTED_KINDS and env and self.number:
                 self._comment(marker(ckind, env), f"{marker(ckind, env)}\n{body}")
                 commented = True
         if not commented:

@@ -33,6 +33,7 @@ from mergeway.forge.base import DeploymentUpdate
 from tests.conformance.oracle import Difference, RestDescription, WebhookDescription
 from tests.fixtures.forgesim import SimHarness
 from tools.forgesim import SimRepo
+from tools.forgesim.mergequeue import MergeQueue
 from tools.forgesim.recording import Recorder
 
 
@@ -144,6 +145,11 @@ MERGEWAY_ENDPOINTS = {
     ("POST", "/repos/{owner}/{repo}/deployments"),
     ("POST", "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses"),
     ("POST", "/app/installations/{installation_id}/access_tokens"),
+    # the drift issue (mergeway.report.publish.Publisher.drift_issue)
+    ("GET", "/repos/{owner}/{repo}/issues"),
+    ("POST", "/repos/{owner}/{repo}/issues"),
+    ("GET", "/repos/{owner}/{repo}/issues/{issue_number}"),
+    ("PATCH", "/repos/{owner}/{repo}/issues/{issue_number}"),
 }
 #: Webhook kinds the simulator sends (and Mergeway handles).
 SIMULATED_WEBHOOKS = {
@@ -151,6 +157,9 @@ SIMULATED_WEBHOOKS = {
     "pull-request-synchronize",
     "pull-request-closed",
     "issue-comment-created",
+    "merge-group-checks-requested",
+    "merge-group-destroyed",
+    "push",
 }
 
 
@@ -213,6 +222,17 @@ def test_mergeway_operations_against_the_simulator(forge_sim: SimHarness) -> Non
     from_fork = forge_sim.open_pr(repo, "from-fork", files={"deploy/a.yaml": "a: 3\n"}, fork_owner="mallory")
     forge_sim.delete_fork(repo, from_fork)
     forge.get_pull_request(from_fork.number)  # head.repo: null
+
+    # The drift issue: open, find (the list holds pull requests too), edit, a user's command on it
+    # (issue_comment on an issue: no pull_request key), read back, close with a comment.
+    issue = forge.open_issue("Drift in staging", "<!-- mergeway:drift:staging -->\nDeployment/web")
+    assert forge.find_issue("<!-- mergeway:drift:staging -->") == issue
+    forge.edit_issue(issue.number, "Drift in staging", "<!-- mergeway:drift:staging -->\nConfigMap/app")
+    asked = forge_sim.issue_comment(repo, issue.number, "/revert-drift", author="alice")
+    assert forge.get_issue_comment(issue.number, asked.id) is not None
+    assert forge.get_issue(pr.number) is None  # a pull request is not an issue
+    forge.close_issue(issue.number, "no drift left")
+    assert forge.find_issue("<!-- mergeway:drift:staging -->") is None
     forge_sim.webhooks.drain()
 
 
@@ -237,6 +257,23 @@ def _deployments(sim: SimHarness, repo: SimRepo, forge: Forge, sha: str) -> None
     forge.set_status(sha, "failure", "ci/other", "red")
     refused = session.post(api, json={"ref": sha, "environment": "staging", "auto_merge": False}, timeout=10)
     assert refused.status_code == 409
+
+
+def test_merge_queue_against_the_simulator(forge_sim: SimHarness) -> None:
+    """The merge queue's deliveries (every action and reason) and the status calls on a group's head."""
+    repo = forge_sim.create_repo("github", "acme/queued", {"deploy/a.yaml": "a: 1\n"})
+    first = forge_sim.open_pr(repo, "one", files={"deploy/a.yaml": "a: 2\n"}, title="One")
+    second = forge_sim.open_pr(repo, "two", files={"deploy/b.yaml": "b: 1\n"}, title="Two")
+    queue = MergeQueue(forge_sim, required=("mergeway/preview/staging",))
+    group = queue.enqueue(repo, first)
+    queue.enqueue(repo, second)
+    forge = forge_sim.forge(repo)
+    forge.set_status(group.head_sha, "failure", "mergeway/preview/staging", "refused")  # dequeued, invalidated
+    assert queue.process(repo) == [f"dequeued #{first.number}"]
+    [rebuilt] = queue.queue(repo)
+    forge.set_status(rebuilt.head_sha, "success", "mergeway/preview/staging", "ok")
+    assert queue.process(repo) == [f"merged #{second.number}"]  # merged
+    forge_sim.webhooks.drain()
 
 
 def _summary(recorder: Recorder, forge: str) -> Counter[str]:

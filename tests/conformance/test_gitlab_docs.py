@@ -35,6 +35,12 @@ Merge Request Hook (open, update, merge, close)          tests/data/webhooks/git
                                                          (webhook_events.md and real deliveries)
 Note Hook on a merge request                             tests/data/webhooks/gitlab/
                                                          note.merge_request.json
+``GET``/``POST``/``PUT /projects/:id/issues(/:iid)``     doc/api/issues.md, "Single project issue"
+(the drift issue; ``state_event: close`` included)
+``.../issues/:iid/notes`` (``GET``, ``POST``, one)       doc/api/notes.md, "Get single issue note"
+Note Hook on an issue                                    webhook_events.md, "Comment on an issue"
+                                                         (the note hook's common part from
+                                                         note.merge_request.json, the ``issue``)
 ======================================================  ==========================================
 
 :data:`ALLOWED` lists the fields the simulator leaves out on purpose, each with its reason.
@@ -107,6 +113,63 @@ DOCUMENTED: dict[str, Any] = {
         "resource_id": 253,
         "label": {"id": 73, "name": "a1", "color": "#34495E", "description": "s"},
         "action": "add",
+    },
+    "issue": {
+        "id": 76,
+        "iid": 6,
+        "project_id": 1,
+        "title": "s",
+        "description": "s",
+        "state": "opened",
+        "created_at": "t",
+        "updated_at": "t",
+        "closed_at": None,
+        "closed_by": None,
+        "labels": [],
+        "milestone": None,
+        "assignees": [],
+        "author": {**_USER},
+        "type": "ISSUE",
+        "assignee": None,
+        "user_notes_count": 1,
+        "merge_requests_count": 0,
+        "upvotes": 0,
+        "downvotes": 0,
+        "due_date": None,
+        "confidential": False,
+        "discussion_locked": None,
+        "issue_type": "issue",
+        "web_url": "https://x",
+        "time_stats": {
+            "time_estimate": 0,
+            "total_time_spent": 0,
+            "human_time_estimate": None,
+            "human_total_time_spent": None,
+        },
+        "task_completion_status": {"count": 0, "completed_count": 0},
+        "_links": {"self": "s", "notes": "s", "award_emoji": "s", "project": "s", "closed_as_duplicate_of": None},
+        "references": {"short": "#6", "relative": "#6", "full": "g/p#6"},
+        "severity": "UNKNOWN",
+        "moved_to_id": None,
+        "service_desk_reply_to": None,
+    },
+    #: webhook_events.md, "Comment on an issue": the ``issue`` object of the Note Hook.
+    "issue (hook)": {
+        "id": 92,
+        "iid": 7,
+        "title": "s",
+        "description": "s",
+        "state": "opened",
+        "author_id": 1,
+        "project_id": 5,
+        "created_at": "t",
+        "updated_at": "t",
+        "assignee_ids": [],
+        "assignee_id": None,
+        "labels": [],
+        "milestone_id": None,
+        "confidential": False,
+        "url": "https://x",
     },
     "deployment": {
         "id": 42,
@@ -285,6 +348,19 @@ def test_rest_answers_have_the_documented_fields(gitlab: tuple[SimHarness, SimRe
     sim.label(repo, pr, "mergeway/allow-destructive", by="alice")
     answers["resource_label_event"] = api("GET", f"/merge_requests/{pr.number}/resource_label_events")[0]
     edited = api("PUT", f"/merge_requests/{pr.number}/notes/{note_id}", json={"body": "edited"})
+    # The drift issue: open, list, read, edit, a note on it, close (state_event).
+    issue = api("POST", "/issues", json={"title": "Drift in staging", "description": "d"})
+    answers["issue"] = issue
+    listed["issue"] = api("GET", "/issues", params={"state": "opened"})[0]
+    listed["issue (GET)"] = api("GET", f"/issues/{issue['iid']}")
+    listed["issue (PUT)"] = api("PUT", f"/issues/{issue['iid']}", json={"description": "e"})
+    issue_note = api("POST", f"/issues/{issue['iid']}/notes", json={"body": "no drift left"})
+    listed["note (issue)"] = issue_note
+    listed["note (issue list)"] = api("GET", f"/issues/{issue['iid']}/notes")[0]
+    listed["note (issue GET)"] = api("GET", f"/issues/{issue['iid']}/notes/{issue_note['id']}")
+    closed = api("PUT", f"/issues/{issue['iid']}", json={"state_event": "close"})
+    assert closed["state"] == "closed" and issue_note["noteable_type"] == "Issue"
+    listed["issue (closed)"] = closed
     deploy = {"environment": "staging", "sha": pr.head_sha, "ref": "feature", "tag": False, "status": "running"}
     answers["deployment"] = api("POST", "/deployments", json=deploy)
     deployment_id, environment_id = answers["deployment"]["id"], answers["deployment"]["environment"]["id"]
@@ -339,6 +415,28 @@ def test_webhooks_have_the_fields_of_gitlabs_examples(gitlab: tuple[SimHarness, 
     assert not stale, f"allowances no delivery needed; remove them from ALLOWED: {stale}"
 
 
+def issue_note_hook_differences(hook: dict[str, Any], used: set[tuple[str, str]]) -> list[str]:
+    """A Note Hook on an issue against GitLab's: the note hook's common part, and the ``issue`` object."""
+    common = {k: v for k, v in _fixture("note.merge_request.json").items() if k != "merge_request"}
+    issue = hook.get("issue")
+    return check("note.issue", common, hook, used) + (
+        check("issue (hook)", DOCUMENTED["issue (hook)"], issue, used)
+        if isinstance(issue, dict)
+        else ["$.issue: missing"]
+    )
+
+
+def test_note_hook_on_an_issue_has_the_fields_of_gitlabs_example(gitlab: tuple[SimHarness, SimRepo, Api]) -> None:
+    sim, repo, _ = gitlab
+    issue = sim.open_issue(repo, "Drift in staging", "d", author="mergeway-bot")
+    sim.issue_comment(repo, issue, "/revert-drift", author="alice")
+    sim.webhooks.drain()
+    [hook] = [d.payload for d in sim.deliveries("gitlab") if d.event == "Note Hook"]
+    failures = issue_note_hook_differences(hook, set())
+    assert not failures, "\n".join(failures)
+    assert hook["object_attributes"]["noteable_type"] == "Issue" and "merge_request" not in hook
+
+
 def test_shape_comparison_catches_a_missing_field() -> None:
     documented = {"a": 1, "b": {"c": "s", "d": [{"e": True}]}}
     assert shape_differences(documented, {"a": 2, "b": {"c": "x", "d": [{"e": False}]}}) == []
@@ -359,6 +457,8 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", r"/projects/[^/]+/members/all/\d+", "member"),
     ("GET", r"/users", "user"),
     ("GET|POST", r"/projects/[^/]+/merge_requests(/\d+)?", "merge_request"),
+    ("GET|POST", r"/projects/[^/]+/issues/\d+/notes(/\d+)?", "note"),
+    ("GET|POST|PUT", r"/projects/[^/]+/issues(/\d+)?", "issue"),
 )
 #: Request bodies Mergeway sends, as doc/api/deployments.md and environments.md document them:
 #: (method, path) → (required attributes, optional attributes, the values ``status`` may take).
@@ -424,8 +524,13 @@ def test_recorded_gitlab_traffic_has_the_documented_fields(session_traffic: Reco
         fixture = HOOKS.get((hook.event, hook.action))
         if hook.forge != "gitlab" or fixture is None:
             continue
+        payload = json.loads(hook.body)
+        if payload.get("object_attributes", {}).get("noteable_type") == "Issue":
+            compared.add("note.issue")
+            failures.update(f"note.issue: {d}" for d in issue_note_hook_differences(payload, used))
+            continue
         compared.add(fixture)
-        failures.update(f"{fixture}: {d}" for d in check(fixture, _fixture(fixture), json.loads(hook.body), used))
+        failures.update(f"{fixture}: {d}" for d in check(fixture, _fixture(fixture), payload, used))
     assert compared >= {"note", "merge_request.open.json", "note.merge_request.json"}, sorted(compared)
     assert not failures, "\n".join(sorted(failures))
     stale = stale_allowances(compared, used)

@@ -15,8 +15,10 @@ every optional field must still parse the same way. Generation: tests/conformanc
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import re
 import uuid
 from typing import Any
 
@@ -39,6 +41,8 @@ HANDLED = {
     "pull-request-closed": "pull_request",
     "issue-comment-created": "issue_comment",
     "ping": "ping",
+    "merge-group-checks-requested": "merge_group",
+    "merge-group-destroyed": "merge_group",
 }
 IGNORED = {
     "pull-request-edited": "pull_request",
@@ -46,9 +50,9 @@ IGNORED = {
     "issue-comment-edited": "issue_comment",
     "issue-comment-deleted": "issue_comment",
     "push": "push",
-    "merge-group-checks-requested": "merge_group",
 }
-QUEUES = ("preview", "deploy", "rollback", "help")
+QUEUES = ("preview", "deploy", "rollback", "help", "merge_group", "merge_group_cancel", "revert-drift", "adopt-drift")
+_SHA = re.compile(r"[0-9a-f]{40}")
 # Derandomized: the same examples on every run (no flaky CI), varied across kinds by the schemas.
 # No shrinking: payloads are tens of kilobytes and shrinking one takes minutes; the failing example
 # is reported as generated.
@@ -72,7 +76,19 @@ def payloads(name: str, *, optional: bool) -> st.SearchStrategy[dict[str, Any]]:
         return generated.map(lambda p: {**p, "number": p["pull_request"]["number"]})
     if name == "issue-comment-created":
         return st.tuples(generated, st.sampled_from([None, *COMMANDS])).map(_with_command)
+    if name.startswith("merge-group-"):
+        # Generated strings are never commit SHAs; half the groups get real-looking ones.
+        return st.tuples(generated, st.booleans()).map(_with_shas)
     return generated
+
+
+def _with_shas(drawn: tuple[dict[str, Any], bool]) -> dict[str, Any]:
+    payload, real = drawn
+    if real:
+        group = payload["merge_group"]
+        group["head_sha"] = hashlib.sha1(json.dumps(group).encode(), usedforsecurity=False).hexdigest()
+        group["base_sha"] = hashlib.sha1(group["head_sha"].encode(), usedforsecurity=False).hexdigest()
+    return payload
 
 
 def _with_command(drawn: tuple[dict[str, Any], str | None]) -> dict[str, Any]:
@@ -88,6 +104,13 @@ def expected(name: str, payload: dict[str, Any]) -> tuple[str, str | None, dict[
         return "ignored", None, {}
     if name == "ping":
         return "pong", None, {}
+    if name.startswith("merge-group-"):
+        group = payload["merge_group"]
+        shas = (group["head_sha"].lower(), group["base_sha"].lower())
+        if "repository" not in payload or not all(_SHA.fullmatch(sha) for sha in shas):
+            return "ignored", None, {}
+        job = "merge_group" if name == "merge-group-checks-requested" else "merge_group_cancel"
+        return "queued", job, {"repo": payload["repository"]["full_name"], "head_sha": shas[0]}
     repo = payload["repository"]["full_name"]
     if name in ("pull-request-opened", "pull-request-synchronize", "pull-request-reopened"):
         pr = payload["pull_request"]
@@ -136,9 +159,10 @@ def deliver(web: WebProcess, client: redis.Redis, name: str, event: str, payload
     assert event_data["delivery_id"] == delivery
     assert event_data["repo"]["forge"] == "github"
     assert event_data["repo"]["full_name"] == identity["repo"]
-    assert event_data["pr"]["number"] == identity["pr"]
+    if "pr" in identity:
+        assert event_data["pr"]["number"] == identity["pr"]
     if "head_sha" in identity:
-        assert event_data["pr"]["head_sha"] == identity["head_sha"]
+        assert (event_data["pr"] if "pr" in identity else event_data)["head_sha"] == identity["head_sha"]
     if "author" in identity:
         assert event_data["author"] == identity["author"]
 

@@ -12,6 +12,7 @@ import pytest
 from mergeway.events import (
     Command,
     CommentCommand,
+    IssueCommand,
     PullRequest,
     PullRequestClosed,
     PullRequestMerged,
@@ -135,9 +136,35 @@ def test_preview_with_environments() -> None:
     assert event.command == Command("preview", ("staging",))
 
 
-def test_comment_on_a_plain_issue_is_ignored() -> None:
+def test_pull_request_commands_on_a_plain_issue_are_ignored() -> None:
     assert parse("issue_comment.created.json", comment("/rollback", on_pr=False)) == Ignored(
-        "comment on an issue, not on a pull request"
+        "/rollback is answered on pull requests, not on issues"
+    )
+
+
+def test_drift_commands_on_an_issue_are_issue_commands() -> None:
+    event = parse("issue_comment.created.json", comment("/revert-drift", on_pr=False))
+    assert isinstance(event, IssueCommand)
+    assert (event.issue, event.command, event.comment_id, event.author) == (
+        3,
+        Command("revert-drift"),
+        546616131,
+        "chhsia0",
+    )
+    assert event.repo.full_name == "chhsia0/knative-route-demo"
+    assert from_dict(to_dict(event)) == event  # what the worker receives
+
+
+def test_lock_and_unlock_are_commands_on_an_issue_and_on_a_pull_request() -> None:
+    on_issue = parse("issue_comment.created.json", comment("/lock staging incident 42", on_pr=False))
+    assert isinstance(on_issue, IssueCommand) and on_issue.command == Command("lock", ("staging", "incident", "42"))
+    assert isinstance(parse("issue_comment.created.json", comment("/unlock staging", on_pr=False)), IssueCommand)
+    assert isinstance(parse("issue_comment.created.json", comment("/unlock staging")), CommentCommand)
+
+
+def test_drift_commands_on_a_pull_request_are_ignored() -> None:
+    assert parse("issue_comment.created.json", comment("/adopt-drift")) == Ignored(
+        "/adopt-drift is answered on the drift issue, not on a pull request"
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 from mergeway.events import (
     Command,
     CommentCommand,
+    IssueCommand,
     PullRequest,
     PullRequestClosed,
     PullRequestMerged,
@@ -145,9 +146,38 @@ def test_rollback_note_on_a_merge_request() -> None:
 def test_system_notes_updates_and_non_mr_notes_are_ignored() -> None:
     assert isinstance(parse("note.merge_request.json", note("/rollback", system=True)), Ignored)
     assert isinstance(parse("note.merge_request.json", note("/rollback", action="update")), Ignored)
-    assert parse("note.merge_request.json", note("/rollback", noteable_type="Issue")) == Ignored(
-        "comment is not on a merge request"
+    assert parse("note.merge_request.json", note("/rollback", noteable_type="Snippet")) == Ignored(
+        "comment is not on a merge request or an issue"
     )
+
+
+def issue_note(body: str) -> dict[str, Any]:
+    """A note on an issue: the merge request note's payload with the ``issue`` object GitLab sends instead
+    (webhook_events.md, "Comment on an issue": ``noteable_type: Issue``, an ``issue`` with its ``iid``)."""
+    payload = note(body, noteable_type="Issue")
+    del payload["merge_request"]
+    payload["issue"] = {"id": 92, "iid": 17, "title": "Drift in staging", "state": "opened", "project_id": 5}
+    return payload
+
+
+def test_drift_commands_on_an_issue_are_issue_commands() -> None:
+    event = parse("note.merge_request.json", issue_note("/adopt-drift"))
+    assert isinstance(event, IssueCommand)
+    assert (event.issue, event.command, event.comment_id, event.author) == (17, Command("adopt-drift"), 1244, "root")
+    assert event.repo.project_id == 5
+
+
+def test_lock_and_unlock_on_an_issue_are_issue_commands() -> None:
+    event = parse("note.merge_request.json", issue_note("/lock staging incident 42"))
+    assert isinstance(event, IssueCommand) and event.command == Command("lock", ("staging", "incident", "42"))
+    assert isinstance(parse("note.merge_request.json", issue_note("/unlock staging")), IssueCommand)
+
+
+def test_pull_request_commands_on_an_issue_and_drift_commands_on_a_merge_request_are_ignored() -> None:
+    assert parse("note.merge_request.json", issue_note("/preview")) == Ignored(
+        "/preview is answered on pull requests, not on issues"
+    )
+    assert isinstance(parse("note.merge_request.json", note("/revert-drift")), Ignored)
 
 
 def test_note_without_action_from_older_gitlab_is_a_new_comment() -> None:

@@ -8,6 +8,7 @@ from mergeway import jobs
 from mergeway.events import (
     Command,
     CommentCommand,
+    IssueCommand,
     PullRequest,
     PullRequestClosed,
     PullRequestMerged,
@@ -27,10 +28,24 @@ def test_routes() -> None:
     for name in ("rollback", "preview", "help"):
         event = CommentCommand(delivery_id="d", repo=REPO, pr=PR, command=Command(name), comment_id=1, author="me")  # type: ignore[arg-type]
         assert route(event) == name
+    for name in ("revert-drift", "adopt-drift"):
+        asked = IssueCommand(delivery_id="d", repo=REPO, issue=7, command=Command(name), comment_id=1, author="me")  # type: ignore[arg-type]
+        assert route(asked) == name
 
 
 def test_one_queue_and_task_per_job_kind() -> None:
-    assert set(QUEUES.values()) == {"preview", "deploy", "rollback", "help", "drift", "drift-schedule"}
+    assert set(QUEUES.values()) == {
+        "preview",
+        "deploy",
+        "rollback",
+        "help",
+        "drift",
+        "drift-schedule",
+        "merge_group",
+        "merge_group_cancel",
+        "revert-drift",
+        "adopt-drift",
+    }
     assert len(set(TASK_NAMES.values())) == len(TASK_NAMES)
 
 
@@ -38,7 +53,7 @@ def test_one_queue_and_task_per_job_kind() -> None:
 def test_every_job_kind_runs_its_own_module(kind: str) -> None:
     # Routing to a kind whose job is missing, or wired to another kind's module, would drop events.
     run = jobs.handler(kind)  # type: ignore[arg-type]
-    assert run.__module__ == f"mergeway.jobs.{kind}" and run.__name__ == "run"
+    assert run.__module__ == f"mergeway.jobs.{kind.replace('-', '_')}" and run.__name__ == "run"
 
 
 def test_an_unknown_job_kind_is_refused() -> None:

@@ -29,3 +29,11 @@ def test_a_failed_apply_is_a_failure_and_a_newer_head_deployed_retires_this_merg
     own = DeployReport("staging", SHA, SHA, state="success", applied=Applied(counts=(("changed", 1),)))
     assert update_for(own, ref="main", environment_url="https://s.example/").environment_url == "https://s.example/"
     assert update_for(own, ref="main").state == "success"
+
+
+def test_a_merge_waiting_at_a_gate_is_queued_with_why_and_retires_when_a_newer_merge_replaces_it() -> None:
+    waiting = DeployReport("prod", SHA, state="waiting", waiting="locked by @alice: incident 42")
+    update = update_for(waiting, ref="main")
+    assert (update.state, update.description) == ("queued", "Waiting: locked by @alice: incident 42")
+    replaced = DeployReport("prod", SHA, NEWER, state="superseded", note="replaced while waiting")
+    assert update_for(replaced, ref="main").state == "inactive"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from mergeway.events import EnvironmentEvent, Repository, Tick, from_dict, to_dict
+from mergeway.jobs.kinds import QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,12 +53,12 @@ print(json.dumps({
         env={"PATH": "/usr/bin:/bin", "TEST_TICK_INTERVAL": "2"},
     )
     found = json.loads(out.stdout.splitlines()[-1])
-    assert found["queues"] == ["deploy", "drift", "drift-schedule", "help", "preview", "rollback", "tick"]
+    assert found["queues"] == sorted({*QUEUES.values(), "tick"})  # the shipped kinds' queues, and the new one
     assert found["route"] == {"queue": "tick"}
     assert found["limits"] == {"time_limit": 60.0, "soft_time_limit": 30.0}
     assert found["task"] == "mergeway.tick" and found["registered"]
     assert found["schedule"]["drift-schedule"]["schedule"] == 600.0  # MERGEWAY_DRIFT_INTERVAL_SECONDS' default
-    assert {k: v for k, v in found["schedule"].items() if k != "drift-schedule"} == {
+    assert {k: v for k, v in found["schedule"].items() if k not in ("drift-schedule", "release")} == {
         "tick": {
             "task": "mergeway.tick",
             "schedule": 2.0,
@@ -65,6 +66,9 @@ print(json.dumps({
             "options": {"queue": "tick", "expires": 2.0},
         }
     }
+    # The end of freeze windows is looked for every 10 s, on the deploy queue (it starts deploys).
+    assert found["schedule"]["release"]["schedule"] == 10.0
+    assert found["schedule"]["release"]["options"]["queue"] == "deploy"
 
 
 def test_the_drift_interval_is_a_setting_and_zero_turns_the_scheduled_checks_off() -> None:

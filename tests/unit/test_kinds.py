@@ -23,15 +23,23 @@ def test_every_command_runs_a_job_on_that_jobs_queue() -> None:
         assert command == Command(name, ("staging",))
         event = CommentCommand(delivery_id="d", repo=REPO, pr=PR, command=command, comment_id=1, author="me")
         kind = route(event)
-        assert kind in JOB_KINDS and kind in QUEUES and jobs.handler(kind).__module__ == f"mergeway.jobs.{kind}"
+        module = f"mergeway.jobs.{str(kind).replace('-', '_')}"
+        assert kind in JOB_KINDS and kind in QUEUES and jobs.handler(kind).__module__ == module
         started[name] = kind
-    # Allowing held-back changes waits behind the environment's deploys, on the deploy queue.
+    # Allowing held-back changes and the gate commands (/unlock and /deploy start deploys) wait behind
+    # the environment's deploys, on the deploy queue.
     assert started == {
         "rollback": "rollback",
         "preview": "preview",
         "help": "help",
         "allow-destructive": "deploy",
+        "lock": "deploy",
+        "unlock": "deploy",
+        "deploy": "deploy",
         "drift": "drift",
+        # The drift issue's commands (routed the same for an IssueCommand; intake keeps them off pull requests).
+        "revert-drift": "revert-drift",
+        "adopt-drift": "adopt-drift",
     }
 
 

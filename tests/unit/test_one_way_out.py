@@ -25,6 +25,11 @@ FORGE_OUTPUTS = frozenset(
         "add_reaction",
         "create_deployment",
         "update_deployment",
+        # the drift issue
+        "open_issue",
+        "edit_issue",
+        "close_issue",
+        "comment_on_issue",
     }
 )
 #: Calls whose text is for developers and operators, never shown on a pull request.

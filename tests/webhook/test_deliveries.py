@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from mergeway.events import PullRequestMerged, PullRequestUpdated, from_dict
+from mergeway.events import MergeGroup, PullRequestMerged, PullRequestUpdated, from_dict
 from tests.fixtures.services import (
     FIXTURES,
     WebProcess,
@@ -29,6 +29,19 @@ EXPECTED: dict[str, tuple[int, str, str | None, dict[str, Any]]] = {
     # The fixture's comment is "/build" on PR #3 (issue.pull_request is present): a PR comment, not ours.
     "github/issue_comment.created.json": (202, "comment is not a Mergeway command", None, {}),
     "github/ping.json": (200, "pong", None, {}),
+    # A merge queue's group: previewed on its own queue, on the group's head commit (no pull request).
+    "github/merge_group.checks_requested.json": (
+        202,
+        QUEUED,
+        "merge_group",
+        {
+            "kind": "merge_group",
+            "repo": "octo-org/octo-repo",
+            "head_sha": "2ffea6db159f6b6c47a24e778fb9ef40cf6b1c7d",
+            "base_sha": "380387fbc80638b734a49e1be1c4dfec1c01b33c",
+            "base_ref": "main",
+        },
+    ),
     "github/pull_request.closed.merged.json": (
         202,
         QUEUED,
@@ -155,6 +168,13 @@ def test_fixture_delivery(path: Path, web: WebProcess, redis_client: redis.Redis
         assert event.repo.forge == path.parent.name
         delivery = headers.get("X-GitHub-Delivery") or headers["Idempotency-Key"]
         assert event.delivery_id == delivery
+        if isinstance(event, MergeGroup):
+            assert (event.head_sha, event.base_sha, event.base_ref) == (
+                checks["head_sha"],
+                checks["base_sha"],
+                checks["base_ref"],
+            )
+            return
         assert isinstance(event, PullRequestUpdated | PullRequestMerged)
         assert event.pr.number == checks["pr"]
         if "head_sha" in checks:

@@ -173,6 +173,10 @@ def test_celery_settings_that_keep_jobs_safe() -> None:
         "help",
         "drift",
         "drift-schedule",
+        "merge_group",
+        "merge_group_cancel",
+        "revert-drift",
+        "adopt-drift",
     }
     # The visibility timeout is a lease the worker renews (workers/lease.py), not "longer than any job".
     assert app.conf.broker_transport_options["visibility_timeout"] == 60

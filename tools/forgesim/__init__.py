@@ -4,6 +4,7 @@ Test tooling only (see README.md); Mergeway's product code never imports it.
 """
 
 from tools.forgesim.github_reviews import SimReview
+from tools.forgesim.issues import SimIssue
 from tools.forgesim.server import BOT, ForgeSim, SimError, running
 from tools.forgesim.state import SimApp, SimComment, SimPR, SimRepo, SimStatus
 from tools.forgesim.webhooks import Delivery, github_signature
@@ -15,6 +16,7 @@ __all__ = [
     "SimApp",
     "SimComment",
     "SimError",
+    "SimIssue",
     "SimPR",
     "SimRepo",
     "SimReview",

@@ -387,7 +387,7 @@ class GitHubAPI:
         repo = c.repo
         return {
             "url": f"{api}/repos/{repo.full_name}/issues/comments/{c.id}",
-            "html_url": f"{repo.web_url}/pull/{c.number}#issuecomment-{c.id}",
+            "html_url": f"{repo.web_url}/{'issues' if c.on_issue else 'pull'}/{c.number}#issuecomment-{c.id}",
             "issue_url": f"{api}/repos/{repo.full_name}/issues/{c.number}",
             "id": c.id,
             "node_id": f"IC_{c.id}",

@@ -99,7 +99,7 @@ class GitLabAPI:
 
     def _note(self, repo: SimRepo, pr: SimPR, nid: str) -> SimComment:
         note = self.sim.comments.get(("gitlab", int(nid)))
-        if note is None or note.repo is not repo or note.number != pr.number:
+        if note is None or note.repo is not repo or note.on_issue or note.number != pr.number:
             raise error(404, "404 Note Not Found")
         return note
 
@@ -407,7 +407,9 @@ class GitLabAPI:
         repo = self._project(req)
         pr = self._mr(repo, req.match["iid"])
         with self.sim.lock:
-            notes = [c for c in self.sim.comments.values() if c.repo is repo and c.number == pr.number]
+            notes = [
+                c for c in self.sim.comments.values() if c.repo is repo and not c.on_issue and c.number == pr.number
+            ]
         notes.sort(key=lambda c: (c.created_at, c.id), reverse=req.args.get("sort", "desc") == "desc")
         page = paginate(req, notes, default_per_page=20, gitlab_headers=True)
         page.body = [self.note_json(n, req.web_base) for n in page.body]

@@ -37,6 +37,14 @@ from tools.forgesim.github_api import GitHubAPI
 from tools.forgesim.github_reviews import ReviewsAPI, SimReview, check_review
 from tools.forgesim.gitlab_api import GitLabAPI
 from tools.forgesim.gitrepos import SIM_AUTHOR, Author, BareRepo, Files, run_http_backend
+from tools.forgesim.issues import (
+    GitHubIssuesAPI,
+    GitLabIssuesAPI,
+    SimIssue,
+    core_add_issue_comment,
+    core_open_issue,
+    set_state,
+)
 from tools.forgesim.state import (
     GITHUB_LEVELS,
     GITLAB_LEVELS,
@@ -90,6 +98,7 @@ class ForgeSim:
         self.statuses: list[SimStatus] = []
         self.reactions: list[SimReaction] = []
         self.reviews: list[SimReview] = []
+        self.issues: dict[tuple[ForgeName, str, int], SimIssue] = {}
         self.apps: dict[int, SimApp] = {}
         self.faults: list[Fault] = []
         self.requests: list[RequestRecord] = []
@@ -105,6 +114,8 @@ class ForgeSim:
         #: Deployments (and GitLab's environments): see tools/forgesim/deployments.py.
         self.github_deployments = GitHubDeployments(self.github)
         self.gitlab_deployments = GitLabDeployments(self.gitlab)
+        self.github_issues = GitHubIssuesAPI(self.github)
+        self.gitlab_issues = GitLabIssuesAPI(self.gitlab)
         self._ids = itertools.count(1001)
         self._servers: dict[ForgeName, BaseWSGIServer] = {}
         self._threads: list[threading.Thread] = []
@@ -443,7 +454,9 @@ class ForgeSim:
                 raise ValueError("exists")
             if repo.git.is_ancestor(head_sha, base_sha):
                 raise ValueError("no-commits")
-            number = 1 + max((p.number for p in self._prs_of(repo)), default=0)
+            # GitHub numbers issues and pull requests together; GitLab apart.
+            issues = [n for (f, full, n) in self.issues if repo.forge == f == "github" and full == repo.full_name]
+            number = 1 + max([p.number for p in self._prs_of(repo)] + issues, default=0)
             pr = SimPR(
                 repo=repo,
                 number=number,
@@ -696,6 +709,42 @@ class ForgeSim:
         except ApiError as exc:
             raise SimError(f"{exc.status}: {exc.body}") from None
 
+    # -- issues: test helpers (the endpoints are in tools/forgesim/issues.py) ----------------------------
+
+    def open_issue(self, repo: SimRepo, title: str, body: str = "", *, author: str = "alice") -> SimIssue:
+        return core_open_issue(self, repo, title, body, author)
+
+    def issue(self, repo: SimRepo, number: int) -> SimIssue:
+        issue = self.issues.get((repo.forge, repo.full_name, number))
+        if issue is None:
+            raise SimError(f"no issue #{number} in {repo.full_name}")
+        return issue
+
+    def list_issues(self, repo: SimRepo) -> list[SimIssue]:
+        with self.lock:
+            found = [i for (f, full, _), i in self.issues.items() if (f, full) == (repo.forge, repo.full_name)]
+        return sorted(found, key=lambda i: i.number)
+
+    def issue_comment(self, repo: SimRepo, issue: SimIssue | int, body: str, *, author: str = "alice") -> SimComment:
+        """Comment on an issue as ``author``; sends issue_comment / Note Hook and waits for the answer."""
+        issue = self.issue(repo, issue) if isinstance(issue, int) else issue
+        comment = core_add_issue_comment(self, issue, body, author)
+        self._wait_last(repo.forge)
+        return comment
+
+    def close_issue(self, repo: SimRepo, issue: SimIssue | int, *, by: str = "alice") -> SimIssue:
+        issue = self.issue(repo, issue) if isinstance(issue, int) else issue
+        with self.lock:
+            set_state(issue, "closed", by)
+        return issue
+
+    def list_issue_comments(self, repo: SimRepo, number: int) -> list[SimComment]:
+        with self.lock:
+            return sorted(
+                (c for c in self.comments.values() if c.repo is repo and c.on_issue and c.number == number),
+                key=lambda c: c.id,
+            )
+
     def _wait_last(self, forge: ForgeName) -> None:
         self.webhooks.drain()
 
@@ -714,7 +763,8 @@ class ForgeSim:
     def list_comments(self, repo: SimRepo, number: int) -> list[SimComment]:
         with self.lock:
             return sorted(
-                (c for c in self.comments.values() if c.repo is repo and c.number == number), key=lambda c: c.id
+                (c for c in self.comments.values() if c.repo is repo and not c.on_issue and c.number == number),
+                key=lambda c: c.id,
             )
 
     def list_statuses(self, repo: SimRepo, sha: str | None = None, context: str | None = None) -> list[SimStatus]:

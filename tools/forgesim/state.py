@@ -138,6 +138,8 @@ class SimComment:
     author: str
     created_at: float = field(default_factory=now)
     updated_at: float = field(default_factory=now)
+    #: On an issue (GitLab numbers issues apart from merge requests: see :mod:`tools.forgesim.issues`).
+    on_issue: bool = False
 
 
 @dataclass
