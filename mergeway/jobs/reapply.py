@@ -24,6 +24,7 @@ from mergeway.events import EnvironmentEvent, IssueCommand, Repository
 from mergeway.forge.base import Forge
 from mergeway.jobs.applysets import applyset_for
 from mergeway.jobs.context import JobContext
+from mergeway.jobs.engine_options import options_for
 from mergeway.jobs.environment import EXPECTED, EnvironmentStep, Refused
 from mergeway.jobs.locks import LockUnavailable
 from mergeway.kube.apply import Applier
@@ -107,8 +108,11 @@ def _reapply_locked(step: EnvironmentStep) -> str:
     step.check_policy()
     with ctx.checkout(repo, commit, None) as root:
         rendered = step.render(root, client)
-        step.admit(rendered, Discovery(client))
-        result = Applier(client, concurrency=ctx.settings.dry_run_concurrency).deploy(
+        discovery = Discovery(client)
+        step.admit(rendered, discovery)
+        # As the deploy: ``ignore:`` fields and autoscaled replicas are not Git's to take back.
+        options, _ = options_for(step.env, client, discovery, rendered.manifests)
+        result = Applier(client, concurrency=ctx.settings.dry_run_concurrency, options=options).deploy(
             rendered.manifests,
             applyset=applyset,
             default_namespace=step.env.namespace,
