@@ -50,8 +50,17 @@ def main(mode: str, root: Path, target: Path) -> dict[str, object]:
     except (proc.ToolError, RenderError) as exc:
         result["error"] = str(exc)
     result["renderer_peak_bytes"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    result["worker_peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not RUSAGE_SELF's ru_maxrss: Linux carries into ru_maxrss the high-water mark of the image
+    # this process exec'd from, so a probe started by a long test session reported the session's size.
+    result["worker_peak_bytes"] = _own_peak_bytes()
     return result
+
+
+def _own_peak_bytes() -> int:
+    """This process's own peak resident memory (``VmHWM``), in bytes."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 
 if __name__ == "__main__":
