@@ -18,6 +18,7 @@ from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
 from mergeway.kube.options import ApplyOptions, IgnoreRule
 from mergeway.manifest import Manifest
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 MERGE_PATCH = "application/merge-patch+json"
@@ -53,6 +54,23 @@ def live(client: KubeClient, namespace: str, name: str) -> dict[str, Any]:
     return found
 
 
+def settled(client: KubeClient, namespace: str, *names: str) -> None:
+    """Wait until the deployment controller has written what it writes after a change (the revision
+    annotation, the observed generation): otherwise a plan read between the live GET and the dry run
+    sees the controller's own write as a change. The subject here is the options, not that race."""
+
+    def done() -> bool:
+        for name in names:
+            obj = live(client, namespace, name)
+            if "deployment.kubernetes.io/revision" not in (obj["metadata"].get("annotations") or {}):
+                return False
+            if (obj.get("status") or {}).get("observedGeneration") != obj["metadata"]["generation"]:
+                return False
+        return True
+
+    wait_for(lambda: done() or None, timeout=60, message=f"the deployment controller to settle {names}")
+
+
 def actions(plan: Any) -> dict[str, str]:
     return {item.ref.name: item.action for item in plan.items}
 
@@ -70,6 +88,7 @@ def test_an_ignored_field_is_neither_previewed_nor_taken_back_on_the_objects_its
             content_type=MERGE_PATCH,
         )
 
+    settled(client, namespace, "web", "api")
     options = ApplyOptions(ignore=(IgnoreRule("/spec/replicas", kind="Deployment", name="web"),))
     plan = Differ(client, options=options).plan_for(manifests, applyset, default_namespace=namespace)
     assert actions(plan) == {"web": "unchanged", "api": "update"}  # the rule selects web only
@@ -97,6 +116,7 @@ def test_fields_a_respected_manager_owns_stay_while_the_rest_of_the_change_is_ap
         query={"fieldManager": "kubectl-scale"},
         content_type=MERGE_PATCH,
     )
+    settled(client, namespace, "web")
     options = ApplyOptions(respect_managers=frozenset({"kubectl-scale"}))
 
     unchanged = Differ(client, options=options).plan_for([deployment("web")], applyset, default_namespace=namespace)
