@@ -17,8 +17,8 @@ from mergeway.kube.applyset import ApplySet
 from mergeway.kube.client import KubeClient
 from mergeway.kube.diff import Differ
 from mergeway.kube.options import ApplyOptions, IgnoreRule
-from mergeway.manifest import Manifest
 from tests.fixtures.waiting import wait_for
+from tests.fixtures.workloads import deployment_manifest as deployment
 
 pytestmark = pytest.mark.cluster
 MERGE_PATCH = "application/merge-patch+json"
@@ -27,21 +27,6 @@ MERGE_PATCH = "application/merge-patch+json"
 @pytest.fixture
 def client(kube_cluster) -> KubeClient:
     return KubeClient.from_kubeconfig(str(kube_cluster.kubeconfig))
-
-
-def deployment(name: str, *, replicas: int = 2, image: str = "registry.local/app:1") -> Manifest:
-    labels = {"app": name}
-    obj = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": image}]}},
-        },
-    }
-    return Manifest(obj, f"{name}.yaml")
 
 
 def path(namespace: str, name: str) -> str:

@@ -24,6 +24,7 @@ from mergeway.kube.discovery import Discovery
 from mergeway.kube.drift import Detector, counted, overwritten
 from mergeway.manifest import Manifest
 from mergeway.repoconfig import parse
+from tests.fixtures.workloads import deployment_manifest as deployment
 from tests.fixtures.workloads import job
 
 pytestmark = pytest.mark.cluster
@@ -33,21 +34,6 @@ MERGE_PATCH = "application/merge-patch+json"
 @pytest.fixture
 def client(kube_cluster) -> KubeClient:
     return KubeClient.from_kubeconfig(str(kube_cluster.kubeconfig))
-
-
-def deployment(name: str, *, replicas: int = 2, image: str = "registry.local/app:1") -> Manifest:
-    labels = {"app": name}
-    obj = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "app", "image": image}]}},
-        },
-    }
-    return Manifest(obj, f"{name}.yaml")
 
 
 def config_map(name: str) -> Manifest:
