@@ -168,3 +168,36 @@ def test_a_denied_kind_is_refused_in_preview_and_deploy_and_never_applied(
     core = k8s.CoreV1Api(stack.cluster.api_client())
     assert "creds" not in {s.metadata.name for s in core.list_namespaced_secret(stack.namespace).items}
     assert "app" not in {c.metadata.name for c in core.list_namespaced_config_map(stack.namespace).items}
+
+
+def test_a_hook_outside_the_allowed_namespace_is_refused_and_never_runs(
+    policy_stack: Callable[[str], Stack], victim: str
+) -> None:
+    """A hook runs before anything is applied: it passes the policy like every other object, or nothing runs."""
+    stack = policy_stack(POLICY)
+    repo = stack.repo()
+    hook = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "exfiltrate", "namespace": victim, "annotations": {"mergeway.io/hook": "pre-deploy"}},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "registry.local/x:1"}]}
+            },
+        },
+    }
+    files: dict[str, str | None] = {"deploy/hook.yaml": yaml.safe_dump(hook)}
+    pr = stack.sim.open_pr(repo, "hook", files=files, title="Add a migration")
+
+    status = stack.status(repo, pr.head_sha, PREVIEW)
+    assert status.state == "failure", status.description
+    body = stack.only_comment(repo, pr.number, PREVIEW_MARKER).body
+    assert f"Job.batch/{victim}/exfiltrate (deploy/hook.yaml): namespace '{victim}' is not allowed" in body
+
+    stack.sim.merge(repo, pr)
+    sha = stack.sim.pr(repo, pr.number).merge_commit_sha
+    assert sha
+    assert stack.status(repo, sha, DEPLOY).state == "failure"
+    jobs = k8s.BatchV1Api(stack.cluster.api_client()).list_namespaced_job(victim).items
+    assert "exfiltrate" not in {j.metadata.name for j in jobs}
